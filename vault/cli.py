@@ -1,0 +1,386 @@
+"""The `lifevault` command: a thin layer over the library.
+
+Each command opens the vault, makes one library call, prints, and lets the
+group turn any VaultError into a one-sentence ClickException.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import Kind, Source, Vault, VaultError, parse_instant
+from .crypto import DEFAULT_KDF_COST, KDF_COSTS
+from .instants import iso
+from .paths import default_vault_path
+from .restore import restore_to_file
+from .verify import check_log, verify_blind
+
+CLI_SOURCE = Source("cli")
+
+
+class VaultGroup(click.Group):
+    """Maps library errors to one-line messages and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VaultError as e:
+            raise click.ClickException(str(e)) from e
+
+
+@click.group(cls=VaultGroup)
+@click.version_option(package_name="lifevault")
+def cli() -> None:
+    """lifevault: your contacts, messages and notes, encrypted, with every change kept."""
+
+
+# -- shared options --------------------------------------------------------------
+def vault_option(fn: Callable) -> Callable:
+    return click.option(
+        "--vault", "vault_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="Vault file (default: $LIFEVAULT_PATH, else vault.db in $LIFEVAULT_HOME or your data dir).",
+    )(fn)
+
+
+def passphrase_option(fn: Callable) -> Callable:
+    return click.option(
+        "--passphrase-file", type=click.File("r"), default=None,
+        help="Read the passphrase from this file's first line (else $LIFEVAULT_PASSPHRASE, else a hidden prompt).",
+    )(fn)
+
+
+def kdf_option(fn: Callable) -> Callable:
+    return click.option(
+        "--kdf-cost", type=click.Choice(list(KDF_COSTS)), default=DEFAULT_KDF_COST, envvar="LIFEVAULT_KDF_COST",
+        show_default=True, help="Argon2id cost for a new passphrase; lower only for tests.",
+    )(fn)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def read_secret(file: Any, env: str, prompt: str, *, confirm: bool = False) -> str:
+    """A secret from a file, an environment variable, or a hidden prompt; never echoed."""
+    if file is not None:
+        secret = file.readline().rstrip("\r\n")
+    elif os.environ.get(env):
+        secret = os.environ[env]
+    else:
+        secret = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True)
+    if not secret:
+        raise click.ClickException(f"The {prompt.lower()} is empty.")
+    return secret
+
+
+def resolve_path(vault_path: Path | None) -> Path:
+    return vault_path or default_vault_path()
+
+
+def open_vault(vault_path: Path | None, passphrase_file: Any) -> Vault:
+    """Unlock the vault and close it when the command ends."""
+    path = resolve_path(vault_path)
+    from .schema import connect  # fail on a missing file before asking for a passphrase
+
+    connect(path).close()
+    vault = Vault.open(path, read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase"))
+    click.get_current_context().call_on_close(vault.close)
+    return vault
+
+
+def parse_json_arg(text: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise click.ClickException(f"--json is not valid JSON ({what}): {e.msg} at line {e.lineno} column {e.colno}.")
+    if not isinstance(value, dict):
+        raise click.ClickException(f"--json must be a JSON object ({what}).")
+    return value
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# -- commands ---------------------------------------------------------------------
+@cli.command()
+@vault_option
+@passphrase_option
+@kdf_option
+def init(vault_path: Path | None, passphrase_file: Any, kdf_cost: str) -> None:
+    """Create a new vault; prints its recovery key once.
+
+    Example: lifevault init --vault ~/vault.db
+    """
+    path = resolve_path(vault_path)
+    if path.exists():
+        raise click.ClickException(f"{path} already exists; refusing to overwrite it.")
+    secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "New passphrase", confirm=True)
+    vault, recovery = Vault.create(path, secret, kdf_cost)
+    vault.close()
+    click.echo(f"Created {path}.", err=True)
+    click.echo("Recovery key (write it down and keep it apart from the vault; it is shown only this once):", err=True)
+    click.echo(recovery)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice([k.value for k in Kind]))
+@click.option("--json", "fields", required=True, help="The record's fields as a JSON object.")
+@vault_option
+@passphrase_option
+def add(kind: str, fields: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Add a contact, message or note; prints the new id alone.
+
+    Example: lifevault add contact --json '{"name": "Ada Lovelace", "emails": ["ada@example.org"]}'
+    """
+    data = parse_json_arg(fields, kind)
+    vault = open_vault(vault_path, passphrase_file)
+    click.echo(vault.add(Kind(kind), data, CLI_SOURCE))
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--json", "patch", required=True, help="Fields to change as a JSON object; null removes a field.")
+@vault_option
+@passphrase_option
+def edit(record_id: str, patch: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Change some fields of a record.
+
+    Example: lifevault edit c_4k9x0m2q7r1t --json '{"phones": ["+44 20 7946 0000"], "note": null}'
+    """
+    data = parse_json_arg(patch, "patch")
+    vault = open_vault(vault_path, passphrase_file)
+    r = vault.update(record_id, data, CLI_SOURCE)
+    click.echo(f"Updated {record_id} (event {r.seq})." if r else f"{record_id} already had those values.", err=True)
+
+
+@cli.command()
+@click.argument("record_id")
+@vault_option
+@passphrase_option
+def rm(record_id: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Delete a record (a tombstone: its history stays and revert brings it back).
+
+    Example: lifevault rm c_4k9x0m2q7r1t
+    """
+    r = open_vault(vault_path, passphrase_file).delete(record_id, CLI_SOURCE)
+    click.echo(f"Deleted {record_id} (event {r.seq}); `lifevault revert {record_id} --at seq:{r.seq - 1}` undoes it.", err=True)
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--at", "at", default=None, help="Show it as it was then: ISO 8601 (naive = local) or seq:N.")
+@json_option
+@vault_option
+@passphrase_option
+def show(record_id: str, at: str | None, as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Show a record, now or at an instant.
+
+    Example: lifevault show c_4k9x0m2q7r1t --at 2024-05-01T09:00
+    """
+    instant = parse_instant(at) if at else None
+    data = open_vault(vault_path, passphrase_file).get(record_id, instant)
+    if as_json:
+        echo_json({"id": record_id, **data})
+        return
+    click.echo(f"id: {record_id}")
+    for name, value in sorted(data.items()):
+        click.echo(f"{name}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
+
+
+def describe_change(prev: dict[str, Any] | None, cur: dict[str, Any] | None) -> str:
+    """`+added ~changed -removed` field names between two versions."""
+    prev, cur = prev or {}, cur or {}
+    marks = [f"+{k}" for k in cur if k not in prev]
+    marks += [f"~{k}" for k in cur if k in prev and prev[k] != cur[k]]
+    marks += [f"-{k}" for k in prev if k not in cur]
+    return " ".join(marks)
+
+
+@cli.command()
+@click.argument("record_id")
+@json_option
+@vault_option
+@passphrase_option
+def history(record_id: str, as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Every version of a record: when, what changed it, which fields.
+
+    Example: lifevault history c_4k9x0m2q7r1t
+    """
+    versions = open_vault(vault_path, passphrase_file).history(record_id)
+    if as_json:
+        echo_json(versions)
+        return
+    prev = None
+    for v in versions:
+        src = Source.from_dict(v["source"]).describe()
+        click.echo(f"seq {v['seq_from']:<6} {v['valid_from']}  {v['event']:<8} via {src:<24} {describe_change(prev, v['data'])}")
+        prev = v["data"]
+
+
+@cli.command()
+@click.option("--since", default=None, help="Only events after this instant (ISO 8601 or seq:N).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most the last N events.")
+@json_option
+@vault_option
+@passphrase_option
+def log(since: str | None, limit: int | None, as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """List events, oldest first.
+
+    Example: lifevault log --since 2024-01-01 --limit 20
+    """
+    instant = parse_instant(since) if since else None
+    for r in open_vault(vault_path, passphrase_file).events(instant, limit):
+        e = r.event
+        if as_json:
+            click.echo(json.dumps({"seq": r.seq, "recorded_at": iso(r.recorded_at), "type": e.type.value,
+                                   "kind": e.kind.value, "id": e.record_id, "fields": sorted(e.changes),
+                                   "source": e.source.as_dict()}, ensure_ascii=False))
+        else:
+            fields = ",".join(sorted(e.changes))
+            click.echo(f"{r.seq:>6} {iso(r.recorded_at)} {e.type.value:<8} {e.record_id} via {e.source.describe()}"
+                       + (f" [{fields}]" if fields else ""))
+
+
+@cli.command()
+@click.option("--at", "at", required=True, help="The instant: ISO 8601 (naive = local) or seq:N.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="New SQLite file to write.")
+@vault_option
+@passphrase_option
+def restore(at: str, out: Path, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Write the whole state at an instant to a standalone, full-text indexed SQLite file.
+
+    Example: lifevault restore --at 2024-05-01T09:00 --out state.db && datasette state.db
+    """
+    instant = parse_instant(at)
+    if out.exists():
+        raise click.ClickException(f"{out} already exists; refusing to overwrite it.")
+    vault = open_vault(vault_path, passphrase_file)
+    seq = vault.seq_for(instant)
+    counts = restore_to_file(vault, seq, out)
+    summary = ", ".join(f"{n} {table}" for table, n in counts.items())
+    click.echo(f"Wrote {out}: the state after event {seq} ({summary}). It is plaintext: keep it safe.", err=True)
+
+
+@cli.command()
+@click.argument("record_id")
+@click.option("--at", "at", required=True, help="The instant to go back to: ISO 8601 or seq:N.")
+@vault_option
+@passphrase_option
+def revert(record_id: str, at: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Bring one record back to how it was at an instant (undelete is a revert); history is kept.
+
+    Example: lifevault revert c_4k9x0m2q7r1t --at seq:41
+    """
+    instant = parse_instant(at)
+    events = open_vault(vault_path, passphrase_file).revert(record_id, instant, CLI_SOURCE)
+    if not events:
+        click.echo(f"{record_id} is already as it was then.", err=True)
+    for r in events:
+        click.echo(f"{r.event.type.value} {record_id} (event {r.seq})", err=True)
+
+
+@cli.command()
+@click.option("--blind", is_flag=True, help="Check without the passphrase: chain, completeness, head signature.")
+@vault_option
+@passphrase_option
+def verify(blind: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Check the hash chain, every authentication tag, the head and the blobs.
+
+    Example: lifevault verify --blind --vault /mnt/usb/vault.db
+    """
+    if blind:
+        report = verify_blind(resolve_path(vault_path))
+    else:
+        vault = open_vault(vault_path, passphrase_file)
+        report = check_log(vault.log, blind=False)
+    what = "chain, completeness and head signature" if blind else "chain, every tag, head and blobs"
+    click.echo(f"OK: {report.events} events, {report.blobs} blobs ({what}).")
+
+
+@cli.command()
+@vault_option
+@passphrase_option
+@kdf_option
+@click.option("--new-passphrase-file", type=click.File("r"), default=None,
+              help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else a prompt).")
+def passwd(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, new_passphrase_file: Any) -> None:
+    """Change the passphrase (events are not re-encrypted).
+
+    Example: lifevault passwd
+    """
+    vault = open_vault(vault_path, passphrase_file)
+    new = read_secret(new_passphrase_file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
+    vault.change_passphrase(new, kdf_cost)
+    click.echo("Passphrase changed.", err=True)
+
+
+@cli.command()
+@vault_option
+@kdf_option
+@click.option("--recovery-key-file", type=click.File("r"), default=None,
+              help="Read the recovery key from this file (else $LIFEVAULT_RECOVERY_KEY, else a prompt).")
+@click.option("--new-passphrase-file", type=click.File("r"), default=None,
+              help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else a prompt).")
+def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_passphrase_file: Any) -> None:
+    """Set a new passphrase using the recovery key printed at init.
+
+    Example: lifevault recover
+    """
+    path = resolve_path(vault_path)
+    key = read_secret(recovery_key_file, "LIFEVAULT_RECOVERY_KEY", "Recovery key")
+    vault = Vault.open_with_recovery(path, key)
+    click.get_current_context().call_on_close(vault.close)
+    new = read_secret(new_passphrase_file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
+    vault.change_passphrase(new, kdf_cost)
+    click.echo("Passphrase set; the old one no longer opens the vault.", err=True)
+
+
+@cli.command()
+@json_option
+@vault_option
+@passphrase_option
+def stats(as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Counts of events and live records, blobs, and size on disk.
+
+    Example: lifevault stats --json
+    """
+    s = open_vault(vault_path, passphrase_file).stats()
+    if as_json:
+        echo_json(s)
+        return
+    for key, value in s.items():
+        click.echo(f"{key.replace('_', ' ')}: {value}")
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to build the demo vault (default: a fresh folder under $LIFEVAULT_HOME).")
+@click.option("--records", type=click.IntRange(min=10), default=300, show_default=True, help="How many records.")
+@kdf_option
+def demo(directory: Path | None, records: int, kdf_cost: str) -> None:
+    """Build a demo vault with a realistic history, then tour it.
+
+    Example: lifevault demo
+    """
+    from .demo import build_demo
+
+    from .paths import home_dir
+
+    directory = directory or home_dir() / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    tour = build_demo(directory, records, kdf_cost)
+    click.echo(tour)
+
+
+def main() -> None:  # pragma: no cover - the console script entry point
+    cli(prog_name="lifevault")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

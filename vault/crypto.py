@@ -1,0 +1,172 @@
+"""Keys and ciphers: the only module that touches PyNaCl.
+
+A random 256-bit data key is wrapped twice: by a key derived from the
+passphrase with Argon2id, and by a recovery key a person can write down.
+Everything else is keyed by subkeys derived from the data key with keyed
+BLAKE2b, one per purpose, so no key is used for two jobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import struct
+from dataclasses import dataclass
+
+import nacl.exceptions
+import nacl.hash
+import nacl.pwhash.argon2id as argon2id
+import nacl.secret
+import nacl.signing
+import nacl.utils
+from nacl.encoding import RawEncoder
+
+from .errors import InvalidRecord, WrongSecret
+
+KEY_BYTES = 32
+HASH_BYTES = 32
+
+# Argon2id costs by name; "moderate" is libsodium's recommended default.
+KDF_COSTS: dict[str, tuple[int, int]] = {
+    "min": (argon2id.OPSLIMIT_MIN, argon2id.MEMLIMIT_MIN),  # tests only
+    "interactive": (argon2id.OPSLIMIT_INTERACTIVE, argon2id.MEMLIMIT_INTERACTIVE),
+    "moderate": (argon2id.OPSLIMIT_MODERATE, argon2id.MEMLIMIT_MODERATE),
+    "sensitive": (argon2id.OPSLIMIT_SENSITIVE, argon2id.MEMLIMIT_SENSITIVE),
+}
+DEFAULT_KDF_COST = "moderate"
+
+
+def blake2b(data: bytes, *, person: bytes, key: bytes = b"", size: int = HASH_BYTES) -> bytes:
+    """BLAKE2b with a personalisation string (at most 16 bytes) naming its purpose."""
+    return nacl.hash.blake2b(data, digest_size=size, key=key, person=person, encoder=RawEncoder)
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """XChaCha20-Poly1305 with a random nonce; returns nonce + ciphertext + tag."""
+    return bytes(nacl.secret.Aead(key).encrypt(plaintext, aad))
+
+
+def open_sealed(key: bytes, sealed: bytes, aad: bytes) -> bytes:
+    """Undo `seal`; raises nacl's CryptoError when the key, data or AAD differ."""
+    return nacl.secret.Aead(key).decrypt(sealed, aad)
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id parameters, stored in the vault and bound into the wrapped key's AAD."""
+
+    salt: bytes
+    opslimit: int
+    memlimit: int
+
+    @classmethod
+    def new(cls, cost: str = DEFAULT_KDF_COST) -> "KdfParams":
+        if cost not in KDF_COSTS:
+            raise InvalidRecord(f"Unknown KDF cost {cost!r}; choose one of {', '.join(KDF_COSTS)}.")
+        ops, mem = KDF_COSTS[cost]
+        return cls(nacl.utils.random(argon2id.SALTBYTES), ops, mem)
+
+    def to_json(self) -> str:
+        return json.dumps({"alg": "argon2id13", "salt": self.salt.hex(), "ops": self.opslimit, "mem": self.memlimit})
+
+    @classmethod
+    def from_json(cls, text: str) -> "KdfParams":
+        d = json.loads(text)
+        return cls(bytes.fromhex(d["salt"]), d["ops"], d["mem"])
+
+    def derive(self, passphrase: str) -> bytes:
+        """The key-encryption key for a passphrase."""
+        return argon2id.kdf(KEY_BYTES, passphrase.encode(), self.salt, opslimit=self.opslimit, memlimit=self.memlimit)
+
+
+def wrap_data_key(kek: bytes, data_key: bytes, aad: bytes) -> bytes:
+    return seal(kek, data_key, aad)
+
+
+def unwrap_data_key(kek: bytes, wrapped: bytes, aad: bytes, what: str) -> bytes:
+    """The data key, or WrongSecret naming `what` failed."""
+    try:
+        return open_sealed(kek, wrapped, aad)
+    except nacl.exceptions.CryptoError as e:
+        raise WrongSecret(what) from e
+
+
+# Recovery keys: 20 random bytes + a 2-byte check, base32 in groups of six.
+_RECOVERY_BYTES, _CHECK_BYTES = 20, 2
+
+
+def new_recovery_key() -> str:
+    """A fresh recovery key in the form printed to the user."""
+    raw = nacl.utils.random(_RECOVERY_BYTES)
+    text = base64.b32encode(raw + blake2b(raw, person=b"lv-recovery-chk", size=_CHECK_BYTES)).decode().rstrip("=")
+    return "-".join(text[i : i + 6] for i in range(0, len(text), 6))
+
+
+def recovery_kek(recovery_key: str, vault_id: bytes) -> bytes:
+    """The key-encryption key for a typed recovery key; typos raise WrongSecret."""
+    text = "".join(ch for ch in recovery_key.upper() if ch.isalnum())
+    text = text.replace("0", "O").replace("1", "I").replace("8", "B")  # common misreadings
+    try:
+        blob = base64.b32decode(text + "=" * (-len(text) % 8))
+    except ValueError as e:
+        raise WrongSecret("recovery key") from e
+    raw, check = blob[:_RECOVERY_BYTES], blob[_RECOVERY_BYTES:]
+    if len(raw) != _RECOVERY_BYTES or not hmac.compare_digest(check, blake2b(raw, person=b"lv-recovery-chk", size=_CHECK_BYTES)):
+        raise WrongSecret("recovery key")
+    return blake2b(raw, key=vault_id, person=b"lv-recovery-kek")
+
+
+class Keys:
+    """Subkeys derived from an unwrapped data key. Never printed, never stored."""
+
+    __slots__ = ("data_key", "event", "head", "blob", "blob_id", "snapshot", "signing")
+
+    def __init__(self, data_key: bytes) -> None:
+        self.data_key = data_key
+        self.event = blake2b(b"", key=data_key, person=b"lv-event-key")
+        self.head = blake2b(b"", key=data_key, person=b"lv-head-mac")
+        self.blob = blake2b(b"", key=data_key, person=b"lv-blob-key")
+        self.blob_id = blake2b(b"", key=data_key, person=b"lv-blob-id")
+        self.snapshot = blake2b(b"", key=data_key, person=b"lv-snapshot-key")
+        self.signing = nacl.signing.SigningKey(blake2b(b"", key=data_key, person=b"lv-sign-seed"))
+
+    def __repr__(self) -> str:
+        return "Keys(<hidden>)"
+
+    @property
+    def verify_key(self) -> bytes:
+        return bytes(self.signing.verify_key)
+
+    def head_mac(self, head: bytes) -> bytes:
+        return blake2b(head, key=self.head, person=b"lv-head")
+
+    def sign(self, message: bytes) -> bytes:
+        return self.signing.sign(message).signature
+
+
+def check_signature(verify_key: bytes, message: bytes, signature: bytes) -> bool:
+    """Whether `signature` is the vault's signature of `message` (no secret needed)."""
+    try:
+        nacl.signing.VerifyKey(verify_key).verify(message, signature)
+        return True
+    except (nacl.exceptions.BadSignatureError, ValueError):
+        return False
+
+
+def genesis_hash(vault_id: bytes) -> bytes:
+    """The 'previous hash' of event 1."""
+    return blake2b(vault_id, person=b"lv-genesis")
+
+
+def chain_hash(prev: bytes, seq: int, sealed: bytes) -> bytes:
+    """Unkeyed, so anyone holding a copy can check the chain without the passphrase."""
+    return blake2b(prev + struct.pack(">Q", seq) + sealed, person=b"lv-chain")
+
+
+def event_aad(vault_id: bytes, seq: int, prev: bytes) -> bytes:
+    return vault_id + struct.pack(">Q", seq) + prev
+
+
+def head_message(vault_id: bytes, seq: int, last_hash: bytes) -> bytes:
+    return b"lv-head" + vault_id + struct.pack(">Q", seq) + last_hash

@@ -1,0 +1,90 @@
+"""The vault's key material in the `meta` table: create, unlock, rewrap.
+
+Stored: the vault id, the Argon2id parameters, the data key wrapped by the
+passphrase key and by the recovery key, and the public head-signing key. The
+KDF parameters are bound into the passphrase wrap's AAD, so altering them
+makes unlocking fail rather than silently weakening the key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import nacl.utils
+
+from . import crypto
+from .crypto import KdfParams, Keys
+from .errors import TamperDetected
+
+VAULT_ID_BYTES = 16
+
+
+def _get(conn: sqlite3.Connection, key: str) -> bytes:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    if row is None:
+        raise KeyError(key)
+    value = row[0]
+    return value.encode() if isinstance(value, str) else value
+
+
+def _set(conn: sqlite3.Connection, key: str, value: bytes) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _pass_aad(vault_id: bytes, kdf_json: bytes) -> bytes:
+    return b"lv-wrap-pass" + vault_id + kdf_json
+
+
+def _recovery_aad(vault_id: bytes) -> bytes:
+    return b"lv-wrap-recovery" + vault_id
+
+
+def vault_id(conn: sqlite3.Connection) -> bytes:
+    return _get(conn, "vault_id")
+
+
+def verify_key(conn: sqlite3.Connection) -> bytes:
+    return _get(conn, "verify_key")
+
+
+def create_keys(conn: sqlite3.Connection, passphrase: str, kdf_cost: str) -> tuple[Keys, str]:
+    """Write fresh key material; returns the keys and the recovery key to show once."""
+    vid = nacl.utils.random(VAULT_ID_BYTES)
+    keys = Keys(nacl.utils.random(crypto.KEY_BYTES))
+    recovery = crypto.new_recovery_key()
+    _set(conn, "vault_id", vid)
+    _set(conn, "verify_key", keys.verify_key)
+    _set(conn, "wrapped_recovery", crypto.wrap_data_key(crypto.recovery_kek(recovery, vid), keys.data_key, _recovery_aad(vid)))
+    set_passphrase(conn, keys, passphrase, kdf_cost)
+    return keys, recovery
+
+
+def set_passphrase(conn: sqlite3.Connection, keys: Keys, passphrase: str, kdf_cost: str) -> None:
+    """Rewrap the data key under a new passphrase (events are not re-encrypted)."""
+    vid = vault_id(conn)
+    params = KdfParams.new(kdf_cost)
+    kdf_json = params.to_json().encode()
+    wrapped = crypto.wrap_data_key(params.derive(passphrase), keys.data_key, _pass_aad(vid, kdf_json))
+    _set(conn, "kdf", kdf_json)
+    _set(conn, "wrapped_pass", wrapped)
+
+
+def unlock(conn: sqlite3.Connection, passphrase: str) -> Keys:
+    """The vault's keys from its passphrase; WrongSecret otherwise."""
+    vid, kdf_json = vault_id(conn), _get(conn, "kdf")
+    kek = KdfParams.from_json(kdf_json.decode()).derive(passphrase)
+    return _checked(conn, crypto.unwrap_data_key(kek, _get(conn, "wrapped_pass"), _pass_aad(vid, kdf_json), "passphrase"))
+
+
+def unlock_with_recovery(conn: sqlite3.Connection, recovery_key: str) -> Keys:
+    """The vault's keys from its recovery key; WrongSecret otherwise."""
+    vid = vault_id(conn)
+    kek = crypto.recovery_kek(recovery_key, vid)
+    return _checked(conn, crypto.unwrap_data_key(kek, _get(conn, "wrapped_recovery"), _recovery_aad(vid), "recovery key"))
+
+
+def _checked(conn: sqlite3.Connection, data_key: bytes) -> Keys:
+    keys = Keys(data_key)
+    if keys.verify_key != verify_key(conn):
+        raise TamperDetected(None, "the stored head-signing key does not belong to this vault")
+    return keys

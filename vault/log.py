@@ -1,0 +1,203 @@
+"""The append-only, hash-chained, encrypted event log inside a vault file.
+
+Each row is (seq, hash, payload): payload is the sealed event, its AAD binds
+the vault id, the seq and the previous hash; hash = BLAKE2b(prev, seq,
+payload). The head row holds the latest (seq, hash) with a MAC keyed from the
+data key and an Ed25519 signature, so truncation is detectable with the key
+and, through the signature, without it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import nacl.exceptions
+
+from . import codec, crypto, keyring
+from .crypto import Keys
+from .errors import TamperDetected, VaultLocked
+from .events import Event, Recorded
+
+
+def now_us() -> int:
+    """The current instant in UTC microseconds, the unit of `recorded_at`."""
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True)
+class Head:
+    seq: int
+    hash: bytes
+    mac: bytes
+    sig: bytes
+
+
+class EventLog:
+    """Reads and appends events; `keys` is None for a blind (passphrase-less) reader."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, keys: Keys | None) -> None:
+        self.conn, self.path, self.keys = conn, path, keys
+        self.vault_id = keyring.vault_id(conn)
+        self.genesis = crypto.genesis_hash(self.vault_id)
+        self._last_at: tuple[int, int] = (0, 0)  # (seq, recorded_at) cache of the tail
+
+    # -- reading -------------------------------------------------------------
+    def head(self) -> Head:
+        row = self.conn.execute("SELECT seq, hash, mac, sig FROM head WHERE id = 1").fetchone()
+        if row is None:
+            return Head(0, self.genesis, b"", b"")
+        return Head(*row)
+
+    def hash_at(self, seq: int) -> bytes:
+        """The chain hash after event `seq` (the genesis hash for 0)."""
+        if seq == 0:
+            return self.genesis
+        row = self.conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            raise TamperDetected(seq, "the event is missing")
+        return row[0]
+
+    def rows(self, after: int = 0, upto: int | None = None, chunk: int = 5000) -> Iterator[tuple[int, bytes, bytes]]:
+        """Raw (seq, hash, payload) rows in seq order, fetched in chunks."""
+        last = after
+        while True:
+            limit = chunk if upto is None else min(chunk, upto - last)
+            if limit <= 0:
+                return
+            batch = self.conn.execute(
+                "SELECT seq, hash, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (last, limit)
+            ).fetchall()
+            yield from batch
+            if len(batch) < limit:
+                return
+            last = batch[-1][0]
+
+    def checked_rows(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+        """Rows as (seq, prev_hash, hash, payload), checking seq continuity and the chain."""
+        prev, expected = self.hash_at(after), after + 1
+        for seq, stored, payload in self.rows(after, upto):
+            if seq != expected:
+                raise TamperDetected(expected, "the event is missing")
+            if crypto.chain_hash(prev, seq, payload) != stored:
+                raise TamperDetected(seq, "its chain hash does not match its content and predecessor")
+            yield seq, prev, stored, payload
+            prev, expected = stored, seq + 1
+
+    def decrypt(self, seq: int, prev: bytes, payload: bytes) -> Recorded:
+        """Open one sealed event; TamperDetected if its tag, AAD or content is wrong."""
+        assert self.keys is not None, "a blind log cannot decrypt"
+        try:
+            plain = crypto.open_sealed(self.keys.event, payload, crypto.event_aad(self.vault_id, seq, prev))
+            event, at = codec.decode_event(plain)
+        except nacl.exceptions.CryptoError as e:
+            raise TamperDetected(seq, "its authentication tag does not verify (altered, moved or from another vault)") from e
+        except (ValueError, KeyError) as e:
+            raise TamperDetected(seq, f"its content cannot be decoded ({e})") from e
+        return Recorded(seq, at, event)
+
+    def read(self, after: int = 0, upto: int | None = None) -> Iterator[Recorded]:
+        """Decrypted events after seq `after`, up to `upto`, checked as they are read."""
+        for seq, prev, _, payload in self.checked_rows(after, upto):
+            yield self.decrypt(seq, prev, payload)
+
+    def event(self, seq: int) -> Recorded:
+        """One decrypted event."""
+        return next(self.read(seq - 1, seq))
+
+    def recorded_at(self, seq: int) -> int:
+        """When event `seq` was recorded (0 for seq 0)."""
+        if seq == 0:
+            return 0
+        if self._last_at[0] == seq:
+            return self._last_at[1]
+        return self.event(seq).recorded_at
+
+    def seq_at(self, instant_us: int) -> int:
+        """The last seq recorded at or before the instant; recorded_at never decreases,
+        so a binary search decrypts about log2(n) events."""
+        lo, hi = 0, self.head().seq
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.recorded_at(mid) <= instant_us:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    # -- the head ------------------------------------------------------------
+    def check_head(self, head: Head, last_seq: int, last_hash: bytes, *, blind: bool = False) -> None:
+        """Raise TamperDetected unless the head names the last event and is authentic."""
+        if head.seq != last_seq:
+            if head.seq > last_seq:
+                raise TamperDetected(last_seq + 1, f"the log ends at {last_seq} but its head says {head.seq} (truncated)")
+            raise TamperDetected(head.seq + 1, f"events after the head ({head.seq}) were added outside lifevault")
+        if head.seq == 0:
+            return
+        msg = crypto.head_message(self.vault_id, head.seq, head.hash)
+        if head.hash != last_hash:
+            raise TamperDetected(head.seq, "the head's hash does not match the last event")
+        if not crypto.check_signature(keyring.verify_key(self.conn), msg, head.sig):
+            raise TamperDetected(None, "the head's signature does not verify")
+        if not blind and self.keys is not None and self.keys.head_mac(msg) != head.mac:
+            raise TamperDetected(None, "the head's MAC does not verify")
+
+    def _tail(self) -> tuple[int, bytes]:
+        row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else (0, self.genesis)
+
+    # -- appending -----------------------------------------------------------
+    @contextmanager
+    def writer(self) -> Iterator["Writer"]:
+        """One write transaction (BEGIN IMMEDIATE): commit on success, roll back on any error."""
+        assert self.keys is not None, "a blind log cannot append"
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            raise VaultLocked(self.path) from e
+        try:
+            head = self.head()
+            self.check_head(head, *self._tail())
+            w = Writer(self, head.seq, head.hash)
+            yield w
+            if w.seq != head.seq:
+                msg = crypto.head_message(self.vault_id, w.seq, w.hash)
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO head (id, seq, hash, mac, sig) VALUES (1, ?, ?, ?, ?)",
+                    (w.seq, w.hash, self.keys.head_mac(msg), self.keys.sign(msg)),
+                )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            self._last_at = (0, 0)
+            raise
+
+
+class Writer:
+    """Appends inside one transaction; recorded_at is clamped so it never decreases."""
+
+    def __init__(self, log: EventLog, seq: int, last_hash: bytes) -> None:
+        self.log, self.seq, self.hash = log, seq, last_hash
+        self.last_at = log.recorded_at(seq)
+
+    def append(self, events: Sequence[Event]) -> list[Recorded]:
+        keys, vid = self.log.keys, self.log.vault_id
+        assert keys is not None
+        rows, out, now = [], [], now_us()
+        seq, prev, last_at = self.seq, self.hash, self.last_at
+        for event in events:
+            seq += 1
+            at = max(event.recorded_at if event.recorded_at is not None else now, last_at)
+            sealed = crypto.seal(keys.event, codec.encode_event(event, at), crypto.event_aad(vid, seq, prev))
+            prev = crypto.chain_hash(prev, seq, sealed)
+            rows.append((seq, prev, sealed))
+            out.append(Recorded(seq, at, event))
+            last_at = at
+        self.log.conn.executemany("INSERT INTO events (seq, hash, payload) VALUES (?, ?, ?)", rows)
+        self.seq, self.hash, self.last_at = seq, prev, last_at
+        self.log._last_at = (seq, last_at)
+        return out

@@ -1,0 +1,87 @@
+"""Writing the state at an instant to a standalone, plaintext SQLite file.
+
+The file has tables `contacts`, `messages` and `notes` (one column per known
+field, lists as JSON), full-text indexed, plus `attachments` holding every
+blob those records point to, so `datasette state.db` needs nothing else.
+Only ever written because the user asked for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from .errors import AlreadyExists
+from .events import FIELDS, Kind
+from .instants import iso
+from .projection import live_columns
+from .vault import Vault
+
+# Columns indexed for full-text search, per kind.
+FTS_COLUMNS = {
+    Kind.CONTACT: ["name", "emails", "phones", "organization", "note"],
+    Kind.MESSAGE: ["from", "to", "subject", "body"],
+    Kind.NOTE: ["title", "body", "tags"],
+}
+
+
+def flat_row(kind: Kind, record_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One table row for a record: known fields as columns (lists/objects as JSON), the rest in `extra`."""
+    row: dict[str, Any] = {"id": record_id}
+    for f in FIELDS[kind]:
+        v = data.get(f)
+        row[f] = json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+    extra = {k: v for k, v in data.items() if k not in FIELDS[kind]}
+    row["extra"] = json.dumps(extra, ensure_ascii=False) if extra else None
+    return row
+
+
+def blob_ids(value: Any) -> Iterator[str]:
+    """Every blob id referenced anywhere inside a field value."""
+    if isinstance(value, dict):
+        if isinstance(value.get("blob"), str):
+            yield value["blob"]
+        for v in value.values():
+            yield from blob_ids(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from blob_ids(v)
+
+
+def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
+    """Write the state after event `seq` to a new SQLite file; returns row counts."""
+    out = Path(out)
+    if out.exists():
+        raise AlreadyExists(out)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.restoring")
+    db = sqlite_utils.Database(tmp, recreate=True)
+    counts, referenced = {}, set()
+    try:
+        for kind in Kind:
+            rows = []
+            for rid, data in vault.projection.state(kind, seq):
+                referenced.update(blob_ids(data))
+                rows.append(flat_row(kind, rid, data))
+            table = db[kind.table]
+            table.create({c: str for c in live_columns(kind) if c not in ("created_at", "updated_at")}, pk="id")
+            table.insert_all(rows, batch_size=1000)
+            table.enable_fts(FTS_COLUMNS[kind], create_triggers=True)
+            counts[kind.table] = len(rows)
+        db["attachments"].create({"blob": str, "content": bytes}, pk="blob")
+        db["attachments"].insert_all(
+            ({"blob": b, "content": vault.get_blob(b)} for b in sorted(referenced)), batch_size=100
+        )
+        db["restored"].insert({"vault": str(vault.path), "seq": seq,
+                               "recorded_at": iso(vault.log.recorded_at(seq)) if seq else None})
+        db.conn.commit()
+        db.close()
+        os.link(tmp, out)
+    except FileExistsError:
+        raise AlreadyExists(out) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return counts

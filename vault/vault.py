@@ -1,0 +1,326 @@
+"""The Vault: one object to create, unlock, change and read a vault file.
+
+It ties the encrypted log to the in-memory projection: every append goes to
+the log and, in the same transaction, to the projection; opening loads the
+newest encrypted snapshot and replays the events after it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from . import blobs, keyring, schema, snapshots
+from .crypto import DEFAULT_KDF_COST, Keys
+from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDetected
+from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
+from .instants import Instant, iso
+from .log import EventLog, Writer
+from .projection import Projection
+
+SNAPSHOT_MIN_EVENTS = 5000  # write a snapshot at close once this many events (and 10%) are new
+
+# Which state a record must be in for each event type.
+_REQUIRES = {
+    EventType.CREATED: "absent",
+    EventType.UPDATED: "live",
+    EventType.DELETED: "live",
+    EventType.REVIVED: "deleted",
+}
+
+
+class Vault:
+    """An unlocked vault. Use `Vault.create` / `Vault.open`; close it (or use `with`)."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, keys: Keys) -> None:
+        self.path, self.conn, self.keys = path, conn, keys
+        self.log = EventLog(conn, path, keys)
+        self.projection = self._load_projection()
+        self._snapshot_seq = snapshots.latest_snapshot_seq(conn, self.projection.seq)
+
+    def __repr__(self) -> str:
+        return f"Vault({str(self.path)!r}, seq={self.projection.seq})"
+
+    # -- opening -------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path | str, passphrase: str, kdf_cost: str = DEFAULT_KDF_COST) -> tuple["Vault", str]:
+        """Make a new vault file (never overwriting); returns it and the recovery key to show once."""
+        path = Path(path)
+        if path.exists():
+            raise AlreadyExists(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+        conn = schema.connect(tmp, create=True)
+        try:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                _, recovery = keyring.create_keys(conn, passphrase, kdf_cost)
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)  # fails rather than overwrite a file that appeared meanwhile
+        except FileExistsError:
+            raise AlreadyExists(path) from None
+        finally:
+            tmp.unlink()
+        return cls.open(path, passphrase), recovery
+
+    @classmethod
+    def open(cls, path: Path | str, passphrase: str) -> "Vault":
+        """Unlock a vault with its passphrase."""
+        path = Path(path)
+        conn = schema.connect(path)
+        return cls._unlocked(path, conn, lambda: keyring.unlock(conn, passphrase))
+
+    @classmethod
+    def open_with_recovery(cls, path: Path | str, recovery_key: str) -> "Vault":
+        """Unlock a vault with its recovery key."""
+        path = Path(path)
+        conn = schema.connect(path)
+        return cls._unlocked(path, conn, lambda: keyring.unlock_with_recovery(conn, recovery_key))
+
+    @classmethod
+    def _unlocked(cls, path: Path, conn: sqlite3.Connection, unlock) -> "Vault":
+        try:
+            return cls(path, conn, unlock())
+        except BaseException:
+            conn.close()
+            raise
+
+    def close(self) -> None:
+        """Write a snapshot if enough is new, then close the file."""
+        try:
+            new = self.projection.seq - self._snapshot_seq
+            if new >= max(SNAPSHOT_MIN_EVENTS, self.projection.seq // 10):
+                self.snapshot()
+        finally:
+            self.conn.close()
+
+    def __enter__(self) -> "Vault":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the projection --------------------------------------------------------
+    def _load_projection(self) -> Projection:
+        head = self.log.head()
+        self.log.check_head(head, *self.log._tail())
+        proj = snapshots.load_snapshot(self.conn, self.keys, self.log.vault_id, head.seq, self.log.hash_at)
+        proj = proj or Projection()
+        self._replay_into(proj, head.seq)
+        return proj
+
+    def _replay_into(self, proj: Projection, upto: int) -> None:
+        if upto < proj.seq:
+            raise TamperDetected(upto + 1, f"the log ends before the state already seen (seq {proj.seq}): rolled back")
+        if upto == proj.seq:
+            return
+        gc.collect()
+        gc.freeze()  # long replays allocate many short-lived objects; keep the collector off old ones
+        try:
+            with proj.transaction():
+                proj.apply(self.log.read(proj.seq, upto))
+        finally:
+            gc.unfreeze()
+
+    def refresh(self) -> int:
+        """Catch up with events other processes appended; returns how many were applied."""
+        before = self.projection.seq
+        self._replay_into(self.projection, self.log.head().seq)
+        return self.projection.seq - before
+
+    def snapshot(self) -> None:
+        """Seal the current projection into the vault so the next open replays less."""
+        snapshots.save_snapshot(self.conn, self.keys, self.log.vault_id, self.projection, self.log.hash_at(self.projection.seq))
+        self._snapshot_seq = self.projection.seq
+
+    def replay_from_zero(self) -> Projection:
+        """A fresh projection built from event 1, ignoring snapshots."""
+        proj = Projection()
+        self._replay_into(proj, self.log.head().seq)
+        return proj
+
+    # -- writing ---------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator["Transaction"]:
+        """All appends inside commit together or not at all (log and projection)."""
+        try:
+            with self.log.writer() as w:
+                self.refresh()
+                with self.projection.transaction():
+                    yield Transaction(self, w)
+        except BaseException:
+            if self.projection.seq != self.log.head().seq:  # log commit failed after projection's
+                self.projection = self._load_projection()
+            raise
+
+    def add(self, kind: Kind, fields: Mapping[str, Any], source: Source) -> str:
+        """Create a record; returns its new id."""
+        with self.transaction() as tx:
+            return tx.create(kind, fields, source)
+
+    def update(self, record_id: str, patch: Mapping[str, Any], source: Source) -> Recorded | None:
+        """Apply a field-level patch; None when it changes nothing."""
+        with self.transaction() as tx:
+            return tx.update(record_id, patch, source)
+
+    def delete(self, record_id: str, source: Source) -> Recorded:
+        """Tombstone a record (its history stays)."""
+        with self.transaction() as tx:
+            return tx.delete(record_id, source)
+
+    def revert(self, record_id: str, instant: Instant, source: Source) -> list[Recorded]:
+        """Append what brings a record back to how it was at `instant`; undelete is a revert."""
+        kind = kind_of(record_id)
+        with self.transaction() as tx:
+            seq = self.seq_for(instant)
+            if self.projection.status(kind, record_id) == "absent":
+                raise NotFound(record_id)
+            then = self.projection.record(kind, record_id, seq)
+            now = self.projection.record(kind, record_id)
+            if then == now:
+                return []
+            if then is None:
+                return [tx.delete(record_id, source)]
+            if now is None:
+                return tx.append([Event(EventType.REVIVED, kind, record_id, then, source)])
+            r = tx.update(record_id, diff(now, then), source)
+            return [r] if r else []
+
+    def put_blob(self, data: bytes) -> str:
+        """Store an attachment (deduplicated); returns its id."""
+        with self.transaction() as tx:
+            return tx.put_blob(data)
+
+    def change_passphrase(self, new_passphrase: str, kdf_cost: str = DEFAULT_KDF_COST) -> None:
+        """Rewrap the data key under a new passphrase; events are not re-encrypted."""
+        with self.log.writer():
+            keyring.set_passphrase(self.conn, self.keys, new_passphrase, kdf_cost)
+
+    # -- reading ---------------------------------------------------------------
+    def seq_for(self, instant: Instant) -> int:
+        """The seq whose prefix of the log is the state at `instant`."""
+        head = self.log.head().seq
+        if instant.seq is not None:
+            if instant.seq > head:
+                raise BadInstant(f"seq:{instant.seq}", f"the log only has {head} events")
+            return instant.seq
+        assert instant.us is not None
+        return self.log.seq_at(instant.us)
+
+    def get(self, record_id: str, at: Instant | None = None) -> dict[str, Any]:
+        """A record's fields now, or at an instant; NotFound if it was not live then."""
+        kind = kind_of(record_id)
+        seq = None if at is None else self.seq_for(at)
+        data = self.projection.record(kind, record_id, seq)
+        if data is None:
+            when = "" if at is None else f" at seq {seq}"
+            if self.projection.status(kind, record_id) == "deleted" and at is None:
+                when = " (it was deleted; see its history)"
+            raise NotFound(record_id, when)
+        return data
+
+    def history(self, record_id: str) -> list[dict[str, Any]]:
+        """Every version of a record, oldest first; NotFound if it never existed."""
+        versions = self.projection.versions(kind_of(record_id), record_id)
+        if not versions:
+            raise NotFound(record_id)
+        return versions
+
+    def events(self, since: Instant | None = None, limit: int | None = None) -> Iterator[Recorded]:
+        """Decrypted events after `since` (default: all), at most the last `limit`."""
+        head = self.log.head().seq
+        start = self.seq_for(since) if since else 0
+        if limit is not None:
+            start = max(start, head - limit)
+        return self.log.read(start, head)
+
+    def get_blob(self, blob_id: str) -> bytes:
+        return blobs.get_blob(self.conn, self.keys, self.log.vault_id, blob_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes; no plaintext beyond counts and the first/last change times."""
+        head = self.log.head().seq
+        out: dict[str, Any] = {"events": head}
+        for kind in Kind:
+            out[kind.table] = self.projection.count(kind)
+            out[f"deleted_{kind.table}"] = self.projection.count_deleted(kind)
+        out["blobs"] = self.conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
+        out["snapshot_seq"] = snapshots.latest_snapshot_seq(self.conn, head)
+        out["first_change"] = iso(self.log.recorded_at(1)) if head else None
+        out["last_change"] = iso(self.log.recorded_at(head)) if head else None
+        out["bytes_on_disk"] = sum(p.stat().st_size for p in _vault_files(self.path))
+        return out
+
+
+def _vault_files(path: Path) -> list[Path]:
+    return [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
+
+
+class Transaction:
+    """Appends within one write transaction; the projection sees each change at once."""
+
+    def __init__(self, vault: Vault, writer: Writer) -> None:
+        self.vault, self.writer = vault, writer
+
+    def append(self, events: Sequence[Event]) -> list[Recorded]:
+        """Check each event against the current state, then record them all."""
+        proj, pending = self.vault.projection, {}
+        for e in events:
+            if kind_of(e.record_id) is not e.kind:
+                raise InvalidRecord(f"Record id {e.record_id!r} is not a {e.kind.value} id.")
+            status = pending.get(e.record_id) or proj.status(e.kind, e.record_id)
+            if status != _REQUIRES[e.type]:
+                raise _refusal(e, status)
+            check_fields(e.changes, patch=e.type is EventType.UPDATED)
+            pending[e.record_id] = "deleted" if e.type is EventType.DELETED else "live"
+        recorded = self.writer.append(events)
+        proj.apply(recorded)
+        return recorded
+
+    def create(self, kind: Kind, fields: Mapping[str, Any], source: Source, *,
+               record_id: str | None = None, recorded_at: int | None = None) -> str:
+        """Create a record (a fresh id unless one is given); returns the id."""
+        fields = check_fields(fields)
+        rid = record_id or new_record_id(kind)
+        self.append([Event(EventType.CREATED, kind, rid, fields, source, recorded_at)])
+        return rid
+
+    def update(self, record_id: str, patch: Mapping[str, Any], source: Source, *,
+               recorded_at: int | None = None) -> Recorded | None:
+        """Record only the fields that really change; None when nothing does."""
+        kind = kind_of(record_id)
+        current = self._live(kind, record_id)
+        effective = {k: v for k, v in check_fields(patch, patch=True).items()
+                     if (v is None and k in current) or (v is not None and current.get(k) != v)}
+        if not effective:
+            return None
+        return self.append([Event(EventType.UPDATED, kind, record_id, effective, source, recorded_at)])[0]
+
+    def delete(self, record_id: str, source: Source, *, recorded_at: int | None = None) -> Recorded:
+        kind = kind_of(record_id)
+        self._live(kind, record_id)
+        return self.append([Event(EventType.DELETED, kind, record_id, {}, source, recorded_at)])[0]
+
+    def put_blob(self, data: bytes) -> str:
+        return blobs.put_blob(self.vault.conn, self.vault.keys, self.vault.log.vault_id, data)
+
+    def _live(self, kind: Kind, record_id: str) -> dict[str, Any]:
+        data = self.vault.projection.record(kind, record_id)
+        if data is None:
+            raise _refusal(Event(EventType.UPDATED, kind, record_id, {}, Source("cli")),
+                           self.vault.projection.status(kind, record_id))
+        return data
+
+
+def _refusal(e: Event, status: str) -> Exception:
+    if status == "absent":
+        return NotFound(e.record_id)
+    if status == "deleted":
+        return InvalidRecord(f"Record {e.record_id} is deleted; revert it to bring it back first.")
+    return InvalidRecord(f"Record {e.record_id} already exists.")
