@@ -1,0 +1,59 @@
+"""Shared fixtures: real vault files in tmp_path, a temp LIFEVAULT_HOME, the CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from vault import Vault
+from vault.cli import cli
+
+PASSPHRASE = "test passphrase, not a secret"
+
+
+@pytest.fixture(autouse=True)
+def lifevault_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own LIFEVAULT_HOME and a cheap KDF; no secret leaks between tests."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LIFEVAULT_HOME", str(home))
+    monkeypatch.setenv("LIFEVAULT_KDF_COST", "min")
+    for var in ("LIFEVAULT_PATH", "LIFEVAULT_PASSPHRASE", "LIFEVAULT_NEW_PASSPHRASE", "LIFEVAULT_RECOVERY_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def vault_path(tmp_path: Path) -> Path:
+    return tmp_path / "vault.db"
+
+
+@pytest.fixture
+def created(vault_path: Path) -> tuple[Path, str]:
+    """A new, empty vault file and its recovery key."""
+    vault, recovery = Vault.create(vault_path, PASSPHRASE, kdf_cost="min")
+    vault.close()
+    return vault_path, recovery
+
+
+@pytest.fixture
+def vault(created: tuple[Path, str]) -> Iterator[Vault]:
+    """An open, empty vault (closed after the test)."""
+    v = Vault.open(created[0], PASSPHRASE)
+    yield v
+    v.close()
+
+
+@pytest.fixture
+def run(created: tuple[Path, str], monkeypatch: pytest.MonkeyPatch):
+    """Run the CLI against the created vault with the passphrase in the environment."""
+    monkeypatch.setenv("LIFEVAULT_PATH", str(created[0]))
+    monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return invoke
