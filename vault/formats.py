@@ -1,0 +1,73 @@
+"""The contract between the core and format plugins (importers and exporters).
+
+An importer reads a file or folder and yields SourceRecords (or BadRecords for
+parts it cannot parse); the core compares them with the vault's state and
+appends only what changed. An exporter writes records back out. Both are
+registered through the `register_importers` / `register_exporters` hooks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+from .events import Kind
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """Binary content for a record; the core stores it as a blob and puts a reference in `field`."""
+
+    field: str  # e.g. "photo" (one reference) or "attachments" (a list of references)
+    data: bytes
+    name: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """One record as a source file has it."""
+
+    kind: Kind
+    source_id: str  # stable within the source: Message-ID, vCard UID, file path, …
+    fields: dict[str, Any]
+    attachments: tuple[Attachment, ...] = ()
+    location: str = ""  # where in the file: "line 12", "card 3", "message 7"
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A part of the input that could not be parsed; reported and skipped (or fatal with --strict)."""
+
+    location: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """A record handed to an exporter: its kind, vault id and fields (blob references included)."""
+
+    kind: Kind
+    record_id: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class Importer(Protocol):
+    name: str  # the format name users type, e.g. "vcard"
+    version: str  # recorded in every event this importer causes
+    description: str
+
+    def detect(self, path: Path) -> bool:
+        """Whether `path` looks like this format (a cheap look at its content)."""
+
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+        """The records in `path`; raise IngestError when the file as a whole is unusable."""
+
+
+class Exporter(Protocol):
+    name: str
+    description: str
+
+    def write(self, records: Iterable[ExportRecord], out: Path, get_blob: Callable[[str], bytes]) -> int:
+        """Write records to `out`; returns how many were written."""
