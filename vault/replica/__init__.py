@@ -1,0 +1,31 @@
+"""Encrypted replicas of a vault on storage its owner chooses (local folders, rclone remotes).
+
+A replica is a folder of immutable segment files (the vault's raw, already
+encrypted rows) and one signed manifest written last. It never holds
+plaintext; anyone can check it (`verify_replica` without keys), and with the
+passphrase or recovery key `clone` rebuilds an identical vault from it.
+
+    from vault.replica import add_replica, push, verify_replica, clone
+"""
+
+from .check import ReplicaReport, clone, verify, verify_replica
+from .errors import (
+    ForeignReplica, ReplicaAhead, ReplicaDamaged, ReplicaError, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
+    ReplicaUnreachable, UnknownReplica,
+)
+from .pusher import Pusher
+from .registry import Replica, registry_path
+from .registry import add as add_replica
+from .registry import get as get_replica
+from .registry import remove as remove_replica
+from .registry import replicas
+from .status import CopyStatus, Status, status
+from .sync import PullResult, PushResult, pull, push
+from .targets import LocalFolder, RcloneRemote, target_for
+
+__all__ = [
+    "CopyStatus", "ForeignReplica", "LocalFolder", "PullResult", "PushResult", "Pusher", "RcloneRemote", "Replica",
+    "ReplicaAhead", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
+    "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica",
+    "pull", "push", "registry_path", "remove_replica", "replicas", "status", "target_for", "verify", "verify_replica",
+]

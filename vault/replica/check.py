@@ -1,0 +1,138 @@
+"""Verifying a replica, blind or with the key, and cloning a vault back out of one.
+
+Blind (no passphrase): the manifest's signature, no missing, extra,
+truncated or altered segment, seqs 1..n with no gap, every chain hash, and a
+signed head at the end. With the key: also the manifest MAC and, through a
+temporary vault file rebuilt from the replica (ciphertext only), every AEAD
+tag, the head MAC and every blob.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import keyring, schema
+from ..crypto import Keys
+from ..errors import AlreadyExists, TamperDetected
+from ..log import EventLog
+from ..verify import check_log
+from .errors import ReplicaDamaged
+from .manifest import Manifest
+from .reader import (
+    Opened, build_vault_file, checked_blobs, checked_rows, damaged, digest_problems, file_problems, open_replica,
+    require_manifest,
+)
+from .targets import Target, target_for
+
+
+@dataclass(frozen=True)
+class ReplicaReport:
+    """What a verification or clone covered; it exists only when everything checked out."""
+
+    where: str
+    events: int
+    blobs: int
+    segments: int
+    blind: bool
+
+
+def _check_files(opened: Opened, folder: Path) -> Manifest:
+    m = require_manifest(opened)
+    problems = file_problems(opened)
+    problems += digest_problems(m, folder, {s.name for s in m.segments if opened.listing.get(s.name) == s.size})
+    if problems:
+        raise damaged(opened.where, problems)
+    return m
+
+
+def _segment_of(m: Manifest, seq: int | None) -> str:
+    for s in m.events:
+        if seq is not None and s.first <= seq <= s.last:
+            return f" in segment {s.name}"
+    return ""
+
+
+def _full_check(m: Manifest, path: Path, keys: Keys, where: str) -> int:
+    """check_log over a rebuilt vault file: every tag, the head MAC, every blob."""
+    m.check_mac(keys, where)
+    conn = schema.connect(path)
+    try:
+        return check_log(EventLog(conn, path, keys), blind=False).blobs
+    except TamperDetected as e:
+        at = f"event {e.seq}{_segment_of(m, e.seq)}" if e.seq is not None else "the replica"
+        raise ReplicaDamaged(f"{where} is damaged: {at} fails with the key ({e.reason}).") from e
+    finally:
+        conn.close()
+
+
+def verify_replica(target: Target, where: str, keys: Keys | None = None,
+                   expect: tuple[bytes, bytes] | None = None) -> ReplicaReport:
+    """Check a replica; ReplicaDamaged names every missing, extra or altered file, or the first bad event."""
+    opened = open_replica(target, where, expect)
+    m = require_manifest(opened)
+    with target.local_copy([s.name for s in m.segments if s.name in opened.listing]) as folder:
+        _check_files(opened, folder)
+        if keys is None:
+            for _ in checked_rows(m, folder, where):
+                pass
+            n_blobs = sum(1 for _ in checked_blobs(m, folder, where))
+        else:
+            with tempfile.TemporaryDirectory(prefix="lifevault-verify-") as tmp:
+                path = Path(tmp) / "replica.db"  # ciphertext only, like the replica itself
+                build_vault_file(path, m, folder, where)
+                n_blobs = _full_check(m, path, keys, where)
+    return ReplicaReport(where, m.head_seq, n_blobs, len(m.segments), keys is None)
+
+
+def clone(target_text: str, path: Path | str, passphrase: str | None = None,
+          recovery_key: str | None = None) -> ReplicaReport:
+    """Rebuild a vault file at `path` (never overwriting) from a replica alone, unlock it with the
+    passphrase or recovery key, and verify it fully before it appears under its name."""
+    path = Path(path)
+    if path.exists():
+        raise AlreadyExists(path)
+    target = target_for(target_text)
+    where = f"Replica {target.location}"
+    opened = open_replica(target, where)
+    m = require_manifest(opened)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.cloning")
+    try:
+        with target.local_copy([s.name for s in m.segments]) as folder:
+            _check_files(opened, folder)
+            build_vault_file(tmp, m, folder, where)
+        conn = schema.connect(tmp)
+        try:
+            keys = keyring.unlock(conn, passphrase) if passphrase else keyring.unlock_with_recovery(conn, recovery_key or "")
+        finally:
+            conn.close()
+        n_blobs = _full_check(m, tmp, keys, where)
+        try:
+            os.link(tmp, path)  # fails rather than overwrite a file that appeared meanwhile
+        except FileExistsError:
+            raise AlreadyExists(path) from None
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+    return ReplicaReport(where, m.head_seq, n_blobs, len(m.segments), False)
+
+
+def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> ReplicaReport:
+    """Verify this vault's replica `name` (blind when `keys` is None) and remember when it passed."""
+    from ..instants import iso
+    from ..log import now_us
+    from . import registry
+
+    path = Path(vault_path)
+    conn = schema.connect(path)
+    try:
+        vid, identity = keyring.vault_id(conn), (keyring.vault_id(conn), keyring.verify_key(conn))
+    finally:
+        conn.close()
+    rep = registry.get(vid, name)
+    report = verify_replica(target_for(rep.target), f"Replica {name} ({rep.target})", keys, identity)
+    registry.update(vid, name, verified_at=iso(now_us()), verified_seq=report.events)
+    return report

@@ -1,0 +1,151 @@
+"""Reading a replica: its manifest, its files, its rows checked against the chain.
+
+Everything here works without the passphrase. `build_vault_file` turns a
+replica's raw parts (meta rows, event rows, blobs, head) back into a vault
+file, byte-for-byte the same rows as the vault that pushed them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .. import crypto, schema
+from .errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
+from .manifest import MANIFEST_NAME, Manifest, parse
+from .segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
+from .targets import Target
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A replica as found: its file listing and its (signature-checked) manifest, if any."""
+
+    where: str
+    target: Target
+    listing: dict[str, int]
+    manifest: Manifest | None
+
+
+def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None = None) -> Opened:
+    """List the replica and read its manifest; ReplicaMissing when its folder is gone."""
+    listing = target.listing()
+    if listing is None:
+        raise ReplicaMissing(f"{where} is missing: {target.location} does not exist (is the drive mounted?).")
+    manifest = None
+    if MANIFEST_NAME in listing:
+        data = target.read(MANIFEST_NAME)
+        if data is None:
+            raise ReplicaMissing(f"{where} lost its manifest while being read; try again.")
+        manifest = parse(data, where)
+        manifest.check_signatures(where)
+        if expect is not None and (manifest.vault_id, manifest.verify_key) != expect:
+            raise ForeignReplica(f"{where} holds another vault (id {manifest.vault_id.hex()[:12]}…), not this one.")
+    return Opened(where, target, listing, manifest)
+
+
+def require_manifest(opened: Opened) -> Manifest:
+    if opened.manifest is None:
+        raise ReplicaMissing(f"{opened.where} is empty: it has no manifest (nothing was ever fully pushed there).")
+    return opened.manifest
+
+
+def file_problems(opened: Opened) -> list[str]:
+    """Missing, extra, truncated or resized files, judged from the listing alone."""
+    m = require_manifest(opened)
+    listed = {s.name: s for s in m.segments}
+    problems = []
+    for seg in m.segments:
+        size = opened.listing.get(seg.name)
+        if size is None:
+            problems.append(f"segment {seg.name} is missing")
+        elif size < seg.size:
+            problems.append(f"segment {seg.name} is truncated ({size} of {seg.size} bytes)")
+        elif size != seg.size:
+            problems.append(f"segment {seg.name} is altered ({size} bytes, the manifest says {seg.size})")
+    for name in sorted(opened.listing):
+        if name != MANIFEST_NAME and name not in listed:
+            kind = "segment" if is_segment_name(name) else "file"
+            problems.append(f"extra {kind} {name} is not in the manifest")
+    return problems
+
+
+def digest_problems(m: Manifest, folder: Path, present: set[str]) -> list[str]:
+    """Segments whose bytes differ from the digest the manifest records."""
+    return [f"segment {s.name} is altered (its digest differs from the manifest's)"
+            for s in m.segments if s.name in present and digest((folder / s.name).read_bytes()) != s.digest]
+
+
+def damaged(where: str, problems: list[str]) -> ReplicaDamaged:
+    return ReplicaDamaged(f"{where} is damaged: {'; '.join(problems)}.")
+
+
+def segment_bytes(folder: Path, seg: SegmentInfo, where: str) -> bytes:
+    try:
+        data = (folder / seg.name).read_bytes()
+    except FileNotFoundError:
+        raise damaged(where, [f"segment {seg.name} is missing"]) from None
+    if len(data) != seg.size or digest(data) != seg.digest:
+        raise damaged(where, [f"segment {seg.name} is altered or truncated (its digest differs from the manifest's)"])
+    return data
+
+
+def needed_segments(m: Manifest, after: int) -> list[SegmentInfo]:
+    return sorted((s for s in m.events if s.last > after), key=lambda s: s.first)
+
+
+def checked_rows(m: Manifest, folder: Path, where: str, after: int = 0, prev: bytes | None = None) -> Iterator[list[Row]]:
+    """The event rows after seq `after`, one segment at a time, checking seq continuity, every chain
+    hash (from `prev`, the hash at `after`) and that the last one is the signed head."""
+    prev = crypto.genesis_hash(m.vault_id) if prev is None else prev
+    expected = after + 1
+    for seg in needed_segments(m, after):
+        if seg.first > expected:
+            raise damaged(where, [f"events {expected} to {seg.first - 1} are in no segment (before {seg.name})"])
+        rows = []
+        for seq, stored, payload in decode_events(seg.name, segment_bytes(folder, seg, where)):
+            if seq < expected:
+                continue  # already held (a pull from the middle of a segment)
+            if seq != expected:
+                raise damaged(where, [f"segment {seg.name} skips from event {expected - 1} to {seq}"])
+            if crypto.chain_hash(prev, seq, payload) != stored:
+                raise damaged(where, [f"event {seq} in segment {seg.name} breaks the hash chain"])
+            rows.append((seq, stored, payload))
+            prev, expected = stored, seq + 1
+        yield rows
+    if expected - 1 != m.head_seq or prev != m.head_hash:
+        raise damaged(where, [f"the segments end at event {expected - 1} but the signed head is event {m.head_seq}"])
+
+
+def checked_blobs(m: Manifest, folder: Path, where: str, wanted: set[str] | None = None) -> Iterator[tuple[bytes, bytes]]:
+    """(raw id, sealed payload) of every blob (or only `wanted` ids), each in the segment the manifest says."""
+    for seg in m.blobs:
+        if wanted is not None and wanted.isdisjoint(seg.blob_ids):
+            continue
+        pairs = decode_blobs(seg.name, segment_bytes(folder, seg, where))
+        if tuple(b.hex() for b, _ in pairs) != seg.blob_ids:
+            raise damaged(where, [f"segment {seg.name} holds other blobs than the manifest lists"])
+        yield from (p for p in pairs if wanted is None or p[0].hex() in wanted)
+
+
+def build_vault_file(path: Path, m: Manifest, folder: Path, where: str) -> None:
+    """Write a new vault file from a replica's raw parts (checked on the way); nothing is decrypted."""
+    conn = schema.connect(path, create=True)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(m.meta.items()))
+        for rows in checked_rows(m, folder, where):
+            conn.executemany("INSERT INTO events (seq, hash, payload) VALUES (?, ?, ?)", rows)
+        conn.executemany("INSERT INTO blobs (id, payload) VALUES (?, ?)", checked_blobs(m, folder, where))
+        if m.head_seq:
+            conn.execute("INSERT INTO head (id, seq, hash, mac, sig) VALUES (1, ?, ?, ?, ?)",
+                         (m.head_seq, m.head_hash, m.head_mac, m.head_sig))
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as e:
+        raise damaged(where, [f"its rows cannot be stored ({e})"]) from e
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()

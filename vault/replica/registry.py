@@ -1,0 +1,123 @@
+"""The replica list and what this machine remembers about each replica.
+
+Kept outside the vault, in `replicas.json` under LIFEVAULT_HOME (mode 0o600),
+keyed by vault id so one home can serve several vaults. Per replica: where it
+is, and the last head this vault pushed there (to detect a replica rolled back
+to an older copy) and when it was last pushed and verified. Removing a replica
+forgets it here; it never touches the replica's files.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+from ..errors import InvalidRecord
+from ..instants import iso
+from ..log import now_us
+from ..paths import home_dir
+from .errors import ReplicaError, UnknownReplica
+from .targets import LocalFolder, target_for
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One copy of the vault somewhere else, as this machine knows it."""
+
+    name: str
+    target: str
+    added_at: str
+    pushed_seq: int | None = None  # the head this vault last pushed there
+    pushed_hash: str | None = None
+    pushed_at: str | None = None
+    verified_at: str | None = None
+    verified_seq: int | None = None
+
+
+def registry_path() -> Path:
+    return home_dir() / "replicas.json"
+
+
+@contextmanager
+def _locked() -> Iterator[dict]:
+    """The whole file as a dict, under an exclusive lock; written back (atomically, 0o600) on exit."""
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        try:
+            data = json.loads(path.read_text()) if path.exists() else {}
+        except json.JSONDecodeError as e:
+            raise ReplicaError(f"{path} is not valid JSON (line {e.lineno}); fix or remove it.") from e
+        before = json.dumps(data, sort_keys=True)
+        yield data
+        if json.dumps(data, sort_keys=True) != before:
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=2, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    finally:
+        os.close(lock_fd)
+
+
+def replicas(vault_id: bytes) -> list[Replica]:
+    """This vault's replicas, in the order they were added."""
+    with _locked() as data:
+        return [Replica(**r) for r in data.get(vault_id.hex(), {}).values()]
+
+
+def get(vault_id: bytes, name: str) -> Replica:
+    for r in replicas(vault_id):
+        if r.name == name:
+            return r
+    raise UnknownReplica(name)
+
+
+def add(vault_id: bytes, name: str, target: str) -> Replica:
+    """Remember a new replica; a local folder is created now (a later push never creates it)."""
+    if not _NAME.match(name):
+        raise InvalidRecord(f"Replica name {name!r} must be letters, digits, '.', '_' or '-' (at most 64).")
+    t = target_for(target)
+    if isinstance(t, LocalFolder):
+        try:
+            t.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ReplicaError(f"Cannot create the replica folder {t.path}: {e.strerror}.") from e
+    with _locked() as data:
+        mine = data.setdefault(vault_id.hex(), {})
+        if name in mine:
+            raise ReplicaError(f"A replica named {name!r} already exists ({mine[name]['target']}).")
+        if any(r["target"] == t.location for r in mine.values()):
+            raise ReplicaError(f"{t.location} is already a replica of this vault.")
+        rep = Replica(name, t.location, iso(now_us()))
+        mine[name] = asdict(rep)
+    return rep
+
+
+def remove(vault_id: bytes, name: str) -> Replica:
+    """Forget a replica (its files stay where they are)."""
+    with _locked() as data:
+        mine = data.get(vault_id.hex(), {})
+        if name not in mine:
+            raise UnknownReplica(name)
+        return Replica(**mine.pop(name))
+
+
+def update(vault_id: bytes, name: str, **changes: object) -> None:
+    """Record a push or a verification."""
+    with _locked() as data:
+        mine = data.get(vault_id.hex(), {})
+        if name in mine:
+            mine[name] = asdict(replace(Replica(**mine[name]), **changes))

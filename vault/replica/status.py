@@ -1,0 +1,88 @@
+"""Every copy of the vault at a glance, and a plain verdict on the 3-2-1 rule.
+
+Needs no passphrase: the vault's head and each replica's signed manifest are
+readable without it. The rule: three copies (the vault and at least two
+replicas), and none of them stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import keyring, schema
+from ..log import EventLog
+from . import registry
+from .errors import ReplicaError
+from .reader import open_replica
+from .targets import target_for
+
+
+@dataclass(frozen=True)
+class CopyStatus:
+    name: str
+    location: str
+    head_seq: int | None  # None when the replica could not be read
+    behind: int | None
+    pushed_at: str | None
+    verified_at: str | None
+    problem: str | None  # one sentence, or None when the copy is readable and consistent
+
+    @property
+    def stale(self) -> bool:
+        return self.problem is not None or bool(self.behind)
+
+
+@dataclass(frozen=True)
+class Status:
+    vault: str
+    head_seq: int
+    copies: list[CopyStatus]
+    verdict: str
+    ok: bool
+
+
+def _copy_status(rep: registry.Replica, head_seq: int, identity: tuple[bytes, bytes]) -> CopyStatus:
+    where = f"Replica {rep.name} ({rep.target})"
+    seq, problem = None, None
+    try:
+        m = open_replica(target_for(rep.target), where, identity).manifest
+        seq = m.head_seq if m else 0
+        if m is None and rep.pushed_seq:
+            problem = f"{where} is empty although this vault pushed up to event {rep.pushed_seq} there."
+        elif m is None:
+            problem = f"{where} has never been pushed to."
+        elif rep.pushed_seq is not None and seq < rep.pushed_seq:
+            problem = f"{where} was rolled back to event {seq} (this vault pushed up to {rep.pushed_seq})."
+    except ReplicaError as e:
+        problem = str(e)
+    behind = None if seq is None else max(head_seq - seq, 0)
+    return CopyStatus(rep.name, rep.target, seq, behind, rep.pushed_at, rep.verified_at, problem)
+
+
+def _verdict(copies: list[CopyStatus]) -> tuple[str, bool]:
+    n = len(copies)
+    if n < 2:
+        return (f"AT RISK: {n + 1} cop{'y' if n == 0 else 'ies'} (this vault and {n} replica{'' if n == 1 else 's'}); "
+                "the 3-2-1 rule wants at least two replicas, one of them off-site."), False
+    stale = [c for c in copies if c.stale]
+    if stale:
+        names = ", ".join(f"{c.name} ({c.problem or f'{c.behind} events behind'})" for c in stale)
+        return f"STALE: {names}; run `lifevault push` (and check the drive or remote).", False
+    return (f"OK: {n + 1} copies, all up to date; keep at least one replica off-site and on another kind of "
+            "storage to satisfy 3-2-1."), True
+
+
+def status(vault_path: Path | str) -> Status:
+    """The vault's head and every replica's state, read without the passphrase."""
+    path = Path(vault_path)
+    conn = schema.connect(path)
+    try:
+        log = EventLog(conn, path, None)
+        head_seq = log.head().seq
+        identity = (log.vault_id, keyring.verify_key(conn))
+        copies = [_copy_status(r, head_seq, identity) for r in registry.replicas(log.vault_id)]
+    finally:
+        conn.close()
+    verdict, ok = _verdict(copies)
+    return Status(str(path), head_seq, copies, verdict, ok)

@@ -1,0 +1,171 @@
+"""Push a vault's new rows to a replica, and pull rows a replica has that the vault lacks.
+
+Push sends only what the replica lacks: event segments after the replica's
+head and blob segments of blobs it does not list, then the manifest, last.
+A file under its final name is never rewritten once a manifest lists it, so
+an interrupted push is finished by running it again. Before sending anything
+the replica is checked: missing or empty where this vault pushed before,
+rolled back (older than the head this vault pushed there), forked (another
+hash at the same seq) or ahead of the vault all stop the push, which then
+deletes and rewinds nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import keyring
+from ..instants import iso
+from ..log import EventLog, now_us
+from ..vault import Vault
+from . import registry
+from .errors import ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
+from .manifest import MANIFEST_NAME, Manifest
+from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
+from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, chunk_events
+from .targets import LocalFolder, Put, Target, target_for
+from ..errors import TamperDetected
+
+
+@dataclass(frozen=True)
+class PushResult:
+    name: str
+    location: str
+    head_seq: int
+    events: int  # events sent
+    blobs: int  # blobs sent
+    bytes: int  # segment bytes sent
+    manifest_written: bool
+
+
+@dataclass(frozen=True)
+class PullResult:
+    name: str
+    events: int
+    blobs: int
+    head_seq: int
+
+
+def _where(rep: registry.Replica) -> str:
+    return f"Replica {rep.name} ({rep.target})"
+
+
+def _open_checked(log: EventLog, rep: registry.Replica, target: Target) -> Opened:
+    """Open the replica and refuse one that is missing, emptied, rolled back or replaced."""
+    where = _where(rep)
+    identity = (log.vault_id, keyring.verify_key(log.conn))
+    try:
+        opened = open_replica(target, where, identity)
+    except ReplicaMissing as e:
+        if rep.pushed_seq is None and not isinstance(target, LocalFolder):
+            return Opened(where, target, {}, None)  # a first push creates the remote folder
+        raise ReplicaMissing(f"{e} Nothing was sent or changed.") from e
+    m = opened.manifest
+    if m is None and rep.pushed_seq:
+        raise ReplicaMissing(f"{where} is empty although this vault pushed up to event {rep.pushed_seq} there "
+                             "(another drive mounted there, or wiped?); nothing was sent or changed.")
+    seq, h = (m.head_seq, m.head_hash.hex()) if m else (0, None)
+    if rep.pushed_seq is not None and seq < rep.pushed_seq:
+        raise ReplicaRolledBack(f"{where} was rolled back: it ends at event {seq} but this vault already pushed up to "
+                                f"event {rep.pushed_seq} there (an older copy put back?); nothing was sent or changed.")
+    if rep.pushed_seq is not None and seq == rep.pushed_seq and h != rep.pushed_hash and seq:
+        raise ReplicaForked(f"{where} was replaced: its event {seq} differs from the one this vault pushed; "
+                            "nothing was sent or changed.")
+    return opened
+
+
+def _check_against_log(log: EventLog, m: Manifest | None, where: str, head_seq: int) -> None:
+    seq = m.head_seq if m else 0
+    if seq > head_seq:
+        raise ReplicaAhead(f"{where} holds events up to {seq} but this vault ends at {head_seq} "
+                           f"(restored from an older copy?); `lifevault pull` brings them here. Nothing was sent.")
+    if m is not None and log.hash_at(seq) != m.head_hash:
+        raise ReplicaForked(f"{where} has another history: its event {seq} differs from this vault's; "
+                            "nothing was sent or changed.")
+
+
+def push(log: EventLog, name: str) -> PushResult:
+    """Send what replica `name` lacks, then its new manifest; the vault is only read."""
+    assert log.keys is not None, "pushing signs the manifest: unlock the vault"
+    rep = registry.get(log.vault_id, name)
+    target = target_for(rep.target)
+    opened = _open_checked(log, rep, target)
+    m = opened.manifest
+    head = log.head()
+    _check_against_log(log, m, opened.where, head.seq)
+    start = m.head_seq if m else 0
+    new_events: list[SegmentInfo] = []
+    new_blobs: list[SegmentInfo] = []
+    with target.writer() as put:
+        rows = ((seq, h, payload) for seq, _, h, payload in log.checked_rows(start, head.seq))
+        for seg, data in chunk_events(rows):
+            put(seg.name, data)
+            new_events.append(seg)
+        for seg, data in _blob_segments(log, m):
+            put(seg.name, data)
+            new_blobs.append(seg)
+    meta = dict(log.conn.execute("SELECT key, value FROM meta"))
+    written = bool(new_events or new_blobs or m is None or m.meta != meta or m.head_seq != head.seq)
+    if written:
+        new = Manifest(log.vault_id, keyring.verify_key(log.conn), head.seq, head.hash, head.mac, head.sig, meta,
+                       (m.events if m else ()) + tuple(new_events), (m.blobs if m else ()) + tuple(new_blobs),
+                       iso(now_us()))
+        with target.writer() as put:  # only after every segment above is in place
+            put(MANIFEST_NAME, new.sealed(log.keys))
+    registry.update(log.vault_id, name, pushed_seq=head.seq, pushed_hash=head.hash.hex(), pushed_at=iso(now_us()))
+    return PushResult(name, target.location, head.seq, head.seq - start, sum(len(s.blob_ids) for s in new_blobs),
+                      sum(s.size for s in new_events + new_blobs), written)
+
+
+def _blob_segments(log: EventLog, m: Manifest | None):
+    """Segments of the blobs the replica does not list, cut by size."""
+    have = m.blob_ids if m else set()
+    missing = [bid for (bid,) in log.conn.execute("SELECT id FROM blobs") if bid.hex() not in have]
+    ordinal = len(m.blobs) if m else 0
+    batch, size = [], 0
+    for bid in sorted(missing):
+        (payload,) = log.conn.execute("SELECT payload FROM blobs WHERE id = ?", (bid,)).fetchone()
+        batch.append((bid, payload))
+        size += len(payload)
+        if size >= MAX_SEGMENT_BYTES:
+            ordinal += 1
+            yield blob_segment(ordinal, batch)
+            batch, size = [], 0
+    if batch:
+        yield blob_segment(ordinal + 1, batch)
+
+
+def pull(vault: Vault, name: str) -> PullResult:
+    """Append the events (and blobs) replica `name` holds beyond this vault's head, identical rows,
+    after checking that they continue this vault's chain and open with its key."""
+    log, keys = vault.log, vault.keys
+    rep = registry.get(log.vault_id, name)
+    opened = open_replica(target_for(rep.target), _where(rep), (log.vault_id, keyring.verify_key(log.conn)))
+    m, where = require_manifest(opened), opened.where
+    head = log.head()
+    if m.head_seq <= head.seq:
+        _check_against_log(log, m, where, head.seq)
+        return PullResult(name, 0, 0, head.seq)
+    m.check_mac(keys, where)
+    have = {bid.hex() for (bid,) in log.conn.execute("SELECT id FROM blobs")}
+    wanted = m.blob_ids - have
+    names = [s.name for s in needed_segments(m, head.seq)] + [s.name for s in m.blobs if not wanted.isdisjoint(s.blob_ids)]
+    with opened.target.local_copy(names) as folder:
+        rows = [r for batch in checked_rows(m, folder, where, head.seq, head.hash) for r in batch]
+        blobs = list(checked_blobs(m, folder, where, wanted))
+    prev = head.hash
+    for seq, stored, payload in rows:  # every tag must open before anything is stored
+        try:
+            log.decrypt(seq, prev, payload)
+        except TamperDetected as e:
+            raise ReplicaDamaged(f"{where} is damaged: event {seq} does not open with this vault's key.") from e
+        prev = stored
+    with log.writer() as w:
+        if (w.seq, w.hash) != (head.seq, head.hash):
+            raise ReplicaAhead(f"The vault changed while pulling from {where}; nothing was added, run pull again.")
+        log.conn.executemany("INSERT INTO events (seq, hash, payload) VALUES (?, ?, ?)", rows)
+        log.conn.executemany("INSERT OR IGNORE INTO blobs (id, payload) VALUES (?, ?)", blobs)
+        w.seq, w.hash = rows[-1][0], rows[-1][1]  # the writer signs and MACs this head on commit
+    vault.refresh()
+    registry.update(log.vault_id, name, pushed_seq=m.head_seq, pushed_hash=m.head_hash.hex())
+    return PullResult(name, len(rows), len(blobs), m.head_seq)

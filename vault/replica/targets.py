@@ -1,0 +1,153 @@
+"""Where a replica lives: a local folder, or any rclone remote (`remote:path`).
+
+A target knows nothing about vaults; it lists, reads and writes whole files.
+Folder writes go to a hidden `.partial` file, are fsynced, then renamed, so a
+file under its final name is always complete. rclone runs as a real
+subprocess with the user's own rclone config (or RCLONE_CONFIG_* variables);
+for a remote, new files are staged in a temporary folder (ciphertext only) and
+sent with one `rclone copy`, which never deletes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+from .errors import ReplicaUnreachable
+
+PARTIAL = ".partial"
+Put = Callable[[str, bytes], None]
+_REMOTE = re.compile(r"^[^/\\]*:")  # `name:path` or rclone's `:backend:path`
+_RCLONE_FLAGS = ["--low-level-retries", "2", "--retries", "1", "--contimeout", "5s", "--timeout", "60s"]
+_RCLONE_NOT_FOUND = (3, 4)  # rclone's exit codes for "directory not found" and "file not found"
+
+
+class Target(Protocol):
+    location: str
+
+    def listing(self) -> dict[str, int] | None:
+        """File name -> size; None when the replica's folder does not exist."""
+
+    def read(self, name: str) -> bytes | None:
+        """A file's bytes, or None when it does not exist."""
+
+    def writer(self) -> AbstractContextManager[Put]:
+        """A context giving put(name, data); every file is in place when it exits."""
+
+    def local_copy(self, names: list[str]) -> AbstractContextManager[Path]:
+        """A local folder holding (at least) these files, for the duration of the context."""
+
+
+def target_for(text: str) -> Target:
+    """A Target for what the user typed: `remote:path` is rclone, anything else a folder."""
+    if _REMOTE.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
+        return RcloneRemote(text)
+    return LocalFolder(Path(text).expanduser().resolve())
+
+
+class LocalFolder:
+    """A folder on a mounted drive, NAS or synced directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.location = path, str(path)
+
+    def listing(self) -> dict[str, int] | None:
+        if not self.path.is_dir():
+            return None
+        return {p.name: p.stat().st_size for p in self.path.iterdir() if p.is_file() and not p.name.endswith(PARTIAL)}
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return (self.path / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def writer(self) -> Iterator[Put]:
+        for stale in self.path.glob(f".*{PARTIAL}"):  # left by an interrupted push
+            stale.unlink()
+        yield self._put
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # make the renames durable
+        finally:
+            os.close(fd)
+
+    def _put(self, name: str, data: bytes) -> None:
+        tmp = self.path / f".{name}{PARTIAL}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path / name)
+
+    @contextmanager
+    def local_copy(self, names: list[str]) -> Iterator[Path]:
+        yield self.path
+
+
+class RcloneRemote:
+    """Any rclone remote; each operation is one `rclone` process."""
+
+    def __init__(self, spec: str) -> None:
+        self.location = spec.rstrip("/")
+
+    def _path(self, name: str = "") -> str:
+        sep = "" if self.location.endswith(":") else "/"
+        return f"{self.location}{sep}{name}" if name else self.location
+
+    def _run(self, *args: str, ok_missing: bool = False) -> subprocess.CompletedProcess | None:
+        if shutil.which("rclone") is None:
+            raise ReplicaUnreachable(f"Cannot reach {self.location}: rclone is not installed.")
+        proc = subprocess.run(["rclone", *args, *_RCLONE_FLAGS], capture_output=True)
+        if proc.returncode == 0:
+            return proc
+        if ok_missing and proc.returncode in _RCLONE_NOT_FOUND:
+            return None
+        raise ReplicaUnreachable(f"{self.location} is unreachable: {_reason(proc.stderr)}.")
+
+    def listing(self) -> dict[str, int] | None:
+        proc = self._run("lsjson", "--files-only", self._path(), ok_missing=True)
+        if proc is None:
+            return None
+        return {e["Name"]: e["Size"] for e in json.loads(proc.stdout) if not e["Name"].endswith(PARTIAL)}
+
+    def read(self, name: str) -> bytes | None:
+        proc = self._run("cat", self._path(name), ok_missing=True)
+        return None if proc is None else proc.stdout
+
+    @contextmanager
+    def writer(self) -> Iterator[Put]:
+        with tempfile.TemporaryDirectory(prefix="lifevault-push-") as tmp:
+            staged: list[str] = []
+
+            def put(name: str, data: bytes) -> None:
+                (Path(tmp) / name).write_bytes(data)
+                staged.append(name)
+
+            yield put
+            if staged:  # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
+                self._run("copy", "--ignore-times", "--no-traverse", tmp, self._path())
+
+    @contextmanager
+    def local_copy(self, names: list[str]) -> Iterator[Path]:
+        with tempfile.TemporaryDirectory(prefix="lifevault-fetch-") as tmp:
+            if names:
+                listed = Path(tmp) / ".files"
+                listed.write_text("".join(f"{n}\n" for n in names))
+                self._run("copy", "--files-from", str(listed), "--no-traverse", self._path(), tmp)
+            yield Path(tmp)
+
+
+def _reason(stderr: bytes) -> str:
+    """rclone's last meaningful line, without its timestamp and NOTICE chatter."""
+    lines = [ln for ln in stderr.decode(errors="replace").splitlines() if ln.strip() and "NOTICE" not in ln]
+    last = lines[-1] if lines else "rclone failed without a message"
+    return re.sub(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ", "", last).rstrip(".")
