@@ -378,6 +378,9 @@ def demo(directory: Path | None, records: int, kdf_cost: str) -> None:
     click.echo(tour)
 
 
+from .cli_replica import register as _register_replica; _register_replica(cli)  # noqa: E402,E702
+
+
 def main() -> None:  # pragma: no cover - the console script entry point
     cli(prog_name="lifevault")
 

@@ -67,8 +67,8 @@ def _verdict(copies: list[CopyStatus]) -> tuple[str, bool]:
                 "the 3-2-1 rule wants at least two replicas, one of them off-site."), False
     stale = [c for c in copies if c.stale]
     if stale:
-        names = ", ".join(f"{c.name} ({c.problem or f'{c.behind} events behind'})" for c in stale)
-        return f"STALE: {names}; run `lifevault push` (and check the drive or remote).", False
+        why = " ".join(c.problem or f"Replica {c.name} is {c.behind} events behind." for c in stale)
+        return f"STALE: {why} Run `lifevault push` (and check the drive or remote).", False
     return (f"OK: {n + 1} copies, all up to date; keep at least one replica off-site and on another kind of "
             "storage to satisfy 3-2-1."), True
 

@@ -1,0 +1,202 @@
+"""`lifevault replica …`, `push`, `pull`, `clone`, `status`: copies of the vault elsewhere.
+
+Thin: each command resolves the vault, makes one call into vault.replica and
+prints. Registered on the main group by `register(cli)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import keyring, schema
+from .cli import echo_json, json_option, open_vault, passphrase_option, read_secret, resolve_path, vault_option
+from .errors import VaultError
+from . import replica as rp
+
+
+def _vault_id(vault_path: Path | None) -> bytes:
+    """The vault's id, read without the passphrase."""
+    conn = schema.connect(resolve_path(vault_path))
+    try:
+        return keyring.vault_id(conn)
+    finally:
+        conn.close()
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+@click.group()
+def replica() -> None:
+    """Copies of the vault on storage you choose: local folders or rclone remotes (ciphertext only).
+
+    Example: lifevault replica add usb /media/usb/lifevault
+    """
+
+
+@replica.command("add")
+@click.argument("name")
+@click.argument("target")
+@vault_option
+def replica_add(name: str, target: str, vault_path: Path | None) -> None:
+    """Add a replica: a local folder (created now) or an rclone remote `remote:path`.
+
+    Example: lifevault replica add cloud b2:my-bucket/lifevault
+    """
+    rep = rp.add_replica(_vault_id(vault_path), name, target)
+    click.echo(f"Added replica {rep.name} at {rep.target}; `lifevault push {rep.name}` fills it.", err=True)
+
+
+@replica.command("list")
+@json_option
+@vault_option
+def replica_list(as_json: bool, vault_path: Path | None) -> None:
+    """List this vault's replicas and when each was last pushed and verified.
+
+    Example: lifevault replica list
+    """
+    reps = rp.replicas(_vault_id(vault_path))
+    if as_json:
+        echo_json([r.__dict__ for r in reps])
+        return
+    if not reps:
+        click.echo("No replicas; add one with `lifevault replica add NAME TARGET`.", err=True)
+    for r in reps:
+        pushed = f"pushed up to event {r.pushed_seq} at {r.pushed_at}" if r.pushed_at else "never pushed"
+        click.echo(f"{r.name}\t{r.target}\t{pushed}; verified {r.verified_at or 'never'}")
+
+
+@replica.command("remove")
+@click.argument("name")
+@vault_option
+def replica_remove(name: str, vault_path: Path | None) -> None:
+    """Forget a replica; its files are left where they are.
+
+    Example: lifevault replica remove usb
+    """
+    rep = rp.remove_replica(_vault_id(vault_path), name)
+    click.echo(f"Removed replica {rep.name}; its files at {rep.target} were not touched.", err=True)
+
+
+@replica.command("verify")
+@click.argument("name")
+@click.option("--blind", is_flag=True, help="Check without the passphrase: manifest signature, files, chain, head.")
+@vault_option
+@passphrase_option
+def replica_verify(name: str, blind: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Check a replica is complete and intact: manifest, every segment, the chain and (with the key) every tag.
+
+    Example: lifevault replica verify usb --blind
+    """
+    if blind:
+        report = rp.verify(resolve_path(vault_path), name)
+    else:
+        vault = open_vault(vault_path, passphrase_file)
+        report = rp.verify(vault.path, name, vault.keys)
+    what = "manifest signature, segments, chain and head" if blind else "manifest, segments, chain, every tag and blob"
+    click.echo(f"OK: replica {name} holds {report.events} events and {report.blobs} blobs "
+               f"in {report.segments} segments ({what}).")
+
+
+@click.command()
+@click.argument("name", required=False)
+@vault_option
+@passphrase_option
+def push(name: str | None, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Send each replica (or only NAME) what it lacks; safe to interrupt and re-run.
+
+    Example: lifevault push usb
+    """
+    vault = open_vault(vault_path, passphrase_file)
+    names = [name] if name else [r.name for r in rp.replicas(vault.log.vault_id)]
+    if not names:
+        raise click.ClickException("This vault has no replicas; add one with `lifevault replica add NAME TARGET`.")
+    failures = []
+    for n in names:
+        try:
+            r = rp.push(vault.log, n)
+        except VaultError as e:
+            failures.append(str(e))
+            continue
+        if r.events or r.blobs or r.manifest_written:
+            click.echo(f"Pushed to {n}: {r.events} events, {r.blobs} blobs ({_size(r.bytes)}); "
+                       f"it now ends at event {r.head_seq}.", err=True)
+        else:
+            click.echo(f"{n} is up to date (event {r.head_seq}).", err=True)
+    if failures:
+        raise click.ClickException(" ".join(failures))
+
+
+@click.command()
+@click.argument("name")
+@vault_option
+@passphrase_option
+def pull(name: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Append the events a replica holds beyond this vault (after restoring an older copy).
+
+    Example: lifevault pull usb
+    """
+    r = rp.pull(open_vault(vault_path, passphrase_file), name)
+    if r.events or r.blobs:
+        click.echo(f"Pulled {r.events} events and {r.blobs} blobs from {name}; the vault now ends at event {r.head_seq}.",
+                   err=True)
+    else:
+        click.echo(f"Nothing to pull: {name} holds nothing this vault lacks (event {r.head_seq}).", err=True)
+
+
+@click.command()
+@click.argument("target")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--recovery", is_flag=True, help="Unlock with the recovery key instead of the passphrase.")
+@passphrase_option
+@click.option("--recovery-key-file", type=click.File("r"), default=None,
+              help="Read the recovery key from this file (else $LIFEVAULT_RECOVERY_KEY, else a prompt).")
+def clone(target: str, path: Path, recovery: bool, passphrase_file: Any, recovery_key_file: Any) -> None:
+    """Rebuild a vault file from a replica alone (a folder or `remote:path`), then verify it fully.
+
+    Example: lifevault clone /media/usb/lifevault ~/vault.db
+    """
+    if path.exists():
+        raise click.ClickException(f"{path} already exists; refusing to overwrite it.")
+    if recovery:
+        key = read_secret(recovery_key_file, "LIFEVAULT_RECOVERY_KEY", "Recovery key")
+        report = rp.clone(target, path, recovery_key=key)
+    else:
+        report = rp.clone(target, path, read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase"))
+    click.echo(f"Cloned {report.events} events and {report.blobs} blobs into {path}; verified (chain, every tag, "
+               "head and blobs).", err=True)
+
+
+@click.command()
+@json_option
+@vault_option
+def status(as_json: bool, vault_path: Path | None) -> None:
+    """Every copy of the vault: where, how far behind, last push and verification, and the 3-2-1 verdict.
+
+    Example: lifevault status
+    """
+    s = rp.status(resolve_path(vault_path))
+    if as_json:
+        echo_json({"vault": s.vault, "head_seq": s.head_seq, "ok": s.ok, "verdict": s.verdict,
+                   "copies": [dict(c.__dict__, stale=c.stale) for c in s.copies]})
+        return
+    click.echo(f"vault\t{s.vault}\tevent {s.head_seq}")
+    for c in s.copies:
+        where = "unreadable" if c.head_seq is None else f"event {c.head_seq}, {c.behind} behind"
+        click.echo(f"{c.name}\t{c.location}\t{where}; pushed {c.pushed_at or 'never'}; verified {c.verified_at or 'never'}")
+        if c.problem:
+            click.echo(f"\t! {c.problem}")
+    click.echo(s.verdict)
+
+
+def register(group: click.Group) -> None:
+    for command in (replica, push, pull, clone, status):
+        group.add_command(command)
