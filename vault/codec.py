@@ -3,24 +3,62 @@
 Order when storing: encode (compact JSON) -> compress (zlib, when it pays) ->
 encrypt (crypto) -> chain (log). Reading is the exact reverse. The first byte
 says whether the JSON was compressed, so both forms stay readable forever.
+
+The plaintext is a small binary header (type, kind, time, then the id and the
+source), followed by the changes as JSON, so replay can store a created
+record's fields without parsing them.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import zlib
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Iterator
 
 from .events import Event, EventType, Kind, Source
 
 CODEC_VERSION = 1
 _RAW, _ZLIB = b"\x00", b"\x01"
 _COMPRESS_FROM = 200  # bytes of JSON below which zlib rarely saves anything
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def dumps(value: Any) -> bytes:
-    """Compact, key-sorted JSON: the same value always gives the same bytes."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
+def dumps(value: Any) -> str:
+    """Compact, key-sorted JSON: the same value always gives the same text."""
+    return _ENCODER.encode(value)
+
+
+class LazyFields(Mapping):
+    """Decoded changes, parsed only when read; `text` is their JSON as stored."""
+
+    __slots__ = ("text", "_data")
+
+    def __init__(self, text: str) -> None:
+        self.text, self._data = text, None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = json.loads(self.text)
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __repr__(self) -> str:
+        return f"LazyFields({self._parsed()!r})"
+
+
+def fields_json(changes: Mapping[str, Any]) -> str:
+    """The JSON text of a changes mapping, reusing the stored text when there is one."""
+    return changes.text if isinstance(changes, LazyFields) else dumps(changes)
 
 
 def pack(data: bytes) -> bytes:
@@ -42,23 +80,35 @@ def unpack(blob: bytes) -> bytes:
     raise ValueError(f"unknown codec flag {flag!r}")
 
 
+# The header: version, type, kind, recorded_at, then id and source as length-prefixed UTF-8.
+_HEADER = struct.Struct(">BBBqHH")
+# Codes are part of the stored format: never renumber, only add.
+_TYPE_CODE = {EventType.CREATED: 1, EventType.UPDATED: 2, EventType.DELETED: 3, EventType.REVIVED: 4}
+_KIND_CODE = {Kind.CONTACT: 1, Kind.MESSAGE: 2, Kind.NOTE: 3}
+_TYPES = {code: t for t, code in _TYPE_CODE.items()}
+_KINDS = {code: k for k, code in _KIND_CODE.items()}
+_sources: dict[bytes, Source] = {}  # decoded sources by their bytes: imports repeat one source many times
+
+
 def encode_event(event: Event, recorded_at: int) -> bytes:
-    """The plaintext of one event: type, kind, id, changes, time and source."""
-    return pack(dumps({
-        "v": CODEC_VERSION,
-        "t": event.type.value,
-        "k": event.kind.value,
-        "id": event.record_id,
-        "c": event.changes,
-        "at": recorded_at,
-        "src": event.source.as_dict(),
-    }))
+    """The plaintext of one event: a fixed header, the id, the source, then the changes as JSON."""
+    rid, src = event.record_id.encode(), dumps(event.source.as_dict()).encode()
+    header = _HEADER.pack(CODEC_VERSION, _TYPE_CODE[event.type], _KIND_CODE[event.kind], recorded_at, len(rid), len(src))
+    return pack(header + rid + src + fields_json(event.changes).encode())
 
 
 def decode_event(blob: bytes) -> tuple[Event, int]:
     """The event and its recorded_at, from `encode_event`'s bytes."""
-    d = json.loads(unpack(blob))
-    if d.get("v") != CODEC_VERSION:
-        raise ValueError(f"unknown event codec version {d.get('v')!r}")
-    event = Event(EventType(d["t"]), Kind(d["k"]), d["id"], d["c"], Source.from_dict(d["src"]), d["at"])
-    return event, d["at"]
+    raw = unpack(blob)
+    version, t, k, at, n_id, n_src = _HEADER.unpack_from(raw)
+    if version != CODEC_VERSION:
+        raise ValueError(f"unknown event codec version {version}")
+    i = _HEADER.size
+    src_bytes = raw[i + n_id : i + n_id + n_src]
+    source = _sources.get(src_bytes)
+    if source is None:
+        source = Source.from_dict(json.loads(src_bytes))
+        if len(_sources) < 4096:
+            _sources[src_bytes] = source
+    changes = LazyFields(raw[i + n_id + n_src :].decode())
+    return Event(_TYPES[t], _KINDS[k], raw[i : i + n_id].decode(), changes, source, at), at

@@ -8,7 +8,7 @@ Inside lifevault an instant is an int of UTC microseconds. Users type ISO 8601
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from .errors import BadInstant
 
@@ -48,6 +48,9 @@ def to_us(dt: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def iso(us: int) -> str:
     """Fixed-width UTC ISO text, so comparing strings compares instants."""
-    return datetime.fromtimestamp(us / 1_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="microseconds") + "Z"

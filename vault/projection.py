@@ -14,12 +14,15 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from .codec import dumps
-from .events import FIELDS, EventType, Kind, Recorded, apply_patch
+from .codec import dumps, fields_json
+from .events import FIELDS, EventType, Kind, Recorded, Source, apply_patch
 from .instants import iso
 
 PROJECTION_VERSION = 1
 _BULK = 2000  # past this many touched records, rebuild live tables wholesale
+_CHUNK = 10_000  # events folded in memory between writes to SQLite
+_INSERT = "INSERT INTO {}_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_CLOSE = "UPDATE {}_history SET seq_to = ?, valid_to = ? WHERE id = ? AND seq_to IS NULL"
 
 
 def _q(name: str) -> str:
@@ -44,16 +47,62 @@ def _ddl(kind: Kind) -> str:
     """
 
 
-def _live_select(kind: Kind) -> str:
-    t = kind.table
-    fields = FIELDS[kind]
-    paths = ", ".join(f"'$.{_q(f)}'" for f in fields)
-    extracts = ", ".join(f"json_extract(h.data, '$.{_q(f)}')" for f in fields)
-    return (
-        f"SELECT h.id, {extracts}, NULLIF(json_remove(h.data, {paths}), '{{}}'), "
-        f"(SELECT MIN(valid_from) FROM {t}_history f WHERE f.id = h.id), h.valid_from "
-        f"FROM {t}_history h WHERE h.seq_to IS NULL AND h.deleted = 0"
-    )
+def _live_row(kind: Kind, record_id: str, data_json: str, created_at: str, updated_at: str) -> tuple:
+    """One live-table row: known fields as columns (lists and objects as JSON text), the rest in `extra`."""
+    data = json.loads(data_json)
+    row: list[Any] = [record_id]
+    for f in FIELDS[kind]:
+        v = data.pop(f, None)
+        row.append(dumps(v) if isinstance(v, (list, dict)) else v)
+    row += [dumps(data) if data else None, created_at, updated_at]
+    return tuple(row)
+
+
+class _Folder:
+    """Folds events into pending history rows, so SQLite sees a few executemany
+    calls per chunk instead of several statements per event."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.rows: dict[Kind, list[list[Any]]] = {k: [] for k in Kind}  # versions to insert
+        self.closes: dict[Kind, list[tuple]] = {k: [] for k in Kind}  # versions already stored, to close
+        self.open: dict[str, list[Any]] = {}  # record id -> its newest pending version
+        self.sources: dict[int, tuple[Source, str]] = {}  # JSON of each distinct Source object
+
+    def fold(self, r: Recorded) -> None:
+        e, at = r.event, iso(r.recorded_at)
+        prev_data = None
+        if e.type is not EventType.CREATED:
+            prev = self.open.get(e.record_id)
+            if prev is not None:
+                prev[2], prev[4], prev_data = r.seq, at, prev[8]
+            else:
+                prev_data = self.conn.execute(
+                    f"SELECT data FROM {e.kind.table}_history WHERE id = ? AND seq_to IS NULL", (e.record_id,)
+                ).fetchone()[0]
+                self.closes[e.kind].append((r.seq, at, e.record_id))
+        if e.type is EventType.UPDATED:
+            data = dumps(apply_patch(json.loads(prev_data), e.changes))
+        else:
+            data = None if e.type is EventType.DELETED else fields_json(e.changes)
+        row = [e.record_id, r.seq, None, at, None, e.type.value, int(e.type is EventType.DELETED), self._source(e.source), data]
+        self.rows[e.kind].append(row)
+        self.open[e.record_id] = row
+
+    def _source(self, source: Source) -> str:
+        hit = self.sources.get(id(source))
+        if hit is None or hit[0] is not source:
+            hit = self.sources[id(source)] = (source, dumps(source.as_dict()))
+        return hit[1]
+
+    def flush(self) -> None:
+        for kind in Kind:
+            self.conn.executemany(_CLOSE.format(kind.table), self.closes[kind])
+            self.conn.executemany(_INSERT.format(kind.table), self.rows[kind])
+            self.closes[kind].clear()
+            self.rows[kind].clear()
+        self.open.clear()
+        self.sources.clear()
 
 
 class Projection:
@@ -95,42 +144,41 @@ class Projection:
     # -- applying events -----------------------------------------------------
     def apply(self, events: Iterable[Recorded]) -> int:
         """Fold events (in seq order, following `seq`) into the tables; returns how many."""
-        touched: dict[Kind, set[str]] = {k: set() for k in Kind}
-        ex = self.conn.execute
+        folder = _Folder(self.conn)
+        touched: dict[Kind, set[str] | None] = {k: set() for k in Kind}  # None: too many, rebuild all
         n = 0
         for r in events:
-            e, t = r.event, r.event.kind.table
-            at = iso(r.recorded_at)
-            data: Any = None
-            if e.type is not EventType.CREATED:
-                row = ex(f"SELECT rowid, data FROM {t}_history WHERE id = ? AND seq_to IS NULL", (e.record_id,)).fetchone()
-                ex(f"UPDATE {t}_history SET seq_to = ?, valid_to = ? WHERE rowid = ?", (r.seq, at, row[0]))
-                if e.type is EventType.UPDATED:
-                    data = dumps(apply_patch(json.loads(row[1]), e.changes)).decode()
-            if e.type in (EventType.CREATED, EventType.REVIVED):
-                data = dumps(e.changes).decode()
-            ex(
-                f"INSERT INTO {t}_history (id, seq_from, valid_from, event, deleted, source, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (e.record_id, r.seq, at, e.type.value, int(e.type is EventType.DELETED), dumps(e.source.as_dict()).decode(), data),
-            )
-            touched[e.kind].add(e.record_id)
+            folder.fold(r)
+            ids = touched[r.event.kind]
+            if ids is not None:
+                ids.add(r.event.record_id)
+                if len(ids) > _BULK:
+                    touched[r.event.kind] = None
             self.seq = r.seq
             n += 1
+            if len(folder.open) >= _CHUNK:
+                folder.flush()
+        folder.flush()
         for kind, ids in touched.items():
-            if ids:
+            if ids is None or ids:
                 self._refresh_live(kind, ids)
-        ex("UPDATE _projection SET seq = ?", (self.seq,))
+        self.conn.execute("UPDATE _projection SET seq = ?", (self.seq,))
         return n
 
-    def _refresh_live(self, kind: Kind, ids: set[str]) -> None:
-        t, select = kind.table, _live_select(kind)
-        if len(ids) > _BULK:
+    def _refresh_live(self, kind: Kind, ids: set[str] | None) -> None:
+        """Rewrite the live rows of `ids` (None: of every record) from their open versions."""
+        t = kind.table
+        query = (f"SELECT h.id, h.data, (SELECT MIN(valid_from) FROM {t}_history f WHERE f.id = h.id), h.valid_from "
+                 f"FROM {t}_history h WHERE h.seq_to IS NULL AND h.deleted = 0")
+        if ids is None:
             self.conn.execute(f"DELETE FROM {t}")
-            self.conn.execute(f"INSERT INTO {t} {select}")
-            return
-        marks = ",".join("?" * len(ids))
-        self.conn.execute(f"DELETE FROM {t} WHERE id IN ({marks})", tuple(ids))
-        self.conn.execute(f"INSERT INTO {t} {select} AND h.id IN ({marks})", tuple(ids))
+            rows = self.conn.execute(query)
+        else:
+            marks = ",".join("?" * len(ids))
+            self.conn.execute(f"DELETE FROM {t} WHERE id IN ({marks})", tuple(ids))
+            rows = self.conn.execute(f"{query} AND h.id IN ({marks})", tuple(ids))
+        insert = f"INSERT INTO {t} VALUES ({','.join('?' * len(live_columns(kind)))})"
+        self.conn.executemany(insert, [_live_row(kind, *row) for row in rows.fetchall()])
 
     # -- reading -------------------------------------------------------------
     def record(self, kind: Kind, record_id: str, seq: int | None = None) -> dict[str, Any] | None:

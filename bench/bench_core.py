@@ -1,0 +1,163 @@
+"""Core benchmark: append, replay, restore-at-T, reopen, RSS, bytes per event.
+
+Each phase runs in its own process (so peak RSS is per phase) on the same
+generated workload, beside a baseline measured in the same run: sqlite-utils
+`insert_all` of the same records into a plain table in one transaction (no
+encryption, no history).
+
+    python bench/bench_core.py            # 100,000 events
+    python bench/bench_core.py --n 1000000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing as mp
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload  # noqa: E402
+
+PASS = "bench passphrase"
+BATCH = 1000
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _batches(n: int):
+    batch = []
+    for e in workload.events(n):
+        batch.append(e)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def phase_baseline(n: int, d: Path) -> dict:
+    import sqlite_utils
+
+    db = sqlite_utils.Database(d / "baseline.db")
+    rows = list(workload.record_rows(n))
+    gc.collect(); gc.freeze()
+    t = time.perf_counter()
+    with db.conn:
+        db["records"].insert_all(rows, batch_size=BATCH)
+    return {"baseline_insert_rows_per_s": n / (time.perf_counter() - t)}
+
+
+def phase_append(n: int, d: Path) -> dict:
+    from vault import Vault
+
+    vault, _ = Vault.create(d / "vault.db", PASS, "min")
+    batches = list(_batches(n))
+    gc.collect(); gc.freeze()
+    t = time.perf_counter()
+    for batch in batches:
+        with vault.transaction() as tx:
+            tx.append(batch)
+    elapsed = time.perf_counter() - t
+    t = time.perf_counter()
+    vault.snapshot()
+    snap = time.perf_counter() - t
+    vault.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    vault.close()
+    size = sum(p.stat().st_size for p in d.glob("vault.db*"))
+    return {"append_events_per_s": n / elapsed, "snapshot_s": snap, "append_peak_rss_mb": _rss_mb(),
+            "bytes_per_event": size / n}
+
+
+def phase_replay(n: int, d: Path) -> dict:
+    from vault import keyring, schema
+    from vault.log import EventLog
+    from vault.projection import Projection
+
+    path = d / "vault.db"
+    conn = schema.connect(path)
+    log = EventLog(conn, path, keyring.unlock(conn, PASS))
+    proj = Projection()
+    gc.collect(); gc.freeze()
+    t = time.perf_counter()
+    with proj.transaction():
+        proj.apply(log.read())
+    elapsed = time.perf_counter() - t
+    return {"replay_events_per_s": n / elapsed, "replay_peak_rss_mb": _rss_mb()}
+
+
+def phase_reopen(n: int, d: Path) -> dict:
+    from vault import Instant, Kind, Vault
+
+    gc.collect()
+    t = time.perf_counter()
+    vault = Vault.open(d / "vault.db", PASS)
+    reopen = time.perf_counter() - t
+    first, last = vault.log.recorded_at(1), vault.log.recorded_at(n)
+    rng = random.Random(7)
+    times = []
+    for _ in range(20):
+        at = Instant(us=rng.randint(first, last))
+        gc.collect()
+        t = time.perf_counter()
+        seq = vault.seq_for(at)
+        for kind in Kind:
+            for _ in vault.projection.state(kind, seq):
+                pass
+        times.append(time.perf_counter() - t)
+    vault.close()
+    return {"reopen_s": reopen, "restore_at_median_s": statistics.median(times), "reopen_peak_rss_mb": _rss_mb()}
+
+
+PHASES = [phase_baseline, phase_append, phase_replay, phase_reopen]
+
+
+def _run(fn, n: int, d: Path, q) -> None:
+    q.put(fn(n, d))
+
+
+def run(n: int) -> dict:
+    ctx = mp.get_context("spawn")
+    out: dict = {"n": n}
+    with tempfile.TemporaryDirectory() as tmp:
+        for fn in PHASES:
+            q = ctx.Queue()
+            p = ctx.Process(target=_run, args=(fn, n, Path(tmp), q))
+            p.start()
+            out.update(q.get())
+            p.join()
+    out["peak_rss_mb"] = max(out["append_peak_rss_mb"], out["replay_peak_rss_mb"])
+    out["append_vs_baseline"] = out["append_events_per_s"] / out["baseline_insert_rows_per_s"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000, help="events to generate (default 100,000)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+    r = run(args.n)
+    if args.json:
+        print(json.dumps(r))
+        return
+    print(f"events: {r['n']:,}")
+    print(f"append (batches of {BATCH}, durable): {r['append_events_per_s']:>10,.0f} events/s"
+          f"  = {r['append_vs_baseline']:.2f} x baseline sqlite-utils insert_all {r['baseline_insert_rows_per_s']:,.0f} rows/s")
+    print(f"full replay:                  {r['replay_events_per_s']:>10,.0f} events/s")
+    print(f"state at T (median of 20):    {r['restore_at_median_s']:>10.3f} s")
+    print(f"reopen with snapshot:         {r['reopen_s']:>10.3f} s   (writing the snapshot took {r['snapshot_s']:.2f} s)")
+    print(f"peak RSS append / replay / reopen: {r['append_peak_rss_mb']:.0f} / {r['replay_peak_rss_mb']:.0f} / {r['reopen_peak_rss_mb']:.0f} MB")
+    print(f"bytes on disk per event:      {r['bytes_per_event']:>10.0f}")
+
+
+if __name__ == "__main__":
+    main()
