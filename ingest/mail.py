@@ -1,0 +1,236 @@
+"""Email in and out: mbox <->, Maildir and single .eml files.
+
+All three read the same way (ingest/mime.py), so a message has the same source id
+(its Message-ID, or a content hash when it has none) and the same fields whichever
+container it came in: the importers share the `namespace` "mail".
+
+mbox is read as a stream, one message at a time, never the whole file: the
+splitter below reads bounded chunks and hands each message on as soon as the
+next `From ` line appears. It reads and writes mboxrd: a body line `>From `
+(any number of `>`) loses one `>` on reading and gains one on writing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from ingest import check_text_file
+from vault.errors import IngestError
+from vault.events import Kind
+from vault.formats import BadRecord, ExportRecord, SourceRecord
+from vault.hookspecs import hookimpl
+
+from .mime import MalformedMessage, read_message, write_message
+
+MAX_MESSAGE_BYTES = 64 * 2**20  # one message larger than this is refused, not buffered
+_CHUNK = 2**20  # the most read at once, even from a line with no end
+# A From_ line: "From sender date", where the date has a time (mboxo bodies rarely do).
+_FROM_LINE = re.compile(rb"^From \S*\s.*\d:\d\d")
+_QUOTED_FROM = re.compile(rb"^>+From ")
+_HEADER = re.compile(rb"^[!-9;-~]+:")
+_MAIL_HEADERS = re.compile(
+    rb"^(from|to|date|subject|message-id|received|return-path|mime-version|delivered-to|x-[a-z-]+):",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _record(raw: bytes, location: str) -> SourceRecord | BadRecord:
+    try:
+        source_id, fields, files = read_message(raw)
+    except MalformedMessage as e:
+        return BadRecord(location, str(e))
+    return SourceRecord(Kind.MESSAGE, source_id, fields, tuple(files), location)
+
+
+def _too_big(path: Path, location: str) -> IngestError:
+    return IngestError(path, location, f"a message is larger than {MAX_MESSAGE_BYTES >> 20} MB, "
+                                       "the most lifevault reads as one message")
+
+
+def split_mbox(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """Each message in an mbox file as (number from 1, line of its From_ line, raw bytes)."""
+    with open(path, "rb") as f:
+        lineno = number = start = size = 0
+        lines: list[bytes] = []
+        at_line_start = prev_blank = True
+        in_from_line = False
+        while chunk := f.readline(_CHUNK):
+            complete = chunk.endswith(b"\n")
+            if in_from_line:  # the rest of an overlong From_ line
+                in_from_line = not complete
+                at_line_start = complete
+                continue
+            if at_line_start:
+                lineno += 1
+                if prev_blank and _FROM_LINE.match(chunk):
+                    if number:
+                        yield number, start, _message_bytes(lines)
+                    number, start, lines, size = number + 1, lineno, [], 0
+                    in_from_line, at_line_start, prev_blank = not complete, complete, False
+                    continue
+                if not number:
+                    if chunk.strip():
+                        raise IngestError(path, f"line {lineno}", "text before the first 'From ' line, "
+                                                                  "so this is not an mbox file")
+                    continue
+                if _QUOTED_FROM.match(chunk):
+                    chunk = chunk[1:]
+                prev_blank = complete and not chunk.strip(b"\r\n")
+            else:
+                prev_blank = False
+            size += len(chunk)
+            if size > MAX_MESSAGE_BYTES:
+                raise _too_big(path, f"message {number} (line {start})")
+            lines.append(chunk)
+            at_line_start = complete
+        if number:
+            yield number, start, _message_bytes(lines)
+
+
+def _message_bytes(lines: list[bytes]) -> bytes:
+    raw = b"".join(lines)
+    # The blank line before the next From_ line belongs to the mbox, not the message.
+    if raw.endswith(b"\r\n\r\n"):
+        return raw[:-2]
+    return raw[:-1] if raw.endswith(b"\n\n") else raw
+
+
+def _head(path: Path, size: int = 4096) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _looks_like_message(head: bytes) -> bool:
+    top = head.lstrip(b"\r\n").split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
+    first = top.split(b"\n", 1)[0]
+    return bool(_HEADER.match(first)) and len(_MAIL_HEADERS.findall(top)) >= 2
+
+
+class MboxImporter:
+    """Reads an mbox file (mboxo, mboxrd; Thunderbird, Apple Mail, Google Takeout) as a stream."""
+
+    name = "mbox"
+    version = "1"
+    namespace = "mail"
+    description = "Email from an mbox file (Thunderbird, Apple Mail, Google Takeout)"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_file() and bool(_FROM_LINE.match(_head(path).lstrip(b"\r\n")))
+
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+        check_text_file(path, "an mbox file")
+        found = False
+        for number, line, raw in split_mbox(path):
+            found = True
+            yield _record(raw, f"message {number} (line {line})")
+        if not found:
+            raise IngestError(path, None, "has no 'From ' line, so it is not an mbox file")
+
+
+class MaildirImporter:
+    """Reads a Maildir folder (cur/ and new/, and Maildir++ subfolders like .Sent/)."""
+
+    name = "maildir"
+    version = "1"
+    namespace = "mail"
+    description = "Email from a Maildir folder (cur/, new/)"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_dir() and (path / "cur").is_dir() and (path / "new").is_dir()
+
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+        if not self.detect(path):
+            raise IngestError(path, None, "is not a Maildir folder (it needs cur/ and new/ subfolders)")
+        folders = [path] + sorted(p for p in path.iterdir() if p.name.startswith(".") and self.detect(p))
+        for folder in folders:
+            for sub in ("new", "cur"):
+                for file in sorted((folder / sub).iterdir()):
+                    if file.name.startswith(".") or not file.is_file():
+                        continue
+                    location = str(file.relative_to(path))
+                    if file.stat().st_size > MAX_MESSAGE_BYTES:
+                        raise _too_big(path, location)
+                    yield _record(file.read_bytes(), location)
+
+
+class EmlImporter:
+    """Reads one message saved as a .eml file (what mail programs save or drag out)."""
+
+    name = "eml"
+    version = "1"
+    namespace = "mail"
+    description = "One email saved as a .eml file"
+
+    def detect(self, path: Path) -> bool:
+        if not path.is_file():
+            return False
+        head = _head(path)
+        return not _FROM_LINE.match(head) and _looks_like_message(head)
+
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+        check_text_file(path, "an email (.eml) file")
+        if path.stat().st_size > MAX_MESSAGE_BYTES:
+            raise _too_big(path, None)
+        raw = path.read_bytes()
+        if not _looks_like_message(raw[:65536]):
+            raise IngestError(path, "line 1", "does not start with mail headers, so it is not an email")
+        record = _record(raw, path.name)
+        if isinstance(record, BadRecord):
+            raise IngestError(path, None, record.reason)
+        yield record
+
+
+# -- export ---------------------------------------------------------------------
+def _attachment_files(refs: list[Any], get_blob: Callable[[str], bytes]) -> list[tuple[bytes, Any, Any]]:
+    """(bytes, name, type) for each blob reference (vault.blobs.blob_ref's shape)."""
+    return [(get_blob(ref["blob"]), ref.get("name"), ref.get("type")) for ref in refs if isinstance(ref, dict)]
+
+
+def _from_line(fields: dict[str, Any]) -> bytes:
+    sender = re.findall(r"[^\s<>]+@[^\s<>]+", fields.get("from", "")) or ["MAILER-DAEMON"]
+    try:
+        when = datetime.fromisoformat(fields["date"]).timetuple()
+    except (KeyError, ValueError):
+        when = time.gmtime(0)
+    return f"From {sender[0]} {time.strftime('%a %b %d %H:%M:%S %Y', when)}\n".encode()
+
+
+def _escape_from(raw: bytes) -> bytes:
+    return re.sub(rb"(?m)^(>*From )", rb">\1", raw)
+
+
+class MboxExporter:
+    """Writes email records as an mboxrd file any mail program can open."""
+
+    name = "mbox"
+    description = "Email records as an mbox file (mboxrd)"
+    kinds = (Kind.MESSAGE,)
+
+    def write(self, records: Iterable[ExportRecord], out: Path, get_blob: Callable[[str], bytes]) -> int:
+        written = 0
+        with open(out, "wb") as f:
+            for record in records:
+                if record.kind != Kind.MESSAGE or record.fields.get("kind", "email") != "email":
+                    continue
+                fields = {k: v for k, v in record.fields.items() if k != "attachments"}
+                files = _attachment_files(record.fields.get("attachments") or [], get_blob)
+                raw = _escape_from(write_message(fields, files))
+                f.write(_from_line(fields) + raw + (b"" if raw.endswith(b"\n") else b"\n") + b"\n")
+                written += 1
+        return written
+
+
+@hookimpl
+def register_importers(register):
+    register(MboxImporter())
+    register(MaildirImporter())
+    register(EmlImporter())
+
+
+@hookimpl
+def register_exporters(register):
+    register(MboxExporter())
