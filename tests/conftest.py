@@ -20,6 +20,7 @@ def lifevault_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("LIFEVAULT_HOME", str(home))
     monkeypatch.setenv("LIFEVAULT_KDF_COST", "min")
+    monkeypatch.setenv("LIFEVAULT_NO_ENTRYPOINTS", "1")  # tests register the plugins they use explicitly
     for var in ("LIFEVAULT_PATH", "LIFEVAULT_PASSPHRASE", "LIFEVAULT_NEW_PASSPHRASE", "LIFEVAULT_RECOVERY_KEY"):
         monkeypatch.delenv(var, raising=False)
     return home

@@ -364,21 +364,30 @@ def stats(as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
               help="Where to build the demo vault (default: a fresh folder under $LIFEVAULT_HOME).")
 @click.option("--records", type=click.IntRange(min=10), default=300, show_default=True, help="How many records.")
 @kdf_option
-def demo(directory: Path | None, records: int, kdf_cost: str) -> None:
-    """Build a demo vault with a realistic history, then tour it.
+@click.option("--no-serve", is_flag=True, help="Only build it and print the tour; do not start the server.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to serve it on.")
+def demo(directory: Path | None, records: int, kdf_cost: str, no_serve: bool, port: int) -> None:
+    """Build a demo vault with a realistic history, then serve it on 127.0.0.1 (or, with --no-serve, tour it).
 
     Example: lifevault demo
     """
-    from .demo import build_demo
+    from .demo import DEMO_PASSPHRASE, build_demo
 
     from .paths import home_dir
 
     directory = directory or home_dir() / f"demo-{datetime.now():%Y%m%d-%H%M%S}"
     tour = build_demo(directory, records, kdf_cost)
-    click.echo(tour)
+    click.echo(tour, err=not no_serve)
+    if not no_serve:
+        from .cli_web import serve_vault
+
+        serve_vault(Vault.open(directory / "demo.db", DEMO_PASSPHRASE), "127.0.0.1", port)
 
 
 from .cli_replica import register as _register_replica; _register_replica(cli)  # noqa: E402,E702
+
+
+from .cli_web import password as _password, serve as _serve; [cli.add_command(c) for c in (_serve, _password)]  # noqa: E402,E702
 
 
 def main() -> None:  # pragma: no cover - the console script entry point

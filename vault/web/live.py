@@ -41,6 +41,8 @@ def connect_memdb(name: str, *, readonly: bool = False) -> sqlite3.Connection:
 class LiveVault:
     """An unlocked vault served to many readers; `write` and `refresh` keep them current.
 
+    It is also the API's holder: `.vault` used only while holding `.lock`.
+
     `on_change` callbacks get the new head seq after every change the server sees
     (its own writes or another process's appends): the hook for replica pushes.
     `on_publish` callbacks get the projection's writer connection whenever it is
@@ -99,10 +101,11 @@ class LiveVault:
     def refresh(self) -> int:
         """Catch up with events other processes appended; returns how many."""
         with self.lock:
-            if self.vault.log.head().seq == self.vault.projection.seq:
-                return 0
-            n = self.vault.refresh()
-            self._notify()
+            self._publish()
+            n = 0
+            if self.vault.log.head().seq != self.vault.projection.seq:
+                n = self.vault.refresh()
+            self._notify()  # also reports appends made straight through `.vault` (the API holds `.lock` itself)
             return n
 
     def _notify(self) -> None:

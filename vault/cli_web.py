@@ -1,0 +1,70 @@
+"""`lifevault serve`, `lifevault password set`, and the serving half of `lifevault demo`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import Vault
+from .cli import open_vault, passphrase_option, read_secret, vault_option
+
+
+def serve_vault(vault: Vault, host: str, port: int) -> None:
+    """Serve an unlocked vault until Ctrl+C; the vault is closed (and maybe snapshotted) after."""
+    from .web import LiveVault
+    from .web.server import create_app
+
+    started = time.monotonic()
+    live = LiveVault(vault)
+    try:
+        site = create_app(live, host=host)
+        import uvicorn
+
+        config = uvicorn.Config(site, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
+        shown = "[" + host + "]" if ":" in host else host
+        click.echo(f"Serving {vault.path} at http://{shown}:{port}/ (API under /api, docs at /api/docs); "
+                   f"ready in {time.monotonic() - started:.1f}s. Ctrl+C stops.", err=True)
+        uvicorn.Server(config).run()
+    finally:
+        live.close()
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs `lifevault password set` first.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to listen on.")
+@vault_option
+@passphrase_option
+def serve(host: str, port: int, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Browse the vault (Datasette, any instant) and serve the device API under /api.
+
+    Example: lifevault serve --port 8001
+    """
+    from .web.login import login_policy
+
+    login_policy(host)  # refuse an open non-loopback server before asking for the passphrase
+    serve_vault(open_vault(vault_path, passphrase_file), host, port)
+
+
+@click.group()
+def password() -> None:
+    """The browser login password for `lifevault serve`."""
+
+
+@password.command("set")
+@click.option("--username", default="owner", show_default=True, help="The name to log in with.")
+@click.option("--password-file", type=click.File("r"), default=None,
+              help="Read the password from this file (else $LIFEVAULT_LOGIN_PASSWORD, else a hidden prompt).")
+def password_set(username: str, password_file: Any) -> None:
+    """Set the login password the browser asks for; only its hash is stored.
+
+    Example: lifevault password set
+    """
+    from .web.login import set_password
+
+    secret = read_secret(password_file, "LIFEVAULT_LOGIN_PASSWORD", "New login password", confirm=True)
+    path = set_password(secret, username)
+    click.echo(f"Login password for {username!r} set (its hash is in {path}).", err=True)

@@ -1,0 +1,101 @@
+"""The whole vault as it stood after event N, as its own named in-memory database.
+
+"As of" is plain SQL over the projection's *_history tables (seq_from/seq_to):
+each state is materialized once into a memdb shaped exactly like the live
+tables (plus FTS), so every Datasette page, facet and search works on it
+unchanged. A few recent states are kept; older ones are dropped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+
+from ..events import FIELDS, Kind
+from ..projection import live_columns
+from ..restore import FTS_COLUMNS
+from .live import LiveVault, connect_memdb, memdb_uri
+
+KEEP = 4  # materialized states kept in memory
+
+
+def database_name(seq: int) -> str:
+    """The Datasette name of the state after event `seq`."""
+    return f"asof_{seq}"
+
+
+def seq_of(database: str) -> int | None:
+    """The seq an as-of database name stands for, else None."""
+    head, _, tail = database.partition("_")
+    return int(tail) if head == "asof" and tail.isdigit() else None
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _state_sql(kind: Kind) -> str:
+    """Rows of the live table's shape for the records live after event :seq."""
+    t, fields = kind.table, FIELDS[kind]
+    extracts = ", ".join(f"json_extract(h.data, '$.{_q(f)}')" for f in fields)
+    paths = ", ".join(f"'$.{_q(f)}'" for f in fields)
+    return (
+        f"SELECT h.id, {extracts}, NULLIF(json_remove(h.data, {paths}), '{{}}'), "
+        f"(SELECT min(f.valid_from) FROM p.{t}_history f WHERE f.id = h.id), h.valid_from "
+        f"FROM p.{t}_history h WHERE h.seq_from <= :seq AND (h.seq_to IS NULL OR h.seq_to > :seq) AND h.deleted = 0"
+    )
+
+
+class AsOfStates:
+    """Materialized past states, built on demand and kept in a small LRU."""
+
+    def __init__(self, live: LiveVault, keep: int = KEEP) -> None:
+        self.live, self.keep = live, keep
+        self._conns: OrderedDict[int, sqlite3.Connection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def memdb_name(self, seq: int) -> str:
+        return f"{self.live.name}-at-{seq}"
+
+    def ensure(self, seq: int) -> tuple[str, list[int]]:
+        """Build the state after `seq` unless kept; returns its memdb name and the seqs evicted."""
+        with self._lock:
+            if seq in self._conns:
+                self._conns.move_to_end(seq)
+                return self.memdb_name(seq), []
+        conn = self._materialize(seq)
+        with self._lock:
+            self._conns[seq] = conn
+            evicted = []
+            while len(self._conns) > self.keep:
+                old, c = self._conns.popitem(last=False)
+                c.close()
+                evicted.append(old)
+        return self.memdb_name(seq), evicted
+
+    def _materialize(self, seq: int) -> sqlite3.Connection:
+        conn = connect_memdb(self.memdb_name(seq))
+        conn.execute(f"ATTACH DATABASE '{memdb_uri(self.live.name, readonly=True)}' AS p")
+        conn.execute("BEGIN")
+        for kind in Kind:
+            t = kind.table
+            conn.execute(f"CREATE TABLE {t} ({', '.join(_q(c) + (' TEXT PRIMARY KEY' if c == 'id' else '') for c in live_columns(kind))})")
+            conn.execute(f"INSERT INTO {t} {_state_sql(kind)}", {"seq": seq})
+            cols = ", ".join(_q(c) for c in FTS_COLUMNS[kind])
+            conn.execute(f"CREATE VIRTUAL TABLE {t}_fts USING fts5({cols}, content={_q(t)})")
+            conn.execute(f"INSERT INTO {t}_fts ({t}_fts) VALUES ('rebuild')")
+        at = conn.execute("SELECT max(valid_from) FROM (SELECT max(valid_from) AS valid_from FROM p.contacts_history "
+                          "WHERE seq_from <= :s UNION ALL SELECT max(valid_from) FROM p.messages_history WHERE seq_from <= :s "
+                          "UNION ALL SELECT max(valid_from) FROM p.notes_history WHERE seq_from <= :s)", {"s": seq}).fetchone()[0]
+        conn.execute("CREATE TABLE as_of (seq INTEGER, last_change TEXT)")
+        conn.execute("INSERT INTO as_of VALUES (?, ?)", (seq, at))
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE p")
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._conns.values():
+                c.close()
+            self._conns.clear()

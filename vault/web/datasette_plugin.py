@@ -1,0 +1,305 @@
+"""Datasette hooks for lifevault: the "as of" control, record timelines, revert, search, attachments.
+
+Registered once with Datasette's plugin manager; every hook looks up the Site
+serving the Datasette instance it is called for and does nothing elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from datasette import hookimpl
+from datasette.plugins import pm
+from datasette.utils.asgi import NotFound as PageNotFound
+from datasette.utils.asgi import Response
+from markupsafe import Markup
+
+from ..errors import VaultError
+from ..events import Kind, Source, kind_of
+from ..instants import Instant, parse_instant
+from .asof import seq_of
+from .rendering import INLINE_TYPES, content_type, render_attachments, render_markdown
+
+if TYPE_CHECKING:
+    from .server import Site
+
+_SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
+LIVE_DB = "vault"
+RECORD_TABLES = {k.table for k in Kind}
+ATTACHMENT_COLUMNS = {"attachments", "photo"}
+
+
+def register(site: "Site") -> None:
+    """Serve `site.datasette` with these hooks."""
+    _SITES[site.datasette] = site
+    import sys
+
+    module = sys.modules[__name__]
+    if not pm.is_registered(module):
+        pm.register(module, name="lifevault")
+
+
+def _site(datasette: Any) -> "Site | None":
+    return _SITES.get(datasette)
+
+
+async def _allowed(datasette: Any, request: Any) -> None:
+    await datasette.ensure_permissions(request.actor, ["view-instance"])
+
+
+def _fts_query(text: str) -> str:
+    """User words as FTS5 phrases, so quotes and operators cannot make a syntax error."""
+    return " ".join('"' + w.replace('"', '""') + '"' for w in text.split())
+
+
+def _local_path(path: str | None) -> str:
+    """Only same-site paths, never `//host` or a scheme: no open redirects."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+def retarget(next_path: str, database: str, seq: int | None) -> str:
+    """`next_path` as seen in another database (the live one or a past state)."""
+    parts = urlsplit(_local_path(next_path))
+    query = dict(parse_qsl(parts.query))
+    segments = parts.path.split("/")
+    if parts.path.startswith("/-/record/"):
+        query.pop("at", None)
+        if seq is not None:
+            query["at"] = f"seq:{seq}"
+    elif parts.path == "/-/search":
+        query["db"] = database
+    elif len(segments) > 1 and (segments[1] == LIVE_DB or seq_of(segments[1]) is not None):
+        segments[1] = database
+    else:
+        return f"/{database}"
+    path = "/".join(segments)
+    return path + (f"?{urlencode(query)}" if query else "")
+
+
+# -- hooks ---------------------------------------------------------------------------------
+@hookimpl
+def extra_template_vars(database: str | None, request: Any, datasette: Any) -> dict[str, Any]:
+    site = _site(datasette)
+    if site is None:
+        return {}
+    seq = seq_of(database) if database else None
+    if seq is None and request is not None and request.path.startswith("/-/record/"):
+        at = request.args.get("at", "")
+        seq = int(at[4:]) if at.startswith("seq:") and at[4:].isdigit() else None
+    if seq is None and request is not None and request.path == "/-/search":
+        seq = seq_of(request.args.get("db", ""))
+    here = request.path + (f"?{request.query_string}" if request and request.query_string else "") if request else "/"
+    return {"lv_asof": {"seq": seq, "head": site.live.seq, "next": here, "search_ready": site.search.ready.is_set()}}
+
+
+@hookimpl
+def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+    if _site(datasette) is None or table is None or value is None:
+        return None
+    base = table.removesuffix("_history")
+    if base not in RECORD_TABLES:
+        return None
+    if column == "id" and isinstance(value, str):
+        seq = seq_of(database)
+        href = f"/-/record/{value}" + (f"?at=seq:{seq}" if seq is not None else "")
+        return Markup('<a href="{}">{}</a>').format(href, value)
+    if column in ATTACHMENT_COLUMNS:
+        return render_attachments(value)
+    if base == Kind.NOTE.table and column == "body" and isinstance(value, str):
+        return Markup('<div class="lv-markdown">{}</div>').format(render_markdown(value))
+    return None
+
+
+@hookimpl
+def forbidden(datasette: Any, request: Any) -> Any:
+    site = _site(datasette)
+    if site is not None and site.requires_login and not request.actor:
+        return Response.redirect("/-/login")
+    return None
+
+
+@hookimpl
+def menu_links(datasette: Any) -> list[dict[str, str]] | None:
+    if _site(datasette) is None:
+        return None
+    return [{"href": "/-/search", "label": "Search everything"}, {"href": f"/{LIVE_DB}", "label": "Vault now"}]
+
+
+@hookimpl
+def register_routes() -> list[tuple[str, Any]]:
+    return [
+        (r"^/-/as-of$", as_of_view),
+        (r"^/-/search$", search_view),
+        (r"^/-/record/(?P<record_id>[cmn]_[a-z0-9]{1,64})$", record_view),
+        (r"^/-/record/(?P<record_id>[cmn]_[a-z0-9]{1,64})/revert$", revert_view),
+        (r"^/-/blob/(?P<blob>[0-9a-f]{1,128})$", blob_view),
+    ]
+
+
+# -- routes --------------------------------------------------------------------------------
+async def as_of_view(request: Any, datasette: Any) -> Response:
+    """Move every page to the state at `at` (ISO 8601, a date, seq:N, or now)."""
+    site = _site(datasette)
+    if site is None:
+        raise PageNotFound("Not a lifevault site")
+    await _allowed(datasette, request)
+    text = (request.args.get("at") or "now").strip()
+    next_path = _local_path(request.args.get("next"))
+    try:
+        seq = await asyncio.to_thread(site.live.read, lambda v: v.seq_for(parse_instant(text)))
+    except VaultError as e:
+        datasette.add_message(request, str(e), datasette.ERROR)
+        return Response.redirect(next_path)
+    if seq >= site.live.seq:
+        return Response.redirect(retarget(next_path, LIVE_DB, None))
+    name = await site.as_of(seq)
+    return Response.redirect(retarget(next_path, name, seq))
+
+
+async def search_view(request: Any, datasette: Any) -> Response:
+    """Full-text search across contacts, messages and notes, now or in a past state."""
+    site = _site(datasette)
+    if site is None:
+        raise PageNotFound("Not a lifevault site")
+    await _allowed(datasette, request)
+    q = (request.args.get("q") or "").strip()
+    dbname = request.args.get("db") or LIVE_DB
+    if dbname != LIVE_DB and seq_of(dbname) is not None:
+        await site.as_of(seq_of(dbname))
+    elif dbname != LIVE_DB:
+        raise PageNotFound(f"No database {dbname!r}")
+    results: dict[str, list] = {}
+    if q:
+        db = datasette.get_database(dbname)
+        results = await db.execute_fn(lambda conn: site.search.search(conn, _fts_query(q)))
+    seq = seq_of(dbname)
+    return Response.html(await datasette.render_template(
+        "lifevault_search.html",
+        {"q": q, "db": dbname, "results": results, "at": f"seq:{seq}" if seq is not None else "",
+         "ready": site.search.ready.is_set() or dbname != LIVE_DB},
+        request=request))
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _changes(prev: dict | None, cur: dict | None) -> list[dict[str, str]]:
+    """Field-level diff between two versions: what was added, changed or removed."""
+    prev, cur = prev or {}, cur or {}
+    out = []
+    for name in sorted(set(prev) | set(cur)):
+        if prev.get(name) == cur.get(name):
+            continue
+        change = "added" if name not in prev else "removed" if name not in cur else "changed"
+        out.append({"field": name, "change": change, "before": _value_text(prev.get(name)), "after": _value_text(cur.get(name))})
+    return out
+
+
+def _timeline(rows: list[Any], at: int | None) -> list[dict[str, Any]]:
+    versions, prev = [], None
+    for seq_from, seq_to, valid_from, valid_to, event, deleted, source, data in rows:
+        cur = json.loads(data) if data is not None else None
+        versions.append({
+            "seq_from": seq_from, "seq_to": seq_to, "valid_from": valid_from, "valid_to": valid_to,
+            "event": event, "deleted": bool(deleted), "source": Source.from_dict(json.loads(source)).describe(),
+            "changes": _changes(prev, cur), "data": cur,
+            "selected": at is not None and seq_from <= at and (seq_to is None or at < seq_to),
+        })
+        prev = cur
+    return versions
+
+
+def _rendered_fields(kind: Kind, data: dict[str, Any]) -> list[tuple[str, Any]]:
+    out = []
+    for name, value in sorted(data.items()):
+        if name in ATTACHMENT_COLUMNS and render_attachments(value):
+            out.append((name, render_attachments(value)))
+        elif kind is Kind.NOTE and name == "body" and isinstance(value, str):
+            out.append((name, render_markdown(value)))
+        else:
+            out.append((name, _value_text(value)))
+    return out
+
+
+async def record_view(request: Any, datasette: Any) -> Response:
+    """One record's timeline: every version, what made it, the field diff; revert buttons."""
+    site = _site(datasette)
+    if site is None:
+        raise PageNotFound("Not a lifevault site")
+    await _allowed(datasette, request)
+    rid = request.url_vars["record_id"]
+    kind = kind_of(rid)
+    at_text = request.args.get("at", "")
+    at = int(at_text[4:]) if at_text.startswith("seq:") and at_text[4:].isdigit() else None
+    rows = (await datasette.get_database(LIVE_DB).execute(
+        f"SELECT seq_from, seq_to, valid_from, valid_to, event, deleted, source, data FROM {kind.table}_history "
+        "WHERE id = ? ORDER BY seq_from", [rid])).rows
+    if not rows:
+        raise PageNotFound(f"No record {rid!r}")
+    versions = _timeline([tuple(r) for r in rows], at)
+    shown = next((v for v in versions if v["selected"]), versions[-1])
+    return Response.html(await datasette.render_template("lifevault_record.html", {
+        "record_id": rid, "kind": kind.value, "table": kind.table, "versions": list(reversed(versions)),
+        "shown": shown, "fields": _rendered_fields(kind, shown["data"]) if shown["data"] else [],
+        "status": "deleted" if versions[-1]["deleted"] else "live", "at": at,
+    }, request=request))
+
+
+async def revert_view(request: Any, datasette: Any) -> Response:
+    """POST (CSRF-checked by Datasette): bring the record back to how it was after event `seq`."""
+    site = _site(datasette)
+    if site is None:
+        raise PageNotFound("Not a lifevault site")
+    await _allowed(datasette, request)
+    rid = request.url_vars["record_id"]
+    back = f"/-/record/{rid}"
+    if request.method != "POST":
+        return Response.redirect(back)
+    form = await request.post_vars()
+    seq_text = form.get("seq", "")
+    if not seq_text.isdigit():
+        datasette.add_message(request, "Choose a version to revert to.", datasette.ERROR)
+        return Response.redirect(back)
+    who = (request.actor or {}).get("id") or "browser"
+    try:
+        recorded = await asyncio.to_thread(
+            site.live.write, lambda v: v.revert(rid, Instant(seq=int(seq_text)), Source("web", name=who)))
+    except VaultError as e:
+        datasette.add_message(request, str(e), datasette.ERROR)
+        return Response.redirect(back)
+    if recorded:
+        what = ", ".join(f"{r.event.type.value} (event {r.seq})" for r in recorded)
+        datasette.add_message(request, f"Reverted {rid} to how it was after event {seq_text}: {what}.", datasette.INFO)
+    else:
+        datasette.add_message(request, f"{rid} is already as it was after event {seq_text}.", datasette.INFO)
+    return Response.redirect(back)
+
+
+async def blob_view(request: Any, datasette: Any) -> Response:
+    """An attachment: images shown inline, everything else downloaded; never sniffed or scripted."""
+    site = _site(datasette)
+    if site is None:
+        raise PageNotFound("Not a lifevault site")
+    await _allowed(datasette, request)
+    name = request.args.get("name") or request.url_vars["blob"][:12]
+    try:
+        data = await asyncio.to_thread(site.live.read, lambda v: v.get_blob(request.url_vars["blob"]))
+    except VaultError as e:
+        raise PageNotFound(str(e)) from e
+    ctype = content_type(name)
+    inline = ctype in INLINE_TYPES and not request.args.get("download")
+    safe_name = "".join(c for c in name if c.isprintable() and c not in '"\\/') or "attachment"
+    disposition = f'{"inline" if inline else "attachment"}; filename="{safe_name}"'
+    return Response(data, content_type=ctype if inline else "application/octet-stream", headers={
+        "content-disposition": disposition, "x-content-type-options": "nosniff",
+        "content-security-policy": "default-src 'none'; sandbox", "cache-control": "private, no-store",
+    })

@@ -1,0 +1,153 @@
+"""`lifevault serve`: one ASGI app — Datasette for browsing, the FastAPI app under /api.
+
+    site = create_app(LiveVault(vault), host="127.0.0.1")
+    uvicorn.run(site, ...)            # or serve(live, host, port)
+
+Datasette reads the live projection (and, for "as of" pages, materialized past
+states) through read-only connections to named in-memory databases; nothing
+decrypted is written to disk. The site's lifespan starts the refresh loop and
+the background search-index build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+from typing import Any, Callable
+
+from datasette.app import Datasette
+from datasette.database import Database
+
+from ..events import Kind
+from . import datasette_plugin
+from .asof import AsOfStates, database_name
+from .live import LiveVault, connect_memdb
+from .login import datasette_metadata, login_policy
+from .search import SearchIndex, fts_table
+
+LIVE_DB = "vault"
+API_PREFIX = "/api"
+TEMPLATES = __file__.rsplit("/", 1)[0] + "/templates"
+
+
+class MemdbDatabase(Database):
+    """A Datasette database whose connections are read-only views of a named memdb."""
+
+    def __init__(self, ds: Datasette, memdb: str, prepare: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        super().__init__(ds, is_mutable=True, is_memory=True)
+        self.memdb, self.prepare = memdb, prepare
+
+    def connect(self, write: bool = False) -> sqlite3.Connection:
+        if write:
+            raise PermissionError("lifevault's browsing databases are read-only")
+        conn = connect_memdb(self.memdb, readonly=True)
+        if self.prepare:
+            self.prepare(conn)
+        return conn
+
+
+def _table_metadata() -> dict[str, Any]:
+    return {
+        Kind.CONTACT.table: {"fts_table": fts_table(Kind.CONTACT), "facets": ["organization"], "sort": "name"},
+        Kind.MESSAGE.table: {"fts_table": fts_table(Kind.MESSAGE), "facets": ["thread", "kind"], "sort_desc": "date"},
+        Kind.NOTE.table: {"fts_table": fts_table(Kind.NOTE), "facets": [{"array": "tags"}], "sort_desc": "updated_at"},
+    }
+
+
+class Site:
+    """The composed ASGI app and what its pages need: the live vault, search, past states."""
+
+    def __init__(self, live: LiveVault, *, host: str = "127.0.0.1", api: Any = None) -> None:
+        self.live, self.host = live, host
+        self.login = login_policy(host)  # refuses a non-loopback host without a password
+        self.search = SearchIndex(live)
+        self.asof = AsOfStates(live)
+        metadata = {"title": "lifevault", "databases": {LIVE_DB: {"tables": _table_metadata()}},
+                    **datasette_metadata(self.login)}
+        self.datasette = Datasette(
+            memory=False, metadata=metadata, template_dir=TEMPLATES, secret=secrets.token_hex(32),
+            settings={"suggest_facets": False, "default_page_size": 50, "sql_time_limit_ms": 3000},
+        )
+        self.datasette.add_database(MemdbDatabase(self.datasette, live.name, self.search.attach), name=LIVE_DB)
+        datasette_plugin.register(self)
+        self.api = api if api is not None else _make_api(live)
+        self._datasette_app = self.datasette.app()
+        self._build: Any = None
+
+    @property
+    def requires_login(self) -> bool:
+        return self.login is not None
+
+    # -- past states ------------------------------------------------------------------
+    async def as_of(self, seq: int) -> str:
+        """The Datasette database name for the state after `seq`, building it if needed."""
+        name = database_name(seq)
+        memdb, evicted = await asyncio.to_thread(self.asof.ensure, seq)
+        for old in evicted:
+            if database_name(old) in self.datasette.databases:
+                self.datasette.remove_database(database_name(old))
+        if name not in self.datasette.databases:
+            self.datasette.add_database(MemdbDatabase(self.datasette, memdb), name=name)
+        return name
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Begin polling the log and indexing for search (the lifespan does this under uvicorn)."""
+        self.live.start()
+        if self._build is None:
+            self._build = self.search.start()
+
+    def stop(self) -> None:
+        self.live.stop()
+        if self._build is not None:
+            self._build.join()
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif scope["path"] == API_PREFIX or scope["path"].startswith(API_PREFIX + "/"):
+            await self.api(dict(scope, root_path=scope.get("root_path", "") + API_PREFIX), receive, send)
+        else:
+            await self._datasette_app(scope, receive, send)
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await asyncio.to_thread(self.stop)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _make_api(live: LiveVault) -> Any:
+    """The device API (vault/web/api.py); a health-only app if that module is not installed."""
+    try:
+        from .api import create_api
+    except ImportError:
+        from fastapi import FastAPI
+
+        placeholder = FastAPI(title="lifevault API")
+        placeholder.get("/health")(lambda: {"status": "ok"})
+        return placeholder
+    return create_api(live)
+
+
+def create_app(live: LiveVault, *, host: str = "127.0.0.1", api: Any = None) -> Site:
+    """The whole site for one live vault; LoginRequired if `host` is not loopback and no password is set."""
+    return Site(live, host=host, api=api)
+
+
+def serve(live: LiveVault, host: str, port: int, *, on_ready: Callable[[], None] | None = None) -> None:
+    """Run the site with uvicorn until interrupted; access logs are off (URLs can hold search terms)."""
+    import uvicorn
+
+    site = create_app(live, host=host)
+    config = uvicorn.Config(site, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    if on_ready:
+        on_ready()
+    server.run()
