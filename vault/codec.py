@@ -1,8 +1,9 @@
 """Event <-> bytes, the plaintext that crypto seals.
 
-Order when storing: encode (compact JSON) -> compress (zlib, when it pays) ->
-encrypt (crypto) -> chain (log). Reading is the exact reverse. The first byte
-says whether the JSON was compressed, so both forms stay readable forever.
+Order when storing: encode -> pack (a flag byte; zlib for blobs, where it
+pays, not for events, where it cost more time than the bytes it saved) ->
+encrypt (crypto) -> chain (log). Reading is the exact reverse. The flag byte
+keeps both forms readable forever.
 
 The plaintext is a small binary header (type, kind, time, then the id and the
 source), followed by the changes as JSON, so replay can store a created
@@ -35,8 +36,13 @@ class LazyFields(Mapping):
 
     __slots__ = ("text", "_data")
 
-    def __init__(self, text: str) -> None:
-        self.text, self._data = text, None
+    def __init__(self, text: str, data: dict[str, Any] | None = None) -> None:
+        self.text, self._data = text, data
+
+    @classmethod
+    def wrap(cls, changes: Mapping[str, Any]) -> "LazyFields":
+        """Changes with their JSON text computed once, to be stored and projected."""
+        return changes if isinstance(changes, LazyFields) else cls(dumps(changes), dict(changes))
 
     def _parsed(self) -> dict[str, Any]:
         if self._data is None:
@@ -61,9 +67,9 @@ def fields_json(changes: Mapping[str, Any]) -> str:
     return changes.text if isinstance(changes, LazyFields) else dumps(changes)
 
 
-def pack(data: bytes) -> bytes:
-    """Prefix a flag byte, compressing when that makes the result smaller."""
-    if len(data) >= _COMPRESS_FROM:
+def pack(data: bytes, compress: bool = True) -> bytes:
+    """Prefix a flag byte, compressing (if asked) when that makes the result smaller."""
+    if compress and len(data) >= _COMPRESS_FROM:
         small = zlib.compress(data, 1)
         if len(small) < len(data):
             return _ZLIB + small
@@ -88,13 +94,23 @@ _KIND_CODE = {Kind.CONTACT: 1, Kind.MESSAGE: 2, Kind.NOTE: 3}
 _TYPES = {code: t for t, code in _TYPE_CODE.items()}
 _KINDS = {code: k for k, code in _KIND_CODE.items()}
 _sources: dict[bytes, Source] = {}  # decoded sources by their bytes: imports repeat one source many times
+_source_texts: dict[int, tuple[Source, bytes]] = {}  # encoded sources by object, for the same reason
+
+
+def _source_bytes(source: Source) -> bytes:
+    hit = _source_texts.get(id(source))
+    if hit is None or hit[0] is not source:
+        if len(_source_texts) >= 4096:
+            _source_texts.clear()
+        hit = _source_texts[id(source)] = (source, dumps(source.as_dict()).encode())
+    return hit[1]
 
 
 def encode_event(event: Event, recorded_at: int) -> bytes:
     """The plaintext of one event: a fixed header, the id, the source, then the changes as JSON."""
-    rid, src = event.record_id.encode(), dumps(event.source.as_dict()).encode()
+    rid, src = event.record_id.encode(), _source_bytes(event.source)
     header = _HEADER.pack(CODEC_VERSION, _TYPE_CODE[event.type], _KIND_CODE[event.kind], recorded_at, len(rid), len(src))
-    return pack(header + rid + src + fields_json(event.changes).encode())
+    return pack(header + rid + src + fields_json(event.changes).encode(), compress=False)
 
 
 def decode_event(blob: bytes) -> tuple[Event, int]:

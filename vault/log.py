@@ -192,6 +192,7 @@ class Writer:
         for event in events:
             seq += 1
             at = max(event.recorded_at if event.recorded_at is not None else now, last_at)
+            event = Event(event.type, event.kind, event.record_id, codec.LazyFields.wrap(event.changes), event.source, at)
             sealed = crypto.seal(keys.event, codec.encode_event(event, at), crypto.event_aad(vid, seq, prev))
             prev = crypto.chain_hash(prev, seq, sealed)
             rows.append((seq, prev, sealed))
