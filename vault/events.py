@@ -126,6 +126,8 @@ class Source:
             parts.append(("token " if self.via == "api" else "") + self.name)
         if self.file:
             parts.append("from " + self.file)
+        if self.detail.get("import_id"):  # so `lifevault log` shows what `undo-import` takes
+            parts.append(f"({self.detail['import_id']})")
         return " ".join(parts)
 
 

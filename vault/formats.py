@@ -19,7 +19,7 @@ from .events import Kind
 class Attachment:
     """Binary content for a record; the core stores it as a blob and puts a reference in `field`."""
 
-    field: str  # e.g. "photo" (one reference) or "attachments" (a list of references)
+    field: str  # e.g. "photo" (one reference) or "attachments" (a list of references: a name ending in "s")
     data: bytes
     name: str | None = None
     content_type: str | None = None
@@ -34,6 +34,7 @@ class SourceRecord:
     fields: dict[str, Any]
     attachments: tuple[Attachment, ...] = ()
     location: str = ""  # where in the file: "line 12", "card 3", "message 7"
+    record_id: str | None = None  # a vault id the source carries (lifevault's own exports); else derived
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Importer(Protocol):
     name: str  # the format name users type, e.g. "vcard"
     version: str  # recorded in every event this importer causes
     description: str
+    # Optional: `namespace: str` — importers sharing one map the same source id to the same record
+    # (e.g. every mail format uses "mail" so a Message-ID is one record); defaults to `name`.
 
     def detect(self, path: Path) -> bool:
         """Whether `path` looks like this format (a cheap look at its content)."""
@@ -68,6 +71,7 @@ class Importer(Protocol):
 class Exporter(Protocol):
     name: str
     description: str
+    # Optional: `kinds: tuple[Kind, ...]` — only records of these kinds are passed to `write`.
 
     def write(self, records: Iterable[ExportRecord], out: Path, get_blob: Callable[[str], bytes]) -> int:
         """Write records to `out`; returns how many were written."""

@@ -1,0 +1,118 @@
+"""`lifevault import`, `export`, `undo-import` and `plugins`: thin commands over importing/exporting.
+
+Installed plugins (entry-point group `lifevault`) are loaded here, when a
+command needs formats, and never by the library on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import parse_instant, plugins
+from .cli import echo_json, json_option, open_vault, passphrase_option, vault_option
+from .exporting import export_file
+from .importing import ImportSummary, import_file, undo_import
+
+
+def _formats() -> plugins.Registry:
+    plugins.load_entrypoints()
+    return plugins.registry()
+
+
+def _gen():  # an iterator without a length: the bar pulses and shows the count
+    yield from ()
+
+
+def _print_summary(s: ImportSummary, as_json: bool, headline: str) -> None:
+    if as_json:
+        echo_json(s.as_dict())
+        return
+    click.echo(f"{headline}: {s.created} created, {s.updated} updated, "
+               f"{s.unchanged} unchanged, {s.deleted} deleted, {len(s.skipped)} skipped.")
+    for bad in s.skipped:
+        click.echo(f"  skipped {bad['location'] or '?'}: {bad['reason']}", err=True)
+
+
+@click.command(name="import")
+@click.argument("format_or_path")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--mirror", is_flag=True, help="The file is the whole source: delete records it no longer has.")
+@click.option("--strict", is_flag=True, help="Abort on the first bad record; nothing is imported.")
+@click.option("--silent", is_flag=True, help="Hide the progress bar.")
+@json_option
+@vault_option
+@passphrase_option
+def import_(format_or_path: str, path: Path | None, mirror: bool, strict: bool, silent: bool, as_json: bool,
+            vault_path: Path | None, passphrase_file: Any) -> None:
+    """Import a file or folder; the format is detected from its content unless you name it first.
+
+    Example: lifevault import contacts.vcf  (or: lifevault import google-csv contacts.csv --json)
+    """
+    fmt, target = (format_or_path, path) if path is not None else (None, Path(format_or_path))
+    registry = _formats()
+    vault = open_vault(vault_path, passphrase_file)
+    hidden = silent or as_json
+    with click.progressbar(_gen(), label=f"Importing {target.name}", show_pos=True, hidden=hidden,
+                           file=sys.stderr, update_min_steps=50) as bar:
+        summary = import_file(vault, target, fmt, mirror=mirror, strict=strict,
+                              on_record=lambda: bar.update(1), registry=registry)
+    _print_summary(summary, as_json, f"Imported {target} ({summary.format}) as {summary.import_id}")
+
+
+@click.command()
+@click.argument("fmt", metavar="FORMAT")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--at", "at", default=None, help="Export the state then: ISO 8601 (naive = local) or seq:N.")
+@vault_option
+@passphrase_option
+def export(fmt: str, out: Path, at: str | None, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Write the vault's records (now, or as they were at an instant) to a file or folder.
+
+    Example: lifevault export vcard contacts.vcf --at 2024-05-01T09:00
+    """
+    instant = parse_instant(at) if at else None
+    registry = _formats()
+    n = export_file(open_vault(vault_path, passphrase_file), fmt, out, instant, registry=registry)
+    click.echo(f"Wrote {n} records to {out} ({fmt}). It is plaintext: keep it safe.", err=True)
+
+
+@click.command(name="undo-import")
+@click.argument("import_id")
+@json_option
+@vault_option
+@passphrase_option
+def undo_import_(import_id: str, as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Append the events that undo an import (its history stays; later edits are kept).
+
+    Example: lifevault undo-import imp_4k9x0m2q7r
+    """
+    summary = undo_import(open_vault(vault_path, passphrase_file), import_id)
+    _print_summary(summary, as_json, f"Undid {import_id} (recorded as {summary.import_id})")
+
+
+@click.command(name="plugins")
+@json_option
+def plugins_(as_json: bool) -> None:
+    """List plugins (built-in and installed) and the formats each provides.
+
+    Example: lifevault plugins --json
+    """
+    registry = _formats()
+    listed = plugins.describe_plugins()
+    if as_json:
+        echo_json(listed)
+        return
+    for p in listed:
+        click.echo(f"{p['name']} ({p['package'] or 'registered'})")
+        for what in ("importers", "exporters"):
+            for name in p[what]:
+                table = registry.importers if what == "importers" else registry.exporters
+                click.echo(f"  {what[:-1]:<8} {name:<12} {table[name].fmt.description}")
+
+
+COMMANDS = (import_, export, undo_import_, plugins_)

@@ -1,0 +1,294 @@
+"""The import engine: source records in, only the differences out as events.
+
+Each SourceRecord maps to a deterministic record id (a keyed hash of the
+importer's namespace and the record's source id, or the id the source carries),
+so a re-import finds the same record without a lookup table. The whole import
+is one vault transaction: an error, a strict-mode bad record or Ctrl-C leaves
+the vault as it was. Every event's Source carries the import id, the importer
+and its version, the file's hash and the record's fingerprint, which is also
+how `undo_import` and `mirror` find what an import did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from . import crypto, plugins
+from .blobs import blob_ref
+from .errors import IngestError, InvalidRecord, VaultError
+from .events import Event, EventType, Kind, Source, check_fields, kind_of
+from .formats import BadRecord, Importer, SourceRecord
+from .vault import Transaction, Vault
+
+BATCH = 500  # events appended per call; fewer, larger appends are much faster
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+class UnknownImport(VaultError):
+    http_status = 404
+
+    def __init__(self, import_id: str) -> None:
+        self.import_id = import_id
+        super().__init__(f"No import {import_id!r} in this vault; `lifevault log` shows import ids.")
+
+
+@dataclass
+class ImportSummary:
+    """What one import (or undo) did."""
+
+    import_id: str
+    format: str
+    file: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"import_id": self.import_id, "format": self.format, "file": self.file, "created": self.created,
+                "updated": self.updated, "unchanged": self.unchanged, "deleted": self.deleted,
+                "skipped": self.skipped}
+
+
+def new_import_id() -> str:
+    return "imp_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+
+
+def derive_record_id(vault: Vault, kind: Kind, namespace: str, source_id: str) -> str:
+    """The record id for a source id: keyed, so it reveals nothing about the source id without the key."""
+    digest = crypto.blake2b(f"{namespace}\x00{source_id}".encode(), key=vault.keys.blob_id,
+                            person=b"lv-record-id", size=10)
+    n = int.from_bytes(digest, "big")
+    return kind.prefix + "_" + "".join(_ID_ALPHABET[(n >> (5 * i)) & 31] for i in range(15, -1, -1))
+
+
+def file_sha256(path: Path) -> str:
+    """The hash of a file, or of a folder's files (relative names and contents, sorted)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        if path.is_dir():
+            h.update(p.relative_to(path).as_posix().encode() + b"\x00")
+        with p.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def import_file(vault: Vault, path: Path | str, fmt: str | None = None, *, mirror: bool = False,
+                strict: bool = False, on_record: Callable[[], None] | None = None,
+                registry: plugins.Registry | None = None) -> ImportSummary:
+    """Import a file or folder (format detected from content unless `fmt` names one) in one transaction."""
+    path = Path(path)
+    reg = registry or plugins.registry()
+    importer = reg.importer(fmt) if fmt else reg.detect(path)
+    if not path.exists():
+        raise IngestError(path, None, "no such file or folder")
+    run = _Run(vault, importer, path, file_sha256(path), strict)
+    with vault.transaction() as tx:
+        for item in _read_guarded(importer, path):
+            run.take(tx, item)
+            if on_record:
+                on_record()
+        run.flush(tx)
+        if not run.seen and not run.summary.skipped:
+            raise IngestError(path, None, f"no records in it; is it really {importer.name}?")
+        if mirror:
+            run.mirror(tx)
+    return run.summary
+
+
+def _read_guarded(importer: Importer, path: Path) -> Iterator[SourceRecord | BadRecord]:
+    """The importer's records; anything it raises besides a VaultError becomes one IngestError."""
+    where = None
+    try:
+        for item in importer.read(path):
+            where = item.location or where
+            yield item
+    except VaultError:
+        raise
+    except RecursionError as e:
+        raise IngestError(path, where, "it is nested too deeply to be a real export") from e
+    except Exception as e:
+        raise IngestError(path, where, f"the {importer.name} importer cannot read it ({type(e).__name__}: {e})") from e
+
+
+class _Run:
+    """The state of one import: counters, pending events, the ids seen."""
+
+    def __init__(self, vault: Vault, importer: Importer, path: Path, sha: str, strict: bool) -> None:
+        self.vault, self.importer, self.path, self.strict = vault, importer, path, strict
+        self.namespace = getattr(importer, "namespace", None) or importer.name
+        self.base = {"import_id": new_import_id(), "importer": importer.name, "version": importer.version,
+                     "namespace": self.namespace, "file_sha256": sha}
+        self.summary = ImportSummary(self.base["import_id"], importer.name, str(path))
+        self.pending: list[Event] = []
+        self.pending_ids: set[str] = set()
+        self.seen: set[str] = set()
+
+    def take(self, tx: Transaction, item: SourceRecord | BadRecord) -> None:
+        if isinstance(item, BadRecord):
+            return self.bad(item.location, item.reason)
+        try:
+            rid, desired = self.prepare(tx, item)
+        except InvalidRecord as e:
+            return self.bad(item.location, str(e).rstrip("."))
+        if rid in self.pending_ids:  # the same record twice in one file: compare with the first
+            self.flush(tx)
+        self.seen.add(rid)
+        event = self.compare(rid, item.kind, desired)
+        if event is not None:
+            self.pending.append(event)
+            self.pending_ids.add(rid)
+            if len(self.pending) >= BATCH:
+                self.flush(tx)
+
+    def bad(self, location: str, reason: str) -> None:
+        if self.strict:
+            raise IngestError(self.path, location or None, reason + " (--strict: nothing was imported)")
+        self.summary.skipped.append({"file": str(self.path), "location": location, "reason": reason})
+
+    def prepare(self, tx: Transaction, rec: SourceRecord) -> tuple[str, dict[str, Any]]:
+        """The record id and the fields the vault should hold, attachments stored as blobs."""
+        if rec.record_id:
+            rid = rec.record_id
+            if kind_of(rid) is not rec.kind:
+                raise InvalidRecord(f"Record id {rid} is not a {rec.kind.value} id.")
+        else:
+            rid = derive_record_id(self.vault, rec.kind, self.namespace, rec.source_id)
+        try:
+            desired = json.loads(json.dumps({k: v for k, v in rec.fields.items() if v is not None}))
+        except (TypeError, ValueError) as e:
+            raise InvalidRecord(f"a field cannot be stored ({e})") from e
+        for att in rec.attachments:
+            ref = blob_ref(tx.put_blob(att.data), att.data, att.name, att.content_type)
+            if att.field.endswith("s"):  # plural fields hold a list of references
+                desired.setdefault(att.field, []).append(ref)
+            elif att.field in desired:
+                raise InvalidRecord(f"two attachments for the single field {att.field!r}")
+            else:
+                desired[att.field] = ref
+        return rid, check_fields(desired)
+
+    def source(self, desired: dict[str, Any], kind: Kind) -> Source:
+        blob = json.dumps({"kind": kind.value, "fields": desired}, sort_keys=True, ensure_ascii=False).encode()
+        detail = {**self.base, "fingerprint": hashlib.sha256(blob).hexdigest()[:32], "fields": sorted(desired)}
+        return Source("import", self.importer.name, self.path.name, detail)
+
+    def compare(self, rid: str, kind: Kind, desired: dict[str, Any]) -> Event | None:
+        """The event that brings the vault's record in line with the source, or None."""
+        proj = self.vault.projection
+        status = proj.status(kind, rid)
+        if status == "absent":
+            self.summary.created += 1
+            return Event(EventType.CREATED, kind, rid, desired, self.source(desired, kind))
+        last = _last_source(self.vault, kind, rid)
+        if status == "deleted":
+            if last.get("via") != "import":  # deleted by the user: respect it
+                self.summary.unchanged += 1
+                return None
+            self.summary.created += 1
+            return Event(EventType.REVIVED, kind, rid, desired, self.source(desired, kind))
+        source = self.source(desired, kind)
+        prev = _last_import_detail(self.vault, kind, rid)
+        if prev.get("fingerprint") == source.detail["fingerprint"]:
+            self.summary.unchanged += 1  # the source has not changed: keep any edits made in the vault
+            return None
+        current = proj.record(kind, rid) or {}
+        patch = {k: v for k, v in desired.items() if current.get(k) != v}
+        patch.update({k: None for k in prev.get("fields", ()) if k not in desired and k in current})
+        if not patch:
+            self.summary.unchanged += 1
+            return None
+        self.summary.updated += 1
+        return Event(EventType.UPDATED, kind, rid, patch, source)
+
+    def flush(self, tx: Transaction) -> None:
+        if self.pending:
+            tx.append(self.pending)
+        self.pending, self.pending_ids = [], set()
+
+    def mirror(self, tx: Transaction) -> None:
+        """Delete live records this namespace imported before and this file no longer has."""
+        proj = self.vault.projection
+        for kind in Kind:
+            rows = proj.conn.execute(
+                f"SELECT DISTINCT id FROM {kind.table}_history WHERE json_extract(source, '$.detail.namespace') = ?",
+                (self.namespace,)).fetchall()
+            gone = sorted(r[0] for r in rows if r[0] not in self.seen and proj.status(kind, r[0]) == "live")
+            for rid in gone:
+                self.pending.append(Event(EventType.DELETED, kind, rid, {}, Source(
+                    "import", self.importer.name, self.path.name, {**self.base, "mirror": True})))
+            self.summary.deleted += len(gone)
+        self.flush(tx)
+
+
+def _last_source(vault: Vault, kind: Kind, rid: str) -> dict[str, Any]:
+    row = vault.projection.conn.execute(
+        f"SELECT source FROM {kind.table}_history WHERE id = ? AND seq_to IS NULL", (rid,)).fetchone()
+    return json.loads(row[0]) if row else {}
+
+
+def _last_import_detail(vault: Vault, kind: Kind, rid: str) -> dict[str, Any]:
+    """The detail of the latest import event that set this record's fields (fingerprint, field names)."""
+    row = vault.projection.conn.execute(
+        f"SELECT json_extract(source, '$.detail') FROM {kind.table}_history WHERE id = ? "
+        "AND json_extract(source, '$.detail.fingerprint') IS NOT NULL ORDER BY seq_from DESC LIMIT 1",
+        (rid,)).fetchone()
+    return json.loads(row[0]) if row else {}
+
+
+def undo_import(vault: Vault, import_id: str) -> ImportSummary:
+    """Append the events that undo an import (its history stays); edits made since are kept."""
+    with vault.transaction() as tx:
+        touched = _events_of_import(vault, import_id)
+        if not touched:
+            raise UnknownImport(import_id)
+        first = touched[0]
+        detail = {"import_id": new_import_id(), "undo_of": import_id}
+        source = Source("import", first["importer"], first["file"], detail)
+        summary = ImportSummary(detail["import_id"], first["importer"] or "", first["file"] or "")
+        events = [e for t in touched if (e := _compensation(vault, t, source, summary)) is not None]
+        if events:
+            tx.append(events)
+    return summary
+
+
+def _events_of_import(vault: Vault, import_id: str) -> list[dict[str, Any]]:
+    """Per record the import touched: kind, id, its first and last seq in that import."""
+    out = []
+    for kind in Kind:
+        rows = vault.projection.conn.execute(
+            f"SELECT id, MIN(seq_from), MAX(seq_from), json_extract(MIN(source), '$.name'), "
+            f"json_extract(MIN(source), '$.file') FROM {kind.table}_history "
+            "WHERE json_extract(source, '$.detail.import_id') = ? GROUP BY id ORDER BY MIN(seq_from)",
+            (import_id,)).fetchall()
+        out += [{"kind": kind, "id": r[0], "first": r[1], "last": r[2], "importer": r[3], "file": r[4]} for r in rows]
+    return sorted(out, key=lambda t: t["first"])
+
+
+def _compensation(vault: Vault, t: dict[str, Any], source: Source, summary: ImportSummary) -> Event | None:
+    proj, kind, rid = vault.projection, t["kind"], t["id"]
+    before = proj.record(kind, rid, t["first"] - 1)
+    after = proj.record(kind, rid, t["last"])
+    now = proj.record(kind, rid)
+    if before is None and now is not None:  # the import created (or revived) it
+        summary.deleted += 1
+        return Event(EventType.DELETED, kind, rid, {}, source)
+    if before is not None and after is None and now is None:  # the import deleted it (--mirror)
+        summary.created += 1
+        return Event(EventType.REVIVED, kind, rid, before, source)
+    if before is not None and after is not None and now is not None:
+        changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+        patch = {k: before.get(k) for k in changed if now.get(k) == after.get(k)}  # later edits win
+        if patch:
+            summary.updated += 1
+            return Event(EventType.UPDATED, kind, rid, patch, source)
+    summary.unchanged += 1
+    return None
