@@ -385,6 +385,7 @@ def demo(directory: Path | None, records: int, kdf_cost: str, no_serve: bool, po
 
 
 from .cli_replica import register as _register_replica; _register_replica(cli)  # noqa: E402,E702
+from .cli_formats import COMMANDS as _format_commands; [cli.add_command(c) for c in _format_commands]  # noqa: E402,E702
 
 
 from .cli_web import password as _password, serve as _serve; [cli.add_command(c) for c in (_serve, _password)]  # noqa: E402,E702
