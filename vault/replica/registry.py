@@ -75,7 +75,7 @@ def _locked() -> Iterator[dict]:
 def replicas(vault_id: bytes) -> list[Replica]:
     """This vault's replicas, in the order they were added."""
     with _locked() as data:
-        return [Replica(**r) for r in data.get(vault_id.hex(), {}).values()]
+        return sorted((Replica(**r) for r in data.get(vault_id.hex(), {}).values()), key=lambda r: r.added_at)
 
 
 def get(vault_id: bytes, name: str) -> Replica:
@@ -90,17 +90,17 @@ def add(vault_id: bytes, name: str, target: str) -> Replica:
     if not _NAME.match(name):
         raise InvalidRecord(f"Replica name {name!r} must be letters, digits, '.', '_' or '-' (at most 64).")
     t = target_for(target)
-    if isinstance(t, LocalFolder):
-        try:
-            t.path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ReplicaError(f"Cannot create the replica folder {t.path}: {e.strerror}.") from e
     with _locked() as data:
         mine = data.setdefault(vault_id.hex(), {})
         if name in mine:
             raise ReplicaError(f"A replica named {name!r} already exists ({mine[name]['target']}).")
         if any(r["target"] == t.location for r in mine.values()):
             raise ReplicaError(f"{t.location} is already a replica of this vault.")
+        if isinstance(t, LocalFolder):
+            try:
+                t.path.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ReplicaError(f"Cannot create the replica folder {t.path}: {e.strerror}.") from e
         rep = Replica(name, t.location, iso(now_us()))
         mine[name] = asdict(rep)
     return rep

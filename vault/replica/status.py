@@ -61,14 +61,16 @@ def _copy_status(rep: registry.Replica, head_seq: int, identity: tuple[bytes, by
 
 
 def _verdict(copies: list[CopyStatus]) -> tuple[str, bool]:
-    n = len(copies)
+    n, warnings = len(copies), []
     if n < 2:
-        return (f"AT RISK: {n + 1} cop{'y' if n == 0 else 'ies'} (this vault and {n} replica{'' if n == 1 else 's'}); "
-                "the 3-2-1 rule wants at least two replicas, one of them off-site."), False
+        warnings.append(f"AT RISK: {n + 1} cop{'y' if n == 0 else 'ies'} (this vault and {n} replica"
+                        f"{'' if n == 1 else 's'}); the 3-2-1 rule wants at least two replicas, one of them off-site.")
     stale = [c for c in copies if c.stale]
     if stale:
         why = " ".join(c.problem or f"Replica {c.name} is {c.behind} events behind." for c in stale)
-        return f"STALE: {why} Run `lifevault push` (and check the drive or remote).", False
+        warnings.append(f"STALE: {why} Run `lifevault push` (and check the drive or remote).")
+    if warnings:
+        return " ".join(warnings), False
     return (f"OK: {n + 1} copies, all up to date; keep at least one replica off-site and on another kind of "
             "storage to satisfy 3-2-1."), True
 
