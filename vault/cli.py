@@ -384,6 +384,7 @@ def demo(directory: Path | None, records: int, kdf_cost: str, no_serve: bool, po
         serve_vault(Vault.open(directory / "demo.db", DEMO_PASSPHRASE), "127.0.0.1", port)
 
 
+from .cli_tokens import token as _token; cli.add_command(_token)  # noqa: E402,E702
 from .cli_replica import register as _register_replica; _register_replica(cli)  # noqa: E402,E702
 from .cli_formats import COMMANDS as _format_commands; [cli.add_command(c) for c in _format_commands]  # noqa: E402,E702
 

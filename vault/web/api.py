@@ -1,0 +1,320 @@
+"""The HTTP API for devices and scripts: a FastAPI app that `lifevault serve` mounts under /api.
+
+    app = create_api(holder)          # holder: the open vault and its lock
+    VaultHolder(vault)                # the minimal holder: `.vault` and `.lock`
+
+The holder is anything with `.vault` (the unlocked Vault the server keeps),
+`.lock` (a re-entrant lock held around every use of that Vault: its SQLite
+connections are shared by all requests) and `.refresh()` (catch up with other
+processes' appends; called before each read). `lifevault serve` passes its
+LiveVault (vault/web/live.py). Endpoints are plain functions, so FastAPI runs
+them in its thread pool and the lock serialises them.
+
+Routes (relative to the mount point; OpenAPI at /docs and /openapi.json):
+
+    GET    /health                     open   {"status": "ok"}, says nothing about the vault
+    GET    /{contacts|messages|notes}  read   the records now or `at` T, paged by id
+    POST   /{contacts|messages|notes}  write  create; 201 with the new id and seq
+    GET    /{table}/{id}               read   one record now or `at` T
+    PATCH  /{table}/{id}               write  field-level patch, null removes a field
+    DELETE /{table}/{id}               write  tombstone (history is kept)
+    GET    /{table}/{id}/history       read   every version and what made it
+    POST   /batch                      write  many changes in one transaction, idempotent per batch_id
+    GET    /changes?since=N            read   the events after seq N, for sync clients
+
+Authentication: `Authorization: Bearer <token>` from `lifevault token create`.
+No, malformed, unknown or revoked token -> 401; an append-only token on a read
+route -> 403 (it can write, and write responses carry ids and seqs, never field
+values). /health and the OpenAPI docs are open: they reveal no vault content.
+The token check runs before the body is read, so an unauthenticated request is
+refused whatever it carries. Bodies over the limit -> 413. Library errors map
+to their class's `http_status` with the one-sentence message as `detail`.
+Every write is recorded with Source("api", name=<token name>).
+"""
+
+import json
+import threading
+from contextlib import AbstractContextManager
+from typing import Any, Callable, Coroutine, Literal, Protocol
+
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Receive
+
+from .. import __version__
+from ..errors import BadInstant, NotFound, VaultError
+from ..events import Kind, Source, kind_of
+from ..instants import Instant, iso, parse_instant
+from ..vault import Transaction, Vault
+from . import api_batches, tokens
+from .api_models import (
+    FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, Change, ChangesPage, CreateOp, DeleteOp, Health, Record,
+    RecordFields, RecordPage, Version, Written,
+)
+
+MAX_BODY_BYTES = 8 * 1024 * 1024  # JSON bodies: a batch of a few thousand records
+MAX_PAGE = 1000
+Access = Literal["open", "read", "write"]
+
+
+class Holder(Protocol):
+    vault: Vault
+    lock: AbstractContextManager[Any]
+
+    def refresh(self) -> int: ...
+
+
+class VaultHolder:
+    """The minimal holder: an open Vault and the lock serialising every use of it."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.lock = threading.RLock()
+
+    def refresh(self) -> int:
+        with self.lock:
+            return self.vault.refresh()
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `lifevault token create NAME`.")
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _authorize(holder: Holder, authorization: str | None, access: Access) -> tokens.Token:
+    """The token a request carries, or the 401/403 it deserves."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise _unauthorized("This route needs an API token: send `Authorization: Bearer <token>`.")
+    with holder.lock:
+        token = tokens.authenticate(holder.vault, presented.strip())
+    if token is None:
+        raise _unauthorized("The bearer token is malformed, unknown or revoked.")
+    if access == "read" and not token.can_read:
+        raise HTTPException(403, f"Token {token.name!r} is append-only: it can write but never read.")
+    return token
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """`receive`, raising 413 once the body passes `limit` bytes (for bodies sent without a length)."""
+    seen = 0
+
+    async def receive_limited() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise HTTPException(413, f"The request body is over this route's limit of {limit} bytes.")
+        return message
+
+    return receive_limited
+
+
+def _guarded_route(holder: Holder, access: Access, max_body: int) -> type[APIRoute]:
+    """A route class that authenticates and checks the body size before FastAPI reads the body."""
+
+    class GuardedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded(request: Request) -> Response:
+                if access != "open":
+                    auth = request.headers.get("authorization")
+                    request.state.token = await run_in_threadpool(_authorize, holder, auth, access)
+                length = request.headers.get("content-length", "")
+                if length.isdigit() and int(length) > max_body:
+                    raise HTTPException(413, f"The request body ({length} bytes) is over this route's limit of {max_body} bytes.")
+                return await handler(Request(request.scope, _limited(request.receive, max_body)))
+
+            return guarded
+
+    return GuardedRoute
+
+
+def current_token(request: Request, _: HTTPAuthorizationCredentials | None = Security(_bearer)) -> tokens.Token:
+    """The token the route guard accepted (declared with Security so OpenAPI shows the scheme)."""
+    return request.state.token
+
+
+def _source(token: tokens.Token) -> Source:
+    return Source("api", name=token.name)
+
+
+def _seq_at(vault: Vault, at: str | None) -> int:
+    """The seq for `at` (ISO 8601 or seq:N), or now."""
+    if at is None:
+        return vault.projection.seq
+    try:
+        instant = parse_instant(at)
+    except (OverflowError, ValueError) as e:  # a date too far out to convert
+        raise BadInstant(at, "it is out of range") from e
+    return vault.seq_for(instant)
+
+
+def _check_kind(record_id: str, kind: Kind) -> None:
+    actual = kind_of(record_id)
+    if actual is not kind:
+        raise NotFound(record_id, f" among {kind.table} (it is a {actual.value} id)")
+
+
+def _page(vault: Vault, kind: Kind, seq: int, after: str, limit: int) -> RecordPage:
+    # The history tables are the projection's documented "as of" SQL surface; read-only here.
+    rows = vault.projection.conn.execute(
+        f"SELECT id, data FROM {kind.table}_history WHERE seq_from <= ? AND (seq_to IS NULL OR seq_to > ?) "
+        "AND deleted = 0 AND id > ? ORDER BY id LIMIT ?",
+        (seq, seq, after, limit + 1),
+    ).fetchall()
+    records = [Record(id=rid, kind=kind, fields=json.loads(data), seq=seq) for rid, data in rows[:limit]]
+    return RecordPage(kind=kind, seq=seq, records=records, next_after=records[-1].id if len(rows) > limit else None)
+
+
+AT_QUERY = Query(None, max_length=64, description="Show the state at this instant: ISO 8601 (naive = server's local time) or seq:N. Default: now.")
+RECORD_ID = Path(pattern=RECORD_ID_PATTERN, description="A record id like c_4k9x0m2q7r1t.")
+
+
+def _add_record_routes(reads: APIRouter, writes: APIRouter, holder: Holder, kind: Kind) -> None:
+    """The five routes of one kind: list, get, history (read); create, patch, delete (write)."""
+    t, model = kind.table, FIELDS_MODELS[kind]
+
+    def list_records(at: str | None = AT_QUERY,
+                     after: str = Query("", max_length=66, description="Only ids after this one (paging)."),
+                     limit: int = Query(100, ge=1, le=MAX_PAGE)) -> RecordPage:
+        with holder.lock:
+            holder.refresh()
+            return _page(holder.vault, kind, _seq_at(holder.vault, at), after, limit)
+
+    def get_record(record_id: str = RECORD_ID, at: str | None = AT_QUERY) -> Record:
+        _check_kind(record_id, kind)
+        with holder.lock:
+            holder.refresh()
+            seq = _seq_at(holder.vault, at)
+            fields = holder.vault.get(record_id, None if at is None else Instant(seq=seq))
+        return Record(id=record_id, kind=kind, fields=fields, seq=seq)
+
+    def record_history(record_id: str = RECORD_ID) -> list[Version]:
+        _check_kind(record_id, kind)
+        with holder.lock:
+            holder.refresh()
+            versions = holder.vault.history(record_id)
+        return [Version(fields=v["data"], deleted=bool(v["deleted"]),
+                        **{k: v[k] for k in ("seq_from", "seq_to", "valid_from", "valid_to", "event", "source")})
+                for v in versions]
+
+    def create_record(body: model, token: tokens.Token = Security(current_token)) -> Written:  # type: ignore[valid-type]
+        with holder.lock:
+            rid = holder.vault.add(kind, body.as_dict(), _source(token))
+            return Written(id=rid, seq=holder.vault.projection.seq, event="created")
+
+    def update_record(body: model, record_id: str = RECORD_ID,  # type: ignore[valid-type]
+                      token: tokens.Token = Security(current_token)) -> Written:
+        _check_kind(record_id, kind)
+        with holder.lock:
+            r = holder.vault.update(record_id, body.as_dict(), _source(token))
+        return Written(id=record_id, seq=r.seq if r else None, event="updated" if r else "unchanged")
+
+    def delete_record(record_id: str = RECORD_ID, token: tokens.Token = Security(current_token)) -> Written:
+        _check_kind(record_id, kind)
+        with holder.lock:
+            r = holder.vault.delete(record_id, _source(token))
+        return Written(id=record_id, seq=r.seq, event="deleted")
+
+    tag = [t]
+    reads.add_api_route(f"/{t}", list_records, methods=["GET"], tags=tag, summary=f"List {t}, now or as of an instant")
+    reads.add_api_route(f"/{t}/{{record_id}}", get_record, methods=["GET"], tags=tag, summary=f"Read one {kind.value}")
+    reads.add_api_route(f"/{t}/{{record_id}}/history", record_history, methods=["GET"], tags=tag,
+                        summary=f"Every version of one {kind.value}")
+    writes.add_api_route(f"/{t}", create_record, methods=["POST"], status_code=201, tags=tag,
+                         summary=f"Create a {kind.value}")
+    writes.add_api_route(f"/{t}/{{record_id}}", update_record, methods=["PATCH"], tags=tag,
+                         summary=f"Change some fields of a {kind.value} (null removes a field)")
+    writes.add_api_route(f"/{t}/{{record_id}}", delete_record, methods=["DELETE"], tags=tag,
+                         summary=f"Delete a {kind.value} (a tombstone: history is kept)")
+
+
+class BatchOperationFailed(VaultError):
+    """One operation of a batch was refused; nothing of the batch was stored."""
+
+    def __init__(self, index: int, op: Any, cause: VaultError) -> None:
+        self.http_status = cause.http_status
+        what = op.op + (f" {op.id}" if getattr(op, "id", None) else "")
+        super().__init__(f"Operation {index} ({what}) was refused, so nothing in the batch was stored: {cause}")
+
+
+def _apply_op(tx: Transaction, op: Any, source: Source) -> Written:
+    if isinstance(op, CreateOp):
+        rid = tx.create(op.kind, op.fields.as_dict(), source, record_id=op.id)
+        return Written(id=rid, seq=tx.vault.projection.seq, event="created")
+    if isinstance(op, DeleteOp):
+        return Written(id=op.id, seq=tx.delete(op.id, source).seq, event="deleted")
+    r = tx.update(op.id, op.fields.as_dict(), source)
+    return Written(id=op.id, seq=r.seq if r else None, event="updated" if r else "unchanged")
+
+
+def _add_sync_routes(reads: APIRouter, writes: APIRouter, holder: Holder) -> None:
+    def batch(body: BatchIn, token: tokens.Token = Security(current_token)) -> BatchOut:
+        """Creates, updates and deletes in one transaction. Retrying with the same batch_id (and the
+        same content) returns the first result and stores nothing; the same id with other content is 409."""
+        canonical = body.model_dump(mode="json", exclude_unset=True)
+        with holder.lock, holder.vault.transaction() as tx:
+            stored = api_batches.recall(holder.vault, token.name, body.batch_id, canonical)
+            if stored is not None:
+                return BatchOut(batch_id=body.batch_id, replayed=True, results=stored)
+            results = []
+            for i, op in enumerate(body.operations, 1):
+                try:
+                    results.append(_apply_op(tx, op, _source(token)))
+                except VaultError as e:
+                    raise BatchOperationFailed(i, op, e) from e
+            api_batches.remember(holder.vault, token.name, body.batch_id, canonical,
+                                 [r.model_dump() for r in results])
+        return BatchOut(batch_id=body.batch_id, replayed=False, results=results)
+
+    def changes(since: int = Query(0, ge=0, le=2**62, description="Events after this seq (0: from the start)."),
+                limit: int = Query(MAX_PAGE, ge=1, le=MAX_PAGE)) -> ChangesPage:
+        """The log after `since`, oldest first: poll with `next_since` to stay in sync."""
+        with holder.lock:
+            holder.refresh()
+            head = holder.vault.log.head().seq
+            if since > head:
+                raise BadInstant(f"seq:{since}", f"the log only has {head} events")
+            upto = min(head, since + limit)
+            events = [Change(seq=r.seq, recorded_at=iso(r.recorded_at), type=r.event.type.value,
+                             kind=r.event.kind, id=r.event.record_id, changes=dict(r.event.changes),
+                             source=r.event.source.as_dict())
+                      for r in holder.vault.log.read(since, upto)]
+        return ChangesPage(since=since, head=head, next_since=upto, events=events)
+
+    writes.add_api_route("/batch", batch, methods=["POST"], tags=["sync"], summary="Apply many changes at once")
+    reads.add_api_route("/changes", changes, methods=["GET"], tags=["sync"], summary="The changes feed")
+
+
+def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
+    """The API app for one open vault; mount it (e.g. under /api) or serve it alone."""
+    app = FastAPI(title="lifevault API", version=__version__, docs_url="/docs", redoc_url=None,
+                  openapi_url="/openapi.json",
+                  description="Contacts, messages and notes in an encrypted, event-sourced vault.")
+
+    @app.exception_handler(VaultError)
+    async def vault_error(request: Request, exc: VaultError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+
+    opened = APIRouter(route_class=_guarded_route(holder, "open", max_body))
+    reads = APIRouter(route_class=_guarded_route(holder, "read", max_body))
+    writes = APIRouter(route_class=_guarded_route(holder, "write", max_body))
+
+    def health() -> Health:
+        """Open to all: says the server answers, nothing about the vault."""
+        return Health()
+
+    opened.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Is the server up")
+    for kind in Kind:
+        _add_record_routes(reads, writes, holder, kind)
+    _add_sync_routes(reads, writes, holder)
+    for router in (opened, reads, writes):
+        app.include_router(router)
+    return app

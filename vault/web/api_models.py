@@ -1,0 +1,148 @@
+"""The API's request and response bodies (pydantic), so FastAPI validates them and documents them.
+
+Record fields are JSON values: the known fields of each kind are listed (for
+the docs), others are allowed and kept in the record's `extra`. In a patch,
+null removes a field; in a create, a null field is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from ..events import FIELDS, Kind
+
+MAX_BATCH_OPERATIONS = 10_000
+RECORD_ID_PATTERN = r"^[cmn]_[a-z0-9]{1,64}$"
+BATCH_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+
+
+class RecordFields(BaseModel):
+    """A JSON object of fields; values must be encodable as UTF-8 (no lone surrogates)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _utf8(self) -> "RecordFields":
+        _check_utf8(self.model_dump(exclude_unset=True))
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """Only the fields the client sent (so null in a patch means remove)."""
+        return self.model_dump(exclude_unset=True)
+
+
+def _check_utf8(value: Any) -> None:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("field names and values must be valid Unicode text (a lone surrogate was found)") from None
+
+
+def _fields_model(kind: Kind) -> type[RecordFields]:
+    known = {name: (Any, Field(default=None)) for name in FIELDS[kind]}
+    return create_model(f"{kind.value.title()}Fields", __base__=RecordFields, **known)  # type: ignore[call-overload]
+
+
+FIELDS_MODELS: dict[Kind, type[RecordFields]] = {kind: _fields_model(kind) for kind in Kind}
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Written(BaseModel):
+    """What a write did: the record and the event that recorded it (no field values: append-only tokens see this)."""
+
+    id: str
+    seq: int | None = Field(description="The event recorded; null when an update changed nothing.")
+    event: Literal["created", "updated", "deleted", "unchanged"]
+
+
+class Record(BaseModel):
+    id: str
+    kind: Kind
+    fields: dict[str, Any]
+    seq: int = Field(description="The state shown is the one after this event.")
+
+
+class RecordPage(BaseModel):
+    kind: Kind
+    seq: int = Field(description="The state shown is the one after this event.")
+    records: list[Record]
+    next_after: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
+
+
+class Version(BaseModel):
+    """One version of a record in its history."""
+
+    seq_from: int
+    seq_to: int | None
+    valid_from: str
+    valid_to: str | None
+    event: str
+    deleted: bool
+    source: dict[str, Any]
+    fields: dict[str, Any] | None
+
+
+class Change(BaseModel):
+    """One event of the log, as a sync client needs it."""
+
+    seq: int
+    recorded_at: str
+    type: Literal["created", "updated", "deleted", "revived"]
+    kind: Kind
+    id: str
+    changes: dict[str, Any] = Field(description="created/revived: all fields; updated: the patch (null removes).")
+    source: dict[str, Any]
+
+
+class ChangesPage(BaseModel):
+    since: int
+    head: int = Field(description="The last event in the vault when this page was read.")
+    next_since: int = Field(description="Pass as `since` for the next page; equals head when caught up.")
+    events: list[Change]
+
+
+class _Op(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateOp(_Op):
+    op: Literal["create"]
+    kind: Kind
+    fields: RecordFields
+    id: str | None = Field(default=None, pattern=RECORD_ID_PATTERN,
+                           description="A client-chosen id (its letter must match the kind); default: a fresh one.")
+
+
+class UpdateOp(_Op):
+    op: Literal["update"]
+    id: str = Field(pattern=RECORD_ID_PATTERN)
+    fields: RecordFields = Field(description="A field-level patch: null removes a field.")
+
+
+class DeleteOp(_Op):
+    op: Literal["delete"]
+    id: str = Field(pattern=RECORD_ID_PATTERN)
+
+
+Operation = Annotated[Union[CreateOp, UpdateOp, DeleteOp], Field(discriminator="op")]
+
+
+class BatchIn(BaseModel):
+    """Many changes in one transaction: all are stored, or none."""
+
+    model_config = ConfigDict(extra="forbid")
+    batch_id: str = Field(pattern=BATCH_ID_PATTERN,
+                          description="Chosen by the client; a retried batch with the same id is stored once.")
+    operations: list[Operation] = Field(min_length=1, max_length=MAX_BATCH_OPERATIONS)
+
+
+class BatchOut(BaseModel):
+    batch_id: str
+    replayed: bool = Field(description="True when this batch id was already stored: nothing new was written.")
+    results: list[Written]
