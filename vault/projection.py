@@ -195,8 +195,19 @@ class Projection:
 
     def status(self, kind: Kind, record_id: str) -> str:
         """`live`, `deleted` or `absent` (never existed), now."""
-        row = self._version_at(kind, record_id, self.seq)
-        return "absent" if row is None else ("deleted" if row[0] else "live")
+        return self.statuses(kind, [record_id]).get(record_id, "absent")
+
+    def statuses(self, kind: Kind, ids: list[str]) -> dict[str, str]:
+        """`live` or `deleted` now for each of `ids` that ever existed (absent ones are left out)."""
+        out: dict[str, str] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = self.conn.execute(
+                f"SELECT id, deleted FROM {kind.table}_history WHERE seq_to IS NULL AND id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            out.update((rid, "deleted" if deleted else "live") for rid, deleted in rows)
+        return out
 
     def versions(self, kind: Kind, record_id: str) -> list[dict[str, Any]]:
         """Every version of a record, oldest first, with the event and source that made it."""

@@ -270,11 +270,15 @@ class Transaction:
 
     def append(self, events: Sequence[Event]) -> list[Recorded]:
         """Check each event against the current state, then record them all."""
-        proj, pending = self.vault.projection, {}
+        proj = self.vault.projection
         for e in events:
             if kind_of(e.record_id) is not e.kind:
                 raise InvalidRecord(f"Record id {e.record_id!r} is not a {e.kind.value} id.")
-            status = pending.get(e.record_id) or proj.status(e.kind, e.record_id)
+        pending: dict[str, str] = {}  # status after the earlier events of this batch
+        for kind in {e.kind for e in events}:
+            pending.update(proj.statuses(kind, [e.record_id for e in events if e.kind is kind]))
+        for e in events:
+            status = pending.get(e.record_id, "absent")
             if status != _REQUIRES[e.type]:
                 raise _refusal(e, status)
             check_fields(e.changes, patch=e.type is EventType.UPDATED)
