@@ -80,8 +80,10 @@ class AsOfStates:
         conn.execute("BEGIN")
         for kind in Kind:
             t = kind.table
-            conn.execute(f"CREATE TABLE {t} ({', '.join(_q(c) + (' TEXT PRIMARY KEY' if c == 'id' else '') for c in live_columns(kind))})")
+            # No declared key: Datasette then links rows by rowid and `id` cells go to the record's timeline.
+            conn.execute(f"CREATE TABLE {t} ({', '.join(_q(c) for c in live_columns(kind))})")
             conn.execute(f"INSERT INTO {t} {_state_sql(kind)}", {"seq": seq})
+            conn.execute(f"CREATE UNIQUE INDEX {t}_id ON {t} (id)")
             cols = ", ".join(_q(c) for c in FTS_COLUMNS[kind])
             conn.execute(f"CREATE VIRTUAL TABLE {t}_fts USING fts5({cols}, content={_q(t)})")
             conn.execute(f"INSERT INTO {t}_fts ({t}_fts) VALUES ('rebuild')")

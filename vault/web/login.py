@@ -93,10 +93,10 @@ def login_policy(host: str) -> dict[str, Any] | None:
 
 
 def datasette_metadata(login: dict[str, str] | None) -> dict[str, Any]:
-    """The metadata that makes Datasette demand that login (empty when open)."""
-    if login is None:
-        return {}
-    return {
-        "allow": {"id": login["username"]},
-        "plugins": {"datasette-auth-passwords": {f"{login['username']}_password_hash": login["password_hash"]}},
-    }
+    """The metadata that makes Datasette demand that login (empty when open); no hash in it."""
+    return {} if login is None else {"allow": {"id": login["username"]}}
+
+
+def auth_passwords_config(login: dict[str, str] | None) -> dict[str, str]:
+    """datasette-auth-passwords' configuration, handed to it directly so /-/metadata never shows the hash."""
+    return {} if login is None else {f"{login['username']}_password_hash": login["password_hash"]}

@@ -23,12 +23,26 @@ from ..events import Kind
 from . import datasette_plugin
 from .asof import AsOfStates, database_name
 from .live import LiveVault, connect_memdb
-from .login import datasette_metadata, login_policy
+from .login import auth_passwords_config, datasette_metadata, login_policy
 from .search import SearchIndex, fts_table
 
 LIVE_DB = "vault"
 API_PREFIX = "/api"
 TEMPLATES = __file__.rsplit("/", 1)[0] + "/templates"
+
+
+class LifevaultDatasette(Datasette):
+    """Datasette that gives the login plugin its configuration without publishing it in metadata."""
+
+    def __init__(self, *args: Any, auth_config: dict[str, str], **kwargs: Any) -> None:
+        self._auth_config = auth_config  # set first: the constructor already asks plugins for config
+        super().__init__(*args, **kwargs)
+
+    def plugin_config(self, plugin_name: str, database: str | None = None, table: str | None = None,
+                      fallback: bool = True) -> Any:
+        if plugin_name == "datasette-auth-passwords":
+            return dict(self._auth_config)
+        return super().plugin_config(plugin_name, database=database, table=table, fallback=fallback)
 
 
 class MemdbDatabase(Database):
@@ -65,8 +79,8 @@ class Site:
         self.asof = AsOfStates(live)
         metadata = {"title": "lifevault", "databases": {LIVE_DB: {"tables": _table_metadata()}},
                     **datasette_metadata(self.login)}
-        self.datasette = Datasette(
-            memory=False, metadata=metadata, template_dir=TEMPLATES, secret=secrets.token_hex(32),
+        self.datasette = LifevaultDatasette(
+            memory=False, auth_config=auth_passwords_config(self.login), metadata=metadata, template_dir=TEMPLATES, secret=secrets.token_hex(32),
             settings={"suggest_facets": False, "default_page_size": 50, "sql_time_limit_ms": 3000},
         )
         self.datasette.add_database(MemdbDatabase(self.datasette, live.name, self.search.attach), name=LIVE_DB)

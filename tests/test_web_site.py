@@ -1,0 +1,203 @@
+"""The served site in-process: Datasette pages over the live vault, as-of states, timelines, revert, login."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from vault import Kind, Source, Vault
+from vault.web import LiveVault
+from vault.web.login import LoginRequired, set_password
+from vault.web.server import Site, create_app
+
+from conftest import PASSPHRASE
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+@pytest.fixture
+def data(vault: Vault) -> dict[str, str]:
+    """A small history: a contact edited then deleted, a message with an image, a Markdown note."""
+    cli = Source("cli")
+    ada = vault.add(Kind.CONTACT, {"name": "Ada Lovelace", "emails": ["ada@example.org"]}, cli)
+    vault.update(ada, {"phones": ["+44 20 7946 0001"]}, Source("api", name="phone"))
+    grace = vault.add(Kind.CONTACT, {"name": "Grace Hopper"}, Source("import", name="vcard", file="people.vcf"))
+    with vault.transaction() as tx:
+        blob = tx.put_blob(PNG)
+        msg = tx.create(Kind.MESSAGE, {"subject": "Lunch", "body": "Shall we meet for lunch at the zeppelin cafe?",
+                                       "thread": "lunch", "attachments": [{"blob": blob, "name": "menu.png"}]}, cli)
+    note = vault.add(Kind.NOTE, {"title": "Garden", "body": "# Plan\n\n*roses* <script>alert(1)</script> "
+                                                            "[bad](javascript:alert(2))"}, cli)
+    before_delete = vault.projection.seq
+    vault.delete(ada, cli)
+    return {"ada": ada, "grace": grace, "msg": msg, "note": note, "blob": blob, "before_delete": str(before_delete)}
+
+
+@pytest.fixture
+def site(vault: Vault, data: dict[str, str]) -> Iterator[Site]:
+    live = LiveVault(vault)
+    site = create_app(live)
+    site.search.build()
+    yield site
+    site.asof.close()
+
+
+@pytest.fixture
+def client(site: Site) -> TestClient:
+    return TestClient(site)
+
+
+def csrf(client: TestClient, page: str) -> str:
+    html = client.get(page).text
+    return re.search(r'name="csrftoken" value="([^"]+)"', html).group(1)
+
+
+def test_tables_pages_show_live_records_with_the_as_of_control(client, data):
+    r = client.get("/vault/contacts")
+    assert r.status_code == 200
+    assert "Grace Hopper" in r.text and "Ada Lovelace" not in r.text  # Ada is deleted now
+    assert 'action="/-/as-of"' in r.text
+    for page in ("/", "/vault", "/vault/messages", "/vault/notes", "/vault/contacts_history", f"/-/record/{data['grace']}"):
+        assert 'action="/-/as-of"' in client.get(page).text, page
+
+
+def test_as_of_shows_the_deleted_contact_then_its_timeline(client, data):
+    r = client.get("/-/as-of", params={"at": f"seq:{data['before_delete']}", "next": "/vault/contacts"},
+                   follow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"] == f"/asof_{data['before_delete']}/contacts"
+    page = client.get(r.headers["location"]).text
+    assert "Ada Lovelace" in page and f"As of event {data['before_delete']}" in page
+    assert f"/-/record/{data['ada']}?at=seq:{data['before_delete']}" in page
+    timeline = client.get(f"/-/record/{data['ada']}", params={"at": f"seq:{data['before_delete']}"}).text
+    assert "deleted now" in timeline
+    assert "api token phone" in timeline and "cli" in timeline  # what changed it
+    assert "phones" in timeline and "+44 20 7946 0001" in timeline  # the field diff
+    back = client.get("/-/as-of", params={"at": "now", "next": f"/asof_{data['before_delete']}/contacts"},
+                      follow_redirects=False)
+    assert back.headers["location"] == "/vault/contacts"
+
+
+def test_as_of_a_bad_instant_says_why(client):
+    r = client.get("/-/as-of", params={"at": "yesterday-ish", "next": "/vault/contacts"})
+    assert r.status_code == 200 and "Bad instant" in r.text
+
+
+def test_as_of_never_redirects_off_site(client):
+    r = client.get("/-/as-of", params={"at": "now", "next": "//evil.example/x"}, follow_redirects=False)
+    assert r.headers["location"] == "/vault"
+
+
+def test_revert_brings_a_deleted_contact_back(client, site, data):
+    ada = data["ada"]
+    token = csrf(client, f"/-/record/{ada}")
+    r = client.post(f"/-/record/{ada}/revert", data={"seq": data["before_delete"], "csrftoken": token},
+                    follow_redirects=False)
+    assert r.status_code == 302
+    assert site.live.read(lambda v: v.get(ada))["name"] == "Ada Lovelace"
+    page = client.get(f"/-/record/{ada}").text
+    assert "live now" in page and "revived" in page and "web owner" not in page  # open site: actor "browser"
+    assert "Ada Lovelace" in client.get("/vault/contacts").text
+
+
+def test_revert_without_csrf_token_is_refused(client, site, data):
+    client.get(f"/-/record/{data['ada']}")
+    r = client.post(f"/-/record/{data['ada']}/revert", data={"seq": data["before_delete"]})
+    assert r.status_code == 403
+    assert site.live.vault.projection.status(Kind.CONTACT, data["ada"]) == "deleted"
+
+
+def test_search_across_all_three_and_table_search(client, data):
+    r = client.get("/-/search", params={"q": "zeppelin"})
+    assert data["msg"] in r.text and "[zeppelin]" in r.text
+    assert "Grace" in client.get("/-/search", params={"q": 'grace "'}).text  # stray quote is no syntax error
+    table = client.get("/vault/messages", params={"_search": "zeppelin"}).text
+    assert "1 row" in table and "Lunch" in table
+
+
+def test_changes_appear_in_search_without_rebuild(client, site):
+    site.live.write(lambda v: v.add(Kind.NOTE, {"title": "Quokka facts", "body": "small"}, Source("cli")))
+    assert "Quokka" in client.get("/-/search", params={"q": "quokka"}).text
+
+
+def test_note_markdown_is_rendered_and_sanitized(client, data):
+    html = client.get("/vault/notes").text
+    assert "<h1>Plan</h1>" in html and "<em>roses</em>" in html
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
+    assert "javascript:" not in html
+
+
+def test_attachment_is_viewable_and_downloadable(client, data):
+    page = client.get("/vault/messages").text
+    assert f"/-/blob/{data['blob']}?name=menu.png" in page
+    view = client.get(f"/-/blob/{data['blob']}", params={"name": "menu.png"})
+    assert view.status_code == 200 and view.content == PNG and view.headers["content-type"] == "image/png"
+    assert view.headers["x-content-type-options"] == "nosniff"
+    down = client.get(f"/-/blob/{data['blob']}", params={"name": "menu.png", "download": "1"})
+    assert down.headers["content-disposition"].startswith("attachment") and down.content == PNG
+    html = client.get(f"/-/blob/{data['blob']}", params={"name": "x.html"})
+    assert html.headers["content-type"] == "application/octet-stream"  # never rendered as a page
+    assert client.get("/-/blob/" + "0" * 64).status_code == 404
+
+
+def test_changes_by_another_process_appear_after_refresh(client, site, created):
+    other = Vault.open(created[0], PASSPHRASE)
+    other.add(Kind.CONTACT, {"name": "Katherine Johnson"}, Source("cli"))
+    other.close()
+    seen = []
+    site.live.on_change.append(seen.append)
+    assert site.live.refresh() == 1
+    assert "Katherine Johnson" in client.get("/vault/contacts").text
+    assert seen == [site.live.seq]
+
+
+def test_api_is_mounted_under_api(client):
+    assert client.get("/api/health").json()["status"] == "ok"
+
+
+def test_non_loopback_without_password_refuses_to_start(vault):
+    with pytest.raises(LoginRequired, match="lifevault password set"):
+        create_app(LiveVault(vault), host="0.0.0.0")
+
+
+def test_non_loopback_pages_need_login(vault, data):
+    set_password("hunter2 but longer")
+    site = create_app(LiveVault(vault), host="192.0.2.7")
+    client = TestClient(site)
+    for page in ("/", "/vault/contacts", f"/-/record/{data['grace']}", "/-/search?q=grace",
+                 f"/-/blob/{data['blob']}", "/vault.json", "/-/metadata.json"):
+        r = client.get(page, follow_redirects=False)
+        assert r.status_code in (302, 403), page
+        assert "Grace" not in r.text
+    assert client.get("/", follow_redirects=False).headers["location"] == "/-/login"
+    token = csrf(client, "/-/login")
+    bad = client.post("/-/login", data={"username": "owner", "password": "wrong", "csrftoken": token})
+    assert "Invalid username or password" in bad.text
+    ok = client.post("/-/login", data={"username": "owner", "password": "hunter2 but longer", "csrftoken": token},
+                     follow_redirects=False)
+    assert ok.status_code == 302 and "ds_actor" in ok.cookies
+    assert "Grace Hopper" in client.get("/vault/contacts").text
+    assert "pbkdf2" not in client.get("/-/metadata.json").text  # the hash is not shown even when logged in
+
+
+def test_password_set_stores_only_a_hash(run, lifevault_home, monkeypatch):
+    monkeypatch.setenv("LIFEVAULT_LOGIN_PASSWORD", "a long login password")
+    r = run("password", "set")
+    assert r.exit_code == 0, r.output
+    stored = (lifevault_home / "web-login.json")
+    assert "a long login password" not in stored.read_text() and "pbkdf2" in stored.read_text()
+    assert stored.stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_refuses_non_loopback_without_password(run):
+    r = run("serve", "--host", "0.0.0.0")
+    assert r.exit_code != 0 and "needs a login password" in r.output
+
+
+def test_demo_no_serve_prints_the_tour(tmp_path, run):
+    r = run("demo", "--dir", str(tmp_path / "d"), "--records", "20", "--kdf-cost", "min", "--no-serve")
+    assert r.exit_code == 0, r.output
+    assert "Demo vault:" in r.stdout
