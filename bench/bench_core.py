@@ -49,11 +49,10 @@ def phase_baseline(n: int, d: Path) -> dict:
     import sqlite_utils
 
     db = sqlite_utils.Database(d / "baseline.db")
-    rows = list(workload.record_rows(n))
     gc.collect(); gc.freeze()
-    t = time.perf_counter()
+    t = time.perf_counter()  # generating the rows is timed too, as it is for append
     with db.conn:
-        db["records"].insert_all(rows, batch_size=BATCH)
+        db["records"].insert_all(workload.record_rows(n), batch_size=BATCH)
     return {"baseline_insert_rows_per_s": n / (time.perf_counter() - t)}
 
 
@@ -61,10 +60,9 @@ def phase_append(n: int, d: Path) -> dict:
     from vault import Vault
 
     vault, _ = Vault.create(d / "vault.db", PASS, "min")
-    batches = list(_batches(n))
     gc.collect(); gc.freeze()
-    t = time.perf_counter()
-    for batch in batches:
+    t = time.perf_counter()  # events are generated as they are appended, as an import would read them
+    for batch in _batches(n):
         with vault.transaction() as tx:
             tx.append(batch)
     elapsed = time.perf_counter() - t

@@ -17,6 +17,7 @@ import nacl.exceptions
 
 from . import crypto
 from .crypto import Keys
+from .errors import VaultLocked
 from .projection import PROJECTION_VERSION, Projection
 
 KEEP = 2  # snapshots kept; older ones are deleted (they are only a cache)
@@ -29,12 +30,19 @@ def _aad(vault_id: bytes, seq: int, chain_hash: bytes) -> bytes:
 def save_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, projection: Projection, chain_hash: bytes) -> None:
     """Seal the projection (at its seq) into the vault and prune old snapshots."""
     sealed = crypto.seal(keys.snapshot, zlib.compress(projection.to_bytes(), 1), _aad(vault_id, projection.seq, chain_hash))
-    with conn:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT OR REPLACE INTO snapshots (seq, payload) VALUES (?, ?)", (projection.seq, sealed))
-        conn.execute(
-            "DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)", (KEEP,)
-        )
+    try:
+        with conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT OR REPLACE INTO snapshots (seq, payload) VALUES (?, ?)", (projection.seq, sealed))
+            conn.execute(
+                "DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)", (KEEP,)
+            )
+    except sqlite3.OperationalError as e:
+        raise VaultLocked(path_of(conn)) from e
+
+
+def path_of(conn: sqlite3.Connection) -> str:
+    return conn.execute("PRAGMA database_list").fetchone()[2]
 
 
 def latest_snapshot_seq(conn: sqlite3.Connection, upto: int) -> int:

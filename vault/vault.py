@@ -16,7 +16,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from . import blobs, keyring, schema, snapshots
 from .crypto import DEFAULT_KDF_COST, Keys
-from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDetected
+from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDetected, VaultLocked
 from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
 from .instants import Instant, iso
 from .log import EventLog, Writer
@@ -97,6 +97,8 @@ class Vault:
             new = self.projection.seq - self._snapshot_seq
             if new >= max(SNAPSHOT_MIN_EVENTS, self.projection.seq // 10):
                 self.snapshot()
+        except VaultLocked:
+            pass  # a snapshot is only a cache: another process is writing, so the next close will try again
         finally:
             self.conn.close()
 
