@@ -281,7 +281,6 @@ def test_pull_into_a_vault_restored_from_an_older_copy(history: Vault, usb: Path
     with Vault.open(path, PASSPHRASE) as v:
         assert check_log(v.log, blind=False).events == 50
         assert pull(v, "usb").events == 0
-    history.conn = schema.connect(path)  # let the fixture close something
 
 
 def test_pull_refuses_a_fork(history: Vault, usb: Path, tmp_path: Path, created) -> None:

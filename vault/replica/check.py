@@ -39,13 +39,16 @@ class ReplicaReport:
     blind: bool
 
 
-def _check_files(opened: Opened, folder: Path) -> Manifest:
+def _intact(opened: Opened) -> tuple[Manifest, list[str], list[str]]:
+    """The manifest, the listing's problems, and the segments worth fetching (right size)."""
     m = require_manifest(opened)
-    problems = file_problems(opened)
-    problems += digest_problems(m, folder, {s.name for s in m.segments if opened.listing.get(s.name) == s.size})
+    return m, file_problems(opened), [s.name for s in m.segments if opened.listing.get(s.name) == s.size]
+
+
+def _check_digests(opened: Opened, m: Manifest, problems: list[str], fetched: list[str], folder: Path) -> None:
+    problems = problems + digest_problems(m, folder, set(fetched))
     if problems:
         raise damaged(opened.where, problems)
-    return m
 
 
 def _segment_of(m: Manifest, seq: int | None) -> str:
@@ -72,9 +75,9 @@ def verify_replica(target: Target, where: str, keys: Keys | None = None,
                    expect: tuple[bytes, bytes] | None = None) -> ReplicaReport:
     """Check a replica; ReplicaDamaged names every missing, extra or altered file, or the first bad event."""
     opened = open_replica(target, where, expect)
-    m = require_manifest(opened)
-    with target.local_copy([s.name for s in m.segments if s.name in opened.listing]) as folder:
-        _check_files(opened, folder)
+    m, problems, fetch = _intact(opened)
+    with target.local_copy(fetch) as folder:
+        _check_digests(opened, m, problems, fetch, folder)
         if keys is None:
             for _ in checked_rows(m, folder, where):
                 pass
@@ -97,12 +100,12 @@ def clone(target_text: str, path: Path | str, passphrase: str | None = None,
     target = target_for(target_text)
     where = f"Replica {target.location}"
     opened = open_replica(target, where)
-    m = require_manifest(opened)
+    m, problems, fetch = _intact(opened)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.cloning")
     try:
-        with target.local_copy([s.name for s in m.segments]) as folder:
-            _check_files(opened, folder)
+        with target.local_copy(fetch) as folder:
+            _check_digests(opened, m, problems, fetch, folder)
             build_vault_file(tmp, m, folder, where)
         conn = schema.connect(tmp)
         try:

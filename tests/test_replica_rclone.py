@@ -1,0 +1,154 @@
+"""Replicas on a real rclone remote (`rclone serve webdav` on loopback), and the disaster drill.
+
+The remote is configured the way a user without a config file would: RCLONE_CONFIG_<NAME>_TYPE/URL.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from vault import Kind, Vault
+from vault.instants import Instant
+from vault.replica import ReplicaUnreachable, add_replica, clone, push, status, target_for, verify, verify_replica
+from vault.verify import check_log
+
+from conftest import PASSPHRASE
+from test_replica import HOUR, T0, assert_no_plaintext, build_history, cli_run, rows, states
+
+pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebdavServer:
+    """`rclone serve webdav ROOT` on a fixed loopback port; can be stopped and started again."""
+
+    def __init__(self, root: Path, log: Path) -> None:
+        self.root, self.log, self.port = root, log, _free_port()
+        self.proc: subprocess.Popen | None = None
+        root.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(["rclone", "serve", "webdav", str(self.root), "--addr", f"127.0.0.1:{self.port}"],
+                                         stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                assert self.proc.poll() is None, self.log.read_text()
+                assert time.monotonic() < deadline, f"rclone serve did not start: {self.log.read_text()}"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def webdav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    server = WebdavServer(tmp_path / "webdav-root", tmp_path / "rclone-serve.log")
+    monkeypatch.setenv("RCLONE_CONFIG_LVTEST_TYPE", "webdav")
+    monkeypatch.setenv("RCLONE_CONFIG_LVTEST_URL", f"http://127.0.0.1:{server.port}")
+    monkeypatch.setenv("RCLONE_CONFIG", str(tmp_path / "no-rclone.conf"))  # never the developer's own config
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def history(vault: Vault) -> Vault:
+    build_history(vault)
+    return vault
+
+
+def test_push_verify_clone_over_rclone(history: Vault, webdav: WebdavServer, tmp_path: Path, created, monkeypatch) -> None:
+    monkeypatch.setenv("LIFEVAULT_SEGMENT_EVENTS", "15")
+    add_replica(history.log.vault_id, "cloud", "lvtest:backups/lifevault")
+    r = push(history.log, "cloud")
+    assert (r.events, r.blobs) == (40, 1)
+    stored = webdav.root / "backups" / "lifevault"
+    assert sorted(p.name for p in stored.iterdir()) == [
+        "blobs-000001.seg", "events-000000000001-000000000015.seg", "events-000000000016-000000000030.seg",
+        "events-000000000031-000000000040.seg", "manifest.json"]
+    assert_no_plaintext(webdav.root)
+    build_history(history, n=4, start=40)
+    assert push(history.log, "cloud").events == 4
+    assert verify(history.path, "cloud").blind
+    assert verify(history.path, "cloud", history.keys).events == 44
+    clone("lvtest:backups/lifevault", tmp_path / "clone.db", PASSPHRASE)
+    assert rows(tmp_path / "clone.db") == rows(created[0])
+
+
+def test_damage_on_the_remote_is_named(history: Vault, webdav: WebdavServer, tmp_path: Path) -> None:
+    add_replica(history.log.vault_id, "cloud", "lvtest:v")
+    push(history.log, "cloud")
+    seg = webdav.root / "v" / "events-000000000001-000000000040.seg"
+    cut = tmp_path / seg.name
+    cut.write_bytes(seg.read_bytes()[:100])  # tampered through the remote's own interface
+    subprocess.run(["rclone", "copyto", str(cut), f"lvtest:v/{seg.name}"], check=True, capture_output=True)
+    with pytest.raises(Exception, match=r"events-000000000001-000000000040\.seg is truncated \(100 of"):
+        verify_replica(target_for("lvtest:v"), "cloud")
+
+
+def test_remote_down_then_catch_up(history: Vault, webdav: WebdavServer, created, monkeypatch) -> None:
+    env = {"LIFEVAULT_PATH": str(created[0]), "LIFEVAULT_PASSPHRASE": PASSPHRASE}
+    add_replica(history.log.vault_id, "cloud", "lvtest:v")
+    push(history.log, "cloud")
+    webdav.stop()
+    build_history(history, n=6, start=40)
+    before = rows(created[0])
+    result = cli_run("push", "cloud", env=env)
+    assert result.exit_code == 1
+    line = result.output.strip()
+    assert line.startswith("Error: lvtest:v is unreachable:") and "connection refused" in line, line
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    assert rows(created[0]) == before
+    assert check_log(history.log, blind=False).events == 46  # the vault is unaffected
+    s = status(history.path)
+    assert not s.ok and "unreachable" in s.verdict
+    with pytest.raises(ReplicaUnreachable):
+        push(history.log, "cloud")
+    webdav.start()
+    result = cli_run("push", "cloud", env=env)
+    assert result.exit_code == 0 and "Pushed to cloud: 6 events" in result.output
+    assert verify(history.path, "cloud", history.keys).events == 46
+
+
+def test_disaster_drill(history: Vault, webdav: WebdavServer, tmp_path: Path, created) -> None:
+    """A vault with history is pushed to a folder and to a remote, then lost; each replica alone
+    brings back the same events and the same state at every instant asked."""
+    build_history(history, n=30, start=40)
+    add_replica(history.log.vault_id, "usb", str(tmp_path / "usb"))
+    add_replica(history.log.vault_id, "cloud", "lvtest:drill")
+    assert push(history.log, "usb").events == push(history.log, "cloud").events == 70
+    seqs = [0, 1, 5, 17, 33, 52, 69, 70]
+    times = [T0 - 1, T0 + 4 * HOUR, T0 + 12 * HOUR + 1, T0 + 41 * HOUR, T0 + 500 * HOUR]
+    expected = states(history, seqs)
+    expected_t = {t: states(history, [history.seq_for(Instant(us=t))]) for t in times}
+    expected_rows = rows(created[0])
+    history.close()
+    for leftover in created[0].parent.glob(created[0].name + "*"):
+        leftover.unlink()  # the laptop is gone
+    for target, name in ((str(tmp_path / "usb"), "from-usb.db"), ("lvtest:drill", "from-cloud.db")):
+        report = clone(target, tmp_path / "fresh-machine" / name, PASSPHRASE)
+        assert (report.events, report.blobs) == (70, 1)
+        assert rows(tmp_path / "fresh-machine" / name) == expected_rows
+        with Vault.open(tmp_path / "fresh-machine" / name, PASSPHRASE) as v:
+            assert states(v, seqs) == expected
+            assert {t: states(v, [v.seq_for(Instant(us=t))]) for t in times} == expected_t
+            assert any(kind is Kind.CONTACT and s == 33 and st for (kind, s), st in expected.items())
