@@ -21,6 +21,7 @@ from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff
 from .instants import Instant, iso
 from .log import EventLog, Writer
 from .projection import Projection
+from .verify import check_log
 
 SNAPSHOT_MIN_EVENTS = 5000  # write a snapshot at close once this many events (and 10%) are new
 
@@ -111,7 +112,11 @@ class Vault:
     # -- the projection --------------------------------------------------------
     def _load_projection(self) -> Projection:
         head = self.log.head()
-        self.log.check_head(head, *self.log._tail())
+        try:
+            self.log.check_head(head, *self.log._tail())
+        except TamperDetected:
+            check_log(self.log, blind=False)  # name the first bad seq (e.g. an event swapped with the last)
+            raise
         proj = snapshots.load_snapshot(self.conn, self.keys, self.log.vault_id, head.seq, self.log.hash_at)
         proj = proj or Projection()
         self._replay_into(proj, head.seq)
