@@ -19,7 +19,6 @@ from . import Kind, Source, Vault, VaultError, parse_instant
 from .crypto import DEFAULT_KDF_COST, KDF_COSTS
 from .instants import iso
 from .paths import default_vault_path
-from .restore import restore_to_file
 from .verify import check_log, verify_blind
 
 CLI_SOURCE = Source("cli")
@@ -258,6 +257,8 @@ def restore(at: str, out: Path, vault_path: Path | None, passphrase_file: Any) -
 
     Example: lifevault restore --at 2024-05-01T09:00 --out state.db && datasette state.db
     """
+    from .restore import restore_to_file  # sqlite-utils (and numpy, if present) load slowly: only when needed
+
     instant = parse_instant(at)
     if out.exists():
         raise click.ClickException(f"{out} already exists; refusing to overwrite it.")
@@ -387,8 +388,6 @@ def demo(directory: Path | None, records: int, kdf_cost: str, no_serve: bool, po
 from .cli_tokens import token as _token; cli.add_command(_token)  # noqa: E402,E702
 from .cli_replica import register as _register_replica; _register_replica(cli)  # noqa: E402,E702
 from .cli_formats import COMMANDS as _format_commands; [cli.add_command(c) for c in _format_commands]  # noqa: E402,E702
-
-
 from .cli_web import password as _password, serve as _serve; [cli.add_command(c) for c in (_serve, _password)]  # noqa: E402,E702
 
 
