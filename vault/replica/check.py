@@ -39,10 +39,10 @@ class ReplicaReport:
     blind: bool
 
 
-def _intact(opened: Opened) -> tuple[Manifest, list[str], list[str]]:
+def _intact(opened: Opened, extras: bool = True) -> tuple[Manifest, list[str], list[str]]:
     """The manifest, the listing's problems, and the segments worth fetching (right size)."""
     m = require_manifest(opened)
-    return m, file_problems(opened), [s.name for s in m.segments if opened.listing.get(s.name) == s.size]
+    return m, file_problems(opened, extras), [s.name for s in m.segments if opened.listing.get(s.name) == s.size]
 
 
 def _check_digests(opened: Opened, m: Manifest, problems: list[str], fetched: list[str], folder: Path) -> None:
@@ -100,7 +100,7 @@ def clone(target_text: str, path: Path | str, passphrase: str | None = None,
     target = target_for(target_text)
     where = f"Replica {target.location}"
     opened = open_replica(target, where)
-    m, problems, fetch = _intact(opened)
+    m, problems, fetch = _intact(opened, extras=False)  # files left by an interrupted push do not matter here
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.cloning")
     try:

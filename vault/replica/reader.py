@@ -52,8 +52,8 @@ def require_manifest(opened: Opened) -> Manifest:
     return opened.manifest
 
 
-def file_problems(opened: Opened) -> list[str]:
-    """Missing, extra, truncated or resized files, judged from the listing alone."""
+def file_problems(opened: Opened, extras: bool = True) -> list[str]:
+    """Missing, extra (unless not asked), truncated or resized files, judged from the listing alone."""
     m = require_manifest(opened)
     listed = {s.name: s for s in m.segments}
     problems = []
@@ -65,7 +65,7 @@ def file_problems(opened: Opened) -> list[str]:
             problems.append(f"segment {seg.name} is truncated ({size} of {seg.size} bytes)")
         elif size != seg.size:
             problems.append(f"segment {seg.name} is altered ({size} bytes, the manifest says {seg.size})")
-    for name in sorted(opened.listing):
+    for name in sorted(opened.listing) if extras else ():
         if name != MANIFEST_NAME and name not in listed:
             kind = "segment" if is_segment_name(name) else "file"
             problems.append(f"extra {kind} {name} is not in the manifest")
