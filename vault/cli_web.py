@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,25 @@ def serve_vault(vault: Vault, host: str, port: int) -> None:
         shown = "[" + host + "]" if ":" in host else host
         click.echo(f"Serving {vault.path} at http://{shown}:{port}/ (API under /api, docs at /api/docs); "
                    f"ready in {time.monotonic() - started:.1f}s. Ctrl+C stops.", err=True)
-        uvicorn.Server(config).run()
+        # uvicorn re-raises the signal that stopped it; make that an ordinary exit so the vault closes cleanly.
+        previous = signal.signal(signal.SIGTERM, _exit_quietly)
+        try:
+            uvicorn.Server(config).run()
+        except (KeyboardInterrupt, _Stopped):
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     finally:
         live.close()
+    click.echo("Stopped; the vault is closed.", err=True)
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived: stop serving and close the vault."""
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    raise _Stopped()
 
 
 @click.command()
