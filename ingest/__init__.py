@@ -50,8 +50,9 @@ def check_text_file(path: Path, what: str) -> None:
         raise IngestError(path, None, f"is binary, not {what}")
 
 
-def bounded_lines(f: BinaryIO, path: Path, limit: int = MAX_LINE) -> Iterator[bytes]:
-    """Lines of a binary file, each at most `limit` bytes; IngestError at the first longer one."""
+def bounded_lines(f: BinaryIO, path: Path, limit: int | None = None) -> Iterator[bytes]:
+    """Lines of a binary file, each at most `limit` (default MAX_LINE) bytes; IngestError at the first longer one."""
+    limit = limit or MAX_LINE  # read at call time, so a test can lower it
     n = 0
     while True:
         line = f.readline(limit + 1)

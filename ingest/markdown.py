@@ -103,6 +103,8 @@ class MarkdownImporter:
     def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
         if not path.exists():
             raise IngestError(path, None, "no such folder")
+        if path.is_file() and path.suffix.lower() not in (".md", ".markdown"):
+            raise IngestError(path, None, "not a Markdown note (.md) or a folder of them")
         root, files = (path, list(_note_files(path))) if path.is_dir() else (path.parent, [path])
         if not files:
             raise IngestError(path, None, "no Markdown (.md) notes in this folder")

@@ -27,6 +27,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ingest.vcard",
     "ingest.google_csv",
     "ingest.markdown",
+    "ingest.mail",
 )
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 NO_ENTRYPOINTS_ENV = "LIFEVAULT_NO_ENTRYPOINTS"  # set by the test suite: only explicit plugins
@@ -155,7 +156,7 @@ def registry() -> Registry:
 
 def _collect(pm: pluggy.PluginManager, hook: Any, add: Callable[[Any, str], None]) -> None:
     # Call each implementation on its own so every format is attributed to its plugin.
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():
         plugin = pm.get_name(impl.plugin) or impl.plugin_name
         try:
             impl.function(register=lambda fmt, _p=plugin: add(fmt, _p))
