@@ -37,8 +37,9 @@ import threading
 from contextlib import AbstractContextManager
 from typing import Any, Callable, Coroutine, Literal, Protocol
 
-from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response, Security
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -58,6 +59,7 @@ from .api_models import (
 MAX_BODY_BYTES = 8 * 1024 * 1024  # JSON bodies: a batch of a few thousand records
 MAX_PAGE = 1000
 Access = Literal["open", "read", "write"]
+AddRoute = Callable[..., None]  # add(method, path, endpoint, access, **FastAPI route options)
 
 
 class Holder(Protocol):
@@ -141,6 +143,11 @@ def current_token(request: Request, _: HTTPAuthorizationCredentials | None = Sec
     return request.state.token
 
 
+def _json_error(detail: Any, status: int) -> Response:
+    """`{"detail": ...}` as ASCII-escaped JSON, so no client text can make the error itself fail."""
+    return Response(json.dumps({"detail": detail}), status_code=status, media_type="application/json")
+
+
 def _source(token: tokens.Token) -> Source:
     return Source("api", name=token.name)
 
@@ -177,7 +184,7 @@ AT_QUERY = Query(None, max_length=64, description="Show the state at this instan
 RECORD_ID = Path(pattern=RECORD_ID_PATTERN, description="A record id like c_4k9x0m2q7r1t.")
 
 
-def _add_record_routes(reads: APIRouter, writes: APIRouter, holder: Holder, kind: Kind) -> None:
+def _add_record_routes(add: AddRoute, holder: Holder, kind: Kind) -> None:
     """The five routes of one kind: list, get, history (read); create, patch, delete (write)."""
     t, model = kind.table, FIELDS_MODELS[kind]
 
@@ -223,17 +230,13 @@ def _add_record_routes(reads: APIRouter, writes: APIRouter, holder: Holder, kind
             r = holder.vault.delete(record_id, _source(token))
         return Written(id=record_id, seq=r.seq, event="deleted")
 
-    tag = [t]
-    reads.add_api_route(f"/{t}", list_records, methods=["GET"], tags=tag, summary=f"List {t}, now or as of an instant")
-    reads.add_api_route(f"/{t}/{{record_id}}", get_record, methods=["GET"], tags=tag, summary=f"Read one {kind.value}")
-    reads.add_api_route(f"/{t}/{{record_id}}/history", record_history, methods=["GET"], tags=tag,
-                        summary=f"Every version of one {kind.value}")
-    writes.add_api_route(f"/{t}", create_record, methods=["POST"], status_code=201, tags=tag,
-                         summary=f"Create a {kind.value}")
-    writes.add_api_route(f"/{t}/{{record_id}}", update_record, methods=["PATCH"], tags=tag,
-                         summary=f"Change some fields of a {kind.value} (null removes a field)")
-    writes.add_api_route(f"/{t}/{{record_id}}", delete_record, methods=["DELETE"], tags=tag,
-                         summary=f"Delete a {kind.value} (a tombstone: history is kept)")
+    one = f"/{t}/{{record_id}}"
+    add("GET", f"/{t}", list_records, "read", tags=[t], summary=f"List {t}, now or as of an instant")
+    add("GET", one, get_record, "read", tags=[t], summary=f"Read one {kind.value}, now or as of an instant")
+    add("GET", one + "/history", record_history, "read", tags=[t], summary=f"Every version of one {kind.value}")
+    add("POST", f"/{t}", create_record, "write", tags=[t], status_code=201, summary=f"Create a {kind.value}")
+    add("PATCH", one, update_record, "write", tags=[t], summary=f"Change some fields of a {kind.value} (null removes one)")
+    add("DELETE", one, delete_record, "write", tags=[t], summary=f"Delete a {kind.value} (a tombstone: history is kept)")
 
 
 class BatchOperationFailed(VaultError):
@@ -255,7 +258,7 @@ def _apply_op(tx: Transaction, op: Any, source: Source) -> Written:
     return Written(id=op.id, seq=r.seq if r else None, event="updated" if r else "unchanged")
 
 
-def _add_sync_routes(reads: APIRouter, writes: APIRouter, holder: Holder) -> None:
+def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
     def batch(body: BatchIn, token: tokens.Token = Security(current_token)) -> BatchOut:
         """Creates, updates and deletes in one transaction. Retrying with the same batch_id (and the
         same content) returns the first result and stores nothing; the same id with other content is 409."""
@@ -289,8 +292,8 @@ def _add_sync_routes(reads: APIRouter, writes: APIRouter, holder: Holder) -> Non
                       for r in holder.vault.log.read(since, upto)]
         return ChangesPage(since=since, head=head, next_since=upto, events=events)
 
-    writes.add_api_route("/batch", batch, methods=["POST"], tags=["sync"], summary="Apply many changes at once")
-    reads.add_api_route("/changes", changes, methods=["GET"], tags=["sync"], summary="The changes feed")
+    add("POST", "/batch", batch, "write", tags=["sync"], summary="Apply many changes in one transaction")
+    add("GET", "/changes", changes, "read", tags=["sync"], summary="The changes feed, for sync clients")
 
 
 def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
@@ -300,21 +303,28 @@ def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
                   description="Contacts, messages and notes in an encrypted, event-sourced vault.")
 
     @app.exception_handler(VaultError)
-    async def vault_error(request: Request, exc: VaultError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+    async def vault_error(request: Request, exc: VaultError) -> Response:
+        return _json_error(str(exc), exc.http_status)
 
-    opened = APIRouter(route_class=_guarded_route(holder, "open", max_body))
-    reads = APIRouter(route_class=_guarded_route(holder, "read", max_body))
-    writes = APIRouter(route_class=_guarded_route(holder, "write", max_body))
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's default echoes the input back, which may be huge or not encodable (lone surrogates -> 500).
+        errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
+        return _json_error(jsonable_encoder(errors), 422)
+
+    guards = {access: _guarded_route(holder, access, max_body) for access in ("open", "read", "write")}
+
+    def add(method: str, path: str, endpoint: Callable[..., Any], access: Access, **kw: Any) -> None:
+        needs_token = [] if access == "open" else [Security(current_token)]  # shows the scheme in OpenAPI
+        app.router.add_api_route(path, endpoint, methods=[method], route_class_override=guards[access],
+                                 dependencies=needs_token, **kw)
 
     def health() -> Health:
         """Open to all: says the server answers, nothing about the vault."""
         return Health()
 
-    opened.add_api_route("/health", health, methods=["GET"], tags=["health"], summary="Is the server up")
+    add("GET", "/health", health, "open", tags=["health"], summary="Is the server up")
     for kind in Kind:
-        _add_record_routes(reads, writes, holder, kind)
-    _add_sync_routes(reads, writes, holder)
-    for router in (opened, reads, writes):
-        app.include_router(router)
+        _add_record_routes(add, holder, kind)
+    _add_sync_routes(add, holder)
     return app
