@@ -21,7 +21,7 @@ from vault import Kind, Source, Vault, schema
 from vault.cli import cli
 from vault.instants import Instant
 from vault.replica import (
-    Pusher, ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack, add_replica, clone,
+    Pusher, push_on_change, ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack, add_replica, clone,
     get_replica, pull, push, registry_path, status, target_for, verify, verify_replica,
 )
 from vault.verify import check_log
@@ -382,3 +382,20 @@ def test_pusher_debounces_and_retries(history: Vault, tmp_path: Path) -> None:
     finally:
         pusher.stop()
     assert verify(history.path, "nas", history.keys).events == 43
+
+
+def test_served_vault_pushes_after_each_change(history: Vault, tmp_path: Path) -> None:
+    """The hook `lifevault serve` uses: a LiveVault's on_change drives the Pusher."""
+    live_mod = pytest.importorskip("vault.web.live")
+    add_replica(history.log.vault_id, "nas", str(tmp_path / "nas"))
+    live = live_mod.LiveVault(history)
+    pusher = push_on_change(live, debounce=0.05, first_backoff=0.05)
+    try:
+        _wait_for(lambda: "nas" in pusher.states and pusher.states["nas"].last_result is not None)
+        assert pusher.states["nas"].last_result.head_seq == 40
+        live.write(lambda v: v.add(Kind.NOTE, {"title": f"{SECRET} from the web"}, SRC))
+        _wait_for(lambda: pusher.states["nas"].last_result.head_seq == 41)
+    finally:
+        pusher.stop()
+    assert verify(history.path, "nas", history.keys).events == 41
+    assert_no_plaintext(tmp_path / "nas")

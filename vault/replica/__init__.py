@@ -13,7 +13,7 @@ from .errors import (
     ForeignReplica, ReplicaAhead, ReplicaDamaged, ReplicaError, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
     ReplicaUnreachable, UnknownReplica,
 )
-from .pusher import Pusher
+from .pusher import Pusher, push_on_change
 from .registry import Replica, registry_path
 from .registry import add as add_replica
 from .registry import get as get_replica
@@ -27,5 +27,5 @@ __all__ = [
     "CopyStatus", "ForeignReplica", "LocalFolder", "PullResult", "PushResult", "Pusher", "RcloneRemote", "Replica",
     "ReplicaAhead", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
     "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica",
-    "pull", "push", "registry_path", "remove_replica", "replicas", "status", "target_for", "verify", "verify_replica",
+    "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "verify", "verify_replica",
 ]

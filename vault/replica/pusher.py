@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import schema
 from ..crypto import Keys
@@ -103,3 +104,12 @@ class Pusher:
                 backoff = min(self.first_backoff * 2 ** (state.failures - 1), self.max_backoff)
                 state.due = time.monotonic() + backoff
                 logger.warning("push to %s failed (retry in %.0f s): %s", name, backoff, e)
+
+
+def push_on_change(live: Any, **options: float) -> Pusher:
+    """Start a Pusher for a served vault and hook it to `live.on_change` (a vault.web LiveVault, or
+    anything with `.vault` and an `.on_change` list); one push starts now to catch up."""
+    pusher = Pusher(live.vault.path, live.vault.keys, **options).start()
+    live.on_change.append(lambda seq: pusher.notify_changed())
+    pusher.notify_changed()
+    return pusher
