@@ -21,7 +21,7 @@ from vault import Kind, Source, Vault, schema
 from vault.cli import cli
 from vault.instants import Instant
 from vault.replica import (
-    Pusher, push_on_change, ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack, add_replica, clone,
+    ForeignReplica, Pusher, push_on_change, ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack, add_replica, clone,
     get_replica, pull, push, registry_path, status, target_for, verify, verify_replica,
 )
 from vault.verify import check_log
@@ -399,3 +399,28 @@ def test_served_vault_pushes_after_each_change(history: Vault, tmp_path: Path) -
         pusher.stop()
     assert verify(history.path, "nas", history.keys).events == 41
     assert_no_plaintext(tmp_path / "nas")
+
+
+def test_a_folder_of_another_vault_is_refused(history: Vault, usb: Path, tmp_path: Path) -> None:
+    push(history.log, "usb")
+    other, _ = Vault.create(tmp_path / "other.db", PASSPHRASE, kdf_cost="min")
+    with other:
+        add_replica(other.log.vault_id, "usb", str(usb))
+        with pytest.raises(ForeignReplica, match=r"holds another vault \(id [0-9a-f]{12}…\), not this one"):
+            push(other.log, "usb")
+        with pytest.raises(ForeignReplica):
+            verify(other.path, str(usb))
+
+
+def test_verify_a_folder_given_directly(history: Vault, usb: Path, env: dict) -> None:
+    push(history.log, "usb")
+    r = cli_run("replica", "verify", str(usb), "--blind", env=env)
+    assert r.exit_code == 0 and "holds 40 events and 1 blobs" in r.output
+
+
+def test_a_write_error_is_one_sentence(history: Vault, usb: Path, env: dict) -> None:
+    (usb / "manifest.json").mkdir()  # something in the way: the final rename fails (as a full disk would)
+    r = cli_run("push", "usb", env=env)
+    assert r.exit_code == 1
+    assert f"Cannot write to {usb}/manifest.json: Is a directory." in r.output and "Traceback" not in r.output
+    assert get_replica(history.log.vault_id, "usb").pushed_seq is None

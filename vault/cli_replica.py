@@ -92,7 +92,8 @@ def replica_remove(name: str, vault_path: Path | None) -> None:
 @vault_option
 @passphrase_option
 def replica_verify(name: str, blind: bool, vault_path: Path | None, passphrase_file: Any) -> None:
-    """Check a replica is complete and intact: manifest, every segment, the chain and (with the key) every tag.
+    """Check a replica (NAME, or a folder or remote:path) is complete and intact: manifest, every segment,
+    the chain and (with the key) every tag.
 
     Example: lifevault replica verify usb --blind
     """

@@ -19,7 +19,7 @@ from ..crypto import Keys
 from ..errors import AlreadyExists, TamperDetected
 from ..log import EventLog
 from ..verify import check_log
-from .errors import ReplicaDamaged
+from .errors import ReplicaDamaged, UnknownReplica
 from .manifest import Manifest
 from .reader import (
     Opened, build_vault_file, checked_blobs, checked_rows, damaged, digest_problems, file_problems, open_replica,
@@ -124,7 +124,8 @@ def clone(target_text: str, path: Path | str, passphrase: str | None = None,
 
 
 def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> ReplicaReport:
-    """Verify this vault's replica `name` (blind when `keys` is None) and remember when it passed."""
+    """Verify this vault's replica `name` (or a folder or `remote:path`), blind when `keys` is None,
+    and remember when a named replica passed."""
     from ..instants import iso
     from ..log import now_us
     from . import registry
@@ -135,7 +136,13 @@ def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> Repli
         vid, identity = keyring.vault_id(conn), (keyring.vault_id(conn), keyring.verify_key(conn))
     finally:
         conn.close()
-    rep = registry.get(vid, name)
+    try:
+        rep = registry.get(vid, name)
+    except UnknownReplica:
+        if not ("/" in name or ":" in name):
+            raise
+        # a folder or remote given directly: check it is a replica of this vault, remember nothing
+        return verify_replica(target_for(name), f"Replica {name}", keys, identity)
     report = verify_replica(target_for(rep.target), f"Replica {name} ({rep.target})", keys, identity)
     registry.update(vid, name, verified_at=iso(now_us()), verified_seq=report.events)
     return report

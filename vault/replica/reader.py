@@ -16,7 +16,7 @@ from .. import crypto, schema
 from .errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
 from .manifest import MANIFEST_NAME, Manifest, parse
 from .segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
-from .targets import Target
+from .targets import LocalFolder, Target
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None 
     """List the replica and read its manifest; ReplicaMissing when its folder is gone."""
     listing = target.listing()
     if listing is None:
-        raise ReplicaMissing(f"{where} is missing: {target.location} does not exist (is the drive mounted?).")
+        hint = "is the drive mounted?" if isinstance(target, LocalFolder) else "deleted, or a wrong remote path?"
+        raise ReplicaMissing(f"{where} is missing: {target.location} does not exist ({hint}).")
     manifest = None
     if MANIFEST_NAME in listing:
         data = target.read(MANIFEST_NAME)

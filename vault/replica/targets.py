@@ -61,24 +61,36 @@ class LocalFolder:
     def listing(self) -> dict[str, int] | None:
         if not self.path.is_dir():
             return None
-        return {p.name: p.stat().st_size for p in self.path.iterdir() if p.is_file() and not p.name.endswith(PARTIAL)}
+        with self._errors("list"):
+            return {p.name: p.stat().st_size for p in self.path.iterdir() if p.is_file() and not p.name.endswith(PARTIAL)}
 
     def read(self, name: str) -> bytes | None:
+        with self._errors("read"):
+            try:
+                return (self.path / name).read_bytes()
+            except FileNotFoundError:
+                return None
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """A full disk, a read-only mount or a permission problem, as one sentence."""
         try:
-            return (self.path / name).read_bytes()
-        except FileNotFoundError:
-            return None
+            yield
+        except OSError as e:
+            where = e.filename2 or e.filename or self.path  # for a rename, the name it was going to
+            raise ReplicaUnreachable(f"Cannot {doing} {where}: {e.strerror or e}.") from e
 
     @contextmanager
     def writer(self) -> Iterator[Put]:
-        for stale in self.path.glob(f".*{PARTIAL}"):  # left by an interrupted push
-            stale.unlink()
-        yield self._put
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # make the renames durable
-        finally:
-            os.close(fd)
+        with self._errors("write to"):
+            for stale in self.path.glob(f".*{PARTIAL}"):  # left by an interrupted push
+                stale.unlink()
+            yield self._put
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # make the renames durable
+            finally:
+                os.close(fd)
 
     def _put(self, name: str, data: bytes) -> None:
         tmp = self.path / f".{name}{PARTIAL}"
