@@ -1,0 +1,141 @@
+"""Replica benchmark: push to an empty local folder, an incremental push, blind verify, clone.
+
+Builds an N-event vault from the shared workload (not timed), then times, as
+medians of --reps repetitions, each into a fresh folder: a full push, a push
+of 1% new events, a blind verification, and a clone (which rebuilds the
+vault file and verifies every tag). Baseline in the same run: copying the
+vault file with fsync (the least any backup of it costs).
+
+    python bench/bench_replica.py              # 100,000 events
+    python bench/bench_replica.py --n 1000000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload  # noqa: E402
+
+PASS = "bench passphrase"
+BATCH = 1000
+
+
+def _batches(events):
+    batch = []
+    for e in events:
+        batch.append(e)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def build(path: Path, n: int) -> None:
+    from vault import Vault
+
+    vault, _ = Vault.create(path, PASS, "min")
+    for batch in _batches(workload.events(n)):
+        with vault.transaction() as tx:
+            tx.append(batch)
+    vault.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    vault.close()
+
+
+def _timed(fn) -> float:
+    gc.collect()
+    gc.freeze()
+    t = time.perf_counter()
+    try:
+        fn()
+    finally:
+        gc.unfreeze()
+    return time.perf_counter() - t
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    shutil.copyfile(src, dst)
+    fd = os.open(dst, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
+def run(n: int, reps: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-replica-") as tmp:
+        d = Path(tmp)
+        os.environ["LIFEVAULT_HOME"] = str(d / "home")
+        from vault import keyring, schema
+        from vault.log import EventLog
+        from vault.replica import add_replica, clone, push, verify
+
+        path = d / "vault.db"
+        build(path, n)
+        conn = schema.connect(path)
+        log = EventLog(conn, path, keyring.unlock(conn, PASS))
+        vault_mb = path.stat().st_size / 1e6
+        out: dict = {"n": n, "reps": reps, "vault_mb": vault_mb}
+        push_s, clone_s, verify_s, copy_s, sizes = [], [], [], [], []
+        for i in range(reps):
+            add_replica(log.vault_id, f"r{i}", str(d / f"r{i}"))
+            push_s.append(_timed(lambda: push(log, f"r{i}")))
+            sizes.append(sum(p.stat().st_size for p in (d / f"r{i}").iterdir()))
+            verify_s.append(_timed(lambda: verify(path, f"r{i}")))
+            clone_s.append(_timed(lambda: clone(str(d / f"r{i}"), d / f"clone{i}.db", PASS)))
+            (d / f"clone{i}.db").unlink()
+            copy_s.append(_timed(lambda: _copy_file(path, d / "copy.db")))
+            (d / "copy.db").unlink()
+        conn.close()
+
+        # an incremental push: 1% more events appended to the vault, then pushed to r0
+        from vault import Vault
+
+        extra = max(n // 100, 1)
+        with Vault.open(path, PASS) as vault:
+            for batch in _batches(workload.events(extra, seed=2, start_us=1_700_000_000_000_000)):
+                with vault.transaction() as tx:
+                    tx.append(batch)
+            inc_s = _timed(lambda: push(vault.log, "r0"))
+        replica_mb = statistics.median(sizes) / 1e6
+        p, c, v, cp = (statistics.median(x) for x in (push_s, clone_s, verify_s, copy_s))
+        out.update({
+            "replica_mb": replica_mb,
+            "push_s": p, "push_events_per_s": n / p, "push_mb_per_s": replica_mb / p,
+            "incremental_push_s": inc_s, "incremental_events": extra,
+            "verify_blind_s": v, "verify_blind_events_per_s": n / v,
+            "clone_s": c, "clone_events_per_s": n / c, "clone_mb_per_s": replica_mb / c,
+            "baseline_file_copy_s": cp, "baseline_file_copy_mb_per_s": vault_mb / cp,
+            "push_vs_file_copy": cp / p,
+        })
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000, help="events in the vault (default 100,000)")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported (default 3)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+    r = run(args.n, args.reps)
+    if args.json:
+        print(json.dumps(r))
+        return
+    print(f"events: {r['n']:,}  vault file {r['vault_mb']:.1f} MB  replica {r['replica_mb']:.1f} MB  (medians of {r['reps']})")
+    print(f"push to an empty folder: {r['push_s']:7.2f} s  {r['push_events_per_s']:>10,.0f} events/s  {r['push_mb_per_s']:6.1f} MB/s"
+          f"  ({r['push_vs_file_copy']:.2f} x the speed of copying the vault file, {r['baseline_file_copy_mb_per_s']:.0f} MB/s)")
+    print(f"incremental push of {r['incremental_events']:,} new events: {r['incremental_push_s']:.2f} s")
+    print(f"blind verify:            {r['verify_blind_s']:7.2f} s  {r['verify_blind_events_per_s']:>10,.0f} events/s")
+    print(f"clone (+ full verify):   {r['clone_s']:7.2f} s  {r['clone_events_per_s']:>10,.0f} events/s  {r['clone_mb_per_s']:6.1f} MB/s")
+
+
+if __name__ == "__main__":
+    main()
