@@ -25,7 +25,7 @@ CREATE TABLE head (
     seq INTEGER NOT NULL, hash BLOB NOT NULL, mac BLOB NOT NULL, sig BLOB NOT NULL
 );
 CREATE TABLE blobs (id BLOB PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL);
+CREATE TABLE snapshots (seq INTEGER NOT NULL, part INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (seq, part));
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events

@@ -1,10 +1,12 @@
 """Encrypted snapshots of the projection, kept in the vault as a cache.
 
-A snapshot is the serialized in-memory projection, compressed and sealed with
-AAD binding the vault id, the projection version, its seq and the chain hash
-at that seq: a snapshot from another point of the chain, another vault or an
-older projection layout does not open and is simply not used. Deleting every
-snapshot loses nothing; replay from event 1 gives the same state.
+A snapshot is the serialized in-memory projection, compressed and sealed in
+parts of about 8 MB (so no second full copy is ever built). Each part's AAD
+binds the vault id, the projection version, the seq and chain hash it
+describes, its index and whether it is the last: a snapshot from another point
+of the chain, another vault, an older projection layout, or with a part
+missing does not open and is simply not used. Deleting every snapshot loses
+nothing; replay from event 1 gives the same state.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import sqlite3
 import struct
 import zlib
+from typing import Callable
 
 import nacl.exceptions
 
@@ -21,21 +24,29 @@ from .errors import VaultLocked
 from .projection import PROJECTION_VERSION, Projection
 
 KEEP = 2  # snapshots kept; older ones are deleted (they are only a cache)
+PART_BYTES = 8 << 20  # uncompressed bytes per sealed part
 
 
-def _aad(vault_id: bytes, seq: int, chain_hash: bytes) -> bytes:
-    return b"lv-snapshot" + vault_id + struct.pack(">QQ", PROJECTION_VERSION, seq) + chain_hash
+def _aad(vault_id: bytes, seq: int, chain_hash: bytes, part: int, last: bool) -> bytes:
+    return b"lv-snapshot" + vault_id + struct.pack(">QQQ?", PROJECTION_VERSION, seq, part, last) + chain_hash
 
 
 def save_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, projection: Projection, chain_hash: bytes) -> None:
     """Seal the projection (at its seq) into the vault and prune old snapshots."""
-    sealed = crypto.seal(keys.snapshot, zlib.compress(projection.to_bytes(), 1), _aad(vault_id, projection.seq, chain_hash))
+    data = memoryview(projection.to_bytes())
+    seq, starts = projection.seq, range(0, max(len(data), 1), PART_BYTES)
     try:
         with conn:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT OR REPLACE INTO snapshots (seq, payload) VALUES (?, ?)", (projection.seq, sealed))
+            conn.execute("DELETE FROM snapshots WHERE seq = ?", (seq,))
+            for part, start in enumerate(starts):
+                last = part == len(starts) - 1
+                packed = zlib.compress(data[start : start + PART_BYTES], 1)
+                sealed = crypto.seal(keys.snapshot, packed, _aad(vault_id, seq, chain_hash, part, last))
+                conn.execute("INSERT INTO snapshots (seq, part, payload) VALUES (?, ?, ?)", (seq, part, sealed))
             conn.execute(
-                "DELETE FROM snapshots WHERE seq NOT IN (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)", (KEEP,)
+                "DELETE FROM snapshots WHERE seq NOT IN (SELECT DISTINCT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
+                (KEEP,),
             )
     except sqlite3.OperationalError as e:
         raise VaultLocked(path_of(conn)) from e
@@ -50,12 +61,36 @@ def latest_snapshot_seq(conn: sqlite3.Connection, upto: int) -> int:
     return row[0] or 0
 
 
-def load_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, upto: int, hash_at) -> Projection | None:
+def load_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, upto: int,
+                  hash_at: Callable[[int], bytes]) -> Projection | None:
     """The newest usable snapshot at or before `upto`, or None (then replay from zero)."""
-    for seq, sealed in conn.execute("SELECT seq, payload FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (upto,)).fetchall():
+    seqs = [r[0] for r in conn.execute("SELECT DISTINCT seq FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (upto,))]
+    for seq in seqs:
+        data = _open_parts(conn, keys, vault_id, seq, hash_at(seq))
+        if data is not None:
+            return Projection.from_bytes(data)
+    return None
+
+
+def _open_parts(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, chain_hash: bytes) -> bytearray | None:
+    """The serialized projection, or None if any part is missing, altered or from elsewhere."""
+    out = bytearray()
+    rows = conn.execute("SELECT part, payload FROM snapshots WHERE seq = ? ORDER BY part", (seq,))
+    for expected, (part, sealed) in enumerate(rows):
+        opened = _open_part(keys, vault_id, seq, chain_hash, part, sealed) if part == expected else None
+        if opened is None:
+            return None
+        out += zlib.decompress(opened[0])
+        if opened[1]:
+            return out
+    return None
+
+
+def _open_part(keys: Keys, vault_id: bytes, seq: int, chain_hash: bytes, part: int, sealed: bytes) -> tuple[bytes, bool] | None:
+    """The part's plaintext and whether it is the last, or None if it opens under neither AAD."""
+    for last in (False, True):
         try:
-            data = zlib.decompress(crypto.open_sealed(keys.snapshot, sealed, _aad(vault_id, seq, hash_at(seq))))
-        except (nacl.exceptions.CryptoError, zlib.error):
+            return crypto.open_sealed(keys.snapshot, sealed, _aad(vault_id, seq, chain_hash, part, last)), last
+        except nacl.exceptions.CryptoError:
             continue
-        return Projection.from_bytes(data)
     return None
