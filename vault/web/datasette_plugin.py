@@ -86,8 +86,8 @@ def retarget(next_path: str, database: str, seq: int | None) -> str:
 @hookimpl
 def extra_template_vars(database: str | None, request: Any, datasette: Any) -> dict[str, Any]:
     site = _site(datasette)
-    if site is None:
-        return {}
+    if site is None or (site.requires_login and not (request and request.actor)):
+        return {}  # no control (nor even the event count) before login
     seq = seq_of(database) if database else None
     if seq is None and request is not None and request.path.startswith("/-/record/"):
         at = request.args.get("at", "")
