@@ -72,7 +72,10 @@ def set_passphrase(conn: sqlite3.Connection, keys: Keys, passphrase: str, kdf_co
 def unlock(conn: sqlite3.Connection, passphrase: str) -> Keys:
     """The vault's keys from its passphrase; WrongSecret otherwise."""
     vid, kdf_json = vault_id(conn), _get(conn, "kdf")
-    kek = KdfParams.from_json(kdf_json.decode()).derive(passphrase)
+    try:
+        kek = KdfParams.from_json(kdf_json.decode()).derive(passphrase)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:  # nacl's own errors subclass these
+        raise TamperDetected(None, "its key-derivation parameters are damaged or out of range") from e
     return _checked(conn, crypto.unwrap_data_key(kek, _get(conn, "wrapped_pass"), _pass_aad(vid, kdf_json), "passphrase"))
 
 
