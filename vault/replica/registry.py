@@ -74,6 +74,8 @@ def _locked() -> Iterator[dict]:
 
 def replicas(vault_id: bytes) -> list[Replica]:
     """This vault's replicas, in the order they were added."""
+    if not registry_path().exists():
+        return []  # and create nothing: a server with no replicas leaves no trace
     with _locked() as data:
         return sorted((Replica(**r) for r in data.get(vault_id.hex(), {}).values()), key=lambda r: r.added_at)
 

@@ -88,6 +88,7 @@ class Site:
         self.api = api if api is not None else _make_api(live)
         self._datasette_app = self.datasette.app()
         self._build: Any = None
+        self.pusher: Any = None  # pushes to every replica after changes (vault.replica)
 
     @property
     def requires_login(self) -> bool:
@@ -109,11 +110,18 @@ class Site:
     def start(self) -> None:
         """Begin polling the log and indexing for search (the lifespan does this under uvicorn)."""
         self.live.start()
+        if self.pusher is None:
+            from ..replica import push_on_change
+
+            self.pusher = push_on_change(self.live)
         if self._build is None:
             self._build = self.search.start()
 
     def stop(self) -> None:
         self.live.stop()
+        if self.pusher is not None:
+            self.pusher.stop()
+            self.pusher = None
         if self._build is not None:
             self._build.join()
 
