@@ -19,7 +19,7 @@ from . import Kind, Source, Vault, VaultError, parse_instant
 from .crypto import DEFAULT_KDF_COST, KDF_COSTS
 from .instants import iso
 from .paths import default_vault_path
-from .verify import check_log, verify_blind
+from .verify import check_log, count_events, verify_blind
 
 CLI_SOURCE = Source("cli")
 
@@ -289,18 +289,19 @@ def revert(record_id: str, at: str, vault_path: Path | None, passphrase_file: An
 
 @cli.command()
 @click.option("--blind", is_flag=True, help="Check without the passphrase: chain, completeness, head signature.")
+@click.option("--silent", is_flag=True, help="No progress bar.")
 @vault_option
 @passphrase_option
-def verify(blind: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+def verify(blind: bool, silent: bool, vault_path: Path | None, passphrase_file: Any) -> None:
     """Check the hash chain, every authentication tag, the head and the blobs.
 
     Example: lifevault verify --blind --vault /mnt/usb/vault.db
     """
-    if blind:
-        report = verify_blind(resolve_path(vault_path))
-    else:
-        vault = open_vault(vault_path, passphrase_file)
-        report = check_log(vault.log, blind=False)
+    path = resolve_path(vault_path)
+    vault = None if blind else open_vault(vault_path, passphrase_file)
+    total = vault.log.head().seq if vault else count_events(path)
+    with click.progressbar(length=total, label="Verifying", hidden=silent or total < 10_000, file=sys.stderr) as bar:
+        report = verify_blind(path, bar.update) if vault is None else check_log(vault.log, blind=False, progress=bar.update)
     what = "chain, completeness and head signature" if blind else "chain, every tag, head and blobs"
     click.echo(f"OK: {report.events} events, {report.blobs} blobs ({what}).")
 

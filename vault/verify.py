@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import blobs, schema
 from .errors import TamperDetected
@@ -24,10 +25,12 @@ class Report:
     blind: bool
 
 
-def check_log(log: EventLog, *, blind: bool) -> Report:
-    """Walk the whole log; raise TamperDetected naming the first bad seq."""
+def check_log(log: EventLog, *, blind: bool, progress: Callable[[int], None] | None = None) -> Report:
+    """Walk the whole log; raise TamperDetected naming the first bad seq. `progress(n)` hears of every n events."""
     last_seq, last_hash, last_at = 0, log.genesis, 0
     for seq, prev, stored, payload in log.checked_rows():
+        if progress and seq % 1000 == 0:
+            progress(1000)
         if not blind:
             at = log.decrypt(seq, prev, payload).recorded_at
             if at < last_at:
@@ -42,11 +45,20 @@ def check_log(log: EventLog, *, blind: bool) -> Report:
     return Report(last_seq, n_blobs, blind)
 
 
-def verify_blind(path: Path | str) -> Report:
+def verify_blind(path: Path | str, progress: Callable[[int], None] | None = None) -> Report:
     """Check a vault file without its passphrase."""
     path = Path(path)
     conn = schema.connect(path)
     try:
-        return check_log(EventLog(conn, path, None), blind=True)
+        return check_log(EventLog(conn, path, None), blind=True, progress=progress)
+    finally:
+        conn.close()
+
+
+def count_events(path: Path | str) -> int:
+    """How many events a vault file holds, read without the passphrase (for progress bars)."""
+    conn = schema.connect(Path(path))
+    try:
+        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
     finally:
         conn.close()
