@@ -19,9 +19,8 @@ from click.testing import CliRunner
 
 from vault import Kind, Source, Vault, schema
 from vault.cli import cli
-from vault.instants import Instant
 from vault.replica import (
-    ForeignReplica, Pusher, push_on_change, ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack, add_replica, clone,
+    ForeignReplica, Pusher, push_on_change, ReplicaDamaged, ReplicaForked, ReplicaRolledBack, add_replica, clone,
     get_replica, pull, push, registry_path, status, target_for, verify, verify_replica,
 )
 from vault.verify import check_log

@@ -117,6 +117,20 @@ def remove(vault_id: bytes, name: str) -> Replica:
         return Replica(**mine.pop(name))
 
 
+@contextmanager
+def push_lock(vault_id: bytes, name: str) -> Iterator[None]:
+    """One push to a replica at a time on this machine (the CLI and a server's Pusher may race);
+    otherwise a slower push could put back an older manifest after a newer one."""
+    locks = home_dir() / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    fd = os.open(locks / f"push-{vault_id.hex()[:16]}-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def update(vault_id: bytes, name: str, **changes: object) -> None:
     """Record a push or a verification."""
     with _locked() as data:

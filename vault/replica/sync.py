@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import keyring
+from ..errors import TamperDetected
 from ..instants import iso
 from ..log import EventLog, now_us
 from ..vault import Vault
@@ -23,8 +24,7 @@ from .errors import ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing,
 from .manifest import MANIFEST_NAME, Manifest
 from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, chunk_events
-from .targets import LocalFolder, Put, Target, target_for
-from ..errors import TamperDetected
+from .targets import LocalFolder, Target, target_for
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,13 @@ def _check_against_log(log: EventLog, m: Manifest | None, where: str, head_seq: 
 def push(log: EventLog, name: str) -> PushResult:
     """Send what replica `name` lacks, then its new manifest; the vault is only read."""
     assert log.keys is not None, "pushing signs the manifest: unlock the vault"
-    rep = registry.get(log.vault_id, name)
-    target = target_for(rep.target)
+    with registry.push_lock(log.vault_id, name):
+        return _push(log, registry.get(log.vault_id, name))  # read under the lock: the last push is current
+
+
+def _push(log: EventLog, rep: registry.Replica) -> PushResult:
+    assert log.keys is not None
+    name, target = rep.name, target_for(rep.target)
     opened = _open_checked(log, rep, target)
     m = opened.manifest
     head = log.head()
