@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 from fastapi.routing import APIRoute
 
 from vault import Kind, Source, Vault
+from vault.importing import import_file
 from vault.web import tokens
 from vault.web.api import VaultHolder, create_api
 
@@ -20,6 +23,8 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 from conftest import PASSPHRASE
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 OPEN_ROUTES = {("GET", "/health")}  # documented in vault/web/api.py: says nothing about the vault
 
@@ -73,12 +78,16 @@ def _request(api: Api, method: str, path: str, headers: dict[str, str]):
     """A plausible request for a route: a fresh record of the right kind in the path, a small valid body."""
     kind = next((k for k in Kind if path.startswith(f"/{k.table}")), Kind.NOTE)
     rid = api.vault.add(kind, {"title": "matrix"} if kind is Kind.NOTE else {"name": "Matrix"}, Source("cli"))
+    url = path.replace("{record_id}", rid)
+    if path == "/import":
+        card = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Matrix {rid}\r\nEND:VCARD\r\n".encode()
+        return api.client.post(url, params={"filename": "m.vcf"}, content=card, headers=headers)
     body: Any = None
     if method in ("POST", "PATCH"):
         body = {"title": "from the matrix"} if kind is Kind.NOTE else {"name": "Matrix 2"}
         if path == "/batch":
             body = {"batch_id": f"b-{rid}", "operations": [{"op": "create", "kind": "note", "fields": {"title": "m"}}]}
-    return api.client.request(method, path.replace("{record_id}", rid), headers=headers, json=body)
+    return api.client.request(method, url, headers=headers, json=body)
 
 
 BAD_AUTH = {
@@ -95,7 +104,7 @@ def test_the_route_list_is_what_the_docs_say() -> None:
     paths = {p for _, p in ROUTES}
     for table in ("contacts", "messages", "notes"):
         assert {f"/{table}", f"/{table}/{{record_id}}", f"/{table}/{{record_id}}/history"} <= paths
-    assert {"/batch", "/changes", "/health"} <= paths
+    assert {"/batch", "/changes", "/health", "/import"} <= paths
 
 
 @pytest.mark.parametrize("method,path", GUARDED)
@@ -414,3 +423,99 @@ def test_errors_from_the_library_keep_their_status(api: Api) -> None:
         {"op": "create", "kind": "note", "fields": {"title": "a"}, "id": "n_twice"},
         {"op": "create", "kind": "note", "fields": {"title": "b"}, "id": "n_twice"}]}, headers=api.h())
     assert r.status_code == 422 and re.search(r"Operation 2 .*already exists", r.json()["detail"])
+
+
+# -- uploads ----------------------------------------------------------------------------
+def _upload(api: Api, data: bytes, filename: str, token: str | None = None, **params: Any):
+    return api.client.post("/import", params={"filename": filename, **params}, content=data, headers=api.h(token))
+
+
+def test_upload_imports_like_the_cli(api: Api, tmp_path: Path) -> None:
+    data = (FIXTURES / "vcard" / "contacts.vcf").read_bytes()
+    r = _upload(api, data, "contacts.vcf", api.append_only)
+    assert r.status_code == 200, r.text
+    got = r.json()
+    with Vault.create(tmp_path / "cli.db", PASSPHRASE, kdf_cost="min")[0] as other:
+        expected = import_file(other, FIXTURES / "vcard" / "contacts.vcf").as_dict()
+    assert got["import_id"].startswith("imp_") and got["file"] == "contacts.vcf" and got["format"] == "vcard"
+    assert {k: got[k] for k in ("created", "updated", "unchanged", "deleted", "skipped")} == \
+           {k: expected[k] for k in ("created", "updated", "unchanged", "deleted", "skipped")}
+    assert got["created"] > 0
+    last = api.vault.log.event(api.vault.log.head().seq).event.source
+    assert (last.via, last.name, last.file, last.detail["api_token"]) == ("import", "vcard", "contacts.vcf", "scanner")
+
+    again = _upload(api, data, "contacts.vcf").json()  # a re-import finds the same records
+    assert again["created"] == 0 and again["unchanged"] == got["created"]
+
+
+def test_upload_format_by_name_and_by_suffix(api: Api) -> None:
+    r = _upload(api, b"# Plans\n\nWrite the API.\n", "plans.md")
+    assert r.status_code == 200 and r.json()["format"] == "markdown" and r.json()["created"] == 1
+    r = _upload(api, b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Named Format\r\nEND:VCARD\r\n", "x.txt", format="vcard")
+    assert r.status_code == 200 and r.json()["format"] == "vcard"
+
+
+@pytest.mark.parametrize("data,filename,params,status,message", [
+    (b"\x00\x01 not an export", "blob.bin", {}, 422, "blob.bin: no importer recognises this content"),
+    (b"BEGIN:VCARD", "x.vcf", {"format": "nope"}, 404, "No importer named 'nope'"),
+    (b"", "empty.vcf", {}, 422, "empty.vcf: the upload is empty"),
+    (b"BEGIN:VCARD\r\nFN:cut", "cut.vcf", {"format": "vcard"}, 422, "cut.vcf (card 1"),
+    (None, "one-bad.vcf", {"strict": "true"}, 422, "one-bad.vcf (card 2 (line 6))"),
+])
+def test_bad_uploads_store_nothing_and_say_why(api: Api, data: bytes | None, filename: str, params: dict,
+                                               status: int, message: str) -> None:
+    data = (FIXTURES / "vcard" / filename).read_bytes() if data is None else data
+    head = api.vault.log.head().seq
+    r = _upload(api, data, filename, **params)
+    assert r.status_code == status and r.json()["detail"].startswith(message), r.text
+    assert "lifevault-upload" not in r.text  # the in-memory path never leaks into messages
+    assert api.vault.log.head().seq == head
+
+
+def test_a_bad_record_is_skipped_and_reported_when_not_strict(api: Api) -> None:
+    r = _upload(api, (FIXTURES / "vcard" / "one-bad.vcf").read_bytes(), "one-bad.vcf")
+    assert r.status_code == 200 and r.json()["created"] == 2
+    assert [s["location"] for s in r.json()["skipped"]] == ["card 2 (line 6)"]
+
+
+def test_upload_file_names_are_reduced_to_a_plain_name(api: Api) -> None:
+    card = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Path Games\r\nEND:VCARD\r\n"
+    r = _upload(api, card, "../../etc/passwd.vcf")
+    assert r.status_code == 200 and r.json()["file"] == "passwd.vcf"
+
+
+def test_oversize_uploads_are_413(vault: Vault) -> None:
+    secret = tokens.create_token(vault, "phone")
+    client, _ = _make_api(vault, max_upload=2000)
+    h = {"Authorization": f"Bearer {secret}"}
+    cards = b"".join(b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Person %d\r\nEND:VCARD\r\n" % i for i in range(100))
+    with client:
+        r = client.post("/import", params={"filename": "big.vcf"}, content=cards, headers=h)
+        assert r.status_code == 413 and "limit of 2000 bytes" in r.json()["detail"]
+        r = client.post("/import", params={"filename": "big.vcf"}, content=iter([cards[:1500], cards[1500:]]), headers=h)
+        assert r.status_code == 413 and "limit of 2000 bytes" in r.json()["detail"]
+        assert client.post("/import", params={"filename": "small.vcf"}, content=cards[:200], headers=h).status_code == 200
+    assert vault.projection.count(Kind.CONTACT) == 4
+
+
+def test_uploads_never_reach_a_file_system(api: Api) -> None:
+    canary = b"Upload canary 5d2f0a"
+    card = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:" + canary + b"\r\nEND:VCARD\r\n"
+    places = [Path(tempfile.gettempdir()), Path("/dev/shm"), Path.cwd()]
+
+    def entries() -> set[Path]:
+        return {p for place in places if place.is_dir() for p in place.iterdir()}
+
+    before = entries()
+    assert _upload(api, card, "canary.vcf").status_code == 200
+    api.vault.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    for new in entries() - before:
+        files = [new] if new.is_file() else [f for f in new.rglob("*") if f.is_file()] if new.is_dir() else []
+        for f in files:
+            try:
+                assert canary not in f.read_bytes(), f
+            except OSError:
+                pass
+    assert not any(p.name.startswith("lifevault-upload-") for p in entries() - before)
+    on_disk = b"".join(p.read_bytes() for p in api.vault.path.parent.glob(api.vault.path.name + "*"))
+    assert canary not in on_disk

@@ -83,14 +83,17 @@ def file_sha256(path: Path) -> str:
 
 def import_file(vault: Vault, path: Path | str, fmt: str | None = None, *, mirror: bool = False,
                 strict: bool = False, on_record: Callable[[], None] | None = None,
-                registry: plugins.Registry | None = None) -> ImportSummary:
-    """Import a file or folder (format detected from content unless `fmt` names one) in one transaction."""
+                registry: plugins.Registry | None = None, detail: dict[str, Any] | None = None) -> ImportSummary:
+    """Import a file or folder (format detected from content unless `fmt` names one) in one transaction.
+
+    `detail` is added to every event's source detail, e.g. {"api_token": "phone"} for an upload."""
     path = Path(path)
     reg = registry or plugins.registry()
     importer = reg.importer(fmt) if fmt else reg.detect(path)
     if not path.exists():
         raise IngestError(path, None, "no such file or folder")
     run = _Run(vault, importer, path, file_sha256(path), strict)
+    run.base.update({k: v for k, v in (detail or {}).items() if k not in run.base})
     with vault.transaction() as tx:
         for item in _read_guarded(importer, path):
             run.take(tx, item)

@@ -21,20 +21,24 @@ Routes (relative to the mount point; OpenAPI at /docs and /openapi.json):
     GET    /{table}/{id}/history       read   every version and what made it
     POST   /batch                      write  many changes in one transaction, idempotent per batch_id
     GET    /changes?since=N            read   the events after seq N, for sync clients
+    POST   /import?filename=F          write  the body is an export file; imported as `lifevault import` does
 
 Authentication: `Authorization: Bearer <token>` from `lifevault token create`.
 No, malformed, unknown or revoked token -> 401; an append-only token on a read
 route -> 403 (it can write, and write responses carry ids and seqs, never field
 values). /health and the OpenAPI docs are open: they reveal no vault content.
 The token check runs before the body is read, so an unauthenticated request is
-refused whatever it carries. Bodies over the limit -> 413. Library errors map
-to their class's `http_status` with the one-sentence message as `detail`.
-Every write is recorded with Source("api", name=<token name>).
+refused whatever it carries. Bodies over the limit (`max_body` for JSON,
+`max_upload` for /import) -> 413. Library errors map to their class's
+`http_status` with the one-sentence message as `detail`. Every write is
+recorded with Source("api", name=<token name>); an upload's events are the
+importer's (Source("import", …)) with the token name in their detail.
 """
 
 import json
 import threading
 from contextlib import AbstractContextManager
+from pathlib import Path as PathType
 from typing import Any, Callable, Coroutine, Literal, Protocol
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response, Security
@@ -46,17 +50,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive
 
 from .. import __version__
-from ..errors import BadInstant, NotFound, VaultError
+from ..errors import BadInstant, IngestError, NotFound, VaultError
 from ..events import Kind, Source, kind_of
+from ..importing import import_file
 from ..instants import Instant, iso, parse_instant
 from ..vault import Transaction, Vault
 from . import api_batches, tokens
+from .api_upload import memory_file, safe_filename, write_body
 from .api_models import (
-    FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, Change, ChangesPage, CreateOp, DeleteOp, Health, Record,
+    FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, Change, ChangesPage, CreateOp, DeleteOp, Health, ImportResult, Record,
     RecordFields, RecordPage, Version, Written,
 )
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # JSON bodies: a batch of a few thousand records
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # an uploaded export, held in memory while it is imported
 MAX_PAGE = 1000
 Access = Literal["open", "read", "write"]
 AddRoute = Callable[..., None]  # add(method, path, endpoint, access, **FastAPI route options)
@@ -296,7 +303,50 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
     add("GET", "/changes", changes, "read", tags=["sync"], summary="The changes feed, for sync clients")
 
 
-def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
+class UploadRefused(VaultError):
+    """An import error, its message naming the upload rather than its in-memory path."""
+
+    def __init__(self, cause: VaultError, path: str, name: str) -> None:
+        self.http_status = cause.http_status
+        super().__init__(str(cause).replace(path, name))
+
+
+def _import_locked(holder: Holder, path: PathType, name: str, fmt: str | None, mirror: bool, strict: bool,
+                   token: tokens.Token) -> ImportResult:
+    try:
+        with holder.lock:
+            summary = import_file(holder.vault, path, fmt, mirror=mirror, strict=strict,
+                                  detail={"api_token": token.name})
+    except VaultError as e:
+        raise UploadRefused(e, str(path), name) from e
+    return ImportResult(**{**summary.as_dict(), "file": name})
+
+
+def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
+    async def import_upload(
+        request: Request,
+        filename: str = Query(min_length=1, max_length=255,
+                              description="The file's name, e.g. contacts.vcf: some formats go by its suffix."),
+        format: str | None = Query(None, max_length=64,
+                                   description="The importer to use (see `lifevault plugins`); default: detected."),
+        mirror: bool = Query(False, description="Also delete records this source imported before and no longer has."),
+        strict: bool = Query(False, description="Refuse the whole file at the first bad record."),
+        token: tokens.Token = Security(current_token),
+    ) -> ImportResult:
+        """Send the file's bytes as the body; it is imported exactly as `lifevault import` would, in one
+        transaction, and never written to disk here."""
+        name = safe_filename(filename)
+        with memory_file(name) as (fd, path):
+            if not await write_body(request.stream(), fd):
+                raise IngestError(name, None, "the upload is empty")
+            return await run_in_threadpool(_import_locked, holder, path, name, format, mirror, strict, token)
+
+    body = {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    add("POST", "/import", import_upload, "write", tags=["import"], max_body=max_upload,
+        openapi_extra={"requestBody": body}, summary="Upload an export file to import")
+
+
+def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES, max_upload: int = MAX_UPLOAD_BYTES) -> FastAPI:
     """The API app for one open vault; mount it (e.g. under /api) or serve it alone."""
     app = FastAPI(title="lifevault API", version=__version__, docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json",
@@ -312,12 +362,11 @@ def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
         errors = [{k: v for k, v in e.items() if k != "input"} for e in exc.errors()]
         return _json_error(jsonable_encoder(errors), 422)
 
-    guards = {access: _guarded_route(holder, access, max_body) for access in ("open", "read", "write")}
-
-    def add(method: str, path: str, endpoint: Callable[..., Any], access: Access, **kw: Any) -> None:
+    def add(method: str, path: str, endpoint: Callable[..., Any], access: Access, *, max_body: int = max_body,
+            **kw: Any) -> None:
         needs_token = [] if access == "open" else [Security(current_token)]  # shows the scheme in OpenAPI
-        app.router.add_api_route(path, endpoint, methods=[method], route_class_override=guards[access],
-                                 dependencies=needs_token, **kw)
+        app.router.add_api_route(path, endpoint, methods=[method], dependencies=needs_token,
+                                 route_class_override=_guarded_route(holder, access, max_body), **kw)
 
     def health() -> Health:
         """Open to all: says the server answers, nothing about the vault."""
@@ -327,4 +376,5 @@ def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES) -> FastAPI:
     for kind in Kind:
         _add_record_routes(add, holder, kind)
     _add_sync_routes(add, holder)
+    _add_import_route(add, holder, max_upload)
     return app

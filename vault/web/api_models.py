@@ -146,3 +146,16 @@ class BatchOut(BaseModel):
     batch_id: str
     replayed: bool = Field(description="True when this batch id was already stored: nothing new was written.")
     results: list[Written]
+
+
+class ImportResult(BaseModel):
+    """What an uploaded file's import did: the same summary `lifevault import --json` prints."""
+
+    import_id: str = Field(description="Undo it with `lifevault undo-import IMPORT_ID`.")
+    format: str
+    file: str
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+    skipped: list[dict[str, str]] = Field(description="Parts of the file that could not be read: location and reason.")
