@@ -15,7 +15,7 @@ import pytest
 
 from vault import Kind, Vault
 from vault.instants import Instant
-from vault.replica import ReplicaUnreachable, add_replica, clone, push, status, target_for, verify, verify_replica
+from vault.replica import ReplicaMissing, ReplicaUnreachable, add_replica, clone, push, status, target_for, verify, verify_replica
 from vault.verify import check_log
 
 from conftest import PASSPHRASE
@@ -152,3 +152,16 @@ def test_disaster_drill(history: Vault, webdav: WebdavServer, tmp_path: Path, cr
             assert states(v, seqs) == expected
             assert {t: states(v, [v.seq_for(Instant(us=t))]) for t in times} == expected_t
             assert any(kind is Kind.CONTACT and s == 33 and st for (kind, s), st in expected.items())
+
+
+def test_remote_folder_gone_or_emptied_stops_push(history: Vault, webdav: WebdavServer) -> None:
+    add_replica(history.log.vault_id, "cloud", "lvtest:v")
+    push(history.log, "cloud")
+    subprocess.run(["rclone", "purge", "lvtest:v"], check=True, capture_output=True)  # someone deleted it
+    with pytest.raises(ReplicaMissing, match=r"Replica cloud \(lvtest:v\) is missing: lvtest:v does not exist"):
+        push(history.log, "cloud")
+    subprocess.run(["rclone", "mkdir", "lvtest:v"], check=True, capture_output=True)
+    with pytest.raises(ReplicaMissing, match="is empty although this vault pushed up to event 40 there"):
+        push(history.log, "cloud")
+    listing = subprocess.run(["rclone", "lsjson", "lvtest:v"], check=True, capture_output=True).stdout
+    assert listing.strip() == b"[\n]" or listing.strip() == b"[]"
