@@ -6,8 +6,8 @@ command needs formats, and never by the library on its own.
 
 from __future__ import annotations
 
-import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,19 @@ def import_(format_or_path: str, path: Path | None, mirror: bool, strict: bool, 
     """
     fmt, target = (format_or_path, path) if path is not None else (None, Path(format_or_path))
     registry = _formats()
+    fmt = fmt or registry.detect(target).name  # before the bar, so a refusal is the only line printed
     vault = open_vault(vault_path, passphrase_file)
-    hidden = silent or as_json
-    with click.progressbar(_gen(), label=f"Importing {target.name}", show_pos=True, hidden=hidden,
-                           file=sys.stderr, update_min_steps=50) as bar:
-        summary = import_file(vault, target, fmt, mirror=mirror, strict=strict,
-                              on_record=lambda: bar.update(1), registry=registry)
+    with ExitStack() as stack:
+        bars: list[Any] = []
+
+        def tick() -> None:  # the bar starts with the first record: a refused file prints only its error
+            if not bars:
+                bars.append(stack.enter_context(click.progressbar(
+                    _gen(), label=f"Importing {target.name}", show_pos=True, hidden=silent or as_json,
+                    file=sys.stderr, update_min_steps=50)))
+            bars[0].update(1)
+
+        summary = import_file(vault, target, fmt, mirror=mirror, strict=strict, on_record=tick, registry=registry)
     _print_summary(summary, as_json, f"Imported {target} ({summary.format}) as {summary.import_id}")
 
 
