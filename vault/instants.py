@@ -38,9 +38,12 @@ def parse_instant(text: str) -> Instant:
         dt = datetime.fromisoformat(t.replace("Z", "+00:00") if t.endswith("Z") else t)
     except ValueError:
         raise BadInstant(text, "use ISO 8601 like 2024-05-01T09:30 (local), 2024-05-01T09:30Z, or seq:N") from None
-    if dt.tzinfo is None:
-        dt = dt.astimezone()  # naive means the user's local time
-    return Instant(us=to_us(dt))
+    try:
+        if dt.tzinfo is None:
+            dt = dt.astimezone()  # naive means the user's local time
+        return Instant(us=to_us(dt))
+    except (OverflowError, ValueError):  # e.g. 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise BadInstant(text, "it is outside the range of dates lifevault handles") from None
 
 
 def to_us(dt: datetime) -> int:
