@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-_BLOCK = {
-    "p", "div", "br", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3", "h4", "h5", "h6",
-    "blockquote", "pre", "hr", "section", "article", "header", "footer", "en-note", "dl", "dt", "dd",
-}
+# Block boundaries: a line break (div, li, …) or a paragraph break (p, headings, lists, tables).
+_LINE = {"div", "li", "tr", "dt", "dd", "en-note", "section", "article", "header", "footer"}
+_PARAGRAPH = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table", "blockquote", "pre", "hr"}
+_SOFT, _HARD = "\x00", "\x01"  # stand-ins, resolved once all text is in
 _SKIP = {"script", "style", "head", "title"}
 
 
@@ -26,8 +26,10 @@ class _TextCollector(HTMLParser):
         a = dict(attrs)
         if tag in _SKIP:
             self.skipping += 1
-        elif tag in _BLOCK:
+        elif tag == "br":
             self.out.append("\n")
+        elif tag in _LINE or tag in _PARAGRAPH:
+            self.out.append(_HARD if tag in _PARAGRAPH else _SOFT)
             if tag == "li":
                 self.out.append("- ")
         elif tag == "en-todo":  # Evernote checkbox: <en-todo checked="true"/>
@@ -45,12 +47,14 @@ class _TextCollector(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP:
             self.skipping = max(0, self.skipping - 1)
-        elif tag in _BLOCK and tag != "li":
-            self.out.append("\n")
+        elif tag in _LINE or tag in _PARAGRAPH:
+            self.out.append(_HARD if tag in _PARAGRAPH else _SOFT)
+        elif tag in ("td", "th"):
+            self.out.append(" ")
 
     def handle_data(self, data: str) -> None:
         if not self.skipping:
-            self.out.append(re.sub(r"\s+", " ", data))
+            self.out.append(re.sub(r"[\s\x00\x01]+", " ", data))
 
 
 def html_to_text(html: str) -> str:
@@ -58,6 +62,9 @@ def html_to_text(html: str) -> str:
     parser = _TextCollector()
     parser.feed(html)
     parser.close()
-    lines = [line.strip() for line in "".join(parser.out).split("\n")]
+    text = "".join(parser.out)
+    text = re.sub(f"[{_SOFT}{_HARD} ]*{_HARD}[{_SOFT}{_HARD} ]*", "\n\n", text)
+    text = re.sub(f"[{_SOFT} ]*{_SOFT}[{_SOFT} ]*", "\n", text)
+    lines = [line.strip() for line in text.split("\n")]
     text = "\n".join(lines)
     return re.sub(r"\n{3,}", "\n\n", text).strip()

@@ -158,30 +158,45 @@ class MaildirImporter:
 
 
 class EmlImporter:
-    """Reads one message saved as a .eml file (what mail programs save or drag out)."""
+    """Reads messages saved as .eml files: one file, or a folder of them (as dragged out of a mail program)."""
 
     name = "eml"
     version = "1"
     namespace = "mail"
-    description = "One email saved as a .eml file"
+    description = "Email saved as .eml: one file or a folder of them"
 
     def detect(self, path: Path) -> bool:
+        if path.is_dir():
+            return any(path.glob("*.eml")) and not MaildirImporter().detect(path)
         if not path.is_file():
             return False
         head = _head(path)
         return not _FROM_LINE.match(head) and _looks_like_message(head)
 
     def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        check_text_file(path, "an email (.eml) file")
-        if path.stat().st_size > MAX_MESSAGE_BYTES:
-            raise _too_big(path, None)
-        raw = path.read_bytes()
-        if not _looks_like_message(raw[:65536]):
-            raise IngestError(path, "line 1", "does not start with mail headers, so it is not an email")
-        record = _record(raw, path.name)
+        if path.is_dir():
+            files = sorted(p for p in path.glob("*.eml") if p.is_file())
+            if not files:
+                raise IngestError(path, None, "holds no .eml files")
+            for file in files:
+                yield self._one(path, file)
+            return
+        record = self._one(path, path)
         if isinstance(record, BadRecord):
             raise IngestError(path, None, record.reason)
         yield record
+
+    def _one(self, root: Path, file: Path) -> SourceRecord | BadRecord:
+        location = file.name
+        if file.stat().st_size > MAX_MESSAGE_BYTES:
+            raise _too_big(root, location)
+        if file is root:
+            check_text_file(file, "an email (.eml) file")
+        if not _looks_like_message(_head(file, 65536)):  # before reading it all: a huge non-mail file
+            if file is root:
+                raise IngestError(file, "line 1", "does not start with mail headers, so it is not an email")
+            return BadRecord(location, "does not start with mail headers, so it is not an email")
+        return _record(file.read_bytes(), location)
 
 
 # -- export ---------------------------------------------------------------------

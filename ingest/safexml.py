@@ -5,7 +5,7 @@ are built (as small ElementTree trees) and each is handed on and dropped as
 soon as it closes, so a huge file streams in bounded memory. Refused with one
 sentence naming the line: entity declarations (no "billion laughs", no external
 entities: nothing is ever expanded or fetched), nesting deeper than MAX_DEPTH,
-one text or attribute value longer than MAX_FIELD_BYTES (checked on the raw
+one text or attribute value longer than ingest.MAX_RECORD (checked on the raw
 bytes, before expat buffers it), and XML that is not well formed (which
 includes a truncated file).
 
@@ -23,11 +23,11 @@ from typing import Iterator
 from xml.etree.ElementTree import Element
 from xml.parsers import expat
 
+import ingest
 from vault.errors import IngestError
 
 MAX_DEPTH = 64
-MAX_FIELD_BYTES = 64 * 2**20
-MAX_RECORD_BYTES = 128 * 2**20
+MAX_RECORD_BYTES = 256 * 2**20  # all the text of one record (a note with its attachments)
 _CHUNK = 2**20
 _CHARREF = re.compile(rb"&#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});(?:&#(x[0-9a-fA-F]{1,6}|[0-9]{1,7});)?")
 
@@ -151,8 +151,8 @@ def iter_records(path: Path, root: str, records: frozenset[str], what: str) -> I
                 run, run_line = len(data) - lt - 1, line + data.count(b"\n", 0, lt)
             else:
                 run += len(data)
-            if run > MAX_FIELD_BYTES:
-                raise IngestError(path, f"line {run_line}", f"one value is longer than {MAX_FIELD_BYTES >> 20} MB; "
+            if run > ingest.MAX_RECORD:
+                raise IngestError(path, f"line {run_line}", f"one value is longer than {ingest.MAX_RECORD >> 20} MB; "
                                                "this is not a real export")
             line += data.count(b"\n")
             try:

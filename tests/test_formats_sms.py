@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import ingest
 from ingest import safexml
 from ingest.safexml import fix_char_refs, iter_records
 from ingest.sms import SmsExporter, SmsImporter
@@ -32,12 +33,12 @@ def by_body(recs: dict[str, SourceRecord], start: str) -> SourceRecord:
 
 def test_reads_sms_and_mms_and_reports_bad_ones_by_element_and_line() -> None:
     out = list(SmsImporter().read(FIXTURE))
-    assert len(out) == 8
+    assert len(out) == 7
     assert [r for r in out if isinstance(r, BadRecord)] == [
-        BadRecord("sms 4 (line 8)", "its date '' is not a time in milliseconds"),
-        BadRecord("mms 3 (line 32)", "its part broken.jpg has data that is not base64"),
-    ]
+        BadRecord("sms 4 (line 8)", "its date '' is not a time in milliseconds")]
     assert out[0].location == "sms 1 (line 5)" and out[5].location == "mms 1 (line 10)"
+    bad_part = list(SmsImporter().read(FIXTURE.parent / "one-bad-mms.xml"))
+    assert bad_part[1] == BadRecord("mms 1 (line 5)", "its part broken.jpg has data that is not base64")
 
 
 def test_sms_fields_emoji_surrogates_and_escapes(sms) -> None:
@@ -148,7 +149,7 @@ def test_empty_and_binary_files(tmp_path: Path) -> None:
 
 
 def test_a_huge_value_is_refused_before_it_is_buffered(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(safexml, "MAX_FIELD_BYTES", 50_000)
+    monkeypatch.setattr(ingest, "MAX_RECORD", 50_000)
     monkeypatch.setattr(safexml, "_CHUNK", 4096)
     path = write(tmp_path, '<smses>\n<sms address="1" date="1" type="1" body="ok"/>\n<sms body="'
                  + "x" * 200_000 + '"/></smses>')

@@ -43,9 +43,15 @@ CASES = [
     Case("google-csv", "google_csv/contacts.csv", "google_csv/one-bad.csv", "row 2"),
     Case("markdown", "markdown/vault", "markdown/bad", "Broken.md"),
     Case("mbox", "mail/sample.mbox", "mail/sample.mbox", "message 9 (line 146)"),
+    Case("maildir", "mail/maildir", "mail/maildir-one-bad", "cur/1709650000.M4P4242.mail.example.org:2,S"),
+    Case("eml", "mail/lunch-reply.eml", "mail/saved-eml", "not really mail.eml"),
+    Case("sms", "sms/sms-20240305093012.xml", "sms/sms-20240305093012.xml", "sms 4 (line 8)"),
+    Case("whatsapp", "whatsapp/WhatsApp Chat with Ada Lovelace.txt", "whatsapp/WhatsApp Chat with Ada Lovelace.txt", "line 12"),
+    Case("enex", "enex/notes.enex", "enex/notes.enex", "note 3 (line 45)"),
+    Case("keep", "keep/Takeout", "keep/one-bad", "Cut off.json"),
 ]
 # Registered importers whose row is still being written (this set should end up empty).
-PENDING = {"maildir", "eml"}
+PENDING: set[str] = set()
 
 MiB = 1024 * 1024
 

@@ -1,0 +1,202 @@
+"""Google Keep from a Google Takeout export: one JSON file per note, as notes.
+
+Takes the Takeout .zip as downloaded, the unpacked folder (Takeout/Keep/…), or
+one note's .json. In a zip, a member whose path is absolute or climbs out with
+`..` refuses the whole file, and no member is read past MAX_RECORD bytes
+whatever its header claims. Takeout names a note's file after its title (or its
+time when untitled); the note's source id is its creation time in microseconds
+when the JSON has one (newer Takeouts), else the file's path. A checklist
+becomes `- [ ] item` / `- [x] item` lines in `body` and is also kept as
+`checklist`. Attachments are found beside the JSON; Takeout sometimes names the
+file `.jpeg` where the JSON says `.jpg`, so a file with the same stem is used.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator
+
+import ingest
+from ingest import check_text_file
+from vault.errors import IngestError
+from vault.events import Kind
+from vault.formats import Attachment, BadRecord, SourceRecord
+from vault.hookspecs import hookimpl
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_NOTE_KEYS = {"userEditedTimestampUsec", "textContent", "listContent", "isTrashed", "isArchived"}
+_SIBLING_TYPES = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".3gp", ".m4a", ".mp3", ".amr")
+
+
+def _usec(value: Any) -> str | None:
+    if isinstance(value, int) and value > 0:
+        return (_EPOCH + timedelta(microseconds=value)).isoformat()
+    return None
+
+
+class _Bad(ValueError):
+    pass
+
+
+def note_fields(note: Any) -> dict[str, Any]:
+    """A Keep note's JSON object -> the note's fields."""
+    if not isinstance(note, dict) or not _NOTE_KEYS & note.keys():
+        raise _Bad("is JSON but not a Google Keep note")
+    fields: dict[str, Any] = {}
+    if isinstance(note.get("title"), str) and note["title"].strip():
+        fields["title"] = note["title"].strip()
+    items = note.get("listContent")
+    if isinstance(items, list) and items:
+        checklist = [{"text": str(i.get("text", "")), "checked": bool(i.get("isChecked"))}
+                     for i in items if isinstance(i, dict)]
+        fields["checklist"] = checklist
+        fields["body"] = "\n".join(f"- [{'x' if i['checked'] else ' '}] {i['text']}" for i in checklist)
+    elif isinstance(note.get("textContent"), str) and note["textContent"]:
+        fields["body"] = note["textContent"]
+    labels = [lb.get("name") for lb in note.get("labels") or [] if isinstance(lb, dict) and lb.get("name")]
+    if labels:
+        fields["tags"] = labels
+    for key, source in (("created", "createdTimestampUsec"), ("updated", "userEditedTimestampUsec")):
+        when = _usec(note.get(source))
+        if when:
+            fields[key] = when
+    for key, source in (("pinned", "isPinned"), ("archived", "isArchived"), ("trashed", "isTrashed")):
+        if note.get(source) is True:
+            fields[key] = True
+    if note.get("color") not in (None, "", "DEFAULT"):
+        fields["color"] = str(note["color"]).lower()
+    links = [{k: a[k] for k in ("url", "title") if a.get(k)} for a in note.get("annotations") or []
+             if isinstance(a, dict) and a.get("url")]
+    if links:
+        fields["links"] = links
+    shared = [s["email"] for s in note.get("sharees") or [] if isinstance(s, dict) and s.get("email")]
+    if shared:
+        fields["shared_with"] = shared
+    return fields
+
+
+class _Source:
+    """The note files of a folder or a zip, and a way to fetch a file beside one."""
+
+    def __init__(self, names: list[str], read: Callable[[str], bytes], exists: Callable[[str], bool]) -> None:
+        self.names, self.read, self.exists = names, read, exists
+
+    def sibling(self, json_name: str, wanted: str) -> str | None:
+        folder = PurePosixPath(json_name).parent
+        exact = str(folder / wanted)
+        if self.exists(exact):
+            return exact
+        stem = PurePosixPath(wanted).stem
+        return next((str(folder / (stem + ext)) for ext in _SIBLING_TYPES if self.exists(str(folder / (stem + ext)))),
+                    None)
+
+
+def _bounded_read(open_member: Callable[[], Any], path: Path, name: str) -> bytes:
+    with open_member() as f:
+        data = f.read(ingest.MAX_RECORD + 1)
+    if len(data) > ingest.MAX_RECORD:
+        raise IngestError(path, name, f"a file in it is larger than {ingest.MAX_RECORD >> 20} MB; "
+                                      "this is not a real Takeout")
+    return data
+
+
+def _from_zip(path: Path, zf: zipfile.ZipFile) -> _Source:
+    members = {}
+    for info in zf.infolist():
+        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+        if info.filename.startswith(("/", "\\")) or ".." in parts or (parts and parts[0].endswith(":")):
+            raise IngestError(path, info.filename, "the zip holds a path outside its own folder; refusing it")
+        if not info.is_dir():
+            members[info.filename] = info
+    names = sorted(n for n in members if n.lower().endswith(".json"))
+    return _Source(names, lambda n: _bounded_read(lambda: zf.open(members[n]), path, n), members.__contains__)
+
+
+def _from_folder(path: Path) -> _Source:
+    names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*.json") if p.is_file())
+
+    def read(name: str) -> bytes:
+        return _bounded_read(lambda: (path / name).open("rb"), path, name)
+
+    return _Source(names, read, lambda n: (path / n).is_file())
+
+
+class KeepImporter:
+    """Reads Google Keep notes from a Takeout zip, its unpacked folder, or one note's JSON."""
+
+    name = "keep"
+    version = "1"
+    description = "Google Keep notes from Google Takeout (zip, folder, or one .json)"
+
+    def detect(self, path: Path) -> bool:
+        try:
+            if path.is_dir():
+                return any(self._is_note(p.read_bytes()[:65536]) for p in sorted(path.rglob("*.json"))[:5])
+            if zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as zf:
+                    return any("/Keep/" in "/" + n and n.endswith(".json") for n in zf.namelist())
+            return path.suffix.lower() == ".json" and self._is_note(ingest.head(path, 65536))
+        except (OSError, zipfile.BadZipFile):
+            return False
+
+    @staticmethod
+    def _is_note(data: bytes) -> bool:
+        return data.lstrip().startswith(b"{") and any(k.encode() in data for k in _NOTE_KEYS)
+
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+        if path.is_dir():
+            yield from self._notes(path, _from_folder(path))
+        elif path.is_file() and zipfile.is_zipfile(path):
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    yield from self._notes(path, _from_zip(path, zf))
+            except zipfile.BadZipFile as e:
+                raise IngestError(path, None, f"the zip is damaged ({e})") from None
+        else:
+            check_text_file(path, "a Google Keep note (.json) or a Takeout zip")
+            if path.suffix.lower() != ".json":
+                raise IngestError(path, None, "is neither a Takeout zip, a folder, nor a Keep note's .json")
+            yield from self._notes(path.parent, _Source([path.name], lambda n: _bounded_read(
+                lambda: (path.parent / n).open("rb"), path, n), lambda n: (path.parent / n).is_file()))
+
+    def _notes(self, path: Path, src: _Source) -> Iterator[SourceRecord | BadRecord]:
+        if not src.names:
+            raise IngestError(path, None, "holds no .json files, so it has no Google Keep notes")
+        found = False
+        for name in src.names:
+            record = self._note(src, name)
+            found = found or isinstance(record, SourceRecord)
+            yield record
+        if not found:
+            raise IngestError(path, None, "none of its .json files is a Google Keep note")
+
+    def _note(self, src: _Source, name: str) -> SourceRecord | BadRecord:
+        try:
+            note = json.loads(src.read(name).decode("utf-8-sig"))
+            fields = note_fields(note)
+        except RecursionError:
+            return BadRecord(name, "its JSON is nested too deeply to be a Keep note")
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            return BadRecord(name, f"is not valid JSON ({e})")
+        except _Bad as e:
+            return BadRecord(name, str(e))
+        files = []
+        for att in note.get("attachments") or []:
+            wanted = att.get("filePath") if isinstance(att, dict) else None
+            found = src.sibling(name, wanted) if isinstance(wanted, str) and "/" not in wanted else None
+            if found:
+                files.append(Attachment("attachments", src.read(found), PurePosixPath(found).name,
+                                        att.get("mimetype") or None))
+            elif wanted:
+                fields.setdefault("missing_attachments", []).append(wanted)
+        created = note.get("createdTimestampUsec")
+        source_id = f"created:{created}" if isinstance(created, int) and created > 0 else "file:" + PurePosixPath(name).name
+        return SourceRecord(Kind.NOTE, source_id, fields, tuple(files), name)
+
+
+@hookimpl
+def register_importers(register):
+    register(KeepImporter())

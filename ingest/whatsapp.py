@@ -1,0 +1,257 @@
+"""WhatsApp "Export chat" text files (Android and iOS), as chat messages.
+
+A message starts with a line carrying its date and time, in one of the shapes the
+apps write depending on phone and language:
+
+    Android  05/03/2024, 09:12 - Ada Lovelace: Hello           (en-GB)
+             3/5/24, 9:12\u202fAM - Ada Lovelace: Hello              (en-US, narrow no-break space)
+             05.03.24, 09:12 - Ada: Hallo                      (de)
+             05/03/2024 à 09:12 - Ada : Bonjour                (fr)
+    iOS      [05/03/2024, 09:12:45] Ada Lovelace: Hello
+             \u200e[05.03.24, 09:13:01] Ada: \u200e<Anhang: 00000012-PHOTO-2024-03-05-09-13-01.jpg>
+
+Lines that do not start that way continue the message before. Whether 03/05
+is the 3rd of May or the 5th of March is decided once per file: a first number
+above 12 means day first, a second above 12 means month first; otherwise dots
+and 24-hour times mean day first and AM/PM means month first. Times carry no
+zone (the phone's local time), so `date` is ISO 8601 without an offset.
+
+The export has no message ids: a message's source id is a hash of the chat, its
+time, sender and text, numbered when the same one occurs twice in a minute.
+Media appear as placeholders ("<Media omitted>", "image omitted", "IMG-….jpg
+(file attached)", "<attached: …>"); the file is attached when it lies beside
+the chat text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+import ingest
+from ingest import bounded_lines, check_text_file, decode_text, text_head
+from vault.errors import IngestError
+from vault.events import Kind
+from vault.formats import Attachment, BadRecord, SourceRecord
+from vault.hookspecs import hookimpl
+
+_MARKS = "\u200e\u200f\ufeff"
+_HEADER = re.compile(
+    r"^[\u200e\u200f\ufeff]*(?:\[(?P<d1>\d{1,4}[./-]\d{1,2}[./-]\d{1,4}),?\s(?P<t1>[\d:.]+)(?:[\s\u202f\u00a0]*(?P<ap1>[AaPp]\.?\s?[Mm]\.?))?\]\s"
+    r"|(?P<d2>\d{1,4}[./-]\d{1,2}[./-]\d{1,4})(?:,\s|\s(?:à|um|a las)\s|\s)(?P<t2>\d{1,2}[:.]\d{2}(?:[:.]\d{2})?)(?:[\s\u202f\u00a0]*(?P<ap2>[AaPp]\.?\s?[Mm]\.?))?\s[-–]\s)"
+    r"(?P<rest>.*)$"
+)
+_SENDER = re.compile(r"^(?P<name>[^:\"]{1,80}?)\s?:\s(?P<text>.*)$", re.S)
+_OMITTED = re.compile(
+    r"^<(?:Media omitted|Medien ausgeschlossen|Multimedia omitido|Médias omis|Mídia oculta|Media omessi|"
+    r"Media weggelaten)>$|^(?:image|video|audio|sticker|GIF|document|Contact card|Bild|Video|Audio|Sticker|"
+    r"imagen|vídeo|image absente|vidéo absente) (?:omitted|weggelassen|omitido|omitida|absente?)$",
+    re.I,
+)
+_ATTACHED = re.compile(
+    r"^(?:<(?:attached|Anhang|adjunto|pièce jointe|allegato|anexado)\s?:\s(?P<ios>[^>]+)>"
+    r"|(?P<android>\S.*?\.\w{2,5}) \((?:file attached|Datei angehängt|archivo adjunto|fichier joint|"
+    r"file allegato|arquivo anexado)\))$",
+    re.I,
+)
+_EDITED = re.compile(r"\s*<(?:This message was edited|Diese Nachricht wurde bearbeitet|Se editó este mensaje|"
+                     r"Ce message a été modifié)>$")
+_DELETED = {"This message was deleted", "You deleted this message", "Diese Nachricht wurde gelöscht",
+            "Du hast diese Nachricht gelöscht", "Se eliminó este mensaje", "Ce message a été supprimé"}
+
+
+@dataclass
+class _Pending:
+    line: int
+    date: str
+    rest: str
+    more: list[str] = field(default_factory=list)
+    size: int = 0
+
+
+def _numbers(date: str) -> tuple[int, int, int]:
+    a, b, c = (int(x) for x in re.split(r"[./-]", date))
+    return a, b, c
+
+
+def _day_first(path: Path) -> bool:
+    """Whether dates in this file are day/month (see the module docstring for how it is decided)."""
+    dots = ampm = False
+    with open(path, "rb") as f:
+        for raw in bounded_lines(f, path, ingest.MAX_LINE):
+            m = _HEADER.match(decode_text(raw).rstrip("\r\n"))
+            if not m:
+                continue
+            date = m["d1"] or m["d2"]
+            a, b, _ = _numbers(date)
+            if len(re.split(r"[./-]", date)[0]) == 4:  # year first: y-m-d, no question
+                continue
+            if a > 12:
+                return True
+            if b > 12:
+                return False
+            dots = dots or "." in date
+            ampm = ampm or bool(m["ap1"] or m["ap2"])
+    return dots or not ampm
+
+
+def _instant(date: str, time: str, ampm: str | None, day_first: bool) -> str:
+    """ISO 8601 local time; ValueError for a date that does not exist."""
+    a, b, c = _numbers(date)
+    if len(re.split(r"[./-]", date)[0]) == 4:
+        year, month, day = a, b, c
+    else:
+        year = c + 2000 if c < 100 else c
+        day, month = (a, b) if day_first else (b, a)
+    parts = [int(x) for x in re.split(r"[:.]", time)]
+    hour, minute, second = parts[0], parts[1], parts[2] if len(parts) > 2 else 0
+    if ampm:
+        pm = ampm.lower().startswith("p")
+        if not 1 <= hour <= 12:
+            raise ValueError(f"{hour} is not an hour on a 12-hour clock")
+        hour = hour % 12 + (12 if pm else 0)
+    return datetime(year, month, day, hour, minute, second).isoformat()
+
+
+def _chat_name(path: Path) -> str:
+    stem = path.stem
+    for prefix in ("WhatsApp Chat with ", "WhatsApp Chat mit ", "WhatsApp Chat - ", "Chat de WhatsApp con ",
+                   "Discussion WhatsApp avec "):
+        if stem.startswith(prefix):
+            return stem[len(prefix):]
+    if stem == "_chat" and path.parent.name:  # iOS: _chat.txt inside "WhatsApp Chat - Name"
+        return _chat_name(path.parent)
+    return stem
+
+
+def chat_file(path: Path) -> Path:
+    """The chat text: the file itself, or the one .txt (or _chat.txt) in a folder."""
+    if path.is_dir():
+        texts = sorted(p for p in path.glob("*.txt") if not p.name.startswith("."))
+        chosen = [p for p in texts if p.name == "_chat.txt"] or texts
+        if len(chosen) != 1:
+            raise IngestError(path, None, "a WhatsApp export folder needs exactly one chat .txt file")
+        return chosen[0]
+    return path
+
+
+class WhatsappImporter:
+    """Reads a chat exported with WhatsApp's "Export chat" (a .txt, or its folder with the media)."""
+
+    name = "whatsapp"
+    version = "1"
+    description = "WhatsApp \"Export chat\" text (Android and iOS), with media beside it"
+
+    def detect(self, path: Path) -> bool:
+        try:
+            text = text_head(chat_file(path))
+        except IngestError:
+            return False
+        lines = [line for line in text.splitlines()[:6] if line.strip()]
+        return bool(lines) and sum(bool(_HEADER.match(line)) for line in lines) >= min(2, len(lines))
+
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+        text_path = chat_file(path)
+        check_text_file(text_path, "a WhatsApp chat export")
+        reader = _ChatReader(text_path, _chat_name(text_path), _day_first(text_path))
+        yield from reader.records()
+
+
+class _ChatReader:
+    def __init__(self, path: Path, chat: str, day_first: bool) -> None:
+        self.path, self.chat, self.day_first = path, chat, day_first
+        self.folder = path.parent
+        self.seen: dict[str, int] = {}
+        self.found = False
+
+    def records(self) -> Iterator[SourceRecord | BadRecord]:
+        pending: _Pending | BadRecord | None = None
+        skipping = False  # the lines after a bad date line belong to the skipped message
+        orphan = 0  # the first line of text that belongs to no message
+        with open(self.path, "rb") as f:
+            for n, raw in enumerate(bounded_lines(f, self.path, ingest.MAX_LINE), 1):
+                line = decode_text(raw).rstrip("\r\n")
+                m = _HEADER.match(line)
+                if m:
+                    if pending:
+                        yield self.finish(pending)
+                    pending = self.start(n, m)
+                    skipping = isinstance(pending, BadRecord)
+                    if skipping:
+                        yield pending
+                        pending = None
+                elif pending:
+                    pending.more.append(line)
+                    pending.size += len(raw)
+                    if pending.size > ingest.MAX_RECORD:
+                        raise IngestError(self.path, f"line {pending.line}", "one message is longer than "
+                                          f"{ingest.MAX_RECORD >> 20} MB; this is not a real chat export")
+                elif line.strip(_MARKS + " \t") and not orphan and not skipping:
+                    orphan = n
+                    yield BadRecord(f"line {n}", "text that belongs to no message (no date and time before it)")
+        if pending:
+            yield self.finish(pending)
+        if not self.found:
+            raise IngestError(self.path, None, "no line starts with a date and time, so it is not a WhatsApp chat export")
+
+    def start(self, n: int, m: re.Match[str]) -> _Pending | BadRecord:
+        date, time, ampm = (m["d1"], m["t1"], m["ap1"]) if m["d1"] else (m["d2"], m["t2"], m["ap2"])
+        try:
+            when = _instant(date, time, ampm, self.day_first)
+        except ValueError as e:
+            return BadRecord(f"line {n}", f"'{date} {time}' is not a real date and time ({e})")
+        return _Pending(n, when, m["rest"])
+
+    def finish(self, p: _Pending) -> SourceRecord:
+        self.found = True
+        text = "\n".join([p.rest, *p.more])
+        fields: dict[str, Any] = {"kind": "chat", "thread": self.chat, "date": p.date}
+        sender = _SENDER.match(text)
+        if sender:
+            fields["from"] = sender["name"].strip(_MARKS + " ")
+            text = sender["text"]
+            if fields["from"] == self.chat and text.startswith("\u200e"):  # iOS: group events, marked
+                fields["system"] = True
+        else:
+            fields["system"] = True  # "Messages and calls are end-to-end encrypted", "Ada added Grace", …
+        files = self.media(text.strip(_MARKS), fields)
+        text = fields.pop("_text")
+        if _EDITED.search(text):
+            text, fields["edited"] = _EDITED.sub("", text), True
+        if text in _DELETED:
+            fields["deleted"] = True
+        if text:
+            fields["body"] = text
+        key = "\x00".join([self.chat, p.date, fields.get("from", ""), text, fields.get("media", "")])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        self.seen[digest] = self.seen.get(digest, 0) + 1
+        source_id = digest if self.seen[digest] == 1 else f"{digest}#{self.seen[digest]}"
+        return SourceRecord(Kind.MESSAGE, source_id, fields, tuple(files), f"line {p.line}")
+
+    def media(self, text: str, fields: dict[str, Any]) -> list[Attachment]:
+        """Take a media placeholder off the first line into `media`; attach the file if it is here."""
+        first, _, caption = text.partition("\n")
+        first = first.strip(_MARKS + " ")
+        fields["_text"] = text
+        if _OMITTED.match(first):
+            fields["media"], fields["_text"] = "omitted", caption
+            return []
+        m = _ATTACHED.match(first)
+        if not m:
+            return []
+        name = (m["ios"] or m["android"]).strip(_MARKS + " ")
+        fields["media"], fields["_text"] = name, caption
+        file = self.folder / name
+        if "/" in name or "\\" in name or not file.is_file() or file.stat().st_size > ingest.MAX_RECORD:
+            return []
+        return [Attachment("attachments", file.read_bytes(), name, mimetypes.guess_type(name)[0])]
+
+
+@hookimpl
+def register_importers(register):
+    register(WhatsappImporter())
