@@ -201,3 +201,43 @@ def test_demo_no_serve_prints_the_tour(tmp_path, run):
     r = run("demo", "--dir", str(tmp_path / "d"), "--records", "20", "--kdf-cost", "min", "--no-serve")
     assert r.exit_code == 0, r.output
     assert "Demo vault:" in r.stdout
+
+
+def test_search_index_built_while_the_vault_changes_matches_the_tables(vault, data, monkeypatch):
+    from vault.web import search
+    from vault.web.search import SearchIndex
+
+    monkeypatch.setattr(search, "CHUNK", 1)  # one row per step, so changes land mid-build
+    for i in range(6):
+        vault.add(Kind.NOTE, {"title": f"walrus {i}"}, Source("cli"))
+    live = LiveVault(vault)
+    index = SearchIndex(live)
+    assert not index.build_step()
+    live.write(lambda v: v.add(Kind.NOTE, {"title": "walrus late"}, Source("cli")))
+    first = live.read(lambda v: next(rid for rid, f in v.projection.state(Kind.NOTE) if f["title"] == "walrus 0"))
+    live.write(lambda v: v.delete(first, Source("cli")))
+    index.build()
+    assert index.ready.is_set()
+    live.write(lambda v: v.add(Kind.NOTE, {"title": "walrus after"}, Source("cli")))
+    reader = live.reader()
+    index.attach(reader)
+    found = {r["id"] for r in index.search(reader, "walrus", limit=100)["notes"]}
+    expected = {rid for rid, f in live.vault.projection.state(Kind.NOTE) if "walrus" in f["title"]}
+    assert found == expected and len(found) == 7
+    assert reader.execute("SELECT count(*) FROM notes_fts").fetchone()[0] == live.vault.projection.count(Kind.NOTE)
+
+
+def test_served_memory_databases_are_not_capped_at_one_gib(site):
+    from vault.web.live import memdb_size_limit
+
+    assert memdb_size_limit(site.live.name) > 1 << 30
+    assert memdb_size_limit(site.search.name) > 1 << 30
+
+
+def test_nothing_is_written_while_browsing_in_process(site, client, data, created, tmp_path):
+    before = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()}
+    for page in ("/vault/contacts", "/vault/notes", f"/-/as-of?at=seq:{data['before_delete']}&next=/vault/contacts",
+                 "/-/search?q=zeppelin", f"/-/record/{data['ada']}"):
+        assert client.get(page).status_code == 200
+    after = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before  # browsing, as-of states and search live only in memory

@@ -8,12 +8,16 @@ itself (appends, blobs, refresh) happens under `lock`: it owns one connection.
 
 from __future__ import annotations
 
+import _sqlite3
+import ctypes
+import functools
 import logging
 import secrets
 import sqlite3
 import threading
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
+from ..errors import VaultError
 from ..projection import Projection
 from ..vault import Vault
 
@@ -28,9 +32,50 @@ def memdb_uri(name: str, *, readonly: bool = False) -> str:
     return f"file:/{name}?vfs=memdb" + ("&mode=ro" if readonly else "")
 
 
+def memdb_size_limit(name: str, new: int = -1) -> int | None:
+    """Set (or with -1 just read) the byte limit of a named memdb; None if SQLite's C API is out of reach.
+
+    SQLite caps a memdb at 1 GiB by default, less than the projection of a few
+    million events; the cap is a file control Python's sqlite3 does not expose,
+    so it is set through a second, short-lived connection made with the same
+    library (ctypes), which shares the named database.
+    """
+    lib = _libsqlite()
+    if lib is None:
+        return None
+    db = ctypes.c_void_p()
+    try:
+        if lib.sqlite3_open_v2(memdb_uri(name).encode(), ctypes.byref(db), _OPEN_READWRITE | _OPEN_URI, None) != 0:
+            return None
+        value = ctypes.c_int64(new)
+        if lib.sqlite3_file_control(db, b"main", _FCNTL_SIZE_LIMIT, ctypes.byref(value)) != 0:
+            return None
+        return value.value
+    finally:
+        lib.sqlite3_close(db)
+
+
+_OPEN_READWRITE, _OPEN_URI, _FCNTL_SIZE_LIMIT = 0x2, 0x40, 36
+MEMDB_MAX_BYTES = 1 << 40  # no cap short of the machine's memory
+
+
+@functools.cache
+def _libsqlite() -> Any:
+    try:
+        lib = ctypes.CDLL(_sqlite3.__file__)  # resolves to the SQLite that Python's sqlite3 itself uses
+        lib.sqlite3_open_v2.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_char_p]
+        lib.sqlite3_file_control.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
+        lib.sqlite3_close.argtypes = [ctypes.c_void_p]
+        return lib
+    except (OSError, AttributeError):
+        return None
+
+
 def connect_memdb(name: str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection to a named memdb; read-only ones refuse every write."""
+    """A connection to a named memdb; read-only ones refuse every write, writable ones lift the 1 GiB cap."""
     conn = sqlite3.connect(memdb_uri(name, readonly=readonly), uri=True, isolation_level=None, check_same_thread=False)
+    if not readonly:
+        memdb_size_limit(name, MEMDB_MAX_BYTES)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA temp_store = MEMORY")  # sorts never spill to a temp file
     if readonly:
@@ -80,7 +125,10 @@ class LiveVault:
         if private is self._conn:
             return
         conn = self._conn or connect_memdb(self.name)
-        private.backup(conn)
+        try:
+            private.backup(conn)
+        except sqlite3.OperationalError as e:  # e.g. the memdb cap could not be lifted on this platform
+            raise VaultError(f"The decrypted state of {self.vault.path} cannot be served from memory: {e}.") from e
         self.vault.projection = Projection(conn)
         private.close()
         self._conn = conn

@@ -3,7 +3,8 @@
 The FTS5 tables live beside the projection, not in it, so encrypted snapshots
 stay free of them. TEMP triggers on the projection's writer connection keep
 them in step with every change; the first build runs in the background in
-small chunks under the vault's lock, so the server is browsable at once.
+small chunks under the vault's lock, so the server is browsable at once and
+search is complete a little later.
 Readers attach the index, so Datasette's `fts_table` finds `contacts_fts` & co.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from typing import Any
 
 from ..events import Kind
@@ -18,7 +20,8 @@ from ..restore import FTS_COLUMNS
 from .live import LiveVault, connect_memdb, memdb_uri
 
 SCHEMA = "lvfts"  # the name the index is attached under
-CHUNK = 20_000  # rows indexed per hold of the lock
+CHUNK = 5_000  # rows indexed per hold of the vault's lock: short, so writes are not kept waiting
+PAUSE = 0.005  # seconds between chunks, so waiting writers get the lock
 DONE = 1 << 62  # progress mark once a table is fully indexed
 
 
@@ -30,16 +33,27 @@ def _cols(kind: Kind) -> str:
     return ", ".join(f'"{c}"' for c in FTS_COLUMNS[kind])
 
 
+def _create_tables(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE _progress (tbl TEXT PRIMARY KEY, upto INTEGER NOT NULL)")
+    for kind in Kind:
+        conn.execute(f"CREATE VIRTUAL TABLE {fts_table(kind)} USING fts5({_cols(kind)})")
+        conn.execute("INSERT INTO _progress VALUES (?, 0)", (kind.table,))
+
+
 class SearchIndex:
-    """FTS5 indexes of contacts, messages and notes that follow the live projection."""
+    """FTS5 indexes of contacts, messages and notes that follow the live projection.
+
+    The first build fills a private staging memdb (readers never wait on it);
+    when complete it is copied into the memdb readers attach, in one step.
+    """
 
     def __init__(self, live: LiveVault) -> None:
         self.live = live
         self.name = live.name + "-fts"
-        self._owner = connect_memdb(self.name)  # keeps the memdb alive
-        self._owner.execute("CREATE TABLE _progress (tbl TEXT PRIMARY KEY, upto INTEGER NOT NULL)")
-        for kind in Kind:
-            self._owner.execute(f"CREATE VIRTUAL TABLE {fts_table(kind)} USING fts5({_cols(kind)})")
+        self._final = connect_memdb(self.name)  # keeps the readers' memdb alive
+        _create_tables(self._final)
+        self._staging: sqlite3.Connection | None = None
+        self._builds = 0
         self.ready = threading.Event()
         live.on_publish.append(self._install)
         with live.lock:
@@ -50,16 +64,21 @@ class SearchIndex:
         conn.execute(f"ATTACH DATABASE '{memdb_uri(self.name, readonly=True)}' AS {SCHEMA}")
 
     def _install(self, writer: sqlite3.Connection) -> None:
-        """Attach to the projection's writer and (re)start indexing from scratch."""
-        if SCHEMA not in {row[1] for row in writer.execute("PRAGMA database_list")}:
-            writer.execute(f"ATTACH DATABASE '{memdb_uri(self.name)}' AS {SCHEMA}")
-        writer.execute("BEGIN")
+        """(Re)start indexing from scratch into a fresh staging memdb, attached to the projection's writer."""
+        self.ready.clear()
+        self._builds += 1
+        staging_name = f"{self.name}-build{self._builds}"
+        if self._staging is not None:
+            self._staging.close()
+        self._staging = connect_memdb(staging_name)
+        _create_tables(self._staging)
+        if SCHEMA in {row[1] for row in writer.execute("PRAGMA database_list")}:
+            writer.execute(f"DETACH DATABASE {SCHEMA}")
+        writer.execute(f"ATTACH DATABASE '{memdb_uri(staging_name)}' AS {SCHEMA}")
         for kind in Kind:
             t, fts, cols = kind.table, fts_table(kind), _cols(kind)
             news = ", ".join(f'new."{c}"' for c in FTS_COLUMNS[kind])
             upto = f"(SELECT upto FROM _progress WHERE tbl = '{t}')"
-            writer.execute(f"DELETE FROM {SCHEMA}.{fts}")
-            writer.execute(f"INSERT OR REPLACE INTO {SCHEMA}._progress VALUES ('{t}', 0)")
             # Rows past the builder's mark are left to the builder.
             writer.execute(f"DROP TRIGGER IF EXISTS temp.{t}_fts_ins")
             writer.execute(f"DROP TRIGGER IF EXISTS temp.{t}_fts_del")
@@ -67,17 +86,17 @@ class SearchIndex:
                            f"BEGIN INSERT INTO {fts} (rowid, {cols}) VALUES (new.rowid, {news}); END")
             writer.execute(f"CREATE TEMP TRIGGER {t}_fts_del AFTER DELETE ON main.{t} WHEN old.rowid <= {upto} "
                            f"BEGIN DELETE FROM {fts} WHERE rowid = old.rowid; END")
-        writer.execute("COMMIT")
-        self.ready.clear()
 
     def build(self) -> None:
         """Index every live row, a chunk at a time; changes meanwhile are never missed."""
         while not self.build_step():
-            pass
+            time.sleep(PAUSE)
 
     def build_step(self) -> bool:
-        """Index one chunk; True once everything is indexed."""
+        """Index one chunk; once everything is indexed, publish the index to readers and return True."""
         with self.live.lock:
+            if self.ready.is_set():
+                return True
             writer = self.live.vault.projection.conn
             done = True
             writer.execute("BEGIN")
@@ -94,9 +113,19 @@ class SearchIndex:
                 writer.execute(f"UPDATE {SCHEMA}._progress SET upto = ? WHERE tbl = ?", (DONE if finished else end, t))
                 done = done and finished
             writer.execute("COMMIT")
-        if done:
-            self.ready.set()
+            if done:
+                self._publish(writer)
         return done
+
+    def _publish(self, writer: sqlite3.Connection) -> None:
+        """Copy the finished staging index over the readers' one; the writer's triggers follow it."""
+        assert self._staging is not None
+        writer.execute(f"DETACH DATABASE {SCHEMA}")
+        self._staging.backup(self._final)
+        self._staging.close()
+        self._staging = None
+        writer.execute(f"ATTACH DATABASE '{memdb_uri(self.name)}' AS {SCHEMA}")
+        self.ready.set()
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.build, name="lifevault-fts", daemon=True)
@@ -117,4 +146,6 @@ class SearchIndex:
         return out
 
     def close(self) -> None:
-        self._owner.close()
+        if self._staging is not None:
+            self._staging.close()
+        self._final.close()

@@ -62,11 +62,8 @@ class MemdbDatabase(Database):
 
 
 def _table_metadata() -> dict[str, Any]:
-    return {
-        Kind.CONTACT.table: {"fts_table": fts_table(Kind.CONTACT), "facets": ["organization"], "sort": "name"},
-        Kind.MESSAGE.table: {"fts_table": fts_table(Kind.MESSAGE), "facets": ["thread", "kind"], "sort_desc": "date"},
-        Kind.NOTE.table: {"fts_table": fts_table(Kind.NOTE), "facets": [{"array": "tags"}], "sort_desc": "updated_at"},
-    }
+    # No default sort or facets: on a million rows each is a full scan per page view; the UI adds them on demand.
+    return {kind.table: {"fts_table": fts_table(kind)} for kind in Kind}
 
 
 class Site:
