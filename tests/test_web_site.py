@@ -241,3 +241,11 @@ def test_nothing_is_written_while_browsing_in_process(site, client, data, create
         assert client.get(page).status_code == 200
     after = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before  # browsing, as-of states and search live only in memory
+
+
+def test_a_past_state_link_works_after_it_was_dropped(client, site, data):
+    page = f"/asof_{data['before_delete']}/contacts"
+    assert "Ada Lovelace" in client.get(page).text  # never built through /-/as-of: built on first visit
+    site.datasette.remove_database(f"asof_{data['before_delete']}")
+    assert "Ada Lovelace" in client.get(page).text
+    assert client.get(f"/asof_{site.live.seq + 5}/contacts").status_code == 404

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from http.cookies import SimpleCookie
 import sqlite3
 from typing import Any, Callable
 
@@ -21,7 +22,7 @@ from datasette.database import Database
 
 from ..events import Kind
 from . import datasette_plugin
-from .asof import AsOfStates, database_name
+from .asof import AsOfStates, database_name, seq_of
 from .live import LiveVault, connect_memdb
 from .login import auth_passwords_config, datasette_metadata, login_policy
 from .search import SearchIndex, fts_table
@@ -128,7 +129,29 @@ class Site:
         elif scope["path"] == API_PREFIX or scope["path"].startswith(API_PREFIX + "/"):
             await self.api(dict(scope, root_path=scope.get("root_path", "") + API_PREFIX), receive, send)
         else:
+            await self._rebuild_past_state(scope)
             await self._datasette_app(scope, receive, send)
+
+    async def _rebuild_past_state(self, scope: dict) -> None:
+        """An /asof_N/… link outlives the server that built it: build N again (for a logged-in visitor)."""
+        seq = seq_of(scope["path"].split("/")[1]) if scope["path"].count("/") >= 1 else None
+        if seq is None or database_name(seq) in self.datasette.databases or seq >= self.live.seq:
+            return
+        if self.requires_login and not self._signed_in(scope):
+            return
+        await self.as_of(seq)
+
+    def _signed_in(self, scope: dict) -> bool:
+        cookies = SimpleCookie()
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                cookies.load(value.decode("latin-1"))
+        if "ds_actor" not in cookies:
+            return False
+        try:
+            return bool(self.datasette.unsign(cookies["ds_actor"].value, "actor").get("a"))
+        except Exception:  # itsdangerous' BadSignature and malformed values alike: not signed in
+            return False
 
     async def _lifespan(self, receive: Callable, send: Callable) -> None:
         while True:
