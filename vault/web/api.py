@@ -56,11 +56,11 @@ from ..importing import import_file
 from ..instants import Instant, iso, parse_instant
 from ..vault import Transaction, Vault
 from . import api_batches, tokens
-from .api_upload import memory_file, safe_filename, write_body
 from .api_models import (
-    FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, Change, ChangesPage, CreateOp, DeleteOp, Health, ImportResult, Record,
-    RecordFields, RecordPage, Version, Written,
+    FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, Change, ChangesPage, CreateOp, DeleteOp, Health,
+    ImportResult, Record, RecordPage, Version, Written,
 )
+from .api_upload import memory_file, safe_filename, write_body
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # JSON bodies: a batch of a few thousand records
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # an uploaded export, held in memory while it is imported
@@ -137,7 +137,8 @@ def _guarded_route(holder: Holder, access: Access, max_body: int) -> type[APIRou
                     request.state.token = await run_in_threadpool(_authorize, holder, auth, access)
                 length = request.headers.get("content-length", "")
                 if length.isdigit() and int(length) > max_body:
-                    raise HTTPException(413, f"The request body ({length} bytes) is over this route's limit of {max_body} bytes.")
+                    raise HTTPException(413, f"The request body ({length} bytes) is over this route's "
+                                             f"limit of {max_body} bytes.")
                 return await handler(Request(request.scope, _limited(request.receive, max_body)))
 
             return guarded
@@ -163,11 +164,7 @@ def _seq_at(vault: Vault, at: str | None) -> int:
     """The seq for `at` (ISO 8601 or seq:N), or now."""
     if at is None:
         return vault.projection.seq
-    try:
-        instant = parse_instant(at)
-    except (OverflowError, ValueError) as e:  # a date too far out to convert
-        raise BadInstant(at, "it is out of range") from e
-    return vault.seq_for(instant)
+    return vault.seq_for(parse_instant(at))
 
 
 def _check_kind(record_id: str, kind: Kind) -> None:
@@ -187,7 +184,8 @@ def _page(vault: Vault, kind: Kind, seq: int, after: str, limit: int) -> RecordP
     return RecordPage(kind=kind, seq=seq, records=records, next_after=records[-1].id if len(rows) > limit else None)
 
 
-AT_QUERY = Query(None, max_length=64, description="Show the state at this instant: ISO 8601 (naive = server's local time) or seq:N. Default: now.")
+AT_QUERY = Query(None, max_length=64, description="Show the state at this instant: ISO 8601 "
+                 "(naive = the server's local time) or seq:N. Default: now.")
 RECORD_ID = Path(pattern=RECORD_ID_PATTERN, description="A record id like c_4k9x0m2q7r1t.")
 
 
