@@ -18,17 +18,21 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, Iterator
 
+from .errors import InvalidRecord
 from .events import Event, EventType, Kind, Source
 
 CODEC_VERSION = 1
 _RAW, _ZLIB = b"\x00", b"\x01"
 _COMPRESS_FROM = 200  # bytes of JSON below which zlib rarely saves anything
-_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
 def dumps(value: Any) -> str:
     """Compact, key-sorted JSON: the same value always gives the same text."""
-    return _ENCODER.encode(value)
+    try:
+        return _ENCODER.encode(value)
+    except ValueError as e:  # NaN and Infinity are not JSON: SQLite's JSON functions would drop them
+        raise InvalidRecord("Field values cannot be NaN or Infinity.") from e
 
 
 class LazyFields(Mapping):
@@ -108,9 +112,12 @@ def _source_bytes(source: Source) -> bytes:
 
 def encode_event(event: Event, recorded_at: int) -> bytes:
     """The plaintext of one event: a fixed header, the id, the source, then the changes as JSON."""
-    rid, src = event.record_id.encode(), _source_bytes(event.source)
+    try:
+        rid, src, fields = event.record_id.encode(), _source_bytes(event.source), fields_json(event.changes).encode()
+    except UnicodeEncodeError as e:
+        raise InvalidRecord(f"Record {event.record_id} cannot be stored: its text holds an unpaired surrogate (not valid Unicode).") from e
     header = _HEADER.pack(CODEC_VERSION, _TYPE_CODE[event.type], _KIND_CODE[event.kind], recorded_at, len(rid), len(src))
-    return pack(header + rid + src + fields_json(event.changes).encode(), compress=False)
+    return pack(header + rid + src + fields, compress=False)
 
 
 def decode_event(blob: bytes) -> tuple[Event, int]:
