@@ -103,6 +103,12 @@ def _bounded_read(open_member: Callable[[], Any], path: Path, name: str) -> byte
     return data
 
 
+def _keep_only(names: list[str]) -> list[str]:
+    """In a whole Takeout, only the Keep folder's files (other products write JSON too)."""
+    keep = [n for n in names if "Keep" in PurePosixPath(n).parts[:-1]]
+    return keep or names
+
+
 def _from_zip(path: Path, zf: zipfile.ZipFile) -> _Source:
     members = {}
     for info in zf.infolist():
@@ -111,12 +117,12 @@ def _from_zip(path: Path, zf: zipfile.ZipFile) -> _Source:
             raise IngestError(path, info.filename, "the zip holds a path outside its own folder; refusing it")
         if not info.is_dir():
             members[info.filename] = info
-    names = sorted(n for n in members if n.lower().endswith(".json"))
+    names = _keep_only(sorted(n for n in members if n.lower().endswith(".json")))
     return _Source(names, lambda n: _bounded_read(lambda: zf.open(members[n]), path, n), members.__contains__)
 
 
 def _from_folder(path: Path) -> _Source:
-    names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*.json") if p.is_file())
+    names = _keep_only(sorted(p.relative_to(path).as_posix() for p in path.rglob("*.json") if p.is_file()))
 
     def read(name: str) -> bytes:
         return _bounded_read(lambda: (path / name).open("rb"), path, name)

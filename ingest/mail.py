@@ -16,7 +16,7 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ingest import check_text_file
 from vault.errors import IngestError
@@ -30,7 +30,8 @@ MAX_MESSAGE_BYTES = 64 * 2**20  # one message larger than this is refused, not b
 _CHUNK = 2**20  # the most read at once, even from a line with no end
 # A From_ line: "From sender date", where the date has a time (mboxo bodies rarely do).
 _FROM_LINE = re.compile(rb"^From \S*\s.*\d:\d\d")
-_QUOTED_FROM = re.compile(rb"^>+From ")
+_QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
+_SEPARATOR = re.compile(rb"\n\r?\nFrom ")  # a blank line, then what may be a From_ line
 _HEADER = re.compile(rb"^[!-9;-~]+:")
 _MAIL_HEADERS = re.compile(
     rb"^(from|to|date|subject|message-id|received|return-path|mime-version|delivered-to|x-[a-z-]+):",
@@ -51,52 +52,80 @@ def _too_big(path: Path, location: str) -> IngestError:
                                        "the most lifevault reads as one message")
 
 
-def split_mbox(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """Each message in an mbox file as (number from 1, line of its From_ line, raw bytes)."""
-    with open(path, "rb") as f:
-        lineno = number = start = size = 0
-        lines: list[bytes] = []
-        at_line_start = prev_blank = True
-        in_from_line = False
-        while chunk := f.readline(_CHUNK):
-            complete = chunk.endswith(b"\n")
-            if in_from_line:  # the rest of an overlong From_ line
-                in_from_line = not complete
-                at_line_start = complete
+def _first_from_line(path: Path, f: BinaryIO) -> tuple[bytearray, int]:
+    """Skip leading blank lines and check the first From_ line; returns the rest of the buffer and its line."""
+    buf, line = bytearray(), 1
+    while True:
+        nl = buf.find(b"\n")
+        if nl < 0:
+            chunk = f.read(_CHUNK)
+            if chunk and len(buf) < _CHUNK:
+                buf += chunk
                 continue
-            if at_line_start:
-                lineno += 1
-                if prev_blank and _FROM_LINE.match(chunk):
-                    if number:
-                        yield number, start, _message_bytes(lines)
-                    number, start, lines, size = number + 1, lineno, [], 0
-                    in_from_line, at_line_start, prev_blank = not complete, complete, False
+            nl = len(buf)
+        first = bytes(buf[:nl + 1])
+        if first.strip():
+            if not _FROM_LINE.match(first):
+                raise IngestError(path, f"line {line}", "text before the first 'From ' line, so this is not an mbox file")
+            del buf[:nl]  # keep the From_ line's own newline: a blank line may follow at once
+            return buf, line
+        if not buf:
+            raise IngestError(path, None, "has no 'From ' line, so it is not an mbox file")
+        del buf[:nl + 1]
+        line += 1
+
+
+def split_mbox(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """Each message in an mbox file as (number from 1, line of its From_ line, raw bytes).
+
+    Reads blocks, not lines, and looks for a blank line followed by a From_ line;
+    `buf` always starts with the newline that ends the current message's From_ line.
+    """
+    with open(path, "rb") as f:
+        buf, start = _first_from_line(path, f)
+        number, scan, eof = 1, 0, False
+        while True:
+            m = _SEPARATOR.search(buf, scan)
+            if m:
+                cand = m.end() - 5
+                nl = buf.find(b"\n", cand)
+                if nl < 0 and not eof:  # the From_ line is cut by the block: read on
+                    eof = not _extend(buf, f)
                     continue
-                if not number:
-                    if chunk.strip():
-                        raise IngestError(path, f"line {lineno}", "text before the first 'From ' line, "
-                                                                  "so this is not an mbox file")
+                end = nl if nl >= 0 else len(buf)
+                if not _FROM_LINE.match(bytes(buf[cand:end + 1])):
+                    scan = m.start() + 1
                     continue
-                if _QUOTED_FROM.match(chunk):
-                    chunk = chunk[1:]
-                prev_blank = complete and not chunk.strip(b"\r\n")
+                yield number, start, _unquote(buf[1:m.start() + 1])
+                start += buf.count(b"\n", 0, cand)
+                del buf[:end]
+                number, scan = number + 1, 0
+            elif eof:
+                yield number, start, _unquote(_drop_separator(buf[1:]))
+                return
             else:
-                prev_blank = False
-            size += len(chunk)
-            if size > MAX_MESSAGE_BYTES:
-                raise _too_big(path, f"message {number} (line {start})")
-            lines.append(chunk)
-            at_line_start = complete
-        if number:
-            yield number, start, _message_bytes(lines)
+                if len(buf) > MAX_MESSAGE_BYTES:
+                    raise _too_big(path, f"message {number} (line {start})")
+                scan = max(0, len(buf) - 8)  # a separator may straddle the blocks
+                eof = not _extend(buf, f)
 
 
-def _message_bytes(lines: list[bytes]) -> bytes:
-    raw = b"".join(lines)
-    # The blank line before the next From_ line belongs to the mbox, not the message.
+def _extend(buf: bytearray, f: BinaryIO) -> bool:
+    chunk = f.read(_CHUNK)
+    buf += chunk
+    return bool(chunk)
+
+
+def _drop_separator(raw: bytearray) -> bytearray:
+    """The blank line that ends an mbox belongs to the mbox, not the last message."""
     if raw.endswith(b"\r\n\r\n"):
         return raw[:-2]
     return raw[:-1] if raw.endswith(b"\n\n") else raw
+
+
+def _unquote(raw: bytearray) -> bytes:
+    """mboxrd: a body line `>From ` (any number of `>`) loses one `>`."""
+    return _QUOTED_FROM.sub(rb"\1", raw) if b">From " in raw else bytes(raw)
 
 
 def _head(path: Path, size: int = 4096) -> bytes:

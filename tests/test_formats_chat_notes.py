@@ -179,8 +179,10 @@ def zip_of(folder: Path, out: Path, extra: dict[str, bytes] | None = None) -> Pa
 
 
 def test_keep_takeout_zip_reads_the_same_notes(tmp_path: Path) -> None:
-    path = zip_of(FIXTURES / "keep" / "Takeout", tmp_path / "takeout-20240305T093012Z-001.zip")
+    other_products = {"Takeout/Fit/Daily activity.json": b'{"steps": 1}', "Takeout/archive_browser.html": b"<html>"}
+    path = zip_of(FIXTURES / "keep" / "Takeout", tmp_path / "takeout-20240305T093012Z-001.zip", other_products)
     assert KeepImporter().detect(path)
+    assert not [r for r in read(KeepImporter(), path) if isinstance(r, BadRecord)]  # other products' JSON is not Keep's
     from_zip = {k: (r.source_id, r.fields, r.attachments) for k, r in keep_notes(path).items()}
     from_folder = {k: (r.source_id, r.fields, r.attachments) for k, r in keep_notes(FIXTURES / "keep" / "Takeout").items()}
     assert from_zip == from_folder
