@@ -78,7 +78,9 @@ def _request(api: Api, method: str, path: str, headers: dict[str, str]):
     """A plausible request for a route: a fresh record of the right kind in the path, a small valid body."""
     kind = next((k for k in Kind if path.startswith(f"/{k.table}")), Kind.NOTE)
     rid = api.vault.add(kind, {"title": "matrix"} if kind is Kind.NOTE else {"name": "Matrix"}, Source("cli"))
-    url = path.replace("{record_id}", rid)
+    url = path.replace("{record_id}", rid).replace("{blob_id}", api.vault.put_blob(b"matrix blob " + rid.encode()))
+    if path == "/blobs":
+        return api.client.post(url, content=b"attachment " + rid.encode(), headers=headers)
     if path == "/import":
         card = f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Matrix {rid}\r\nEND:VCARD\r\n".encode()
         return api.client.post(url, params={"filename": "m.vcf"}, content=card, headers=headers)
@@ -104,7 +106,7 @@ def test_the_route_list_is_what_the_docs_say() -> None:
     paths = {p for _, p in ROUTES}
     for table in ("contacts", "messages", "notes"):
         assert {f"/{table}", f"/{table}/{{record_id}}", f"/{table}/{{record_id}}/history"} <= paths
-    assert {"/batch", "/changes", "/health", "/import"} <= paths
+    assert {"/batch", "/changes", "/health", "/import", "/blobs", "/blobs/{blob_id}"} <= paths
 
 
 @pytest.mark.parametrize("method,path", GUARDED)
@@ -519,3 +521,36 @@ def test_uploads_never_reach_a_file_system(api: Api) -> None:
     assert not any(p.name.startswith("lifevault-upload-") for p in entries() - before)
     on_disk = b"".join(p.read_bytes() for p in api.vault.path.parent.glob(api.vault.path.name + "*"))
     assert canary not in on_disk
+
+
+# -- attachments ------------------------------------------------------------------------
+def test_attachments_go_up_into_a_record_and_come_back(api: Api) -> None:
+    photo = bytes(range(256)) * 40 + b"Attachment canary 3e8b"
+    r = api.client.post("/blobs", params={"name": "../holiday.jpg", "type": "image/jpeg"}, content=photo,
+                        headers=api.h(api.append_only))
+    assert r.status_code == 201, r.text
+    ref = r.json()
+    assert ref["size"] == len(photo) and ref["name"] == "holiday.jpg" and ref["type"] == "image/jpeg"
+    again = api.client.post("/blobs", content=photo, headers=api.h()).json()
+    assert again == {"blob": ref["blob"], "size": len(photo)}  # stored once; no name given this time
+    nid = api.client.post("/notes", json={"title": "Holiday", "attachments": [ref]}, headers=api.h()).json()["id"]
+    assert api.client.get(f"/notes/{nid}", headers=api.h()).json()["fields"]["attachments"] == [ref]
+    r = api.client.get(f"/blobs/{ref['blob']}", headers=api.h())
+    assert r.status_code == 200 and r.content == photo
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert api.client.get(f"/blobs/{ref['blob']}", headers=api.h(api.append_only)).status_code == 403
+    api.vault.conn.execute("PRAGMA wal_checkpoint(FULL)")
+    on_disk = b"".join(p.read_bytes() for p in api.vault.path.parent.glob(api.vault.path.name + "*"))
+    assert b"Attachment canary 3e8b" not in on_disk
+
+
+def test_attachment_errors(api: Api, vault: Vault) -> None:
+    r = api.client.post("/blobs", content=b"", headers=api.h())
+    assert r.status_code == 422 and "attachment is empty" in r.json()["detail"]
+    r = api.client.get("/blobs/" + "0" * 64, headers=api.h())
+    assert r.status_code == 404 and "0000" in r.json()["detail"]
+    assert api.client.get("/blobs/not-hex", headers=api.h()).status_code == 422
+    client, _ = _make_api(vault, max_upload=100)
+    with client:
+        r = client.post("/blobs", content=b"x" * 101, headers=api.h())
+        assert r.status_code == 413 and "limit of 100 bytes" in r.json()["detail"]

@@ -22,6 +22,8 @@ Routes (relative to the mount point; OpenAPI at /docs and /openapi.json):
     POST   /batch                      write  many changes in one transaction, idempotent per batch_id
     GET    /changes?since=N            read   the events after seq N, for sync clients
     POST   /import?filename=F          write  the body is an export file; imported as `lifevault import` does
+    POST   /blobs                      write  the body is an attachment; returns the reference for a field
+    GET    /blobs/{blob_id}            read   an attachment's bytes
 
 Authentication: `Authorization: Bearer <token>` from `lifevault token create`.
 No, malformed, unknown or revoked token -> 401; an append-only token on a read
@@ -50,15 +52,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive
 
 from .. import __version__
-from ..errors import BadInstant, IngestError, NotFound, VaultError
+from ..blobs import blob_ref
+from ..errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultError
 from ..events import Kind, Source, kind_of
 from ..importing import import_file
 from ..instants import Instant, iso, parse_instant
 from ..vault import Transaction, Vault
 from . import api_batches, tokens
 from .api_models import (
-    FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, Change, ChangesPage, CreateOp, DeleteOp, Health,
-    ImportResult, Record, RecordPage, Version, Written,
+    BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, BlobRef, Change, ChangesPage, CreateOp,
+    DeleteOp, Health, ImportResult, Record, RecordPage, Version, Written,
 )
 from .api_upload import memory_file, safe_filename, write_body
 
@@ -344,6 +347,41 @@ def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
         openapi_extra={"requestBody": body}, summary="Upload an export file to import")
 
 
+def _add_blob_routes(add: AddRoute, holder: Holder, max_upload: int) -> None:
+    """Attachments: upload bytes, get the reference to put in a record's field; download them again."""
+
+    async def put_blob(
+        request: Request,
+        name: str | None = Query(None, max_length=255, description="A file name to keep in the reference."),
+        type: str | None = Query(None, max_length=255, description="A media type to keep, e.g. image/jpeg."),
+        token: tokens.Token = Security(current_token),
+    ) -> BlobRef:
+        """Store the body as an attachment (once, however often it is sent). Put the returned reference
+        in a record's field, e.g. {"attachments": [ref]}; a blob no record refers to is never shown."""
+        data = await request.body()
+        if not data:
+            raise InvalidRecord("The attachment is empty; send its bytes as the body.")
+
+        def store() -> str:
+            with holder.lock:
+                return holder.vault.put_blob(data)
+
+        ref = blob_ref(await run_in_threadpool(store), data, safe_filename(name) if name else None, type)
+        return BlobRef(**ref)
+
+    def get_blob(blob_id: str = Path(pattern=BLOB_ID_PATTERN, description="The `blob` of a reference.")) -> Response:
+        """The attachment's bytes."""
+        with holder.lock:
+            data = holder.vault.get_blob(blob_id)
+        return Response(data, media_type="application/octet-stream")
+
+    body = {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+    add("POST", "/blobs", put_blob, "write", tags=["attachments"], status_code=201, max_body=max_upload,
+        openapi_extra={"requestBody": body}, response_model_exclude_none=True, summary="Upload an attachment")
+    add("GET", "/blobs/{blob_id}", get_blob, "read", tags=["attachments"], summary="Download an attachment",
+        response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}})
+
+
 def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES, max_upload: int = MAX_UPLOAD_BYTES) -> FastAPI:
     """The API app for one open vault; mount it (e.g. under /api) or serve it alone."""
     app = FastAPI(title="lifevault API", version=__version__, docs_url="/docs", redoc_url=None,
@@ -375,4 +413,5 @@ def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES, max_upload: in
         _add_record_routes(add, holder, kind)
     _add_sync_routes(add, holder)
     _add_import_route(add, holder, max_upload)
+    _add_blob_routes(add, holder, max_upload)
     return app

@@ -17,6 +17,7 @@ from ..events import FIELDS, Kind
 MAX_BATCH_OPERATIONS = 10_000
 RECORD_ID_PATTERN = r"^[cmn]_[a-z0-9]{1,64}$"
 BATCH_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+BLOB_ID_PATTERN = r"^[0-9a-f]{64}$"
 
 
 class RecordFields(BaseModel):
@@ -159,3 +160,12 @@ class ImportResult(BaseModel):
     unchanged: int
     deleted: int
     skipped: list[dict[str, str]] = Field(description="Parts of the file that could not be read: location and reason.")
+
+
+class BlobRef(BaseModel):
+    """What a record's field holds to point at an attachment."""
+
+    blob: str
+    size: int
+    name: str | None = None
+    type: str | None = None
