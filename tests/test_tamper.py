@@ -256,3 +256,50 @@ def test_swap_with_the_last_event_behind_a_snapshot(target: Path) -> None:
     assert vault_open_seq(target) == 2
     assert "Tampering detected at event 2:" in cli_verify(target)
     assert "Tampering detected at event 2:" in cli_verify(target, "--blind")
+
+
+# -- known gaps (the lead decides; each test says what should happen) -------------------
+def test_head_row_deleted_is_detected(target: Path) -> None:
+    with closing(attacker(target)) as conn:
+        conn.execute("DELETE FROM head")
+    with pytest.raises(TamperDetected):
+        verify_blind(target)
+    assert "Tampering detected" in cli_verify(target)
+
+
+@pytest.mark.xfail(strict=True, reason="a vault has no head row until its first append, so a log emptied together "
+                                       "with its head row looks like a new vault and verifies as 'OK: 0 events'")
+def test_whole_log_and_head_deleted_is_detected(target: Path) -> None:
+    with closing(attacker(target)) as conn:
+        conn.execute("DELETE FROM events")
+        conn.execute("DELETE FROM head")
+    with pytest.raises(TamperDetected):
+        verify_blind(target)
+
+
+def forge_identity_and_truncate(path: Path, keep: int) -> None:
+    """Truncate, then replace the stored verify key with the attacker's and sign a matching head."""
+    import nacl.signing
+
+    forged = nacl.signing.SigningKey.generate()
+    with closing(attacker(path)) as conn:
+        conn.execute("DELETE FROM events WHERE seq > ?", (keep,))
+        last = conn.execute("SELECT hash FROM events WHERE seq = ?", (keep,)).fetchone()[0]
+        msg = crypto.head_message(keyring.vault_id(conn), keep, last)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'verify_key'", (bytes(forged.verify_key),))
+        conn.execute("UPDATE head SET seq = ?, hash = ?, sig = ?", (keep, last, forged.sign(msg).signature))
+
+
+def test_forged_verify_key_is_caught_with_the_passphrase(target: Path) -> None:
+    forge_identity_and_truncate(target, 5)
+    with pytest.raises(TamperDetected):
+        library_seq(target)
+    assert "Tampering detected" in cli_verify(target)
+
+
+@pytest.mark.xfail(strict=True, reason="verify --blind trusts the verify key stored in the same file, so whoever can "
+                                       "rewrite the file can truncate it and re-sign the head; nothing pins the key")
+def test_forged_verify_key_is_caught_blind(target: Path) -> None:
+    forge_identity_and_truncate(target, 5)
+    with pytest.raises(TamperDetected):
+        verify_blind(target)
