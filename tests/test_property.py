@@ -13,6 +13,7 @@ or `thorough` (LIFEVAULT_PROPERTY_PROFILE=thorough python -m pytest tests/test_p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ from vault import Kind, Source, Vault
 from vault.errors import NotFound
 from vault.events import apply_patch
 from vault.instants import Instant
+from vault import projection
 from vault.projection import Projection
 
 settings.register_profile(
@@ -172,6 +174,15 @@ def _get_now(v: Vault, rid: str) -> dict[str, Any] | None:
 @given(data=st.data(), n_first=st.integers(min_value=1, max_value=14), n_second=st.integers(min_value=0, max_value=14))
 def test_state_at_every_instant_matches_model(data: st.DataObject, n_first: int, n_second: int) -> None:
     model, clock = Model(), [BASE_US]
+    with contextlib.ExitStack() as stack:
+        if data.draw(st.booleans(), label="tiny_chunks"):
+            # exercise the projection's chunked folding and wholesale live-table rebuild on small logs
+            stack.enter_context(mock.patch.object(projection, "_CHUNK", 2))
+            stack.enter_context(mock.patch.object(projection, "_BULK", 1))
+        run_example(data, n_first, n_second, model, clock)
+
+
+def run_example(data: st.DataObject, n_first: int, n_second: int, model: Model, clock: list[int]) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "v.db"
         v, _ = Vault.create(path, PASSPHRASE, kdf_cost="min")
