@@ -205,3 +205,19 @@ def run_example(data: st.DataObject, n_first: int, n_second: int, model: Model, 
             assert table_contents(reopened.projection) == table_contents(first), "snapshot + tail differs from replay"
             check_instants(reopened, model)
 
+
+
+def test_an_earlier_recorded_at_is_clamped_so_time_never_goes_back(vault: Vault) -> None:
+    """recorded_at never decreases along seq (the binary search relies on it), even when a caller asks."""
+    from vault.verify import check_log
+
+    with vault.transaction() as tx:
+        rid = tx.create(Kind.NOTE, {"t": 1}, SRC, recorded_at=BASE_US + 10)
+    with vault.transaction() as tx:
+        r = tx.update(rid, {"t": 2}, SRC, recorded_at=BASE_US)
+    assert r is not None and r.recorded_at == BASE_US + 10
+    assert [e.recorded_at for e in vault.events()] == [BASE_US + 10, BASE_US + 10]
+    assert vault.get(rid, Instant(us=BASE_US + 10)) == {"t": 2}
+    with pytest.raises(NotFound):
+        vault.get(rid, Instant(us=BASE_US + 9))
+    assert check_log(vault.log, blind=False).events == 2
