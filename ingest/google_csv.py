@@ -12,12 +12,12 @@ import csv
 import hashlib
 import re
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ingest import bounded_lines, check_text_file, decode_text, text_head
 from vault.errors import IngestError
 from vault.events import Kind
-from vault.formats import BadRecord, SourceRecord
+from vault.formats import BadRecord, Importer, SourceRecord
 from vault.hookspecs import hookimpl
 
 SEP = " ::: "
@@ -131,5 +131,5 @@ def _address(cells: dict[str, str]) -> dict[str, str]:
 
 
 @hookimpl
-def register_importers(register):
+def register_importers(register: Callable[[Importer], None]) -> None:
     register(GoogleCsvImporter())

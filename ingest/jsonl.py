@@ -19,7 +19,7 @@ import ingest
 from ingest import bounded_lines, check_text_file, text_head
 from vault.errors import IngestError
 from vault.events import Kind, kind_of
-from vault.formats import Attachment, BadRecord, ExportRecord, SourceRecord
+from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord
 from vault.hookspecs import hookimpl
 
 HEADER = {"lifevault": "records", "version": 1}
@@ -124,10 +124,10 @@ class JsonlExporter:
 
 
 @hookimpl
-def register_importers(register):
+def register_importers(register: Callable[[Importer], None]) -> None:
     register(JsonlImporter())
 
 
 @hookimpl
-def register_exporters(register):
+def register_exporters(register: Callable[[Exporter], None]) -> None:
     register(JsonlExporter())

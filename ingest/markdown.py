@@ -21,7 +21,7 @@ import ingest
 from ingest import decode_text, looks_binary
 from vault.errors import IngestError
 from vault.events import Kind
-from vault.formats import BadRecord, ExportRecord, SourceRecord
+from vault.formats import BadRecord, ExportRecord, Exporter, Importer, SourceRecord
 from vault.hookspecs import hookimpl
 
 MAX_FRONT_MATTER = 64 * 1024
@@ -166,10 +166,10 @@ class MarkdownExporter:
 
 
 @hookimpl
-def register_importers(register):
+def register_importers(register: Callable[[Importer], None]) -> None:
     register(MarkdownImporter())
 
 
 @hookimpl
-def register_exporters(register):
+def register_exporters(register: Callable[[Exporter], None]) -> None:
     register(MarkdownExporter())

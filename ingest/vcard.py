@@ -24,7 +24,7 @@ import ingest
 from ingest import bounded_lines, check_text_file, text_head
 from vault.errors import IngestError
 from vault.events import Kind
-from vault.formats import Attachment, BadRecord, ExportRecord, SourceRecord
+from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord
 from vault.hookspecs import hookimpl
 
 _CHARSET = re.compile(rb";CHARSET=([A-Za-z0-9_.:-]+)", re.I)
@@ -270,10 +270,10 @@ class VcardExporter:
 
 
 @hookimpl
-def register_importers(register):
+def register_importers(register: Callable[[Importer], None]) -> None:
     register(VcardImporter())
 
 
 @hookimpl
-def register_exporters(register):
+def register_exporters(register: Callable[[Exporter], None]) -> None:
     register(VcardExporter())

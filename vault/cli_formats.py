@@ -41,7 +41,7 @@ def _print_summary(s: ImportSummary, as_json: bool, headline: str) -> None:
 @click.command(name="import")
 @click.argument("format_or_path")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
-@click.option("--mirror", is_flag=True, help="The file is the whole source: delete records it no longer has.")
+@click.option("--mirror", is_flag=True, help="The file is the whole source: delete records earlier imports of this format made that it lacks.")
 @click.option("--strict", is_flag=True, help="Abort on the first bad record; nothing is imported.")
 @click.option("--silent", is_flag=True, help="Hide the progress bar.")
 @json_option
