@@ -442,3 +442,21 @@ def test_log_since_limit_json(run, vault_file: Path) -> None:
     assert log_json(run, "--since", "seq:6") == []
     r = run("log", "--limit", "0")
     assert r.exit_code == 2  # click's own usage error for an out-of-range option
+
+
+def test_restore_of_an_empty_vault_and_attachments(run, vault_file: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    assert run("restore", "--at", "seq:0", "--out", str(empty)).exit_code == 0
+    assert table(empty, "contacts") == {} and table(empty, "notes") == {}
+
+    photo = b"\x89PNG not really" * 50
+    with Vault.open(vault_file, PASSPHRASE) as v:
+        with v.transaction() as tx:
+            bid = tx.put_blob(photo)
+            rid = tx.create(Kind.CONTACT, {"name": "Pic", "photo": {"blob": bid, "name": "p.png"}}, SRC)
+            tx.put_blob(b"an unreferenced blob")
+    out = tmp_path / "with-blobs.db"
+    assert run("restore", "--at", "now", "--out", str(out)).exit_code == 0
+    assert json.loads(table(out, "contacts")[rid]["photo"]) == {"blob": bid, "name": "p.png"}
+    with closing(sqlite3.connect(out)) as conn:
+        assert conn.execute("SELECT blob, content FROM attachments").fetchall() == [(bid, photo)]
