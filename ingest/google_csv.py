@@ -12,7 +12,7 @@ import csv
 import hashlib
 import re
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from ingest import bounded_lines, check_text_file, decode_text, text_head
 from vault.errors import IngestError
@@ -47,17 +47,24 @@ class GoogleCsvImporter:
 
     def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
         check_text_file(path, "a Google Contacts CSV file")
+        last: list[str] = [""]  # the latest physical line: one without a line break ends the file
+
+        def lines(f: BinaryIO) -> Iterator[str]:
+            for raw in bounded_lines(f, path):
+                last[0] = decode_text(raw)
+                yield last[0]
+
         with path.open("rb") as f:
-            lines = (decode_text(b) for b in bounded_lines(f, path))
+            reader = csv.reader(lines(f), strict=True)
             old_limit = csv.field_size_limit(MAX_FIELD)
             try:
-                yield from self._rows(path, csv.reader(lines, strict=True))
+                yield from self._rows(path, reader, last)
             except csv.Error as e:
-                raise IngestError(path, f"line {getattr(e, 'line_num', '?')}", f"broken CSV ({e})") from None
+                raise IngestError(path, f"line {reader.line_num}", f"broken CSV ({e})") from None
             finally:
                 csv.field_size_limit(old_limit)
 
-    def _rows(self, path: Path, reader: "csv._reader") -> Iterator[SourceRecord | BadRecord]:
+    def _rows(self, path: Path, reader: Any, last: list[str]) -> Iterator[SourceRecord | BadRecord]:
         header = next(reader, None)
         if not header or not any(h in header for h in ("First Name", "Given Name", "Name")):
             raise IngestError(path, "line 1", "not a Google Contacts CSV (no name columns in the header)")
@@ -67,6 +74,8 @@ class GoogleCsvImporter:
             if not any(c.strip() for c in row):
                 continue
             if len(row) != len(header):
+                if not last[0].endswith(("\n", "\r")):
+                    raise IngestError(path, where, "the file ends in the middle of a row (truncated?)")
                 yield BadRecord(where, f"{len(row)} columns where the header has {len(header)}")
                 continue
             fields = row_fields(dict(zip(header, row)))

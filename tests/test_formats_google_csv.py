@@ -49,3 +49,14 @@ def test_a_runaway_quoted_cell_is_refused(tmp_path: Path) -> None:
     p.write_text("First Name,Last Name,E-mail 1 - Value\r\n\"Ada" + ",x" * 400_000 + "\r\n")
     with pytest.raises(IngestError, match="broken CSV"):
         list(GoogleCsvImporter().read(p))
+
+
+def test_a_truncated_file_is_refused_as_a_whole(tmp_path: Path) -> None:
+    text = (FIXTURES / "legacy.csv").read_text()
+    p = tmp_path / "c.csv"
+    p.write_text(text[: text.rindex(",Oxford Road")])  # cut mid-row, as an interrupted download leaves it
+    with pytest.raises(IngestError, match=r"row 2 \(line 3\)\): the file ends in the middle of a row"):
+        list(GoogleCsvImporter().read(p))
+    p.write_text('First Name,Last Name\r\n"Ada,Lovelace\r\n')
+    with pytest.raises(IngestError, match=r"\(line 2\): broken CSV"):
+        list(GoogleCsvImporter().read(p))

@@ -248,7 +248,11 @@ def _last_import_detail(vault: Vault, kind: Kind, rid: str) -> dict[str, Any]:
 
 
 def undo_import(vault: Vault, import_id: str) -> ImportSummary:
-    """Append the events that undo an import (its history stays); edits made since are kept."""
+    """Append the events that undo an import (its history stays).
+
+    Records it created (or revived) are deleted, records it deleted are revived, and fields it changed go back
+    to their earlier values unless they have been edited since (those edits win).
+    """
     with vault.transaction() as tx:
         touched = _events_of_import(vault, import_id)
         if not touched:
