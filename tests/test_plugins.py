@@ -174,3 +174,14 @@ def test_example_plugin_installs_and_imports_through_its_entry_point(created, tm
         notes = dict(v.projection.state(Kind.NOTE))
     call = next(f for f in notes.values() if f["title"].startswith("Call Ada"))
     assert call["priority"] == "A" and call["projects"] == ["analytical"] and call["due"] == "2024-03-08"
+
+
+def test_a_broken_installed_plugin_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(group: str) -> int:
+        raise ImportError("No module named 'lifevault_broken'")
+
+    monkeypatch.delenv(plugins.NO_ENTRYPOINTS_ENV)
+    monkeypatch.setattr(plugins, "_entrypoints_loaded", False)
+    monkeypatch.setattr(plugins.plugin_manager(), "load_setuptools_entrypoints", broken)
+    with pytest.raises(plugins.PluginError, match="An installed lifevault plugin failed to load .*lifevault_broken"):
+        plugins.load_entrypoints()

@@ -130,7 +130,11 @@ def load_entrypoints() -> int:
     if _entrypoints_loaded or os.environ.get(NO_ENTRYPOINTS_ENV):
         return 0
     _entrypoints_loaded = True
-    return plugin_manager().load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    try:
+        return plugin_manager().load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception as e:  # a broken installed package: say which, rather than a traceback
+        raise PluginError(f"An installed lifevault plugin failed to load ({type(e).__name__}: {e}); "
+                          "uninstall or fix it.") from e
 
 
 def register_plugin(plugin: ModuleType | object, name: str | None = None) -> str:
