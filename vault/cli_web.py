@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -63,7 +65,12 @@ def serve(host: str, port: int, vault_path: Path | None, passphrase_file: Any) -
     from .web.login import login_policy
 
     login_policy(host)  # refuse an open non-loopback server before asking for the passphrase
-    serve_vault(open_vault(vault_path, passphrase_file), host, port)
+    # Importing Datasette and FastAPI takes a second or two: do it while the passphrase is typed and the vault opens.
+    warm = threading.Thread(target=importlib.import_module, args=("vault.web.server",), daemon=True)
+    warm.start()
+    vault = open_vault(vault_path, passphrase_file)
+    warm.join()
+    serve_vault(vault, host, port)
 
 
 @click.group()
