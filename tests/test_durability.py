@@ -84,6 +84,14 @@ def test_sigkill_mid_batch_keeps_every_reported_event(created: tuple[Path, str])
         for seq, rid in events.items():
             assert v.log.event(seq).event.record_id == rid
             assert v.get(rid)["tag"] == "killed"
+        # all or nothing: every transaction that reached the file is complete (4 creates each)
+        batches: dict[str, set[str]] = {}
+        for _, fields in v.projection.state(Kind.NOTE):
+            i, j = fields["title"].split("-")[1:]
+            batches.setdefault(i, set()).add(j)
+        assert batches and all(js == {"0", "1", "2", "3"} for js in batches.values()), batches
+        # unreported but committed: the rest of the transaction being reported, and at most one more
+        assert 0 <= total - max(events) < 10
         # the vault still takes appends after the crash
         v.add(Kind.NOTE, {"title": "after the crash"}, v.log.event(1).event.source)
     assert assert_verifies(path) == total + 1
