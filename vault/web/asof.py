@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 
 from ..events import FIELDS, Kind
+from ..instants import iso
 from ..projection import live_columns
 from ..restore import FTS_COLUMNS
 from .live import LiveVault, connect_memdb, memdb_uri
@@ -54,6 +55,7 @@ class AsOfStates:
         self.live, self.keep = live, keep
         self._conns: OrderedDict[int, sqlite3.Connection] = OrderedDict()
         self._lock = threading.Lock()
+        self._building = threading.Lock()
 
     def memdb_name(self, seq: int) -> str:
         return f"{self.live.name}-at-{seq}"
@@ -64,36 +66,42 @@ class AsOfStates:
             if seq in self._conns:
                 self._conns.move_to_end(seq)
                 return self.memdb_name(seq), []
-        conn = self._materialize(seq)
-        with self._lock:
-            self._conns[seq] = conn
-            evicted = []
-            while len(self._conns) > self.keep:
-                old, c = self._conns.popitem(last=False)
-                c.close()
-                evicted.append(old)
+        with self._building:  # one build at a time; a second request for the same state waits for the first
+            with self._lock:
+                if seq in self._conns:
+                    return self.memdb_name(seq), []
+            conn = self._materialize(seq)
+            with self._lock:
+                self._conns[seq] = conn
+                evicted = []
+                while len(self._conns) > self.keep:
+                    old, c = self._conns.popitem(last=False)
+                    c.close()
+                    evicted.append(old)
         return self.memdb_name(seq), evicted
 
     def _materialize(self, seq: int) -> sqlite3.Connection:
         conn = connect_memdb(self.memdb_name(seq))
-        conn.execute(f"ATTACH DATABASE '{memdb_uri(self.live.name, readonly=True)}' AS p")
+        # Copying rows reads the projection: hold the vault's lock so no write waits on it and times out.
+        with self.live.lock:
+            recorded_at = iso(self.live.vault.log.recorded_at(seq)) if seq else None
+            conn.execute(f"ATTACH DATABASE '{memdb_uri(self.live.name, readonly=True)}' AS p")
+            conn.execute("BEGIN")
+            for kind in Kind:
+                # No declared key: Datasette then links rows by rowid and `id` cells go to the record's timeline.
+                conn.execute(f"CREATE TABLE {kind.table} ({', '.join(_q(c) for c in live_columns(kind))})")
+                conn.execute(f"INSERT INTO {kind.table} {_state_sql(kind)}", {"seq": seq})
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE p")
         conn.execute("BEGIN")
         for kind in Kind:
-            t = kind.table
-            # No declared key: Datasette then links rows by rowid and `id` cells go to the record's timeline.
-            conn.execute(f"CREATE TABLE {t} ({', '.join(_q(c) for c in live_columns(kind))})")
-            conn.execute(f"INSERT INTO {t} {_state_sql(kind)}", {"seq": seq})
+            t, cols = kind.table, ", ".join(_q(c) for c in FTS_COLUMNS[kind])
             conn.execute(f"CREATE UNIQUE INDEX {t}_id ON {t} (id)")
-            cols = ", ".join(_q(c) for c in FTS_COLUMNS[kind])
             conn.execute(f"CREATE VIRTUAL TABLE {t}_fts USING fts5({cols}, content={_q(t)})")
             conn.execute(f"INSERT INTO {t}_fts ({t}_fts) VALUES ('rebuild')")
-        at = conn.execute("SELECT max(valid_from) FROM (SELECT max(valid_from) AS valid_from FROM p.contacts_history "
-                          "WHERE seq_from <= :s UNION ALL SELECT max(valid_from) FROM p.messages_history WHERE seq_from <= :s "
-                          "UNION ALL SELECT max(valid_from) FROM p.notes_history WHERE seq_from <= :s)", {"s": seq}).fetchone()[0]
-        conn.execute("CREATE TABLE as_of (seq INTEGER, last_change TEXT)")
-        conn.execute("INSERT INTO as_of VALUES (?, ?)", (seq, at))
+        conn.execute("CREATE TABLE as_of (seq INTEGER, recorded_at TEXT)")
+        conn.execute("INSERT INTO as_of VALUES (?, ?)", (seq, recorded_at))
         conn.execute("COMMIT")
-        conn.execute("DETACH DATABASE p")
         return conn
 
     def close(self) -> None:
