@@ -249,3 +249,10 @@ def test_a_past_state_link_works_after_it_was_dropped(client, site, data):
     site.datasette.remove_database(f"asof_{data['before_delete']}")
     assert "Ada Lovelace" in client.get(page).text
     assert client.get(f"/asof_{site.live.seq + 5}/contacts").status_code == 404
+
+
+def test_messages_link_to_their_thread(client, data):
+    assert "/vault/messages?thread=lunch&amp;_sort=date" in client.get("/vault/messages").text
+    assert "/vault/messages?thread=lunch&amp;_sort=date" in client.get(f"/-/record/{data['msg']}").text
+    thread = client.get("/vault/messages", params={"thread": "lunch", "_sort": "date"}).text
+    assert "1 row" in thread and "Lunch" in thread

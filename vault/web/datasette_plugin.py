@@ -82,6 +82,11 @@ def retarget(next_path: str, database: str, seq: int | None) -> str:
     return path + (f"?{urlencode(query)}" if query else "")
 
 
+def thread_url(database: str, thread: str) -> str:
+    """A thread: its messages in date order."""
+    return f"/{database}/messages?" + urlencode({"thread": thread, "_sort": "date"})
+
+
 # -- hooks ---------------------------------------------------------------------------------
 @hookimpl
 def extra_template_vars(database: str | None, request: Any, datasette: Any) -> dict[str, Any]:
@@ -111,6 +116,8 @@ def render_cell(value: Any, column: str, table: str | None, database: str, datas
         return Markup('<a href="{}">{}</a>').format(href, value)
     if column in ATTACHMENT_COLUMNS:
         return render_attachments(value)
+    if base == Kind.MESSAGE.table and column == "thread" and isinstance(value, str):
+        return Markup('<a href="{}">{}</a>').format(thread_url(database if base == table else LIVE_DB, value), value)
     if base == Kind.NOTE.table and column == "body" and isinstance(value, str):
         return Markup('<div class="lv-markdown">{}</div>').format(render_markdown(value))
     return None
@@ -251,6 +258,8 @@ async def record_view(request: Any, datasette: Any) -> Response:
         "record_id": rid, "kind": kind.value, "table": kind.table, "versions": list(reversed(versions)),
         "shown": shown, "fields": _rendered_fields(kind, shown["data"]) if shown["data"] else [],
         "status": "deleted" if versions[-1]["deleted"] else "live", "at": at,
+        "thread_link": thread_url(LIVE_DB, shown["data"]["thread"])
+        if kind is Kind.MESSAGE and isinstance((shown["data"] or {}).get("thread"), str) else None,
     }, request=request))
 
 
