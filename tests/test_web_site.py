@@ -141,6 +141,8 @@ def test_attachment_is_viewable_and_downloadable(client, data):
     html = client.get(f"/-/blob/{data['blob']}", params={"name": "x.html"})
     assert html.headers["content-type"] == "application/octet-stream"  # never rendered as a page
     assert client.get("/-/blob/" + "0" * 64).status_code == 404
+    odd = client.get(f"/-/blob/{data['blob']}", params={"name": 'Menü "final".png', "download": "1"})
+    assert odd.status_code == 200 and "filename*=UTF-8''Men%C3%BC%20%22final%22.png" in odd.headers["content-disposition"]
 
 
 def test_changes_by_another_process_appear_after_refresh(client, site, created):

@@ -10,7 +10,7 @@ import asyncio
 import json
 import weakref
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from datasette import hookimpl
 from datasette.plugins import pm
@@ -306,8 +306,8 @@ async def blob_view(request: Any, datasette: Any) -> Response:
         raise PageNotFound(str(e)) from e
     ctype = content_type(name)
     inline = ctype in INLINE_TYPES and not request.args.get("download")
-    safe_name = "".join(c for c in name if c.isprintable() and c not in '"\\/') or "attachment"
-    disposition = f'{"inline" if inline else "attachment"}; filename="{safe_name}"'
+    ascii_name = "".join(c for c in name if c.isascii() and c.isprintable() and c not in '"\\/;') or "attachment"
+    disposition = f"{'inline' if inline else 'attachment'}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
     return Response(data, content_type=ctype if inline else "application/octet-stream", headers={
         "content-disposition": disposition, "x-content-type-options": "nosniff",
         "content-security-policy": "default-src 'none'; sandbox", "cache-control": "private, no-store",
