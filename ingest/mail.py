@@ -57,21 +57,18 @@ def _first_from_line(path: Path, f: BinaryIO) -> tuple[bytearray, int]:
     buf, line = bytearray(), 1
     while True:
         nl = buf.find(b"\n")
-        if nl < 0:
-            chunk = f.read(_CHUNK)
-            if chunk and len(buf) < _CHUNK:
-                buf += chunk
-                continue
-            nl = len(buf)
-        first = bytes(buf[:nl + 1])
-        if first.strip():
+        if nl < 0 and len(buf) < _CHUNK and _extend(buf, f):
+            continue
+        end = nl if nl >= 0 else len(buf)
+        first = bytes(buf[:min(end + 1, 4096)])  # a From_ line is short; never copy a huge one
+        if end >= 4096 or first.strip():
             if not _FROM_LINE.match(first):
                 raise IngestError(path, f"line {line}", "text before the first 'From ' line, so this is not an mbox file")
-            del buf[:nl]  # keep the From_ line's own newline: a blank line may follow at once
+            del buf[:end]  # keep the From_ line's own newline: a blank line may follow at once
             return buf, line
         if not buf:
             raise IngestError(path, None, "has no 'From ' line, so it is not an mbox file")
-        del buf[:nl + 1]
+        del buf[:end + 1]
         line += 1
 
 
