@@ -278,9 +278,19 @@ def test_malformed_json_is_422_naming_the_position(api: Api) -> None:
     assert r.status_code == 422 and "JSON decode error" in r.text
 
 
-def test_lone_surrogates_are_refused_not_stored(api: Api) -> None:
-    r = api.client.post("/notes", content=b'{"title": "\\ud800"}', headers={**api.h(), "content-type": "application/json"})
-    assert r.status_code == 422 and "lone surrogate" in r.text
+@pytest.mark.parametrize("raw,message", [
+    (b'{"title": "\\ud800"}', "lone surrogate"),
+    (b'{"title": "t", "score": NaN}', "NaN and Infinity are not JSON"),
+    (b'{"nested": {"deep": [1, -Infinity]}}', "NaN and Infinity are not JSON"),
+])
+def test_what_json_cannot_carry_is_refused_not_stored(api: Api, raw: bytes, message: str) -> None:
+    head = api.vault.log.head().seq
+    r = api.client.post("/notes", content=raw, headers={**api.h(), "content-type": "application/json"})
+    assert r.status_code == 422 and message in r.text
+    batch = b'{"batch_id": "b", "operations": [{"op": "create", "kind": "note", "fields": ' + raw + b'}]}'
+    r = api.client.post("/batch", content=batch, headers={**api.h(), "content-type": "application/json"})
+    assert r.status_code == 422 and message in r.text
+    assert api.vault.log.head().seq == head
 
 
 @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
@@ -554,3 +564,4 @@ def test_attachment_errors(api: Api, vault: Vault) -> None:
     with client:
         r = client.post("/blobs", content=b"x" * 101, headers=api.h())
         assert r.status_code == 413 and "limit of 100 bytes" in r.json()["detail"]
+

@@ -21,13 +21,13 @@ BLOB_ID_PATTERN = r"^[0-9a-f]{64}$"
 
 
 class RecordFields(BaseModel):
-    """A JSON object of fields; values must be encodable as UTF-8 (no lone surrogates)."""
+    """A JSON object of fields; values must be real JSON (valid UTF-8 text, finite numbers)."""
 
     model_config = ConfigDict(extra="allow")
 
     @model_validator(mode="after")
-    def _utf8(self) -> "RecordFields":
-        _check_utf8(self.model_dump(exclude_unset=True))
+    def _storable(self) -> "RecordFields":
+        _check_json(self.model_dump(exclude_unset=True))
         return self
 
     def as_dict(self) -> dict[str, Any]:
@@ -35,11 +35,14 @@ class RecordFields(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
-def _check_utf8(value: Any) -> None:
+def _check_json(value: Any) -> None:
+    """Refuse what Python's JSON parser lets through but JSON cannot carry back out."""
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("field names and values must be valid Unicode text (a lone surrogate was found)") from None
+    except ValueError:
+        raise ValueError("numbers must be finite: NaN and Infinity are not JSON") from None
 
 
 def _fields_model(kind: Kind) -> type[RecordFields]:
