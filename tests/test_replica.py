@@ -423,3 +423,13 @@ def test_a_write_error_is_one_sentence(history: Vault, usb: Path, env: dict) -> 
     assert r.exit_code == 1
     assert f"Cannot write to {usb}/manifest.json: Is a directory." in r.output and "Traceback" not in r.output
     assert get_replica(history.log.vault_id, "usb").pushed_seq is None
+
+
+def test_clone_command_with_the_recovery_key(history: Vault, usb: Path, tmp_path: Path, created) -> None:
+    push(history.log, "usb")
+    env = {"LIFEVAULT_RECOVERY_KEY": created[1]}
+    r = cli_run("clone", "--recovery", str(usb), str(tmp_path / "new-laptop" / "vault.db"), env=env)
+    assert r.exit_code == 0, r.output
+    assert "Cloned 40 events and 1 blobs" in r.output
+    r = cli_run("clone", "--recovery", str(usb), str(tmp_path / "x.db"), env={"LIFEVAULT_RECOVERY_KEY": "AAAAAA-BBBBBB"})
+    assert r.exit_code == 1 and "Wrong recovery key" in r.output and not (tmp_path / "x.db").exists()
