@@ -138,6 +138,21 @@ def test_locked_database(run, vault_file: Path, cid: str, args: list[str], monke
     assert run("show", cid, "--json").exit_code == 0  # the passphrase did not change either
 
 
+@pytest.mark.parametrize("args", [["show", "{cid}"], ["add", "note", "--json", '{"title": "x"}'], ["stats"],
+                                  ["log"], ["rm", "{cid}"]])
+def test_tampered_event(run, vault_file: Path, cid: str, args: list[str]) -> None:
+    assert run("edit", cid, "--json", '{"name": "B"}').exit_code == 0
+    with closing(sqlite3.connect(vault_file)) as conn:
+        conn.execute("DROP TRIGGER events_no_update")
+        payload = bytearray(conn.execute("SELECT payload FROM events WHERE seq = 2").fetchone()[0])
+        payload[-3] ^= 1
+        conn.execute("UPDATE events SET payload = ? WHERE seq = 2", (bytes(payload),))
+        conn.commit()
+    fails(run, vault_file, [a.replace("{cid}", cid) for a in args],
+          "Tampering detected at event 2: its chain hash does not match its content and predecessor.")
+    assert events_in(vault_file) == 2
+
+
 # -- bad --at, unknown ids, bad --json ----------------------------------------------------
 @pytest.mark.parametrize("at,why", [
     ("yesterday", "use ISO 8601 like 2024-05-01T09:30 (local), 2024-05-01T09:30Z, or seq:N"),
