@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from vault import Kind, Vault
@@ -125,3 +126,31 @@ def test_two_processes_appending_at_once_lose_nothing(created: tuple[Path, str])
             assert titles == {f"{tag}-{i}-{j}" for i in range(transactions) for j in range(per_tx)}
         for seq, rid in both.items():
             assert v.log.event(seq).event.record_id == rid
+
+
+def test_a_failed_transaction_leaves_nothing_behind(vault: Vault) -> None:
+    """An error inside `vault.transaction()` rolls back log, blobs and projection together."""
+    from vault import Source
+    from vault.errors import NotFound
+
+    src = Source("cli")
+    a = vault.add(Kind.NOTE, {"t": 1}, src)
+    with pytest.raises(RuntimeError):
+        with vault.transaction() as tx:
+            b = tx.create(Kind.NOTE, {"t": 2}, src)
+            tx.update(a, {"t": 3}, src)
+            tx.put_blob(b"an attachment")
+            raise RuntimeError("the caller fails half way")
+    with pytest.raises(NotFound):
+        with vault.transaction() as tx:
+            tx.create(Kind.NOTE, {"t": 4}, src)
+            tx.update("n_doesnotexist", {"x": 1}, src)
+    assert vault.log.head().seq == vault.projection.seq == 1
+    assert vault.get(a) == {"t": 1}
+    with pytest.raises(NotFound):
+        vault.get(b)
+    assert vault.conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0
+    assert [f for _, f in vault.projection.state(Kind.NOTE)] == [{"t": 1}]
+    assert vault.stats()["notes"] == 1
+    vault.add(Kind.NOTE, {"t": 5}, src)
+    assert check_log(vault.log, blind=False).events == 2
