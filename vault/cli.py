@@ -98,6 +98,8 @@ def parse_json_arg(text: str, what: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         raise click.ClickException(f"--json is not valid JSON ({what}): {e.msg} at line {e.lineno} column {e.colno}.")
+    except RecursionError:
+        raise click.ClickException(f"--json is nested too deeply ({what}).") from None
     if not isinstance(value, dict):
         raise click.ClickException(f"--json must be a JSON object ({what}).")
     return value
