@@ -72,3 +72,26 @@ def blob_ref(bid: str, data: bytes, name: str | None = None, content_type: str |
     if content_type:
         ref["type"] = content_type
     return ref
+
+
+def referenced_blobs(value: Any) -> Iterator[str]:
+    """Every blob id referenced anywhere inside a record's fields."""
+    if isinstance(value, dict):
+        if isinstance(value.get("blob"), str):
+            yield value["blob"]
+        for v in value.values():
+            yield from referenced_blobs(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from referenced_blobs(v)
+
+
+def missing_blobs(conn: sqlite3.Connection, ids: set[str]) -> set[str]:
+    """Which of `ids` the blob store does not hold."""
+    present = set()
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), 500):
+        chunk = [bytes.fromhex(b) for b in ordered[i : i + 500]]
+        rows = conn.execute(f"SELECT id FROM blobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+        present.update(r[0].hex() for r in rows)
+    return ids - present

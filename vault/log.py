@@ -48,9 +48,10 @@ class EventLog:
 
     # -- reading -------------------------------------------------------------
     def head(self) -> Head:
+        """The head row; every vault has one from its creation, so a missing head is tampering."""
         row = self.conn.execute("SELECT seq, hash, mac, sig FROM head WHERE id = 1").fetchone()
         if row is None:
-            return Head(0, self.genesis, b"", b"")
+            raise TamperDetected(None, "its head row is missing")
         return Head(*row)
 
     def hash_at(self, seq: int) -> bytes:
@@ -136,8 +137,6 @@ class EventLog:
             if head.seq > last_seq:
                 raise TamperDetected(last_seq + 1, f"the log ends at {last_seq} but its head says {head.seq} (truncated)")
             raise TamperDetected(head.seq + 1, f"events after the head ({head.seq}) were added outside lifevault")
-        if head.seq == 0:
-            return
         msg = crypto.head_message(self.vault_id, head.seq, head.hash)
         if head.hash != last_hash:
             raise TamperDetected(head.seq, "the head's hash does not match the last event")
@@ -145,6 +144,15 @@ class EventLog:
             raise TamperDetected(None, "the head's signature does not verify")
         if not blind and self.keys is not None and self.keys.head_mac(msg) != head.mac:
             raise TamperDetected(None, "the head's MAC does not verify")
+
+    def write_head(self, seq: int, last_hash: bytes) -> None:
+        """Record (seq, hash) as the head, with its MAC and signature (inside the caller's transaction)."""
+        assert self.keys is not None, "a blind log cannot write the head"
+        msg = crypto.head_message(self.vault_id, seq, last_hash)
+        self.conn.execute(
+            "INSERT OR REPLACE INTO head (id, seq, hash, mac, sig) VALUES (1, ?, ?, ?, ?)",
+            (seq, last_hash, self.keys.head_mac(msg), self.keys.sign(msg)),
+        )
 
     def _tail(self) -> tuple[int, bytes]:
         row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
@@ -165,11 +173,7 @@ class EventLog:
             w = Writer(self, head.seq, head.hash)
             yield w
             if w.seq != head.seq:
-                msg = crypto.head_message(self.vault_id, w.seq, w.hash)
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO head (id, seq, hash, mac, sig) VALUES (1, ?, ?, ?, ?)",
-                    (w.seq, w.hash, self.keys.head_mac(msg), self.keys.sign(msg)),
-                )
+                self.write_head(w.seq, w.hash)
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")

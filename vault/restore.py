@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlite_utils
 
+from .blobs import referenced_blobs
 from .errors import AlreadyExists
 from .events import FIELDS, Kind
 from .instants import iso
@@ -40,18 +41,6 @@ def flat_row(kind: Kind, record_id: str, data: dict[str, Any]) -> dict[str, Any]
     return row
 
 
-def blob_ids(value: Any) -> Iterator[str]:
-    """Every blob id referenced anywhere inside a field value."""
-    if isinstance(value, dict):
-        if isinstance(value.get("blob"), str):
-            yield value["blob"]
-        for v in value.values():
-            yield from blob_ids(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from blob_ids(v)
-
-
 def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
     """Write the state after event `seq` to a new SQLite file; returns row counts."""
     out = Path(out)
@@ -64,7 +53,7 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
         for kind in Kind:
             rows = []
             for rid, data in vault.projection.state(kind, seq):
-                referenced.update(blob_ids(data))
+                referenced.update(referenced_blobs(data))
                 rows.append(flat_row(kind, rid, data))
             table = db[kind.table]
             table.create({c: str for c in live_columns(kind) if c not in ("created_at", "updated_at")}, pk="id")

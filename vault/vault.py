@@ -59,7 +59,9 @@ class Vault:
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                _, recovery = keyring.create_keys(conn, passphrase, kdf_cost)
+                keys, recovery = keyring.create_keys(conn, passphrase, kdf_cost)
+                log = EventLog(conn, tmp, keys)
+                log.write_head(0, log.genesis)  # signed from the start: an emptied log is detectable
         finally:
             conn.close()
         try:

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from . import blobs, schema
+from .blobs import referenced_blobs
+from .codec import fields_json
 from .errors import TamperDetected
 from .log import EventLog
 
@@ -28,19 +30,27 @@ class Report:
 def check_log(log: EventLog, *, blind: bool, progress: Callable[[int], None] | None = None) -> Report:
     """Walk the whole log; raise TamperDetected naming the first bad seq. `progress(n)` hears of every n events."""
     last_seq, last_hash, last_at = 0, log.genesis, 0
+    first_use: dict[str, int] = {}  # blob id -> the first seq that references it
     for seq, prev, stored, payload in log.checked_rows():
         if progress and seq % 1000 == 0:
             progress(1000)
         if not blind:
-            at = log.decrypt(seq, prev, payload).recorded_at
-            if at < last_at:
+            r = log.decrypt(seq, prev, payload)
+            if r.recorded_at < last_at:
                 raise TamperDetected(seq, "it is recorded earlier than the event before it")
-            last_at = at
+            last_at = r.recorded_at
+            if '"blob"' in fields_json(r.event.changes):  # parse only the events that can reference one
+                for bid in referenced_blobs(dict(r.event.changes)):
+                    first_use.setdefault(bid, seq)
         last_seq, last_hash = seq, stored
     log.check_head(log.head(), last_seq, last_hash, blind=blind)
     n_blobs = 0
     if not blind:
         assert log.keys is not None
+        missing = blobs.missing_blobs(log.conn, set(first_use))
+        if missing:
+            bid = min(missing, key=first_use.__getitem__)
+            raise TamperDetected(first_use[bid], f"the attachment it references ({bid[:16]}…) is missing")
         n_blobs = sum(1 for _ in blobs.check_all_blobs(log.conn, log.keys, log.vault_id))
     return Report(last_seq, n_blobs, blind)
 
