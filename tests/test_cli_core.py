@@ -153,6 +153,24 @@ def test_tampered_event(run, vault_file: Path, cid: str, args: list[str]) -> Non
     assert events_in(vault_file) == 2
 
 
+@pytest.mark.parametrize("args", [["show", "{cid}"], ["stats"], ["verify"], ["verify", "--blind"], ["log"]])
+def test_locked_database_for_readers(run, vault_file: Path, cid: str, args: list[str], monkeypatch) -> None:
+    """A process holding an exclusive lock (locking_mode=EXCLUSIVE) blocks even readers."""
+    monkeypatch.setattr(schema, "BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(vault_file, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("INSERT INTO meta (key, value) VALUES ('held', x'00')")
+        r = run(*[a.replace("{cid}", cid) for a in args])
+        assert r.exit_code == 1, r.output
+        assert r.output == f"Error: {vault_file} is locked by another process; try again when it has finished.\n"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert run("verify").exit_code == 0
+
+
 # -- bad --at, unknown ids, bad --json ----------------------------------------------------
 @pytest.mark.parametrize("at,why", [
     ("yesterday", "use ISO 8601 like 2024-05-01T09:30 (local), 2024-05-01T09:30Z, or seq:N"),
@@ -349,7 +367,6 @@ def test_restore_at_an_instant(run, vault_file: Path, tmp_path: Path) -> None:
     fails(run, out, ["restore", "--at", "seq:1", "--out", str(out)], f"{out} already exists; refusing to overwrite it.")
 
 
-@pytest.mark.xfail(strict=True, reason="restore_to_file lets sqlite3.OperationalError through (a traceback)")
 def test_restore_into_a_missing_folder_is_one_sentence(run, vault_file: Path, cid: str, tmp_path: Path) -> None:
     out = tmp_path / "no" / "such" / "state.db"
     r = CliRunner().invoke(cli, ["restore", "--at", "now", "--out", str(out)])
