@@ -4,6 +4,7 @@
     ├── NotAVault(path)             the file is missing or is not a lifevault vault
     ├── NewerFormat(path, version)  written by a newer lifevault
     ├── AlreadyExists(path)         a command would overwrite a file
+    ├── CannotWrite(path, reason)   an output file cannot be written there
     ├── VaultLocked(path)           another process holds the write lock too long
     ├── WrongSecret                 passphrase or recovery key does not unlock the vault
     ├── TamperDetected(seq, reason) the log, a blob or the head fails a check
@@ -59,6 +60,14 @@ class VaultLocked(VaultError):
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         super().__init__(f"{self.path} is locked by another process; try again when it has finished.")
+
+
+class CannotWrite(VaultError):
+    http_status = 500
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"Cannot write {self.path}: {reason}.")
 
 
 class WrongSecret(VaultError):

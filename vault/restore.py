@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
 from .blobs import referenced_blobs
-from .errors import AlreadyExists
+from .errors import AlreadyExists, CannotWrite
 from .events import FIELDS, Kind
 from .instants import iso
 from .projection import live_columns
@@ -46,10 +47,12 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
     out = Path(out)
     if out.exists():
         raise AlreadyExists(out)
+    if not out.parent.is_dir():
+        raise CannotWrite(out, f"the folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.restoring")
-    db = sqlite_utils.Database(tmp, recreate=True)
     counts, referenced = {}, set()
     try:
+        db = sqlite_utils.Database(tmp, recreate=True)
         for kind in Kind:
             rows = []
             for rid, data in vault.projection.state(kind, seq):
@@ -71,6 +74,8 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
         os.link(tmp, out)
     except FileExistsError:
         raise AlreadyExists(out) from None
+    except (OSError, sqlite3.Error) as e:  # a full disk, a read-only folder
+        raise CannotWrite(out, str(e)) from e
     finally:
         tmp.unlink(missing_ok=True)
     return counts
