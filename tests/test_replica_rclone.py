@@ -86,8 +86,13 @@ def test_push_verify_clone_over_rclone(history: Vault, webdav: WebdavServer, tmp
         "blobs-000001.seg", "events-000000000001-000000000015.seg", "events-000000000016-000000000030.seg",
         "events-000000000031-000000000040.seg", "manifest.json"]
     assert_no_plaintext(webdav.root)
+    leftover = tmp_path / "events-000000000041-000000000050.seg"  # as an interrupted push would leave
+    leftover.write_bytes(b"LVREPEV1 half-sent")
+    subprocess.run(["rclone", "copyto", str(leftover), f"lvtest:backups/lifevault/{leftover.name}"], check=True,
+                   capture_output=True)
     build_history(history, n=4, start=40)
     assert push(history.log, "cloud").events == 4
+    assert not (stored / leftover.name).exists()
     assert verify(history.path, "cloud").blind
     assert verify(history.path, "cloud", history.keys).events == 44
     clone("lvtest:backups/lifevault", tmp_path / "clone.db", PASSPHRASE)

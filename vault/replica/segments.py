@@ -73,6 +73,17 @@ def blobs_name(ordinal: int) -> str:
     return f"blobs-{ordinal:06d}.seg"
 
 
+def segment_range(name: str) -> tuple[int, int] | None:
+    """(first, last) from an event segment's name, else None."""
+    m = _EVENTS_NAME.match(name)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def blob_ordinal(name: str) -> int | None:
+    m = _BLOBS_NAME.match(name)
+    return int(m[1]) if m else None
+
+
 def is_segment_name(name: str) -> bool:
     return bool(_EVENTS_NAME.match(name) or _BLOBS_NAME.match(name))
 

@@ -3,7 +3,8 @@
 Push sends only what the replica lacks: event segments after the replica's
 head and blob segments of blobs it does not list, then the manifest, last.
 A file under its final name is never rewritten once a manifest lists it, so
-an interrupted push is finished by running it again. Before sending anything
+an interrupted push is finished by running it again (which then removes the
+unlisted segments the interrupted one left beyond the old head, if any). Before sending anything
 the replica is checked: missing or empty where this vault pushed before,
 rolled back (older than the head this vault pushed there), forked (another
 hash at the same seq) or ahead of the vault all stop the push, which then
@@ -23,7 +24,7 @@ from . import registry
 from .errors import ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
 from .manifest import MANIFEST_NAME, Manifest
 from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
-from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, chunk_events
+from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, chunk_events, segment_range
 from .targets import LocalFolder, Target, target_for
 
 
@@ -117,9 +118,25 @@ def _push(log: EventLog, rep: registry.Replica) -> PushResult:
                        iso(now_us()))
         with target.writer() as put:  # only after every segment above is in place
             put(MANIFEST_NAME, new.sealed(log.keys))
+        target.remove(_leftovers(opened, m, new))
     registry.update(log.vault_id, name, pushed_seq=head.seq, pushed_hash=head.hash.hex(), pushed_at=iso(now_us()))
     return PushResult(name, target.location, head.seq, head.seq - start, sum(len(s.blob_ids) for s in new_blobs),
                       sum(s.size for s in new_events + new_blobs), written)
+
+
+def _leftovers(opened: Opened, old: Manifest | None, new: Manifest) -> list[str]:
+    """Segment files an interrupted push left beyond the old manifest that the new one does not list
+    (a later push covered other seq ranges); finished segments are always listed, so never these."""
+    listed, old_head = {s.name for s in new.segments}, old.head_seq if old else 0
+    old_blobs = len(old.blobs) if old else 0
+    out = []
+    for name in opened.listing:
+        if name in listed:
+            continue
+        rng = segment_range(name)
+        if (rng and rng[0] > old_head) or ((n := blob_ordinal(name)) is not None and n > old_blobs):
+            out.append(name)
+    return sorted(out)
 
 
 def _blob_segments(log: EventLog, m: Manifest | None):

@@ -44,6 +44,9 @@ class Target(Protocol):
     def local_copy(self, names: list[str]) -> AbstractContextManager[Path]:
         """A local folder holding (at least) these files, for the duration of the context."""
 
+    def remove(self, names: list[str]) -> None:
+        """Delete these files (only ever leftovers of an interrupted push)."""
+
 
 def target_for(text: str) -> Target:
     """A Target for what the user typed: `remote:path` is rclone, anything else a folder."""
@@ -104,6 +107,11 @@ class LocalFolder:
     def local_copy(self, names: list[str]) -> Iterator[Path]:
         yield self.path
 
+    def remove(self, names: list[str]) -> None:
+        with self._errors("remove a file from"):
+            for name in names:
+                (self.path / name).unlink(missing_ok=True)
+
 
 class RcloneRemote:
     """Any rclone remote; each operation is one `rclone` process."""
@@ -156,6 +164,11 @@ class RcloneRemote:
                 listed.write_text("".join(f"{n}\n" for n in names))
                 self._run("copy", "--files-from", str(listed), "--no-traverse", self._path(), tmp)
             yield Path(tmp)
+
+
+    def remove(self, names: list[str]) -> None:
+        for name in names:
+            self._run("deletefile", self._path(name), ok_missing=True)
 
 
 def _reason(stderr: bytes) -> str:
