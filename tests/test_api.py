@@ -565,3 +565,44 @@ def test_attachment_errors(api: Api, vault: Vault) -> None:
         r = client.post("/blobs", content=b"x" * 101, headers=api.h())
         assert r.status_code == 413 and "limit of 100 bytes" in r.json()["detail"]
 
+
+
+def test_batch_results_follow_the_operations_in_order(api: Api) -> None:
+    """Runs of creates and deletes are appended together; seqs and events still follow the operations."""
+    head = api.vault.log.head().seq
+    ops = [
+        {"op": "create", "kind": "note", "fields": {"title": "a"}, "id": "n_ordera"},
+        {"op": "create", "kind": "contact", "fields": {"name": "b"}},
+        {"op": "update", "id": "n_ordera", "fields": {"title": "a2"}},
+        {"op": "update", "id": "n_ordera", "fields": {"title": "a2"}},
+        {"op": "create", "kind": "note", "fields": {"title": "c"}, "id": "n_orderc"},
+        {"op": "delete", "id": "n_orderc"},
+        {"op": "delete", "id": api.ids[Kind.MESSAGE]},
+        {"op": "update", "id": "n_ordera", "fields": {"body": "last"}},
+    ]
+    out = api.client.post("/batch", json={"batch_id": "order", "operations": ops}, headers=api.h()).json()["results"]
+    assert [r["event"] for r in out] == ["created", "created", "updated", "unchanged", "created", "deleted",
+                                         "deleted", "updated"]
+    assert [r["seq"] for r in out] == [head + 1, head + 2, head + 3, None, head + 4, head + 5, head + 6, head + 7]
+    feed = api.client.get("/changes", params={"since": head}, headers=api.h()).json()["events"]
+    assert [(e["type"], e["id"]) for e in feed] == [(r["event"], r["id"]) for r in out if r["seq"]]
+    assert api.vault.get("n_ordera") == {"title": "a2", "body": "last"}
+
+
+@pytest.mark.parametrize("ops,index,message", [
+    ([{"op": "delete", "id": "n_twicedel"}, {"op": "delete", "id": "n_twicedel"}], 2, "is deleted"),
+    ([{"op": "create", "kind": "contact", "fields": {"name": "x"}}, {"op": "delete", "id": "c_neverwas"}], 2,
+     "No record 'c_neverwas'"),
+    ([{"op": "create", "kind": "note", "fields": {"title": "x"}, "id": "m_wrongkind"}], 1, "not a note id"),
+    ([{"op": "delete", "id": "n_twicedel"}, {"op": "update", "id": "n_twicedel", "fields": {"a": 1}}], 2,
+     "is deleted"),
+])
+def test_a_refused_operation_in_a_run_is_named(api: Api, ops: list, index: int, message: str) -> None:
+    api.vault.add(Kind.NOTE, {"title": "t"}, Source("cli"))
+    with api.vault.transaction() as tx:
+        tx.create(Kind.NOTE, {"title": "to delete"}, Source("cli"), record_id="n_twicedel")
+    head = api.vault.log.head().seq
+    r = api.client.post("/batch", json={"batch_id": "refused", "operations": ops}, headers=api.h())
+    assert r.status_code in (404, 422), r.text
+    assert r.json()["detail"].startswith(f"Operation {index} ") and message in r.json()["detail"], r.text
+    assert api.vault.log.head().seq == head
