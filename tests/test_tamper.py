@@ -295,12 +295,16 @@ def test_forged_verify_key_is_caught_with_the_passphrase(target: Path) -> None:
     assert "Tampering detected" in cli_verify(target)
 
 
-@pytest.mark.xfail(strict=True, reason="verify --blind trusts the verify key stored in the same file, so whoever can "
-                                       "rewrite the file can truncate it and re-sign the head; nothing pins the key")
-def test_forged_verify_key_is_caught_blind(target: Path) -> None:
+def test_forged_verify_key_is_caught_blind_with_the_pinned_fingerprint(target: Path) -> None:
+    # Whoever rewrites the file can re-sign it with a key of their own; the owner's fingerprint pins the real one.
+    with Vault.open(target, PASSPHRASE) as v:
+        fingerprint = v.key_fingerprint
+    assert verify_blind(target, expected_key=fingerprint).events > 5
     forge_identity_and_truncate(target, 5)
-    with pytest.raises(TamperDetected):
-        verify_blind(target)
+    verify_blind(target)  # unpinned, a consistent forgery passes: that is what the fingerprint is for
+    with pytest.raises(TamperDetected, match="fingerprint"):
+        verify_blind(target, expected_key=fingerprint.lower())
+    assert "fingerprint" in cli_verify(target, "--blind", "--key", fingerprint)
 
 
 # -- blobs ---------------------------------------------------------------------------

@@ -125,7 +125,8 @@ def init(vault_path: Path | None, passphrase_file: Any, kdf_cost: str) -> None:
     secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "New passphrase", confirm=True)
     vault, recovery = Vault.create(path, secret, kdf_cost)
     vault.close()
-    click.echo(f"Created {path}.", err=True)
+    click.echo(f"Created {path}; key fingerprint {vault.key_fingerprint} (`verify --blind --key` checks copies against it).",
+               err=True)
     click.echo("Recovery key (write it down and keep it apart from the vault; it is shown only this once):", err=True)
     click.echo(recovery)
 
@@ -291,10 +292,12 @@ def revert(record_id: str, at: str, vault_path: Path | None, passphrase_file: An
 
 @cli.command()
 @click.option("--blind", is_flag=True, help="Check without the passphrase: chain, completeness, head signature.")
+@click.option("--key", "expected_key", default=None,
+              help="With --blind: the key fingerprint the vault must have (from init or stats).")
 @click.option("--silent", is_flag=True, help="No progress bar.")
 @vault_option
 @passphrase_option
-def verify(blind: bool, silent: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path | None, passphrase_file: Any) -> None:
     """Check the hash chain, every authentication tag, the head and the blobs.
 
     Example: lifevault verify --blind --vault /mnt/usb/vault.db
@@ -303,8 +306,11 @@ def verify(blind: bool, silent: bool, vault_path: Path | None, passphrase_file: 
     vault = None if blind else open_vault(vault_path, passphrase_file)
     total = vault.log.head().seq if vault else count_events(path)
     with click.progressbar(length=total, label="Verifying", hidden=silent or total < 10_000, file=sys.stderr) as bar:
-        report = verify_blind(path, bar.update) if vault is None else check_log(vault.log, blind=False, progress=bar.update)
+        report = (verify_blind(path, bar.update, expected_key=expected_key) if vault is None
+                  else check_log(vault.log, blind=False, progress=bar.update))
     what = "chain, completeness and head signature" if blind else "chain, every tag, head and blobs"
+    if blind and expected_key:
+        what += ", pinned key"
     click.echo(f"OK: {report.events} events, {report.blobs} blobs ({what}).")
 
 

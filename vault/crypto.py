@@ -160,6 +160,12 @@ def check_signature(verify_key: bytes, message: bytes, signature: bytes) -> bool
         return False
 
 
+def key_fingerprint(verify_key: bytes) -> str:
+    """A short, typeable name for a vault's public signing key, e.g. `K7QM-2XRA-9DLF-WB4E`."""
+    text = base64.b32encode(blake2b(verify_key, person=b"lv-key-fpr", size=10)).decode()
+    return "-".join(text[i : i + 4] for i in range(0, 16, 4))
+
+
 def genesis_hash(vault_id: bytes) -> bytes:
     """The 'previous hash' of event 1."""
     return blake2b(vault_id, person=b"lv-genesis")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from . import blobs, keyring, schema, snapshots
-from .crypto import DEFAULT_KDF_COST, Keys
+from .crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
 from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDetected, VaultLocked
 from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
 from .instants import Instant, iso
@@ -252,6 +252,11 @@ class Vault:
     def get_blob(self, blob_id: str) -> bytes:
         return blobs.get_blob(self.conn, self.keys, self.log.vault_id, blob_id)
 
+    @property
+    def key_fingerprint(self) -> str:
+        """The fingerprint of the vault's public signing key: pins `verify --blind` of a copy."""
+        return key_fingerprint(self.keys.verify_key)
+
     def stats(self) -> dict[str, Any]:
         """Counts and sizes; no plaintext beyond counts and the first/last change times."""
         head = self.log.head().seq
@@ -264,6 +269,7 @@ class Vault:
         out["first_change"] = iso(self.log.recorded_at(1)) if head else None
         out["last_change"] = iso(self.log.recorded_at(head)) if head else None
         out["bytes_on_disk"] = sum(p.stat().st_size for p in _vault_files(self.path))
+        out["key_fingerprint"] = self.key_fingerprint
         return out
 
 

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import blobs, schema
+from . import blobs, keyring, schema
 from .blobs import referenced_blobs
 from .codec import fields_json
+from .crypto import key_fingerprint
 from .errors import TamperDetected
 from .log import EventLog
 
@@ -55,11 +56,17 @@ def check_log(log: EventLog, *, blind: bool, progress: Callable[[int], None] | N
     return Report(last_seq, n_blobs, blind)
 
 
-def verify_blind(path: Path | str, progress: Callable[[int], None] | None = None) -> Report:
-    """Check a vault file without its passphrase."""
+def verify_blind(path: Path | str, progress: Callable[[int], None] | None = None, *,
+                 expected_key: str | None = None) -> Report:
+    """Check a vault file without its passphrase. Whoever can rewrite the file can also replace its
+    signing key, so pass the fingerprint you know (`expected_key`) to pin it."""
     path = Path(path)
     conn = schema.connect(path)
     try:
+        if expected_key is not None:
+            found = key_fingerprint(keyring.verify_key(conn))
+            if found.upper() != expected_key.strip().upper():
+                raise TamperDetected(None, f"its signing key has fingerprint {found}, not the expected {expected_key}")
         return check_log(EventLog(conn, path, None), blind=True, progress=progress)
     finally:
         conn.close()
