@@ -17,8 +17,10 @@ from pathlib import Path
 from .. import keyring, schema
 from ..crypto import Keys
 from ..errors import AlreadyExists, TamperDetected
-from ..log import EventLog
+from ..instants import iso
+from ..log import EventLog, now_us
 from ..verify import check_log
+from . import registry
 from .errors import ReplicaDamaged, UnknownReplica
 from .manifest import Manifest
 from .reader import (
@@ -126,10 +128,6 @@ def clone(target_text: str, path: Path | str, passphrase: str | None = None,
 def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> ReplicaReport:
     """Verify this vault's replica `name` (or a folder or `remote:path`), blind when `keys` is None,
     and remember when a named replica passed."""
-    from ..instants import iso
-    from ..log import now_us
-    from . import registry
-
     path = Path(vault_path)
     conn = schema.connect(path)
     try:
