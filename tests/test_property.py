@@ -28,7 +28,9 @@ from hypothesis import given
 import vault.log as vault_log
 from vault import Kind, Source, Vault
 from vault.errors import NotFound
-from vault.events import apply_patch
+from vault.codec import dumps
+from vault.events import FIELDS as KNOWN_FIELDS, apply_patch, kind_of
+from vault.instants import iso
 from vault.instants import Instant
 from vault import projection
 from vault.projection import Projection
@@ -163,6 +165,23 @@ def check_instants(v: Vault, model: Model) -> None:
     for seq in range(len(model.entries) + 1):
         assert vault_state(v, seq) == model.at(upto_events=seq), f"state after seq {seq}"
     assert {rid: f for rid in model.ids if (f := _get_now(v, rid)) is not None} == model.at()
+    check_live_tables(v, model)
+
+
+def check_live_tables(v: Vault, model: Model) -> None:
+    """The live tables (one row per live record, known fields as columns) match the model now."""
+    first = {rid: at for at, rid, _ in reversed(model.entries)}
+    last = {rid: at for at, rid, _ in model.entries}
+    for kind in Kind:
+        expected = {}
+        for rid, fields in model.at().items():
+            if kind_of(rid) is kind:
+                rest = dict(fields)
+                cols = [rest.pop(f, None) for f in KNOWN_FIELDS[kind]]
+                cols = [dumps(c) if isinstance(c, (list, dict)) else c for c in cols]
+                expected[rid] = (rid, *cols, dumps(rest) if rest else None, iso(first[rid]), iso(last[rid]))
+        rows = v.projection.conn.execute(f"SELECT * FROM {kind.table}").fetchall()
+        assert {r[0]: r for r in rows} == expected, f"live table {kind.table}"
 
 
 def _get_now(v: Vault, rid: str) -> dict[str, Any] | None:
