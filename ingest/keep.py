@@ -1,9 +1,7 @@
 """Google Keep from a Google Takeout export: one JSON file per note, as notes.
 
-Takes the Takeout .zip as downloaded, the unpacked folder (Takeout/Keep/…), or
-one note's .json. In a zip, a member whose path is absolute or climbs out with
-`..` refuses the whole file, and no member is read past MAX_RECORD bytes
-whatever its header claims. Takeout names a note's file after its title (or its
+Takes the Takeout .zip as downloaded (read through ingest/safezip.py), the
+unpacked folder (Takeout/Keep/…), or one note's .json. Takeout names a note's file after its title (or its
 time when untitled); the note's source id is its creation time in microseconds
 when the JSON has one (newer Takeouts), else the file's path. A checklist
 becomes `- [ ] item` / `- [x] item` lines in `body` and is also kept as
@@ -20,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
 
 import ingest
-from ingest import check_text_file
+from ingest import check_text_file, safezip
 from vault.errors import IngestError
 from vault.events import Kind
 from vault.formats import Attachment, BadRecord, SourceRecord
@@ -110,15 +108,9 @@ def _keep_only(names: list[str]) -> list[str]:
 
 
 def _from_zip(path: Path, zf: zipfile.ZipFile) -> _Source:
-    members = {}
-    for info in zf.infolist():
-        parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-        if info.filename.startswith(("/", "\\")) or ".." in parts or (parts and parts[0].endswith(":")):
-            raise IngestError(path, info.filename, "the zip holds a path outside its own folder; refusing it")
-        if not info.is_dir():
-            members[info.filename] = info
-    names = _keep_only(sorted(n for n in members if n.lower().endswith(".json")))
-    return _Source(names, lambda n: _bounded_read(lambda: zf.open(members[n]), path, n), members.__contains__)
+    files = safezip.members(path, zf)
+    names = _keep_only(sorted(n for n in files if n.lower().endswith(".json")))
+    return _Source(names, lambda n: safezip.read_member(path, zf, files[n]), files.__contains__)
 
 
 def _from_folder(path: Path) -> _Source:

@@ -20,7 +20,7 @@ The export has no message ids: a message's source id is a hash of the chat, its
 time, sender and text, numbered when the same one occurs twice in a minute.
 Media appear as placeholders ("<Media omitted>", "image omitted", "IMG-….jpg
 (file attached)", "<attached: …>"); the file is attached when it lies beside
-the chat text.
+the chat text, in its folder or in the zip WhatsApp shares (read through ingest/safezip.py).
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import re
+import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, Callable, Iterator
 
 import ingest
-from ingest import bounded_lines, check_text_file, decode_text, text_head
+from ingest import bounded_lines, check_text_file, decode_text, safezip, text_head
 from vault.errors import IngestError
 from vault.events import Kind
 from vault.formats import Attachment, BadRecord, SourceRecord
@@ -79,11 +80,11 @@ def _numbers(date: str) -> tuple[int, int, int]:
     return a, b, c
 
 
-def _day_first(path: Path) -> bool:
+def _day_first(src: "_ChatSource") -> bool:
     """Whether dates in this file are day/month (see the module docstring for how it is decided)."""
     dots = ampm = False
-    with open(path, "rb") as f:
-        for raw in bounded_lines(f, path, ingest.MAX_LINE):
+    with src.open_text() as f:
+        for raw in bounded_lines(f, src.path, ingest.MAX_LINE):
             m = _HEADER.match(decode_text(raw).rstrip("\r\n"))
             if not m:
                 continue
@@ -118,7 +119,7 @@ def _instant(date: str, time: str, ampm: str | None, day_first: bool) -> str:
     return datetime(year, month, day, hour, minute, second).isoformat()
 
 
-def _chat_name(path: Path) -> str:
+def _chat_name(path: PurePosixPath) -> str:
     stem = path.stem
     for prefix in ("WhatsApp Chat with ", "WhatsApp Chat mit ", "WhatsApp Chat - ", "Chat de WhatsApp con ",
                    "Discussion WhatsApp avec "):
@@ -129,43 +130,83 @@ def _chat_name(path: Path) -> str:
     return stem
 
 
-def chat_file(path: Path) -> Path:
-    """The chat text: the file itself, or the one .txt (or _chat.txt) in a folder."""
-    if path.is_dir():
-        texts = sorted(p for p in path.glob("*.txt") if not p.name.startswith("."))
-        chosen = [p for p in texts if p.name == "_chat.txt"] or texts
-        if len(chosen) != 1:
-            raise IngestError(path, None, "a WhatsApp export folder needs exactly one chat .txt file")
-        return chosen[0]
-    return path
+@dataclass
+class _ChatSource:
+    """Where a chat's text and media come from: a file, a folder or a zip."""
+
+    path: Path  # what the user named, for messages
+    text_name: str  # the chat text's own name ("_chat.txt", "WhatsApp Chat with Ada.txt")
+    open_text: Callable[[], BinaryIO]
+    media: Callable[[str], bytes | None]
+    file: Path | None = None  # the chat text on disk (None inside a zip)
+
+
+def _pick(path: Path, names: list[str]) -> str:
+    chosen = [n for n in names if PurePosixPath(n).name == "_chat.txt"] or names
+    if len(chosen) != 1:
+        raise IngestError(path, None, "a WhatsApp export needs exactly one chat .txt file beside its media")
+    return chosen[0]
+
+
+def _from_folder(path: Path) -> _ChatSource:
+    folder = path if path.is_dir() else path.parent
+    text = folder / _pick(path, sorted(p.name for p in folder.glob("*.txt"))) if path.is_dir() else path
+
+    def media(name: str) -> bytes | None:
+        file = folder / name
+        ok = file.is_file() and file.stat().st_size <= ingest.MAX_RECORD
+        return file.read_bytes() if ok else None
+
+    return _ChatSource(path, f"{text.parent.name}/{text.name}", lambda: text.open("rb"), media, text)
+
+
+def _from_zip(path: Path, zf: zipfile.ZipFile) -> _ChatSource:
+    files = safezip.members(path, zf)
+    name = _pick(path, sorted(n for n in files if n.lower().endswith(".txt") and "/" not in n))
+
+    def media(wanted: str) -> bytes | None:
+        return safezip.read_member(path, zf, files[wanted]) if wanted in files else None
+
+    return _ChatSource(path, f"{path.stem}/{name}", lambda: zf.open(files[name]), media)
 
 
 class WhatsappImporter:
-    """Reads a chat exported with WhatsApp's "Export chat" (a .txt, or its folder with the media)."""
+    """Reads a chat exported with WhatsApp's "Export chat": the .txt, its folder with the media, or the zip."""
 
     name = "whatsapp"
     version = "1"
-    description = "WhatsApp \"Export chat\" text (Android and iOS), with media beside it"
+    description = "WhatsApp \"Export chat\" (Android and iOS): .txt, folder or .zip; media beside it attached"
 
     def detect(self, path: Path) -> bool:
         try:
-            text = text_head(chat_file(path))
-        except IngestError:
+            if path.is_file() and zipfile.is_zipfile(path):
+                with zipfile.ZipFile(path) as zf:
+                    src = _from_zip(path, zf)
+                    with src.open_text() as f:
+                        text = decode_text(f.read(8192))
+            else:
+                text = text_head(_from_folder(path).file or path)
+        except (IngestError, OSError, zipfile.BadZipFile):
             return False
         lines = [line for line in text.splitlines()[:6] if line.strip()]
         return bool(lines) and sum(bool(_HEADER.match(line)) for line in lines) >= min(2, len(lines))
 
     def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        text_path = chat_file(path)
-        check_text_file(text_path, "a WhatsApp chat export")
-        reader = _ChatReader(text_path, _chat_name(text_path), _day_first(text_path))
-        yield from reader.records()
+        if path.is_file() and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                yield from self._read(_from_zip(path, zf))
+            return
+        src = _from_folder(path)
+        check_text_file(src.file or path, "a WhatsApp chat export")
+        yield from self._read(src)
+
+    def _read(self, src: _ChatSource) -> Iterator[SourceRecord | BadRecord]:
+        yield from _ChatReader(src, _chat_name(PurePosixPath(src.text_name)), _day_first(src)).records()
 
 
 class _ChatReader:
-    def __init__(self, path: Path, chat: str, day_first: bool) -> None:
-        self.path, self.chat, self.day_first = path, chat, day_first
-        self.folder = path.parent
+    def __init__(self, src: _ChatSource, chat: str, day_first: bool) -> None:
+        self.src, self.path, self.chat, self.day_first = src, src.path, chat, day_first
         self.seen: dict[str, int] = {}
         self.found = False
 
@@ -173,7 +214,7 @@ class _ChatReader:
         pending: _Pending | BadRecord | None = None
         skipping = False  # the lines after a bad date line belong to the skipped message
         orphan = 0  # the first line of text that belongs to no message
-        with open(self.path, "rb") as f:
+        with self.src.open_text() as f:
             for n, raw in enumerate(bounded_lines(f, self.path, ingest.MAX_LINE), 1):
                 line = decode_text(raw).rstrip("\r\n")
                 m = _HEADER.match(line)
@@ -246,10 +287,10 @@ class _ChatReader:
             return []
         name = (m["ios"] or m["android"]).strip(_MARKS + " ")
         fields["media"], fields["_text"] = name, caption
-        file = self.folder / name
-        if "/" in name or "\\" in name or not file.is_file() or file.stat().st_size > ingest.MAX_RECORD:
+        data = None if "/" in name or "\\" in name else self.src.media(name)
+        if data is None:
             return []
-        return [Attachment("attachments", file.read_bytes(), name, mimetypes.guess_type(name)[0])]
+        return [Attachment("attachments", data, name, mimetypes.guess_type(name)[0])]
 
 
 @hookimpl

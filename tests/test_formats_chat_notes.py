@@ -75,6 +75,28 @@ def test_whatsapp_ios_german_brackets_seconds_marks_and_crlf() -> None:
     assert omitted.fields["media"] == "omitted"
 
 
+def test_whatsapp_ios_zip_as_shared_reads_like_its_folder_and_attaches_media(tmp_path: Path) -> None:
+    folder = WA / "ios-de" / "WhatsApp Chat - Familie"
+    path = tmp_path / "WhatsApp Chat - Familie.zip"  # what "Export chat" on an iPhone shares
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(folder / "_chat.txt", "_chat.txt")
+        zf.writestr("00000012-PHOTO-2024-03-05-09-13-01.jpg", PNG)
+    assert WhatsappImporter().detect(path)
+    from_zip = good(read(WhatsappImporter(), path))
+    from_folder = good(read(WhatsappImporter(), folder))
+    assert [(r.source_id, r.fields) for r in from_zip] == [(r.source_id, r.fields) for r in from_folder]
+    assert [a.data for a in from_zip[2].attachments] == [PNG] and from_folder[2].attachments == ()
+
+
+def test_whatsapp_zip_with_an_escaping_path_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "WhatsApp Chat - Familie.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.write(WA / "ios-de" / "WhatsApp Chat - Familie" / "_chat.txt", "_chat.txt")
+        zf.writestr("../../.bashrc", b"echo owned")
+    with pytest.raises(IngestError, match="outside its own folder"):
+        read(WhatsappImporter(), path)
+
+
 @pytest.mark.parametrize("lines, dates", [
     (["12/03/2024, 09:00 - A: x", "13/03/2024, 09:00 - A: y"], ["2024-03-12T09:00:00", "2024-03-13T09:00:00"]),
     (["03/12/2024, 9:00 PM - A: x", "03/13/2024, 9:00 AM - A: y"], ["2024-03-12T21:00:00", "2024-03-13T09:00:00"]),
