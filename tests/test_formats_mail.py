@@ -220,3 +220,14 @@ def test_absurdly_nested_mime_is_a_bad_record(tmp_path: Path) -> None:
                     + "Content-Type: text/plain\n\nhi\n" + tail + "\n")
     (bad,) = MboxImporter().read(path)
     assert bad == BadRecord("message 1 (line 1)", "MIME parts are nested more than 40 deep")
+
+
+def test_one_message_is_one_record_across_mbox_maildir_and_eml_in_a_vault(vault) -> None:
+    from vault.importing import import_file
+
+    first = import_file(vault, MBOX, "mbox")
+    assert (first.created, len(first.skipped)) == (10, 1)
+    maildir = import_file(vault, FIXTURES / "maildir", "maildir")
+    assert (maildir.created, maildir.unchanged) == (2, 1)  # lunch-1 came in the mbox already
+    eml = import_file(vault, FIXTURES / "lunch-reply.eml", "eml")
+    assert (eml.created, eml.updated, eml.unchanged) == (0, 0, 1)

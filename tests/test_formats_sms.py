@@ -171,3 +171,16 @@ def test_records_stream_out_before_the_end_is_read(tmp_path: Path, monkeypatch) 
         for item in iter_records(path, "smses", frozenset({"sms"}), "an SMS export"):
             seen.append(item[0])
     assert len(seen) == 2000 and seen[0] == "sms 1 (line 2)" and e.value.location == "line 2002"
+
+
+def test_a_newer_backup_appends_only_what_changed(vault, tmp_path: Path) -> None:
+    from vault.importing import import_file
+
+    assert import_file(vault, FIXTURE, "sms").created == 6
+    newer = tmp_path / "sms-newer.xml"
+    text = FIXTURE.read_text(encoding="utf-8").replace('read="0" status="-1" locked="1"', 'read="1" status="-1" locked="1"')
+    text = text.replace("</smses>", '  <sms protocol="0" address="+447700900123" date="1709700000000" type="1" '
+                        'body="A new one" read="0" contact_name="Ada Lovelace" />\n</smses>')
+    newer.write_text(text, encoding="utf-8")
+    s = import_file(vault, newer, "sms")
+    assert (s.created, s.updated, s.unchanged) == (1, 1, 5)
