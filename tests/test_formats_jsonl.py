@@ -61,3 +61,12 @@ def test_a_record_of_the_wrong_kind_for_its_id_is_skipped(vault: Vault, tmp_path
     p.write_text('{"kind": "note", "id": "c_abc", "fields": {"title": "t"}}\n{"kind": "note", "id": "n_ok", "fields": {}}\n')
     s = import_file(vault, p, "jsonl")
     assert s.created == 1 and s.skipped[0]["location"] == "line 1" and "not a note id" in s.skipped[0]["reason"]
+
+
+def test_values_the_log_refuses_are_skipped_records_not_a_failed_import(vault: Vault, tmp_path: Path) -> None:
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"kind": "note", "id": "n_nan", "fields": {"score": NaN}}\n'
+                 '{"kind": "note", "id": "n_sur", "fields": {"title": "\\ud800"}}\n'
+                 '{"kind": "note", "id": "n_ok", "fields": {"title": "fine"}}\n')
+    s = import_file(vault, p, "jsonl")
+    assert s.created == 1 and [b["location"] for b in s.skipped] == ["line 1", "line 2"]

@@ -166,8 +166,10 @@ class _Run:
         else:
             rid = derive_record_id(self.vault, rec.kind, self.namespace, rec.source_id)
         try:
-            desired = json.loads(json.dumps({k: v for k, v in rec.fields.items() if v is not None}))
-        except (TypeError, ValueError) as e:
+            text = json.dumps({k: v for k, v in rec.fields.items() if v is not None}, ensure_ascii=False,
+                              allow_nan=False)
+            desired = json.loads(text.encode("utf-8"))  # refuses NaN and lone surrogates, as the log would
+        except (TypeError, ValueError) as e:  # UnicodeEncodeError is a ValueError
             raise InvalidRecord(f"a field cannot be stored ({e})") from e
         for att in rec.attachments:
             ref = blob_ref(tx.put_blob(att.data), att.data, att.name, att.content_type)
