@@ -67,6 +67,8 @@ def test_values_the_log_refuses_are_skipped_records_not_a_failed_import(vault: V
     p = tmp_path / "x.jsonl"
     p.write_text('{"kind": "note", "id": "n_nan", "fields": {"score": NaN}}\n'
                  '{"kind": "note", "id": "n_sur", "fields": {"title": "\\ud800"}}\n'
-                 '{"kind": "note", "id": "n_ok", "fields": {"title": "fine"}}\n')
+                 '{"kind": "note", "id": "n_ok", "fields": {"title": "fine"}}\n'
+                 '{"kind": "note", "id": "n_deep", "fields": {"x": %s1%s}}\n' % ("[" * 990, "]" * 990))
     s = import_file(vault, p, "jsonl")
-    assert s.created == 1 and [b["location"] for b in s.skipped] == ["line 1", "line 2"]
+    assert s.created == 1 and [b["location"] for b in s.skipped] == ["line 1", "line 2", "line 4"]
+    assert "nested too deeply" in s.skipped[2]["reason"]  # by the reader or by the engine, depending on the stack

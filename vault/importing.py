@@ -171,6 +171,8 @@ class _Run:
             desired = json.loads(text.encode("utf-8"))  # refuses NaN and lone surrogates, as the log would
         except (TypeError, ValueError) as e:  # UnicodeEncodeError is a ValueError
             raise InvalidRecord(f"a field cannot be stored ({e})") from e
+        except RecursionError as e:
+            raise InvalidRecord("a field is nested too deeply to store") from e
         for att in rec.attachments:
             ref = blob_ref(tx.put_blob(att.data), att.data, att.name, att.content_type)
             if att.field.endswith("s"):  # plural fields hold a list of references
