@@ -258,3 +258,14 @@ def test_messages_link_to_their_thread(client, data):
     assert "/vault/messages?thread=lunch&amp;_sort=date" in client.get(f"/-/record/{data['msg']}").text
     thread = client.get("/vault/messages", params={"thread": "lunch", "_sort": "date"}).text
     assert "1 row" in thread and "Lunch" in thread
+
+
+def test_large_past_states_are_indexed_when_first_searched(client, site, data, monkeypatch):
+    from vault.web import asof
+
+    monkeypatch.setattr(asof, "EAGER_FTS_ROWS", 0)
+    seq = int(data["before_delete"])
+    assert "Ada Lovelace" in client.get(f"/asof_{seq}/contacts").text
+    assert "zeppelin" in client.get("/-/search", params={"q": "zeppelin", "db": f"asof_{seq}"}).text
+    found = client.get(f"/asof_{seq}/contacts", params={"_search": "lovelace"}).text
+    assert "1 row" in found and "Ada Lovelace" in found

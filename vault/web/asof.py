@@ -17,8 +17,10 @@ from ..instants import iso
 from ..projection import live_columns
 from ..restore import FTS_COLUMNS
 from .live import LiveVault, connect_memdb, memdb_uri
+from .search import fts_table
 
 KEEP = 4  # materialized states kept in memory
+EAGER_FTS_ROWS = 200_000  # states up to this many rows are indexed for search at once; larger ones when first searched
 
 
 def database_name(seq: int) -> str:
@@ -95,17 +97,39 @@ class AsOfStates:
             conn.execute("DETACH DATABASE p")
         conn.execute("BEGIN")
         for kind in Kind:
-            t, cols = kind.table, ", ".join(_q(c) for c in FTS_COLUMNS[kind])
-            conn.execute(f"CREATE UNIQUE INDEX {t}_id ON {t} (id)")
-            conn.execute(f"CREATE VIRTUAL TABLE {t}_fts USING fts5({cols}, content={_q(t)})")
-            conn.execute(f"INSERT INTO {t}_fts ({t}_fts) VALUES ('rebuild')")
+            conn.execute(f"CREATE UNIQUE INDEX {kind.table}_id ON {kind.table} (id)")
         conn.execute("CREATE TABLE as_of (seq INTEGER, recorded_at TEXT)")
         conn.execute("INSERT INTO as_of VALUES (?, ?)", (seq, recorded_at))
         conn.execute("COMMIT")
+        rows = sum(conn.execute(f"SELECT count(*) FROM {k.table}").fetchone()[0] for k in Kind)
+        if rows <= EAGER_FTS_ROWS:
+            _index(conn)
         return conn
+
+    def ensure_searchable(self, seq: int) -> None:
+        """Full-text index a kept state (large states are indexed only when first searched)."""
+        with self._building:
+            with self._lock:
+                conn = self._conns.get(seq)
+            if conn is not None and not _indexed(conn):
+                _index(conn)
 
     def close(self) -> None:
         with self._lock:
             for c in self._conns.values():
                 c.close()
             self._conns.clear()
+
+
+def _indexed(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (fts_table(Kind.NOTE),)).fetchone() is not None
+
+
+def _index(conn: sqlite3.Connection) -> None:
+    """External-content FTS5 over a state's tables (a state never changes, so no triggers)."""
+    conn.execute("BEGIN")
+    for kind in Kind:
+        fts, cols = fts_table(kind), ", ".join(_q(c) for c in FTS_COLUMNS[kind])
+        conn.execute(f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content={_q(kind.table)})")
+        conn.execute(f"INSERT INTO {fts} ({fts}) VALUES ('rebuild')")
+    conn.execute("COMMIT")

@@ -22,6 +22,7 @@ from ..errors import VaultError
 from ..events import Kind, Source, kind_of
 from ..instants import Instant, parse_instant
 from .asof import seq_of
+from .search import search
 from .rendering import INLINE_TYPES, content_type, render_attachments, render_markdown
 
 if TYPE_CHECKING:
@@ -179,12 +180,14 @@ async def search_view(request: Any, datasette: Any) -> Response:
     dbname = request.args.get("db") or LIVE_DB
     if dbname != LIVE_DB and seq_of(dbname) is not None:
         await site.as_of(seq_of(dbname))
+        if q:
+            await site.searchable(seq_of(dbname))
     elif dbname != LIVE_DB:
         raise PageNotFound(f"No database {dbname!r}")
     results: dict[str, list] = {}
     if q:
         db = datasette.get_database(dbname)
-        results = await db.execute_fn(lambda conn: site.search.search(conn, _fts_query(q)))
+        results = await db.execute_fn(lambda conn: search(conn, _fts_query(q)))
     seq = seq_of(dbname)
     return Response.html(await datasette.render_template(
         "lifevault_search.html",

@@ -40,6 +40,24 @@ def _create_tables(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO _progress VALUES (?, 0)", (kind.table,))
 
 
+def search(conn: sqlite3.Connection, query: str, limit: int = 20) -> dict[str, list[dict[str, Any]]]:
+    """The newest matches per table (id and a snippet) on a connection that sees `*_fts` tables.
+
+    Newest first rather than by rank: ranking a common word scores every match,
+    seconds on a million rows; walking rowids backwards stops after `limit`.
+    """
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind in Kind:
+        fts = fts_table(kind)
+        rows = conn.execute(
+            f"SELECT t.id, snippet({fts}, -1, '[', ']', ' … ', 12) FROM {fts} "
+            f"JOIN main.{kind.table} t ON t.rowid = {fts}.rowid WHERE {fts} MATCH ? ORDER BY {fts}.rowid DESC LIMIT ?",
+            (query, limit),
+        ).fetchall()
+        out[kind.table] = [{"id": rid, "snippet": snip} for rid, snip in rows]
+    return out
+
+
 class SearchIndex:
     """FTS5 indexes of contacts, messages and notes that follow the live projection.
 
@@ -55,6 +73,7 @@ class SearchIndex:
         self._staging: sqlite3.Connection | None = None
         self._builds = 0
         self.ready = threading.Event()
+        self._stop = threading.Event()
         live.on_publish.append(self._install)
         with live.lock:
             self._install(live.vault.projection.conn)
@@ -89,8 +108,12 @@ class SearchIndex:
 
     def build(self) -> None:
         """Index every live row, a chunk at a time; changes meanwhile are never missed."""
-        while not self.build_step():
+        while not self._stop.is_set() and not self.build_step():
             time.sleep(PAUSE)
+
+    def stop(self) -> None:
+        """Make a running `build` return after its current chunk (the server is shutting down)."""
+        self._stop.set()
 
     def build_step(self) -> bool:
         """Index one chunk; once everything is indexed, publish the index to readers and return True."""
@@ -133,17 +156,7 @@ class SearchIndex:
         return thread
 
     def search(self, conn: sqlite3.Connection, query: str, limit: int = 20) -> dict[str, list[dict[str, Any]]]:
-        """The best matches per table (id and a snippet), from a reader with the index attached."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for kind in Kind:
-            fts = fts_table(kind)
-            rows = conn.execute(
-                f"SELECT t.id, snippet({fts}, -1, '[', ']', ' … ', 12) FROM {fts} "
-                f"JOIN main.{kind.table} t ON t.rowid = {fts}.rowid WHERE {fts} MATCH ? ORDER BY rank LIMIT ?",
-                (query, limit),
-            ).fetchall()
-            out[kind.table] = [{"id": rid, "snippet": snip} for rid, snip in rows]
-        return out
+        return search(conn, query, limit)
 
     def close(self) -> None:
         if self._staging is not None:

@@ -117,6 +117,7 @@ class Site:
 
     def stop(self) -> None:
         self.live.stop()
+        self.search.stop()
         if self.pusher is not None:
             self.pusher.stop()
             self.pusher = None
@@ -135,11 +136,18 @@ class Site:
     async def _rebuild_past_state(self, scope: dict) -> None:
         """An /asof_N/… link outlives the server that built it: build N again (for a logged-in visitor)."""
         seq = seq_of(scope["path"].split("/")[1]) if scope["path"].count("/") >= 1 else None
-        if seq is None or database_name(seq) in self.datasette.databases or seq >= self.live.seq:
+        if seq is None or seq >= self.live.seq:
             return
         if self.requires_login and not self._signed_in(scope):
             return
-        await self.as_of(seq)
+        if database_name(seq) not in self.datasette.databases:
+            await self.as_of(seq)
+        if b"_search" in scope.get("query_string", b""):
+            await self.searchable(seq)
+
+    async def searchable(self, seq: int) -> None:
+        """Make sure the past state after `seq` has its full-text index (big ones get it on first search)."""
+        await asyncio.to_thread(self.asof.ensure_searchable, seq)
 
     def _signed_in(self, scope: dict) -> bool:
         cookies = SimpleCookie()
