@@ -491,3 +491,22 @@ def test_restore_of_an_empty_vault_and_attachments(run, vault_file: Path, tmp_pa
     assert json.loads(table(out, "contacts")[rid]["photo"]) == {"blob": bid, "name": "p.png"}
     with closing(sqlite3.connect(out)) as conn:
         assert conn.execute("SELECT blob, content FROM attachments").fetchall() == [(bid, photo)]
+
+
+@pytest.mark.xfail(strict=True, reason="any {'blob': str} inside a record is taken for an attachment reference, but "
+                                       "add does not check it: verify then crashes (ValueError from bytes.fromhex) or "
+                                       "reports tampering on an honest vault, and restore fails with 'No record ...'")
+@pytest.mark.parametrize("value", ["my-favourite-word", "deadbeef" * 8])
+def test_a_blob_key_that_is_not_a_stored_attachment(run, vault_file: Path, tmp_path: Path, value: str) -> None:
+    """Either add refuses the record in one sentence, or verify and restore accept it: never a crash or false alarm."""
+    before = vault_file.read_bytes()
+    r = run("add", "note", "--json", json.dumps({"title": "notes about JSON", "example": {"blob": value}}))
+    if r.exit_code == 1:
+        assert r.output.startswith("Error: ") and r.output.count("\n") == 1, r.output
+        assert vault_file.read_bytes() == before
+        return
+    assert r.exit_code == 0, r.output
+    r = run("verify")
+    assert r.exit_code == 0, r.output
+    r = run("restore", "--at", "now", "--out", str(tmp_path / "state.db"))
+    assert r.exit_code == 0, r.output
