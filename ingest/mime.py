@@ -14,6 +14,7 @@ from __future__ import annotations
 import email
 import email.errors
 import email.header
+import email.headerregistry
 import email.policy
 import email.utils
 import hashlib
@@ -30,6 +31,7 @@ from .htmltext import html_to_text
 MAX_MIME_DEPTH = 40
 # How messages are written out (and forwarded messages re-serialized on reading).
 _OUT_POLICY = email.policy.default.clone(linesep="\n", cte_type="7bit", max_line_length=78)
+_RAW_HEADER = email.headerregistry.HeaderRegistry(use_default_map=False)  # headers kept as plain text
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")  # a field name is printable ASCII except ':'
 _MSGID = re.compile(r"<[^<>\s]+>")
 # Charset labels seen in the wild that Python does not know, or knows too narrowly.
@@ -73,8 +75,8 @@ def decode_text(data: bytes, declared: str | None) -> str:
     return data.decode("latin-1")
 
 
-def header_text(value: Any) -> str:
-    """A header's display text: unfolded, RFC 2047 words decoded, raw 8-bit bytes guessed."""
+def raw_header(value: Any) -> str:
+    """A header unfolded, raw 8-bit bytes guessed, RFC 2047 words still encoded."""
     if value is None:
         return ""
     if isinstance(value, email.header.Header):
@@ -82,6 +84,12 @@ def header_text(value: Any) -> str:
     text = re.sub(r"\r?\n[ \t]*", " ", str(value))
     if any("\udc80" <= ch <= "\udcff" for ch in text):  # raw 8-bit header bytes (surrogateescape)
         text = decode_text(text.encode("ascii", "surrogateescape"), None)
+    return text
+
+
+def header_text(value: Any) -> str:
+    """A header's display text: unfolded, RFC 2047 words decoded, raw 8-bit bytes guessed."""
+    text = raw_header(value)
     try:
         chunks = email.header.decode_header(text)
     except (email.errors.HeaderParseError, ValueError):
@@ -101,13 +109,17 @@ def show_address(name: str, addr: str) -> str:
     return f"{name} <{addr}>" if addr else name
 
 
-def addresses(value: str) -> list[str]:
-    """The addresses in a decoded To/Cc/From header, each as `Name <addr>`."""
-    if not value:
+def addresses(value: Any) -> list[str]:
+    """The addresses in a To/Cc/From header, each as `Name <addr>`.
+
+    The list is split before encoded words are decoded (RFC 2047's order), so a
+    decoded name holding `,` or `:` stays one name."""
+    raw = raw_header(value)
+    if not raw.strip():
         return []
-    found = [show_address(n.strip(), a.strip()) for n, a in email.utils.getaddresses([value])]
+    found = [show_address(header_text(n), a.strip()) for n, a in email.utils.getaddresses([raw])]
     found = [f for f in found if f]
-    return found or [value]  # an unparseable header is kept as written rather than lost
+    return found or [header_text(raw)]  # an unparseable header is kept as written rather than lost
 
 
 def message_ids(value: str) -> list[str]:
@@ -199,11 +211,11 @@ def read_message(raw: bytes) -> tuple[str, dict[str, Any], list[Attachment]]:
     except RecursionError:
         raise MalformedMessage("MIME parts are nested too deep") from None
     fields: dict[str, Any] = {"kind": "email"}
-    sender = addresses(header_text(msg["From"]))
+    sender = addresses(msg["From"])
     if sender:
         fields["from"] = sender[0]
     for name in ("to", "cc"):
-        values = [a for v in msg.get_all(name, []) for a in addresses(header_text(v))]
+        values = [a for v in msg.get_all(name, []) for a in addresses(v)]
         if values:
             fields[name] = values
     date_header = header_text(msg["Date"])
@@ -265,18 +277,22 @@ def write_message(fields: dict[str, Any], files: list[tuple[bytes, str | None, s
         _set_address_header(msg, "From", [fields["from"]])
     for name in ("to", "cc"):
         if fields.get(name):
-            _set_address_header(msg, name.capitalize(), list(fields[name]))
+            values = fields[name]
+            _set_address_header(msg, name.capitalize(), [values] if isinstance(values, str) else list(values))
     if fields.get("date"):
-        msg["Date"] = email.utils.format_datetime(datetime.fromisoformat(fields["date"]))
+        try:
+            msg["Date"] = email.utils.format_datetime(datetime.fromisoformat(str(fields["date"])))
+        except ValueError:  # a date typed by hand, not ISO 8601: keep the text
+            msg["Date"] = _RAW_HEADER("Date", str(fields["date"]))
     elif fields.get("date_raw"):
-        msg["Date"] = fields["date_raw"]
+        msg["Date"] = _RAW_HEADER("Date", fields["date_raw"])  # as read: the Date parser would empty it
     if fields.get("subject"):
         msg["Subject"] = fields["subject"]
     for header, key in (("Message-ID", "message_id"), ("In-Reply-To", "in_reply_to")):
-        if fields.get(key):
-            msg[header] = fields[key]
+        if fields.get(key):  # as text: the policy's Message-ID parser would trim odd ids like <a@b@c>
+            msg[header] = _RAW_HEADER(header, str(fields[key]))
     if fields.get("references"):
-        msg["References"] = " ".join(fields["references"])
+        msg["References"] = _RAW_HEADER("References", " ".join(fields["references"]))
     if fields.get("labels"):
         msg["X-Gmail-Labels"] = ",".join(fields["labels"])
     source_id = fields["message_id"][1:-1] if fields.get("message_id") else content_id(fields)

@@ -51,8 +51,22 @@ def _instant(el: Element, name: str) -> str:
 
 
 def _ms(iso: str) -> str:
-    delta = datetime.fromisoformat(iso) - _EPOCH
-    return str(delta // timedelta(milliseconds=1))
+    when = datetime.fromisoformat(iso)
+    if when.tzinfo is None:  # a record from elsewhere without a zone: take it as UTC
+        when = when.replace(tzinfo=timezone.utc)
+    return str((when - _EPOCH) // timedelta(milliseconds=1))
+
+
+def _has_date(fields: dict[str, Any]) -> bool:
+    try:
+        _ms(str(fields.get("date", "")))
+        return True
+    except ValueError:
+        return False
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str) else list(value or [])
 
 
 def _digest(*parts: str) -> str:
@@ -186,7 +200,7 @@ def _flags(f: dict[str, Any]) -> dict[str, str]:
 
 
 def _sms_xml(f: dict[str, Any]) -> str:
-    address = f.get("thread") or f.get("from") or (f.get("to") or [""])[0]
+    address = f.get("thread") or f.get("from") or (_as_list(f.get("to")) or [""])[0]
     return _element("sms", {
         "protocol": "0", "address": address, "date": _ms(f["date"]), "type": _BOX_CODE.get(f.get("box", ""), "1"),
         "subject": f.get("subject"), "body": f.get("body", ""), "toa": None, "sc_toa": None,
@@ -208,7 +222,7 @@ def _mms_xml(f: dict[str, Any], get_blob: Callable[[str], bytes]) -> str:
                                        "text": None, "data": data}))
     addrs = [_element("addr", {"address": f["from"], "type": "137", "charset": "106"})] if f.get("from") else []
     for role, code in (("to", "151"), ("cc", "130"), ("bcc", "129")):
-        addrs += [_element("addr", {"address": a, "type": code, "charset": "106"}) for a in f.get(role) or []]
+        addrs += [_element("addr", {"address": a, "type": code, "charset": "106"}) for a in _as_list(f.get(role))]
     inner = f"\n    <parts>{''.join(parts)}</parts>\n    <addrs>{''.join(addrs)}</addrs>\n  "
     return _element("mms", {
         "date": _ms(f["date"]), "msg_box": _BOX_CODE.get(f.get("box", ""), "1"), "address": f.get("thread", ""),
@@ -227,7 +241,7 @@ class SmsExporter:
     kinds = (Kind.MESSAGE,)
 
     def write(self, records: Iterable[ExportRecord], out: Path, get_blob: Callable[[str], bytes]) -> int:
-        chosen = [r for r in records if r.fields.get("kind") == "sms" and r.fields.get("date")]
+        chosen = [r for r in records if r.fields.get("kind") == "sms" and _has_date(r.fields)]
         with open(out, "w", encoding="utf-8", newline="\n") as f:
             f.write("<?xml version='1.0' encoding='UTF-8' standalone='yes' ?>\n"
                     "<!--File Created By lifevault-->\n"

@@ -6,9 +6,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest import mail
-from ingest.mail import EmlImporter, MaildirImporter, MboxExporter, MboxImporter, split_mbox
+from ingest.mail import EmlImporter, MaildirImporter, MboxExporter, MboxImporter
 from vault.errors import IngestError
 from vault.events import Kind
 from vault.formats import BadRecord, ExportRecord, SourceRecord
@@ -231,3 +233,33 @@ def test_one_message_is_one_record_across_mbox_maildir_and_eml_in_a_vault(vault)
     assert (maildir.created, maildir.unchanged) == (2, 1)  # lunch-1 came in the mbox already
     eml = import_file(vault, FIXTURES / "lunch-reply.eml", "eml")
     assert (eml.created, eml.updated, eml.unchanged) == (0, 0, 1)
+
+
+def test_email_records_from_elsewhere_export_without_crashing(tmp_path: Path) -> None:
+    typed = [ExportRecord(Kind.MESSAGE, "m_1", {"kind": "email", "to": "ada@example.org", "date": "last Tuesday",
+                                                "subject": "typed in by hand"})]
+    assert MboxExporter().write(typed, tmp_path / "o.mbox", lambda b: b"") == 1
+    (back,) = records(MboxImporter(), tmp_path / "o.mbox").values()
+    assert back.fields["to"] == ["ada@example.org"] and back.fields["date_raw"] == "last Tuesday"
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(subject=_TEXT, body=st.text(st.characters(blacklist_categories=("Cs",)), max_size=300), name=_TEXT,
+       cc=st.lists(st.from_regex(r"[a-z]{1,8}@[a-z]{1,8}\.org", fullmatch=True), max_size=3))
+def test_written_messages_read_back_the_same(subject: str, body: str, name: str, cc: list[str]) -> None:
+    """read_message(write_message(fields)) == fields for any text a record may hold (as import normalizes it)."""
+    from ingest.mime import read_message, show_address, write_message
+
+    fields = {"kind": "email", "from": show_address(" ".join(name.split()), "ada@example.org"),
+              "date": "2024-03-05T09:12:00+01:00", "message_id": "<p@example.org>", "thread": "<p@example.org>"}
+    if " ".join(subject.split()):
+        fields["subject"] = " ".join(subject.split())
+    normalized = body.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+    if normalized:
+        fields["body"] = normalized
+    if cc:
+        fields["cc"] = cc
+    assert read_message(write_message(fields, []))[1] == fields

@@ -184,3 +184,15 @@ def test_a_newer_backup_appends_only_what_changed(vault, tmp_path: Path) -> None
     newer.write_text(text, encoding="utf-8")
     s = import_file(vault, newer, "sms")
     assert (s.created, s.updated, s.unchanged) == (1, 1, 5)
+
+
+def test_records_from_elsewhere_export_without_crashing(tmp_path: Path) -> None:
+    typed = [
+        ExportRecord(Kind.MESSAGE, "m_1", {"kind": "sms", "date": "2024-03-05T09:00:00", "to": "+447700900123",
+                                           "body": "naive date, 'to' as a string", "box": "sent"}),
+        ExportRecord(Kind.MESSAGE, "m_2", {"kind": "sms", "date": "last Tuesday", "body": "not exportable"}),
+    ]
+    out = tmp_path / "o.xml"
+    assert SmsExporter().write(typed, out, lambda b: b"") == 1
+    (back,) = records(out).values()
+    assert back.fields["to"] == ["+447700900123"] and back.fields["date"] == "2024-03-05T09:00:00.000+00:00"
