@@ -6,6 +6,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ingest
 from ingest import safexml
@@ -196,3 +198,22 @@ def test_records_from_elsewhere_export_without_crashing(tmp_path: Path) -> None:
     assert SmsExporter().write(typed, out, lambda b: b"") == 1
     (back,) = records(out).values()
     assert back.fields["to"] == ["+447700900123"] and back.fields["date"] == "2024-03-05T09:00:00.000+00:00"
+
+
+@settings(max_examples=60, deadline=None)
+@given(body=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufffe\uffff"), max_size=200),
+       name=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30))
+def test_any_sms_text_survives_export_and_import(tmp_path_factory, body: str, name: str) -> None:
+    from ingest.sms import _NOT_XML
+
+    fields = {"kind": "sms", "thread": "+447700900123", "from": "+447700900123", "box": "inbox", "read": True,
+              "date": "2024-03-05T08:12:33.123+00:00", "contact_name": name}
+    if body:
+        fields["body"] = body
+    out = tmp_path_factory.mktemp("sms") / "o.xml"
+    SmsExporter().write([ExportRecord(Kind.MESSAGE, "m_1", fields)], out, lambda b: b"")
+    (back,) = records(out).values()
+    expected = dict(fields, body=_NOT_XML.sub("\ufffd", body)) if body else fields
+    if name == "(Unknown)":
+        expected.pop("contact_name")
+    assert back.fields == expected
