@@ -121,8 +121,13 @@ class Projection:
     @classmethod
     def from_bytes(cls, data: bytes) -> "Projection":
         """A projection from `to_bytes` output (a serialized SQLite database)."""
+        staged = sqlite3.connect(":memory:")
+        staged.deserialize(data)
+        # A deserialized database lives in SQLite's memdb VFS, capped at 1 GiB; a plain
+        # :memory: database has no such cap, so copy the pages across before growing it.
         conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        conn.deserialize(data)
+        staged.backup(conn)
+        staged.close()
         return cls(conn)
 
     def to_bytes(self) -> bytes:
