@@ -106,7 +106,7 @@ def load(url: str, paths: list[str], per_client: int) -> dict:
     lock = threading.Lock()
 
     def client(k: int) -> None:
-        with httpx.Client(base_url=url, timeout=120) as c:
+        with httpx.Client(base_url=url, timeout=900) as c:
             for i in range(per_client):
                 p = paths[(k + i) % len(paths)]
                 t = time.perf_counter()
@@ -129,9 +129,40 @@ def load(url: str, paths: list[str], per_client: int) -> dict:
             "requests": len(times), "req_per_s": len(times) / wall, "errors": len(errors)}
 
 
+def phases(path: Path) -> dict:
+    """Where a cold start goes, measured in this (fresh) process: imports, unlock, publish, site, first page."""
+    t0 = time.perf_counter()
+    from starlette.testclient import TestClient
+
+    from vault import Vault
+    from vault.web import LiveVault
+    from vault.web.server import create_app
+
+    out = {"import_s": time.perf_counter() - t0}
+    t = time.perf_counter()
+    vault = Vault.open(path, PASS)
+    out["vault_open_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    live = LiveVault(vault)
+    out["publish_to_memdb_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    site = create_app(live)
+    out["create_app_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    assert TestClient(site).get("/vault/messages").status_code == 200
+    out["first_table_page_s"] = time.perf_counter() - t
+    out["total_s"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    site.search.build()
+    out["search_index_build_s"] = time.perf_counter() - t
+    return out
+
+
 def run(n: int, keep: Path, starts: int, per_client: int) -> dict:
     path = keep / f"serve-{n}.db"
     out: dict = {"n": n, "build_s": build(path, n)}
+    child = subprocess.run([sys.executable, __file__, "--phases", str(path)], capture_output=True, text=True, check=True)
+    out["phases"] = json.loads(child.stdout)
     home = keep / "home"
     home.mkdir(exist_ok=True)
     colds, search_ready = [], []
@@ -172,7 +203,11 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=3, help="cold starts per size (median reported)")
     ap.add_argument("--requests", type=int, default=15, help="requests per client per page type")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--phases", type=Path, default=None, help=argparse.SUPPRESS)  # internal: one cold start, in-process
     args = ap.parse_args()
+    if args.phases:
+        print(json.dumps(phases(args.phases)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         keep = args.keep or Path(tmp)
         keep.mkdir(parents=True, exist_ok=True)
@@ -184,6 +219,7 @@ def main() -> None:
         print(f"events: {r['n']:,}   (vault built in {r['build_s']:.0f} s)" if r["build_s"] else f"events: {r['n']:,}")
         print(f"  cold start to first table page: {r['cold_start_s']:.2f} s (runs: "
               + ", ".join(f"{x:.2f}" for x in r["cold_start_runs_s"]) + f"); search index complete: {r['search_ready_s']:.2f} s")
+        print("  in-process cold start: " + ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items()))
         print(f"  first 'as of' build (state at event {r['n'] // 2:,}): {r['as_of_first_build_s']:.2f} s")
         for name in ("baseline_health", "table_page", "search", "as_of_page"):
             m = r[name]

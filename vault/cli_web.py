@@ -75,7 +75,10 @@ def serve(host: str, port: int, vault_path: Path | None, passphrase_file: Any) -
 
 @click.group()
 def password() -> None:
-    """The browser login password for `lifevault serve`."""
+    """The browser login password for `lifevault serve`.
+
+    Example: lifevault password set
+    """
 
 
 @password.command("set")

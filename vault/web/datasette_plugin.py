@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -22,8 +23,8 @@ from ..errors import VaultError
 from ..events import Kind, Source, kind_of
 from ..instants import Instant, parse_instant
 from .asof import seq_of
-from .search import search
 from .rendering import INLINE_TYPES, content_type, render_attachments, render_markdown
+from .search import search
 
 if TYPE_CHECKING:
     from .server import Site
@@ -37,8 +38,6 @@ ATTACHMENT_COLUMNS = {"attachments", "photo"}
 def register(site: "Site") -> None:
     """Serve `site.datasette` with these hooks."""
     _SITES[site.datasette] = site
-    import sys
-
     module = sys.modules[__name__]
     if not pm.is_registered(module):
         pm.register(module, name="lifevault")

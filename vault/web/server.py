@@ -22,12 +22,12 @@ from datasette.database import Database
 
 from ..events import Kind
 from . import datasette_plugin
+from .datasette_plugin import LIVE_DB
 from .asof import AsOfStates, database_name, seq_of
 from .live import LiveVault, connect_memdb
 from .login import auth_passwords_config, datasette_metadata, login_policy
 from .search import SearchIndex, fts_table
 
-LIVE_DB = "vault"
 API_PREFIX = "/api"
 TEMPLATES = __file__.rsplit("/", 1)[0] + "/templates"
 
