@@ -248,7 +248,7 @@ def test_nothing_is_written_while_browsing_in_process(site, client, data, create
 def test_a_past_state_link_works_after_it_was_dropped(client, site, data):
     page = f"/asof_{data['before_delete']}/contacts"
     assert "Ada Lovelace" in client.get(page).text  # never built through /-/as-of: built on first visit
-    site.datasette.remove_database(f"asof_{data['before_delete']}")
+    site.datasette.remove_database(site.datasette.get_database(route=f"asof_{data['before_delete']}").name)
     assert "Ada Lovelace" in client.get(page).text
     assert client.get(f"/asof_{site.live.seq + 5}/contacts").status_code == 404
 
@@ -269,3 +269,12 @@ def test_large_past_states_are_indexed_when_first_searched(client, site, data, m
     assert "zeppelin" in client.get("/-/search", params={"q": "zeppelin", "db": f"asof_{seq}"}).text
     found = client.get(f"/asof_{seq}/contacts", params={"_search": "lovelace"}).text
     assert "1 row" in found and "Ada Lovelace" in found
+
+
+def test_only_a_few_past_states_are_kept(client, site, monkeypatch):
+    monkeypatch.setattr(site.asof, "keep", 2)
+    for seq in (1, 2, 3):
+        assert client.get(f"/-/as-of?at=seq:{seq}&next=/vault/contacts").status_code == 200
+    kept = sorted(db.route for db in site.datasette.databases.values() if db.route.startswith("asof_"))
+    assert kept == ["asof_2", "asof_3"]
+    assert client.get("/asof_1/contacts").status_code == 200  # rebuilt on demand

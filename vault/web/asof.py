@@ -8,6 +8,7 @@ unchanged. A few recent states are kept; older ones are dropped.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -23,15 +24,18 @@ KEEP = 4  # materialized states kept in memory
 EAGER_FTS_ROWS = 200_000  # states up to this many rows are indexed for search at once; larger ones when first searched
 
 
+_NAME = re.compile(r"^asof_(\d+)(?:_b\d+)?$")
+
+
 def database_name(seq: int) -> str:
-    """The Datasette name of the state after event `seq`."""
+    """The Datasette route (URL segment) of the state after event `seq`."""
     return f"asof_{seq}"
 
 
 def seq_of(database: str) -> int | None:
-    """The seq an as-of database name stands for, else None."""
-    head, _, tail = database.partition("_")
-    return int(tail) if head == "asof" and tail.isdigit() else None
+    """The seq an as-of route (`asof_N`) or Datasette name (`asof_N_bK`, one per build) stands for, else None."""
+    m = _NAME.match(database)
+    return int(m.group(1)) if m else None
 
 
 def _q(name: str) -> str:
@@ -55,35 +59,35 @@ class AsOfStates:
 
     def __init__(self, live: LiveVault, keep: int = KEEP) -> None:
         self.live, self.keep = live, keep
-        self._conns: OrderedDict[int, sqlite3.Connection] = OrderedDict()
+        self._conns: OrderedDict[int, tuple[str, sqlite3.Connection]] = OrderedDict()
+        self._builds = 0
         self._lock = threading.Lock()
         self._building = threading.Lock()
-
-    def memdb_name(self, seq: int) -> str:
-        return f"{self.live.name}-at-{seq}"
 
     def ensure(self, seq: int) -> tuple[str, list[int]]:
         """Build the state after `seq` unless kept; returns its memdb name and the seqs evicted."""
         with self._lock:
             if seq in self._conns:
                 self._conns.move_to_end(seq)
-                return self.memdb_name(seq), []
+                return self._conns[seq][0], []
         with self._building:  # one build at a time; a second request for the same state waits for the first
             with self._lock:
                 if seq in self._conns:
-                    return self.memdb_name(seq), []
-            conn = self._materialize(seq)
+                    return self._conns[seq][0], []
+            self._builds += 1
+            name = f"{self.live.name}-at-{seq}-b{self._builds}"  # a dropped state's readers may outlive it
+            conn = self._materialize(seq, name)
             with self._lock:
-                self._conns[seq] = conn
+                self._conns[seq] = (name, conn)
                 evicted = []
                 while len(self._conns) > self.keep:
-                    old, c = self._conns.popitem(last=False)
+                    old, (_, c) = self._conns.popitem(last=False)
                     c.close()
                     evicted.append(old)
-        return self.memdb_name(seq), evicted
+        return name, evicted
 
-    def _materialize(self, seq: int) -> sqlite3.Connection:
-        conn = connect_memdb(self.memdb_name(seq))
+    def _materialize(self, seq: int, name: str) -> sqlite3.Connection:
+        conn = connect_memdb(name)
         # Copying rows reads the projection: hold the vault's lock so no write waits on it and times out.
         with self.live.lock:
             recorded_at = iso(self.live.vault.log.recorded_at(seq)) if seq else None
@@ -110,13 +114,13 @@ class AsOfStates:
         """Full-text index a kept state (large states are indexed only when first searched)."""
         with self._building:
             with self._lock:
-                conn = self._conns.get(seq)
-            if conn is not None and not _indexed(conn):
-                _index(conn)
+                kept = self._conns.get(seq)
+            if kept is not None and not _indexed(kept[1]):
+                _index(kept[1])
 
     def close(self) -> None:
         with self._lock:
-            for c in self._conns.values():
+            for _, c in self._conns.values():
                 c.close()
             self._conns.clear()
 

@@ -185,7 +185,7 @@ async def search_view(request: Any, datasette: Any) -> Response:
         raise PageNotFound(f"No database {dbname!r}")
     results: dict[str, list] = {}
     if q:
-        db = datasette.get_database(dbname)
+        db = datasette.get_database(route=dbname)
         results = await db.execute_fn(lambda conn: search(conn, _fts_query(q)))
     seq = seq_of(dbname)
     return Response.html(await datasette.render_template(

@@ -52,6 +52,7 @@ class MemdbDatabase(Database):
     def __init__(self, ds: Datasette, memdb: str, prepare: Callable[[sqlite3.Connection], None] | None = None) -> None:
         super().__init__(ds, is_mutable=True, is_memory=True)
         self.memdb, self.prepare = memdb, prepare
+        self._readers: list[sqlite3.Connection] = []
 
     def connect(self, write: bool = False) -> sqlite3.Connection:
         if write:
@@ -59,7 +60,14 @@ class MemdbDatabase(Database):
         conn = connect_memdb(self.memdb, readonly=True)
         if self.prepare:
             self.prepare(conn)
+        self._readers.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every reader (Datasette keeps one per thread), so a dropped state's memory is freed."""
+        for conn in self._readers:
+            conn.close()
+        self._readers.clear()
 
 
 def _table_metadata() -> dict[str, Any]:
@@ -94,15 +102,32 @@ class Site:
 
     # -- past states ------------------------------------------------------------------
     async def as_of(self, seq: int) -> str:
-        """The Datasette database name for the state after `seq`, building it if needed."""
-        name = database_name(seq)
+        """The Datasette route of the state after `seq`, building it if needed."""
+        route = database_name(seq)
         memdb, evicted = await asyncio.to_thread(self.asof.ensure, seq)
         for old in evicted:
-            if database_name(old) in self.datasette.databases:
-                self.datasette.remove_database(database_name(old))
-        if name not in self.datasette.databases:
-            self.datasette.add_database(MemdbDatabase(self.datasette, memdb), name=name)
-        return name
+            self._drop(database_name(old))
+        current = self._database(route)
+        if current is not None and current.memdb != memdb:  # dropped and built again
+            self._drop(route)
+            current = None
+        if current is None:
+            # A fresh name per build: Datasette keeps each thread's connection under the name.
+            self.datasette.add_database(MemdbDatabase(self.datasette, memdb), name=f"{route}_b{memdb.rsplit('-b', 1)[1]}",
+                                        route=route)
+        return route
+
+    def _database(self, route: str) -> "MemdbDatabase | None":
+        try:
+            return self.datasette.get_database(route=route)
+        except KeyError:
+            return None
+
+    def _drop(self, route: str) -> None:
+        db = self._database(route)
+        if db is not None:
+            self.datasette.remove_database(db.name)
+            db.close()  # frees the state's memory: nothing else holds it
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -140,8 +165,7 @@ class Site:
             return
         if self.requires_login and not self._signed_in(scope):
             return
-        if database_name(seq) not in self.datasette.databases:
-            await self.as_of(seq)
+        await self.as_of(seq)  # a no-op when the state is kept
         if b"_search" in scope.get("query_string", b""):
             await self.searchable(seq)
 
