@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vault import Kind, Source, Vault
+from vault import Kind, Source, TamperDetected, Vault
 from vault.exporting import export_file
 from vault.importing import UnknownImport, derive_record_id, import_file, undo_import
 from vault.instants import parse_instant
@@ -103,14 +103,18 @@ def test_export_at_an_instant_writes_that_state(vault: Vault, v1: Path, v2: Path
     assert export_file(vault, "vcard", tmp_path / "now.vcf") == 3
 
 
-def test_export_never_overwrites_and_leaves_no_partial_file(vault: Vault, v1: Path, tmp_path: Path) -> None:
+def test_export_never_overwrites_and_leaves_no_partial_file(vault: Vault, v1: Path, tmp_path: Path, monkeypatch) -> None:
     import_file(vault, v1)
     (tmp_path / "taken.vcf").write_text("keep me")
     with pytest.raises(Exception, match="already exists"):
         export_file(vault, "vcard", tmp_path / "taken.vcf")
     assert (tmp_path / "taken.vcf").read_text() == "keep me"
-    vault.add(Kind.CONTACT, {"name": "Broken", "photo": {"blob": "00" * 32}}, Source("cli"))  # a missing blob
-    with pytest.raises(Exception):
+    bid = vault.put_blob(b"\x89PNG photo")
+    vault.add(Kind.CONTACT, {"name": "Broken", "photo": {"blob": bid}}, Source("cli"))
+    def unreadable(blob_id: str) -> bytes:  # a blob that fails mid-export (as a damaged one would)
+        raise TamperDetected(None, f"blob {blob_id[:16]}… does not decrypt")
+    monkeypatch.setattr(vault, "get_blob", unreadable)
+    with pytest.raises(TamperDetected):
         export_file(vault, "vcard", tmp_path / "out.vcf")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".out", "out"))) == []
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from . import blobs, keyring, schema, snapshots
+from .blobs import missing_blobs, referenced_blobs
+from .codec import LazyFields, fields_json
 from .crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
 from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDetected, VaultLocked
 from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
@@ -23,6 +26,7 @@ from .log import EventLog, Writer
 from .projection import Projection
 from .verify import check_log
 
+_BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 SNAPSHOT_MIN_EVENTS = 5000  # write a snapshot at close once this many events (and 10%) are new
 
 # Which state a record must be in for each event type.
@@ -298,9 +302,22 @@ class Transaction:
                 raise _refusal(e, status)
             check_fields(e.changes, patch=e.type is EventType.UPDATED)
             pending[e.record_id] = "deleted" if e.type is EventType.DELETED else "live"
+        events = [Event(e.type, e.kind, e.record_id, LazyFields.wrap(e.changes), e.source, e.recorded_at) for e in events]
+        self._check_attachments(events)
         recorded = self.writer.append(events)
         proj.apply(recorded)
         return recorded
+
+    def _check_attachments(self, events: Sequence[Event]) -> None:
+        """Every {"blob": …} object must name an attachment this vault holds: it is reserved for them."""
+        refs: dict[str, str] = {}
+        for e in events:
+            if '"blob"' in fields_json(e.changes):  # parse only the change sets that can hold one
+                refs.update((bid, e.record_id) for bid in referenced_blobs(dict(e.changes)) if bid not in refs)
+        bad = sorted(b for b in refs if not _BLOB_ID.match(b)) or sorted(missing_blobs(self.vault.conn, set(refs)))
+        if bad:
+            raise InvalidRecord(f"Record {refs[bad[0]]} refers to attachment {bad[0]!r}, which this vault does not hold "
+                                '(an object with a "blob" key is reserved for stored attachments).')
 
     def create(self, kind: Kind, fields: Mapping[str, Any], source: Source, *,
                record_id: str | None = None, recorded_at: int | None = None) -> str:
