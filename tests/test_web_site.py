@@ -278,3 +278,13 @@ def test_only_a_few_past_states_are_kept(client, site, monkeypatch):
     kept = sorted(db.route for db in site.datasette.databases.values() if db.route.startswith("asof_"))
     assert kept == ["asof_2", "asof_3"]
     assert client.get("/asof_1/contacts").status_code == 200  # rebuilt on demand
+
+
+def test_serve_on_a_port_in_use_says_so(run):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        r = run("serve", "--port", str(busy.getsockname()[1]))
+    assert r.exit_code != 0 and "Cannot listen on 127.0.0.1 port" in r.output

@@ -389,9 +389,9 @@ def demo(directory: Path | None, records: int, kdf_cost: str, no_serve: bool, po
     tour = build_demo(directory, records, kdf_cost)
     click.echo(tour, err=not no_serve)
     if not no_serve:
-        from .cli_web import serve_vault
+        from .cli_web import listen, serve_vault
 
-        serve_vault(Vault.open(directory / "demo.db", DEMO_PASSPHRASE), "127.0.0.1", port)
+        serve_vault(Vault.open(directory / "demo.db", DEMO_PASSPHRASE), listen("127.0.0.1", port))
 
 
 from .cli_tokens import token as _token; cli.add_command(_token)  # noqa: E402,E702

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -15,31 +16,45 @@ from . import Vault
 from .cli import open_vault, passphrase_option, read_secret, vault_option
 
 
-def serve_vault(vault: Vault, host: str, port: int) -> None:
-    """Serve an unlocked vault until Ctrl+C; the vault is closed (and maybe snapshotted) after."""
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or one clear sentence about why not (before any passphrase is asked)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as e:
+        raise click.ClickException(f"Cannot listen on {host} port {port}: {e.strerror or e}.") from e
+    return sock
+
+
+def serve_vault(vault: Vault, sock: socket.socket) -> None:
+    """Serve an unlocked vault on a bound socket until Ctrl+C; the vault is closed (maybe snapshotted) after."""
     from .web import LiveVault
     from .web.server import create_app
 
+    host, port = sock.getsockname()[:2]
     started = time.monotonic()
     live = LiveVault(vault)
     try:
         site = create_app(live, host=host)
         import uvicorn
 
-        config = uvicorn.Config(site, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
+        config = uvicorn.Config(site, access_log=False, log_level="warning", lifespan="on")
         shown = "[" + host + "]" if ":" in host else host
         click.echo(f"Serving {vault.path} at http://{shown}:{port}/ (API under /api, docs at /api/docs); "
                    f"ready in {time.monotonic() - started:.1f}s. Ctrl+C stops.", err=True)
         # uvicorn re-raises the signal that stopped it; make that an ordinary exit so the vault closes cleanly.
         previous = signal.signal(signal.SIGTERM, _exit_quietly)
         try:
-            uvicorn.Server(config).run()
+            uvicorn.Server(config).run(sockets=[sock])
         except (KeyboardInterrupt, _Stopped):
             pass
         finally:
             signal.signal(signal.SIGTERM, previous)
     finally:
         live.close()
+        sock.close()
     click.echo("Stopped; the vault is closed.", err=True)
 
 
@@ -65,12 +80,13 @@ def serve(host: str, port: int, vault_path: Path | None, passphrase_file: Any) -
     from .web.login import login_policy
 
     login_policy(host)  # refuse an open non-loopback server before asking for the passphrase
+    sock = listen(host, port)
     # Importing Datasette and FastAPI takes a second or two: do it while the passphrase is typed and the vault opens.
     warm = threading.Thread(target=importlib.import_module, args=("vault.web.server",), daemon=True)
     warm.start()
     vault = open_vault(vault_path, passphrase_file)
     warm.join()
-    serve_vault(vault, host, port)
+    serve_vault(vault, sock)
 
 
 @click.group()
