@@ -34,17 +34,6 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _batches(n: int):
-    batch = []
-    for e in workload.events(n):
-        batch.append(e)
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def phase_generate(n: int, d: Path) -> dict:
     """How long making the workload takes: both append and the baseline include it."""
     t = time.perf_counter()
@@ -70,7 +59,7 @@ def phase_append(n: int, d: Path) -> dict:
     vault, _ = Vault.create(d / "vault.db", PASS, "min")
     gc.collect(); gc.freeze()
     t = time.perf_counter()  # events are generated as they are appended, as an import would read them
-    for batch in _batches(n):
+    for batch in workload.batches(workload.events(n), BATCH):
         with vault.transaction() as tx:
             tx.append(batch)
     elapsed = time.perf_counter() - t

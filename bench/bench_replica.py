@@ -32,17 +32,6 @@ PASS = "bench passphrase"
 BATCH = 1000
 
 
-def _batches(events):
-    batch = []
-    for e in events:
-        batch.append(e)
-        if len(batch) == BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def build(path: Path, n: int) -> int:
     """An n-event vault; replica "inc" gets the first 99% (untimed), so a later push to it is incremental."""
     from vault import Vault
@@ -53,7 +42,7 @@ def build(path: Path, n: int) -> int:
     add_replica(vault.log.vault_id, "inc", str(path.parent / "inc"))
     events = workload.events(n)
     for part in (itertools.islice(events, n - extra), events):
-        for batch in _batches(part):
+        for batch in workload.batches(part, BATCH):
             with vault.transaction() as tx:
                 tx.append(batch)
         if vault.log.head().seq == n - extra:

@@ -74,3 +74,15 @@ def record_rows(n: int, seed: int = 1) -> Iterator[dict]:
     for e in events(n, seed):
         yield {"id": e.record_id, "kind": e.kind.value, "type": e.type.value, "at": e.recorded_at,
                "fields": json.dumps(e.changes)}
+
+
+def batches(events: Iterator[Event], size: int = 1000) -> Iterator[list[Event]]:
+    """Events in lists of `size`, as an importer would append them."""
+    batch: list[Event] = []
+    for e in events:
+        batch.append(e)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
