@@ -98,22 +98,23 @@ _KIND_CODE = {Kind.CONTACT: 1, Kind.MESSAGE: 2, Kind.NOTE: 3}
 _TYPES = {code: t for t, code in _TYPE_CODE.items()}
 _KINDS = {code: k for k, code in _KIND_CODE.items()}
 _sources: dict[bytes, Source] = {}  # decoded sources by their bytes: imports repeat one source many times
-_source_texts: dict[int, tuple[Source, bytes]] = {}  # encoded sources by object, for the same reason
+_source_texts: dict[int, tuple[Source, str]] = {}  # encoded sources by object, for the same reason
 
 
-def _source_bytes(source: Source) -> bytes:
+def source_json(source: Source) -> str:
+    """A Source as JSON, computed once per Source object (a batch or an import shares one)."""
     hit = _source_texts.get(id(source))
     if hit is None or hit[0] is not source:
         if len(_source_texts) >= 4096:
             _source_texts.clear()
-        hit = _source_texts[id(source)] = (source, dumps(source.as_dict()).encode())
+        hit = _source_texts[id(source)] = (source, dumps(source.as_dict()))
     return hit[1]
 
 
 def encode_event(event: Event, recorded_at: int) -> bytes:
     """The plaintext of one event: a fixed header, the id, the source, then the changes as JSON."""
     try:
-        rid, src, fields = event.record_id.encode(), _source_bytes(event.source), fields_json(event.changes).encode()
+        rid, src, fields = event.record_id.encode(), source_json(event.source).encode(), fields_json(event.changes).encode()
     except UnicodeEncodeError as e:
         raise InvalidRecord(f"Record {event.record_id} cannot be stored: its text holds an unpaired surrogate (not valid Unicode).") from e
     header = _HEADER.pack(CODEC_VERSION, _TYPE_CODE[event.type], _KIND_CODE[event.kind], recorded_at, len(rid), len(src))

@@ -14,8 +14,8 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from .codec import dumps, fields_json
-from .events import FIELDS, EventType, Kind, Recorded, Source, apply_patch
+from .codec import dumps, fields_json, source_json
+from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
 PROJECTION_VERSION = 1
@@ -67,7 +67,6 @@ class _Folder:
         self.rows: dict[Kind, list[list[Any]]] = {k: [] for k in Kind}  # versions to insert
         self.closes: dict[Kind, list[tuple]] = {k: [] for k in Kind}  # versions already stored, to close
         self.open: dict[str, list[Any]] = {}  # record id -> its newest pending version
-        self.sources: dict[int, tuple[Source, str]] = {}  # JSON of each distinct Source object
 
     def fold(self, r: Recorded) -> None:
         e, at = r.event, iso(r.recorded_at)
@@ -85,15 +84,9 @@ class _Folder:
             data = dumps(apply_patch(json.loads(prev_data), e.changes))
         else:
             data = None if e.type is EventType.DELETED else fields_json(e.changes)
-        row = [e.record_id, r.seq, None, at, None, e.type.value, int(e.type is EventType.DELETED), self._source(e.source), data]
+        row = [e.record_id, r.seq, None, at, None, e.type.value, int(e.type is EventType.DELETED), source_json(e.source), data]
         self.rows[e.kind].append(row)
         self.open[e.record_id] = row
-
-    def _source(self, source: Source) -> str:
-        hit = self.sources.get(id(source))
-        if hit is None or hit[0] is not source:
-            hit = self.sources[id(source)] = (source, dumps(source.as_dict()))
-        return hit[1]
 
     def flush(self) -> None:
         for kind in Kind:
@@ -102,7 +95,6 @@ class _Folder:
             self.closes[kind].clear()
             self.rows[kind].clear()
         self.open.clear()
-        self.sources.clear()
 
 
 class Projection:
