@@ -58,3 +58,27 @@ def run(created: tuple[Path, str], monkeypatch: pytest.MonkeyPatch):
         return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return invoke
+
+
+@pytest.fixture
+def as_exported():
+    """What the core hands an exporter for source records: attachments become blob references
+    in `attachments`. Returns (export records, a get_blob function)."""
+
+    def convert(recs, kind):
+        import hashlib
+
+        from vault.formats import ExportRecord
+
+        blobs: dict[str, bytes] = {}
+        exported = []
+        for r in recs:
+            refs = []
+            for a in r.attachments:
+                bid = hashlib.sha256(a.data).hexdigest()
+                blobs[bid] = a.data
+                refs.append({"blob": bid, "size": len(a.data), "name": a.name, "type": a.content_type})
+            exported.append(ExportRecord(kind, "m_x", dict(r.fields, attachments=refs) if refs else r.fields))
+        return exported, blobs.__getitem__
+
+    return convert

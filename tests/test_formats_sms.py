@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
@@ -72,19 +71,11 @@ def test_mms_parts_image_and_group_addresses(sms) -> None:
     assert sent["subject"] == "Plans" and sent["from"] == "insert-address-token" and sent["box"] == "sent"
 
 
-def test_round_trip_keeps_every_field_and_image(sms, tmp_path: Path) -> None:
-    blobs: dict[str, bytes] = {}
-    exported = []
-    for r in sms.values():
-        refs = []
-        for a in r.attachments:
-            bid = hashlib.sha256(a.data).hexdigest()
-            blobs[bid] = a.data
-            refs.append({"blob": bid, "size": len(a.data), "name": a.name, "type": a.content_type})
-        exported.append(ExportRecord(Kind.MESSAGE, "m_x", dict(r.fields, attachments=refs) if refs else r.fields))
+def test_round_trip_keeps_every_field_and_image(sms, tmp_path: Path, as_exported) -> None:
+    exported, get_blob = as_exported(sms.values(), Kind.MESSAGE)
     exported.append(ExportRecord(Kind.MESSAGE, "m_y", {"kind": "email", "body": "not an sms"}))
     out = tmp_path / "sms.xml"
-    assert SmsExporter().write(exported, out, blobs.__getitem__) == len(sms)
+    assert SmsExporter().write(exported, out, get_blob) == len(sms)
     back = records(out)
     assert back.keys() == sms.keys()
     for sid, r in sms.items():
