@@ -230,7 +230,7 @@ def test_search_index_built_while_the_vault_changes_matches_the_tables(vault, da
 
 
 def test_served_memory_databases_are_not_capped_at_one_gib(site):
-    from vault.web.live import memdb_size_limit
+    from vault.memdb import size_limit as memdb_size_limit
 
     assert memdb_size_limit(site.live.name) > 1 << 30
     assert memdb_size_limit(site.search.name) > 1 << 30

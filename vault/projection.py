@@ -14,6 +14,7 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
+from . import memdb
 from .codec import dumps, fields_json, source_json
 from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
@@ -100,30 +101,25 @@ class _Folder:
 class Projection:
     """An in-memory SQLite database holding the state the log describes up to `seq`."""
 
-    def __init__(self, conn: sqlite3.Connection | None = None) -> None:
-        fresh = conn is None
-        self.conn = conn or sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA temp_store = MEMORY")
-        if fresh:
+    def __init__(self, name: str | None = None, conn: sqlite3.Connection | None = None) -> None:
+        """The projection held in memdb `name` (a fresh, empty one if None); `conn` if already connected."""
+        self.name = name or memdb.new_name()
+        self.conn = conn or memdb.connect(self.name)
+        if self.conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0:
             self.conn.executescript("".join(_ddl(k) for k in Kind))
             self.conn.execute("CREATE TABLE _projection (seq INTEGER NOT NULL, version INTEGER NOT NULL)")
             self.conn.execute("INSERT INTO _projection VALUES (0, ?)", (PROJECTION_VERSION,))
         self.seq = self.conn.execute("SELECT seq FROM _projection").fetchone()[0]
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Projection":
-        """A projection from `to_bytes` output (a serialized SQLite database)."""
-        staged = sqlite3.connect(":memory:")
-        staged.deserialize(data)
-        # A deserialized database lives in SQLite's memdb VFS, capped at 1 GiB; a plain
-        # :memory: database has no such cap, so copy the pages across before growing it.
-        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        staged.backup(conn)
-        staged.close()
-        return cls(conn)
+    def load(cls, parts: Iterable[bytes], capacity: int) -> "Projection":
+        """A projection from the pieces `pieces` gave (a serialized SQLite database, about `capacity` bytes)."""
+        name = memdb.new_name()
+        return cls(name, memdb.load(name, parts, capacity))
 
-    def to_bytes(self) -> bytes:
-        return self.conn.serialize()
+    def pieces(self, size: int) -> Iterator[bytes]:
+        """The projection serialized, in pieces of `size` bytes; no writes until exhausted."""
+        return memdb.pieces(self.conn, self.name, size)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -2,8 +2,9 @@
 
 A snapshot is the serialized in-memory projection, compressed with LZ4 (at a
 million events it writes in a fifth and reopens in a quarter of zlib's time,
-for a third more bytes) and sealed in parts of about 8 MB (so no second full
-copy is ever built). Each part's AAD
+for a third more bytes) and sealed in parts of 8 MB, read straight from the
+in-memory database and loaded straight into one, so no whole second copy is
+ever built. Each part's AAD
 binds the vault id, the projection version, the seq and chain hash it
 describes, its index and whether it is the last: a snapshot from another point
 of the chain, another vault, an older projection layout, or with a part
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-from typing import Callable
+from typing import Callable, Iterator
 
 import lz4.block
 import nacl.exceptions
@@ -35,17 +36,19 @@ def _aad(vault_id: bytes, seq: int, chain_hash: bytes, part: int, last: bool) ->
 
 def save_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, projection: Projection, chain_hash: bytes) -> None:
     """Seal the projection (at its seq) into the vault and prune old snapshots."""
-    data = memoryview(projection.to_bytes())
-    seq, starts = projection.seq, range(0, max(len(data), 1), PART_BYTES)
+    seq = projection.seq
     try:
         with conn:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("DELETE FROM snapshots WHERE seq = ?", (seq,))
-            for part, start in enumerate(starts):
-                last = part == len(starts) - 1
-                packed = lz4.block.compress(data[start : start + PART_BYTES], store_size=True)
-                sealed = crypto.seal(keys.snapshot, packed, _aad(vault_id, seq, chain_hash, part, last))
+            pieces = projection.pieces(PART_BYTES)
+            piece, part = next(pieces), 0
+            while piece is not None:  # each piece is sealed knowing whether it is the last
+                following = next(pieces, None)
+                packed = lz4.block.compress(piece, store_size=True)
+                sealed = crypto.seal(keys.snapshot, packed, _aad(vault_id, seq, chain_hash, part, following is None))
                 conn.execute("INSERT INTO snapshots (seq, part, payload) VALUES (?, ?, ?)", (seq, part, sealed))
+                piece, part = following, part + 1
             conn.execute(
                 "DELETE FROM snapshots WHERE seq NOT IN (SELECT DISTINCT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
                 (KEEP,),
@@ -66,29 +69,33 @@ def latest_snapshot_seq(conn: sqlite3.Connection, upto: int) -> int:
 def load_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, upto: int,
                   hash_at: Callable[[int], bytes]) -> Projection | None:
     """The newest usable snapshot at or before `upto`, or None (then replay from zero)."""
-    seqs = [r[0] for r in conn.execute("SELECT DISTINCT seq FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (upto,))]
-    for seq in seqs:
-        data = _open_parts(conn, keys, vault_id, seq, hash_at(seq))
-        if data is not None:
-            return Projection.from_bytes(data)
+    seqs = conn.execute("SELECT seq, count(*) FROM snapshots WHERE seq <= ? GROUP BY seq ORDER BY seq DESC", (upto,))
+    for seq, parts in seqs.fetchall():
+        try:
+            return Projection.load(_open_parts(conn, keys, vault_id, seq, hash_at(seq)), parts * PART_BYTES)
+        except (_Unusable, sqlite3.DatabaseError):
+            continue
     return None
 
 
-def _open_parts(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, chain_hash: bytes) -> bytearray | None:
-    """The serialized projection, or None if any part is missing, altered or from elsewhere."""
-    out = bytearray()
+class _Unusable(Exception):
+    """A snapshot part is missing, altered or from elsewhere."""
+
+
+def _open_parts(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, chain_hash: bytes) -> Iterator[bytes]:
+    """The serialized projection part by part; raises _Unusable at the first part that does not open."""
     rows = conn.execute("SELECT part, payload FROM snapshots WHERE seq = ? ORDER BY part", (seq,))
     for expected, (part, sealed) in enumerate(rows):
         opened = _open_part(keys, vault_id, seq, chain_hash, part, sealed) if part == expected else None
         if opened is None:
-            return None
+            raise _Unusable(seq)
         try:
-            out += lz4.block.decompress(opened[0])
+            yield lz4.block.decompress(opened[0])
         except lz4.block.LZ4BlockError:
-            return None
+            raise _Unusable(seq) from None
         if opened[1]:
-            return out
-    return None
+            return
+    raise _Unusable(seq)  # the last part is missing
 
 
 def _open_part(keys: Keys, vault_id: bytes, seq: int, chain_hash: bytes, part: int, sealed: bytes) -> tuple[bytes, bool] | None:

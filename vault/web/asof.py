@@ -13,11 +13,12 @@ import sqlite3
 import threading
 from collections import OrderedDict
 
+from .. import memdb
 from ..events import FIELDS, Kind
 from ..instants import iso
 from ..projection import live_columns
 from ..restore import FTS_COLUMNS
-from .live import LiveVault, connect_memdb, memdb_uri
+from .live import LiveVault
 from .search import fts_table
 
 KEEP = 4  # materialized states kept in memory
@@ -87,11 +88,11 @@ class AsOfStates:
         return name, evicted
 
     def _materialize(self, seq: int, name: str) -> sqlite3.Connection:
-        conn = connect_memdb(name)
+        conn = memdb.connect(name)
         # Copying rows reads the projection: hold the vault's lock so no write waits on it and times out.
         with self.live.lock:
             recorded_at = iso(self.live.vault.log.recorded_at(seq)) if seq else None
-            conn.execute(f"ATTACH DATABASE '{memdb_uri(self.live.name, readonly=True)}' AS p")
+            conn.execute(f"ATTACH DATABASE '{memdb.uri(self.live.name, readonly=True)}' AS p")
             conn.execute("BEGIN")
             for kind in Kind:
                 # No declared key: Datasette then links rows by rowid and `id` cells go to the record's timeline.

@@ -8,79 +8,19 @@ itself (appends, blobs, refresh) happens under `lock`: it owns one connection.
 
 from __future__ import annotations
 
-import _sqlite3
-import ctypes
-import functools
 import logging
-import secrets
 import sqlite3
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
+from .. import memdb
 from ..errors import VaultError
 from ..projection import Projection
 from ..vault import Vault
 
 T = TypeVar("T")
 log = logging.getLogger("lifevault.web")
-BUSY_TIMEOUT_MS = 10_000
 REFRESH_SECONDS = 0.5  # how often the log's head is checked for other processes' appends
-
-
-def memdb_uri(name: str, *, readonly: bool = False) -> str:
-    """The URI of a named in-memory database shared inside this process."""
-    return f"file:/{name}?vfs=memdb" + ("&mode=ro" if readonly else "")
-
-
-def memdb_size_limit(name: str, new: int = -1) -> int | None:
-    """Set (or with -1 just read) the byte limit of a named memdb; None if SQLite's C API is out of reach.
-
-    SQLite caps a memdb at 1 GiB by default, less than the projection of a few
-    million events; the cap is a file control Python's sqlite3 does not expose,
-    so it is set through a second, short-lived connection made with the same
-    library (ctypes), which shares the named database.
-    """
-    lib = _libsqlite()
-    if lib is None:
-        return None
-    db = ctypes.c_void_p()
-    try:
-        if lib.sqlite3_open_v2(memdb_uri(name).encode(), ctypes.byref(db), _OPEN_READWRITE | _OPEN_URI, None) != 0:
-            return None
-        value = ctypes.c_int64(new)
-        if lib.sqlite3_file_control(db, b"main", _FCNTL_SIZE_LIMIT, ctypes.byref(value)) != 0:
-            return None
-        return value.value
-    finally:
-        lib.sqlite3_close(db)
-
-
-_OPEN_READWRITE, _OPEN_URI, _FCNTL_SIZE_LIMIT = 0x2, 0x40, 36
-MEMDB_MAX_BYTES = 1 << 40  # no cap short of the machine's memory
-
-
-@functools.cache
-def _libsqlite() -> Any:
-    try:
-        lib = ctypes.CDLL(_sqlite3.__file__)  # resolves to the SQLite that Python's sqlite3 itself uses
-        lib.sqlite3_open_v2.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_char_p]
-        lib.sqlite3_file_control.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p]
-        lib.sqlite3_close.argtypes = [ctypes.c_void_p]
-        return lib
-    except (OSError, AttributeError):
-        return None
-
-
-def connect_memdb(name: str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection to a named memdb; read-only ones refuse every write, writable ones lift the 1 GiB cap."""
-    conn = sqlite3.connect(memdb_uri(name, readonly=readonly), uri=True, isolation_level=None, check_same_thread=False)
-    if not readonly:
-        memdb_size_limit(name, MEMDB_MAX_BYTES)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA temp_store = MEMORY")  # sorts never spill to a temp file
-    if readonly:
-        conn.execute("PRAGMA query_only = 1")
-    return conn
 
 
 class LiveVault:
@@ -97,15 +37,13 @@ class LiveVault:
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
         self.lock = threading.RLock()
-        self.name = "lifevault-" + secrets.token_hex(8)
+        self.name = vault.projection.name  # readers open it by name; a reloaded projection is copied into it
         self.on_change: list[Callable[[int], None]] = []
         self.on_publish: list[Callable[[sqlite3.Connection], None]] = []
-        self._conn: sqlite3.Connection | None = None
+        self._conn = vault.projection.conn
         self._seen = vault.projection.seq
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        with self.lock:
-            self._publish()
 
     def __repr__(self) -> str:
         return f"LiveVault({self.vault!r})"
@@ -116,22 +54,20 @@ class LiveVault:
 
     def reader(self) -> sqlite3.Connection:
         """A new read-only connection to the live projection."""
-        return connect_memdb(self.name, readonly=True)
+        return memdb.connect(self.name, readonly=True)
 
     # -- keeping the shared projection current ---------------------------------
     def _publish(self) -> None:
-        """Copy the vault's projection into the named memdb and make the vault write there."""
-        private = self.vault.projection.conn
-        if private is self._conn:
+        """After the vault reloaded its projection (a failed commit), copy it into the served memdb."""
+        fresh = self.vault.projection.conn
+        if fresh is self._conn:
             return
-        conn = self._conn or connect_memdb(self.name)
         try:
-            private.backup(conn)
+            fresh.backup(self._conn)
         except sqlite3.OperationalError as e:  # e.g. the memdb cap could not be lifted on this platform
             raise VaultError(f"The decrypted state of {self.vault.path} cannot be served from memory: {e}.") from e
-        self.vault.projection = Projection(conn)
-        private.close()
-        self._conn = conn
+        self.vault.projection = Projection(self.name, self._conn)
+        fresh.close()
         for fn in self.on_publish:
             fn(conn)
 
@@ -194,5 +130,4 @@ class LiveVault:
         self.stop()
         with self.lock:
             self.vault.close()
-            if self._conn is not None:
-                self._conn.close()
+            self._conn.close()

@@ -15,9 +15,10 @@ import threading
 import time
 from typing import Any
 
+from .. import memdb
 from ..events import Kind
 from ..restore import FTS_COLUMNS
-from .live import LiveVault, connect_memdb, memdb_uri
+from .live import LiveVault
 
 SCHEMA = "lvfts"  # the name the index is attached under
 CHUNK = 5_000  # rows indexed per hold of the vault's lock: short, so writes are not kept waiting
@@ -68,7 +69,7 @@ class SearchIndex:
     def __init__(self, live: LiveVault) -> None:
         self.live = live
         self.name = live.name + "-fts"
-        self._final = connect_memdb(self.name)  # keeps the readers' memdb alive
+        self._final = memdb.connect(self.name)  # keeps the readers' memdb alive
         _create_tables(self._final)
         self._staging: sqlite3.Connection | None = None
         self._builds = 0
@@ -80,7 +81,7 @@ class SearchIndex:
 
     def attach(self, conn: sqlite3.Connection) -> None:
         """Make the index visible (read-only) on a reader connection."""
-        conn.execute(f"ATTACH DATABASE '{memdb_uri(self.name, readonly=True)}' AS {SCHEMA}")
+        conn.execute(f"ATTACH DATABASE '{memdb.uri(self.name, readonly=True)}' AS {SCHEMA}")
 
     def _install(self, writer: sqlite3.Connection) -> None:
         """(Re)start indexing from scratch into a fresh staging memdb, attached to the projection's writer."""
@@ -89,11 +90,11 @@ class SearchIndex:
         staging_name = f"{self.name}-build{self._builds}"
         if self._staging is not None:
             self._staging.close()
-        self._staging = connect_memdb(staging_name)
+        self._staging = memdb.connect(staging_name)
         _create_tables(self._staging)
         if SCHEMA in {row[1] for row in writer.execute("PRAGMA database_list")}:
             writer.execute(f"DETACH DATABASE {SCHEMA}")
-        writer.execute(f"ATTACH DATABASE '{memdb_uri(staging_name)}' AS {SCHEMA}")
+        writer.execute(f"ATTACH DATABASE '{memdb.uri(staging_name)}' AS {SCHEMA}")
         for kind in Kind:
             t, fts, cols = kind.table, fts_table(kind), _cols(kind)
             news = ", ".join(f'new."{c}"' for c in FTS_COLUMNS[kind])
@@ -147,7 +148,7 @@ class SearchIndex:
         self._staging.backup(self._final)
         self._staging.close()
         self._staging = None
-        writer.execute(f"ATTACH DATABASE '{memdb_uri(self.name)}' AS {SCHEMA}")
+        writer.execute(f"ATTACH DATABASE '{memdb.uri(self.name)}' AS {SCHEMA}")
         self.ready.set()
 
     def start(self) -> threading.Thread:

@@ -20,11 +20,12 @@ from typing import Any, Callable
 from datasette.app import Datasette
 from datasette.database import Database
 
+from .. import memdb
 from ..events import Kind
 from . import datasette_plugin
 from .datasette_plugin import LIVE_DB
 from .asof import AsOfStates, database_name, seq_of
-from .live import LiveVault, connect_memdb
+from .live import LiveVault
 from .login import auth_passwords_config, datasette_metadata, login_policy
 from .search import SearchIndex, fts_table
 
@@ -57,7 +58,7 @@ class MemdbDatabase(Database):
     def connect(self, write: bool = False) -> sqlite3.Connection:
         if write:
             raise PermissionError("lifevault's browsing databases are read-only")
-        conn = connect_memdb(self.memdb, readonly=True)
+        conn = memdb.connect(self.memdb, readonly=True)
         if self.prepare:
             self.prepare(conn)
         self._readers.append(conn)
