@@ -4,15 +4,16 @@ A memdb with a name is shared by every connection of this process that opens
 it and never touches disk (its journal is kept in memory too). Three things
 Python's sqlite3 does not expose are reached through ctypes, on the very
 library Python's sqlite3 uses, so both see the same named databases:
-lifting SQLite's 1 GiB cap on a memdb, reading a memdb's pages without copying
-them (to seal a snapshot part by part), and filling a memdb from a
-serialization with one copy instead of three. Where that library is out of
+lifting SQLite's 1 GiB cap on a memdb, and reading and writing a memdb's
+bytes a piece at a time through SQLite's own file object, so a snapshot is
+sealed and loaded part by part without a whole second copy. Where that library is out of
 reach the same results come from the plain API, with more copies and the cap.
 """
 
 from __future__ import annotations
 
 import _sqlite3
+import contextlib
 import ctypes
 import functools
 import secrets
@@ -22,8 +23,7 @@ from typing import Any, Iterable, Iterator
 BUSY_TIMEOUT_MS = 10_000
 MAX_BYTES = 1 << 40  # no cap short of the machine's memory
 _OPEN_READWRITE, _OPEN_CREATE, _OPEN_URI = 0x2, 0x4, 0x40
-_FCNTL_SIZE_LIMIT, _SERIALIZE_NOCOPY = 36, 0x1
-_DESERIALIZE_FREEONCLOSE, _DESERIALIZE_RESIZEABLE = 0x1, 0x2
+_FCNTL_FILE_POINTER, _FCNTL_SIZE_LIMIT = 7, 36
 
 
 def new_name(prefix: str = "lifevault") -> str:
@@ -63,37 +63,71 @@ def size_limit(name: str, new: int = -1) -> int | None:
 def pieces(conn: sqlite3.Connection, name: str, size: int) -> Iterator[bytes]:
     """The serialized database in pieces of `size` bytes, without a second whole copy.
 
-    The caller must keep writers off `name` until the iterator is exhausted.
+    The pages are read through SQLite's own file object for the memdb (a
+    named memdb cannot hand out its buffer). The caller keeps writers off
+    `name` until the iterator is exhausted.
     """
     lib = _lib()
-    if lib is not None:
-        with _c_connection(lib, name) as db:
-            n = ctypes.c_int64()
-            ptr = lib.sqlite3_serialize(db, b"main", ctypes.byref(n), _SERIALIZE_NOCOPY) if db else None
-            if ptr:
-                for start in range(0, max(n.value, 1), size):
-                    yield ctypes.string_at(ptr + start, min(size, n.value - start))
-                return
+    with _c_connection(lib, name) if lib else contextlib.nullcontext() as db:
+        f = _file(lib, db)
+        if f is not None:
+            io, total = f.contents.methods.contents, ctypes.c_int64()
+            io.file_size(f, ctypes.byref(total))
+            buf = ctypes.create_string_buffer(size)
+            for start in range(0, max(total.value, 1), size):
+                n = min(size, total.value - start)
+                if io.read(f, buf, n, start) != 0:
+                    raise sqlite3.DatabaseError(f"reading the in-memory database {name} failed")
+                yield buf.raw[:n]
+            return
     data = memoryview(conn.serialize())
     for start in range(0, max(len(data), 1), size):
         yield bytes(data[start : start + size])
 
 
-def load(name: str, parts: Iterable[bytes], capacity: int) -> sqlite3.Connection:
-    """A new memdb `name` holding the database serialized in `parts` (about `capacity` bytes in all).
+class _IoMethods(ctypes.Structure):
+    """The head of SQLite's sqlite3_io_methods (a stable, documented C struct)."""
 
+    _fields_ = [
+        ("version", ctypes.c_int),
+        ("close", ctypes.c_void_p),
+        ("read", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int64)),
+        ("write", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_int64)),
+        ("truncate", ctypes.c_void_p),
+        ("sync", ctypes.c_void_p),
+        ("file_size", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int64))),
+    ]
+
+
+class _File(ctypes.Structure):
+    """SQLite's sqlite3_file: a pointer to its methods."""
+
+    _fields_ = [("methods", ctypes.POINTER(_IoMethods))]
+
+
+def load(name: str, parts: Iterable[bytes]) -> sqlite3.Connection:
+    """A new memdb `name` holding the database serialized in `parts`; one copy, straight into it.
+
+    The bytes go in through SQLite's own file object for the memdb before any
+    connection has read it, as if a database file were copied into place.
     Raises sqlite3.DatabaseError if the bytes are not a database.
     """
-    conn = connect(name)
-    lib = _lib()
-    if lib is None:
-        staged = sqlite3.connect(":memory:")
-        staged.deserialize(b"".join(parts))
-        staged.backup(conn)
-        staged.close()
-        return conn
+    conn = connect(name)  # keeps the memdb alive; it reads nothing until the file is complete
     try:
-        _c_load(lib, name, parts, capacity)
+        lib = _lib()
+        with _c_connection(lib, name) if lib else contextlib.nullcontext() as db:
+            f = _file(lib, db)
+            if f is None:
+                staged = sqlite3.connect(":memory:")
+                staged.deserialize(b"".join(parts))
+                staged.backup(conn)
+                staged.close()
+            else:
+                offset = 0
+                for part in parts:
+                    if f.contents.methods.contents.write(f, part, len(part), offset) != 0:
+                        raise MemoryError(f"the in-memory database {name} could not grow")
+                    offset += len(part)
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
     except BaseException:
         conn.close()
@@ -101,38 +135,12 @@ def load(name: str, parts: Iterable[bytes], capacity: int) -> sqlite3.Connection
     return conn
 
 
-def _c_load(lib: Any, name: str, parts: Iterable[bytes], capacity: int) -> None:
-    """Copy `parts` once into memory SQLite owns, open it as a private memdb, back it up into `name`."""
-    buf, used = lib.sqlite3_malloc64(max(capacity, 1)), 0
-    if not buf:
-        raise MemoryError("SQLite could not allocate the decrypted state")
-    staged = ctypes.c_void_p()
-    try:
-        for part in parts:
-            if used + len(part) > capacity:
-                capacity = max(capacity * 2, used + len(part))
-                grown = lib.sqlite3_realloc64(buf, capacity)
-                if not grown:
-                    raise MemoryError("SQLite could not allocate the decrypted state")
-                buf = grown
-            ctypes.memmove(buf + used, part, len(part))
-            used += len(part)
-        lib.sqlite3_open_v2(b":memory:", ctypes.byref(staged), _OPEN_READWRITE | _OPEN_CREATE, None)
-        rc = lib.sqlite3_deserialize(staged, b"main", buf, used, capacity, _DESERIALIZE_FREEONCLOSE | _DESERIALIZE_RESIZEABLE)
-        buf = None  # SQLite owns it now, even when deserialize failed
-        if rc != 0:
-            raise sqlite3.DatabaseError(f"deserialize failed ({rc})")
-        with _c_connection(lib, name) as dest:
-            backup = lib.sqlite3_backup_init(dest, b"main", staged, b"main")
-            if not backup:
-                raise sqlite3.DatabaseError(lib.sqlite3_errmsg(dest).decode())
-            lib.sqlite3_backup_step(backup, -1)
-            if lib.sqlite3_backup_finish(backup) != 0:
-                raise sqlite3.DatabaseError(lib.sqlite3_errmsg(dest).decode())
-    finally:
-        if buf:
-            lib.sqlite3_free(buf)
-        lib.sqlite3_close(staged)
+def _file(lib: Any, db: ctypes.c_void_p | None) -> Any:
+    """SQLite's file object behind a C-level connection's main database, or None."""
+    f = ctypes.POINTER(_File)()
+    if not db or lib.sqlite3_file_control(db, b"main", _FCNTL_FILE_POINTER, ctypes.byref(f)) != 0 or not f:
+        return None
+    return f
 
 
 class _c_connection:
@@ -154,20 +162,11 @@ def _lib() -> Any:
     """Python's own SQLite library through ctypes, or None where it cannot be reached."""
     try:
         lib = ctypes.CDLL(_sqlite3.__file__)  # resolves to the SQLite that Python's sqlite3 itself uses
-        p, i64, s = ctypes.c_void_p, ctypes.c_int64, ctypes.c_char_p
+        p, s = ctypes.c_void_p, ctypes.c_char_p
         for fn, args, res in [
             ("sqlite3_open_v2", [s, ctypes.POINTER(p), ctypes.c_int, s], ctypes.c_int),
             ("sqlite3_close", [p], ctypes.c_int),
             ("sqlite3_file_control", [p, s, ctypes.c_int, p], ctypes.c_int),
-            ("sqlite3_serialize", [p, s, ctypes.POINTER(i64), ctypes.c_uint], p),
-            ("sqlite3_deserialize", [p, s, p, i64, i64, ctypes.c_uint], ctypes.c_int),
-            ("sqlite3_malloc64", [ctypes.c_uint64], p),
-            ("sqlite3_realloc64", [p, ctypes.c_uint64], p),
-            ("sqlite3_free", [p], None),
-            ("sqlite3_backup_init", [p, s, p, s], p),
-            ("sqlite3_backup_step", [p, ctypes.c_int], ctypes.c_int),
-            ("sqlite3_backup_finish", [p], ctypes.c_int),
-            ("sqlite3_errmsg", [p], s),
         ]:
             f = getattr(lib, fn)
             f.argtypes, f.restype = args, res

@@ -112,10 +112,10 @@ class Projection:
         self.seq = self.conn.execute("SELECT seq FROM _projection").fetchone()[0]
 
     @classmethod
-    def load(cls, parts: Iterable[bytes], capacity: int) -> "Projection":
-        """A projection from the pieces `pieces` gave (a serialized SQLite database, about `capacity` bytes)."""
+    def load(cls, parts: Iterable[bytes]) -> "Projection":
+        """A projection from the pieces `pieces` gave (a serialized SQLite database)."""
         name = memdb.new_name()
-        return cls(name, memdb.load(name, parts, capacity))
+        return cls(name, memdb.load(name, parts))
 
     def pieces(self, size: int) -> Iterator[bytes]:
         """The projection serialized, in pieces of `size` bytes; no writes until exhausted."""

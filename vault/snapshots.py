@@ -69,10 +69,10 @@ def latest_snapshot_seq(conn: sqlite3.Connection, upto: int) -> int:
 def load_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, upto: int,
                   hash_at: Callable[[int], bytes]) -> Projection | None:
     """The newest usable snapshot at or before `upto`, or None (then replay from zero)."""
-    seqs = conn.execute("SELECT seq, count(*) FROM snapshots WHERE seq <= ? GROUP BY seq ORDER BY seq DESC", (upto,))
-    for seq, parts in seqs.fetchall():
+    seqs = conn.execute("SELECT DISTINCT seq FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (upto,))
+    for (seq,) in seqs.fetchall():
         try:
-            return Projection.load(_open_parts(conn, keys, vault_id, seq, hash_at(seq)), parts * PART_BYTES)
+            return Projection.load(_open_parts(conn, keys, vault_id, seq, hash_at(seq)))
         except (_Unusable, sqlite3.DatabaseError):
             continue
     return None
