@@ -4,7 +4,8 @@ For each size, a vault of generated events (bench/workload.py) is built once
 (kept with --keep DIR), then `lifevault serve` is started as a real process on a
 free loopback port: cold start is the time from spawn to the first 200 of a
 table page (median of --starts runs); search readiness is when the background
-full-text index is complete. Then 20 client threads each make a bounded number
+full-text index is complete. How long a CLI `add` takes to show on a page is
+measured idle and while a past state is being built. Then 20 client threads each make a bounded number
 of requests to a table page, a full-text search, and an "as of" page (the past
 state is built once first; that build is reported separately). /api/health is
 the baseline measured in the same run. Loopback only.
@@ -129,6 +130,29 @@ def load(url: str, paths: list[str], per_client: int) -> dict:
             "requests": len(times), "req_per_s": len(times) / wall, "errors": len(errors)}
 
 
+def change_visible(s: Server, path: Path, home: Path, tag: str) -> float:
+    """Seconds from a CLI `add` committing (its process has exited) until the new note is on a table page."""
+    env = dict(os.environ, LIFEVAULT_PASSPHRASE=PASS, LIFEVAULT_HOME=str(home), LIFEVAULT_PATH=str(path))
+    subprocess.run([sys.executable, "-c", "from vault.cli import cli; cli()", "add", "note", "--json",
+                    json.dumps({"title": tag})], env=env, check=True, capture_output=True)
+    t = time.perf_counter()
+    while tag not in httpx.get(f"{s.url}/vault/notes.json?title__exact={tag}", timeout=600).text:
+        time.sleep(0.05)
+    return time.perf_counter() - t
+
+
+def change_visible_during_build(s: Server, path: Path, home: Path, past: int) -> float:
+    """`change_visible` while the server builds the state after event `past` (which holds its lock in turns)."""
+    build = threading.Thread(target=httpx.get, args=(f"{s.url}/-/as-of?at=seq:{past}&next=/vault/notes",),
+                             kwargs={"timeout": 600})
+    build.start()
+    time.sleep(0.2)
+    try:
+        return change_visible(s, path, home, f"bench-during-build-{past}")
+    finally:
+        build.join()
+
+
 def phases(path: Path) -> dict:
     """Where a cold start goes, measured in this (fresh) process: imports, unlock, publish, site, first page."""
     t0 = time.perf_counter()
@@ -144,7 +168,7 @@ def phases(path: Path) -> dict:
     out["vault_open_s"] = time.perf_counter() - t
     t = time.perf_counter()
     live = LiveVault(vault)
-    out["publish_to_memdb_s"] = time.perf_counter() - t
+    out["live_vault_s"] = time.perf_counter() - t
     t = time.perf_counter()
     site = create_app(live)
     out["create_app_s"] = time.perf_counter() - t
@@ -185,6 +209,8 @@ def run(n: int, keep: Path, starts: int, per_client: int) -> dict:
         r = httpx.get(f"{s.url}/-/as-of?at=seq:{past}&next=/vault/messages", timeout=600, follow_redirects=True)
         assert r.status_code == 200, r.status_code
         out["as_of_first_build_s"] = time.perf_counter() - t
+        out["change_visible_s"] = change_visible(s, path, home, f"bench-idle-{time.time_ns()}")
+        out["change_visible_during_as_of_build_s"] = change_visible_during_build(s, path, home, n // 3)
         out["baseline_health"] = load(s.url, ["/api/health"], per_client)
         out["table_page"] = load(s.url, ["/vault/messages", "/vault/contacts?_sort=name", "/vault/notes?_next=50"], per_client)
         out["search"] = load(s.url, ["/-/search?q=garden", "/vault/messages?_search=lunch+report",
@@ -221,6 +247,8 @@ def main() -> None:
               + ", ".join(f"{x:.2f}" for x in r["cold_start_runs_s"]) + f"); search index complete: {r['search_ready_s']:.2f} s")
         print("  in-process cold start: " + ", ".join(f"{k} {v:.2f}" for k, v in r["phases"].items()))
         print(f"  first 'as of' build (state at event {r['n'] // 2:,}): {r['as_of_first_build_s']:.2f} s")
+        print(f"  a CLI add visible on a page after: {r['change_visible_s']:.2f} s; "
+              f"while an 'as of' state builds: {r['change_visible_during_as_of_build_s']:.2f} s")
         for name in ("baseline_health", "table_page", "search", "as_of_page"):
             m = r[name]
             print(f"  {name:<16} {CLIENTS} clients: p50 {m['p50_ms']:7.1f} ms  p95 {m['p95_ms']:7.1f} ms  "

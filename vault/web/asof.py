@@ -22,6 +22,7 @@ from .live import LiveVault
 from .search import fts_table
 
 KEEP = 4  # materialized states kept in memory
+STATE_CHUNK = 50_000  # history rows copied per hold of the vault's lock
 EAGER_FTS_ROWS = 200_000  # states up to this many rows are indexed for search at once; larger ones when first searched
 
 
@@ -89,17 +90,22 @@ class AsOfStates:
 
     def _materialize(self, seq: int, name: str) -> sqlite3.Connection:
         conn = memdb.connect(name)
-        # Copying rows reads the projection: hold the vault's lock so no write waits on it and times out.
+        for kind in Kind:
+            # No declared key: Datasette then links rows by rowid and `id` cells go to the record's timeline.
+            conn.execute(f"CREATE TABLE {kind.table} ({', '.join(_q(c) for c in live_columns(kind))})")
         with self.live.lock:
             recorded_at = iso(self.live.vault.log.recorded_at(seq)) if seq else None
             conn.execute(f"ATTACH DATABASE '{memdb.uri(self.live.name, readonly=True)}' AS p")
-            conn.execute("BEGIN")
-            for kind in Kind:
-                # No declared key: Datasette then links rows by rowid and `id` cells go to the record's timeline.
-                conn.execute(f"CREATE TABLE {kind.table} ({', '.join(_q(c) for c in live_columns(kind))})")
-                conn.execute(f"INSERT INTO {kind.table} {_state_sql(kind)}", {"seq": seq})
-            conn.execute("COMMIT")
-            conn.execute("DETACH DATABASE p")
+            tops = {k: conn.execute(f"SELECT max(rowid) FROM p.{k.table}_history").fetchone()[0] or 0 for k in Kind}
+        # Copied a chunk of history rows at a time, each under the vault's lock and in its own read
+        # transaction, so writes wait for one chunk, never for the whole state. Appends meanwhile
+        # cannot change it: they add rows after `seq` and only ever close versions later than it.
+        for kind in Kind:
+            for lo in range(0, tops[kind], STATE_CHUNK):
+                with self.live.lock:
+                    conn.execute(f"INSERT INTO {kind.table} {_state_sql(kind)} AND h.rowid > :lo AND h.rowid <= :hi",
+                                 {"seq": seq, "lo": lo, "hi": lo + STATE_CHUNK})
+        conn.execute("DETACH DATABASE p")
         conn.execute("BEGIN")
         for kind in Kind:
             conn.execute(f"CREATE UNIQUE INDEX {kind.table}_id ON {kind.table} (id)")
