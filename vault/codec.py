@@ -18,6 +18,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Any, Iterator
 
+import orjson
+
 from .errors import InvalidRecord
 from .events import Event, EventType, Kind, Source
 
@@ -35,6 +37,15 @@ def dumps(value: Any) -> str:
         raise InvalidRecord("Field values cannot be NaN or Infinity.") from e
 
 
+def loads(text: str | bytes) -> Any:
+    """Parse JSON with orjson (2-3x faster on the read paths); json for the rare values it refuses
+    (integers past 64 bits), so whatever `dumps` wrote always reads back."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 class LazyFields(Mapping):
     """Decoded changes, parsed only when read; `text` is their JSON as stored."""
 
@@ -50,7 +61,7 @@ class LazyFields(Mapping):
 
     def _parsed(self) -> dict[str, Any]:
         if self._data is None:
-            self._data = json.loads(self.text)
+            self._data = loads(self.text)
         return self._data
 
     def __getitem__(self, key: str) -> Any:

@@ -9,13 +9,12 @@ plaintext never reaches disk except through `restore` or an export.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from . import memdb
-from .codec import dumps, fields_json, source_json
+from .codec import dumps, fields_json, loads, source_json
 from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
@@ -82,7 +81,7 @@ class _Folder:
                 ).fetchone()[0]
                 self.closes[e.kind].append((r.seq, at, e.record_id))
         if e.type is EventType.UPDATED:
-            data = dumps(apply_patch(json.loads(prev_data), e.changes))
+            data = dumps(apply_patch(loads(prev_data), e.changes))
         else:
             data = None if e.type is EventType.DELETED else fields_json(e.changes)
         row = [e.record_id, r.seq, None, at, None, e.type.value, int(e.type is EventType.DELETED), source_json(e.source), data]
@@ -176,7 +175,7 @@ class Projection:
     def record(self, kind: Kind, record_id: str, seq: int | None = None) -> dict[str, Any] | None:
         """A record's fields after event `seq` (default: now), or None if it was not live."""
         row = self._version_at(kind, record_id, self.seq if seq is None else seq)
-        return json.loads(row[1]) if row and not row[0] else None
+        return loads(row[1]) if row and not row[0] else None
 
     def _version_at(self, kind: Kind, record_id: str, seq: int) -> tuple[int, str] | None:
         return self.conn.execute(
@@ -212,8 +211,8 @@ class Projection:
         out = []
         for row in cur:
             v = dict(zip(cols, row))
-            v["source"] = json.loads(v["source"])
-            v["data"] = json.loads(v["data"]) if v["data"] is not None else None
+            v["source"] = loads(v["source"])
+            v["data"] = loads(v["data"]) if v["data"] is not None else None
             out.append(v)
         return out
 
@@ -229,7 +228,7 @@ class Projection:
         ).fetchall()
         rows.sort()
         for rid, data in rows:
-            yield rid, json.loads(data)
+            yield rid, loads(data)
 
     def count(self, kind: Kind) -> int:
         return self.conn.execute(f"SELECT count(*) FROM {kind.table}").fetchone()[0]

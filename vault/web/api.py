@@ -53,6 +53,7 @@ from starlette.types import Message, Receive
 
 from .. import __version__
 from ..blobs import blob_ref
+from ..codec import loads
 from ..errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultError
 from ..events import Event, EventType, Kind, Source, check_fields, kind_of, new_record_id
 from ..importing import import_file
@@ -183,7 +184,7 @@ def _page(vault: Vault, kind: Kind, seq: int, after: str, limit: int) -> RecordP
         "AND deleted = 0 AND id > ? ORDER BY id LIMIT ?",
         (seq, seq, after, limit + 1),
     ).fetchall()
-    records = [Record(id=rid, kind=kind, fields=json.loads(data), seq=seq) for rid, data in rows[:limit]]
+    records = [Record(id=rid, kind=kind, fields=loads(data), seq=seq) for rid, data in rows[:limit]]
     return RecordPage(kind=kind, seq=seq, records=records, next_after=records[-1].id if len(rows) > limit else None)
 
 

@@ -19,6 +19,7 @@ from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
+from ..codec import loads
 from ..errors import VaultError
 from ..events import Kind, Source, kind_of
 from ..instants import Instant, parse_instant
@@ -216,7 +217,7 @@ def _changes(prev: dict | None, cur: dict | None) -> list[dict[str, str]]:
 def _timeline(rows: list[Any], at: int | None) -> list[dict[str, Any]]:
     versions, prev = [], None
     for seq_from, seq_to, valid_from, valid_to, event, deleted, source, data in rows:
-        cur = json.loads(data) if data is not None else None
+        cur = loads(data) if data is not None else None
         versions.append({
             "seq_from": seq_from, "seq_to": seq_to, "valid_from": valid_from, "valid_to": valid_to,
             "event": event, "deleted": bool(deleted), "source": Source.from_dict(json.loads(source)).describe(),
