@@ -217,17 +217,16 @@ class Projection:
         return out
 
     def state(self, kind: Kind, seq: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(id, fields) of every record live after event `seq` (default: now), by id."""
+        """(id, fields) of every record live after event `seq` (default: now), in the order their
+        versions were written (the same for every replay of the same log)."""
         s = self.seq if seq is None else seq
-        # A full scan sorted here is ~3x faster than letting SQLite walk the id index, which
-        # fetches every row at random (1M events: 0.9 s against 2.6 s).
-        rows = self.conn.execute(
+        # A scan in rowid order is the cheapest there is; sorting by id cost a quarter of the time.
+        cur = self.conn.execute(
             f"SELECT id, data FROM {kind.table}_history WHERE seq_from <= ? AND (seq_to IS NULL OR seq_to > ?) "
-            "AND deleted = 0",
+            "AND deleted = 0 ORDER BY rowid",
             (s, s),
-        ).fetchall()
-        rows.sort()
-        for rid, data in rows:
+        )
+        for rid, data in cur:
             yield rid, loads(data)
 
     def count(self, kind: Kind) -> int:
