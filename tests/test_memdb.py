@@ -49,3 +49,18 @@ def test_loading_bytes_that_are_not_a_database_fails_and_keeps_nothing(api: str)
 def test_writable_connections_lift_the_one_gib_cap() -> None:
     name, conn = filled(1)
     assert memdb.size_limit(name) == memdb.MAX_BYTES
+
+
+def test_a_state_that_outgrows_its_memdb_is_refused_in_one_sentence_with_nothing_written(vault) -> None:
+    from vault import Kind, Source
+    from vault.errors import StateTooLarge
+
+    vault.add(Kind.NOTE, {"title": "kept"}, Source("cli"))
+    head = vault.log.head().seq
+    memdb.size_limit(vault.projection.name, 256 * 1024)  # what SQLite's 2 GiB ceiling does to a huge vault
+    with pytest.raises(StateTooLarge, match="outgrown the 2 GiB"):
+        with vault.transaction() as tx:
+            for i in range(200):
+                tx.create(Kind.NOTE, {"title": f"n{i}", "body": "x" * 4000}, Source("cli"))
+    assert vault.log.head().seq == head
+    assert [f["title"] for _, f in vault.projection.state(Kind.NOTE)] == ["kept"]

@@ -95,7 +95,8 @@ def vault_state(v: Vault, seq: int) -> dict[str, dict[str, Any]]:
 
 
 def table_contents(proj: Projection) -> dict[str, list[tuple]]:
-    """Every table's rows, sorted: comparing contents, never serialized bytes."""
+    """Every table's rows, sorted: comparing contents, never serialized bytes (live tables materialized)."""
+    proj.refresh_live()
     names = [r[0] for r in proj.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
     return {n: sorted(proj.conn.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in names}
 
@@ -180,6 +181,7 @@ def check_live_tables(v: Vault, model: Model) -> None:
                 cols = [rest.pop(f, None) for f in KNOWN_FIELDS[kind]]
                 cols = [dumps(c) if isinstance(c, (list, dict)) else c for c in cols]
                 expected[rid] = (rid, *cols, dumps(rest) if rest else None, iso(first[rid]), iso(last[rid]))
+        assert v.projection.count(kind) == len(expected)  # counting brings the lazily kept live tables up to date
         rows = v.projection.conn.execute(f"SELECT * FROM {kind.table}").fetchall()
         assert {r[0]: r for r in rows} == expected, f"live table {kind.table}"
 

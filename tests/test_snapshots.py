@@ -28,6 +28,7 @@ FIRST, TAIL = 40, 7  # events before the snapshot, events after it
 
 
 def table_contents(proj: Projection) -> dict[str, list[tuple]]:
+    proj.refresh_live()  # live tables are materialized on demand; compare them materialized
     names = [r[0] for r in proj.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
     return {n: sorted(proj.conn.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr) for n in names}
 

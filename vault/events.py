@@ -36,6 +36,8 @@ class Kind(str, Enum):
         return self.value[0]
 
 
+_KIND_OF_PREFIX = {k.prefix: k for k in Kind}
+
 # The fields each kind knows; anything else a source brings is kept in `extra`.
 FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.CONTACT: (
@@ -64,7 +66,7 @@ def kind_of(record_id: str) -> Kind:
     """The kind a record id belongs to, from its prefix."""
     if not _RECORD_ID.match(record_id):
         raise InvalidRecord(f"{record_id!r} is not a record id (like c_…, m_… or n_…).")
-    return {k.prefix: k for k in Kind}[record_id[0]]
+    return _KIND_OF_PREFIX[record_id[0]]
 
 
 def check_fields(fields: Mapping[str, Any], *, patch: bool = False) -> dict[str, Any]:
@@ -72,11 +74,14 @@ def check_fields(fields: Mapping[str, Any], *, patch: bool = False) -> dict[str,
     if not isinstance(fields, Mapping):
         raise InvalidRecord("Fields must be a JSON object.")
     for name, value in fields.items():
-        if not isinstance(name, str) or not _FIELD_NAME.match(name) or name == "id":
+        if name not in _GOOD_NAMES and (not isinstance(name, str) or not _FIELD_NAME.match(name) or name == "id"):
             raise InvalidRecord(f"{name!r} is not a usable field name (letters, digits, _; not 'id').")
         if value is None and not patch:
             raise InvalidRecord(f"Field {name!r} is null; leave it out instead.")
     return dict(fields)
+
+
+_GOOD_NAMES = frozenset(f for fields in FIELDS.values() for f in fields)  # checked once, here
 
 
 def apply_patch(data: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

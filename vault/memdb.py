@@ -1,13 +1,14 @@
 """Named in-memory SQLite databases (SQLite's memdb VFS): where decrypted state lives.
 
 A memdb with a name is shared by every connection of this process that opens
-it and never touches disk (its journal is kept in memory too). Three things
-Python's sqlite3 does not expose are reached through ctypes, on the very
-library Python's sqlite3 uses, so both see the same named databases:
-lifting SQLite's 1 GiB cap on a memdb, and reading and writing a memdb's
-bytes a piece at a time through SQLite's own file object, so a snapshot is
-sealed and loaded part by part without a whole second copy. Where that library is out of
-reach the same results come from the plain API, with more copies and the cap.
+it and never touches disk (its journal is kept in memory too). Python's
+sqlite3 does not expose what is reached here through ctypes, on the very
+library Python's sqlite3 uses (so both see the same named databases): the
+file control that raises a memdb's 1 GiB cap (to just under the 2 GiB one
+memdb can hold), and SQLite's own file object for the memdb, through which a
+snapshot is read and loaded a part at a time without a whole second copy.
+Where that library is out of reach the plain API does the same with more
+copies and the 1 GiB cap.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import sqlite3
 from typing import Any, Iterable, Iterator
 
 BUSY_TIMEOUT_MS = 10_000
-MAX_BYTES = 1 << 40  # no cap short of the machine's memory
+# SQLite holds a memdb in one allocation, and refuses any single allocation near 2 GiB; a memdb
+# grows by doubling (capped at its limit), so the limit must sit just under that or growing past
+# 1 GiB would ask for too much at once.
+MAX_BYTES = 0x7FFF0000
 _OPEN_READWRITE, _OPEN_CREATE, _OPEN_URI = 0x2, 0x4, 0x40
 _FCNTL_FILE_POINTER, _FCNTL_SIZE_LIMIT = 7, 36
 

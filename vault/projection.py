@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from . import memdb
 from .codec import dumps, fields_json, loads, source_json
+from .errors import StateTooLarge
 from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
@@ -56,6 +57,11 @@ def _live_select(kind: Kind) -> str:
     return (f"SELECT h.id, {extracts}, NULLIF(json_remove(h.data, {paths}), '{{}}'), "
             f"(SELECT MIN(f.valid_from) FROM {t}_history f WHERE f.id = h.id), h.valid_from "
             f"FROM {t}_history h WHERE h.seq_to IS NULL AND h.deleted = 0")
+
+
+def _is_full(e: BaseException) -> bool:
+    """Whether SQLite failed for want of room in the in-memory database."""
+    return isinstance(e, MemoryError) or (isinstance(e, sqlite3.OperationalError) and "full" in str(e))
 
 
 class _Folder:
@@ -109,12 +115,17 @@ class Projection:
             self.conn.execute("CREATE TABLE _projection (seq INTEGER NOT NULL, version INTEGER NOT NULL)")
             self.conn.execute("INSERT INTO _projection VALUES (0, ?)", (PROJECTION_VERSION,))
         self.seq = self.conn.execute("SELECT seq FROM _projection").fetchone()[0]
+        self.eager_live = False  # True: every apply refreshes the live tables (readers on other connections)
+        self._stale: dict[Kind, set[str] | None] = {k: set() for k in Kind}  # None: the whole table
 
     @classmethod
     def load(cls, parts: Iterable[bytes]) -> "Projection":
         """A projection from the pieces `pieces` gave (a serialized SQLite database)."""
         name = memdb.new_name()
-        return cls(name, memdb.load(name, parts))
+        try:
+            return cls(name, memdb.load(name, parts))
+        except MemoryError as e:
+            raise StateTooLarge() from e
 
     def pieces(self, size: int) -> Iterator[bytes]:
         """The projection serialized, in pieces of `size` bytes; no writes until exhausted."""
@@ -128,34 +139,58 @@ class Projection:
         try:
             yield
             self.conn.execute("COMMIT")
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as e:
+            if self.conn.in_transaction:  # SQLite may already have rolled it back (out of memory)
+                self.conn.execute("ROLLBACK")
             self.seq = seq
+            if _is_full(e):
+                raise StateTooLarge() from e
             raise
 
     # -- applying events -----------------------------------------------------
     def apply(self, events: Iterable[Recorded]) -> int:
-        """Fold events (in seq order, following `seq`) into the tables; returns how many."""
+        """Fold events (in seq order, following `seq`) into the tables; returns how many.
+
+        The history tables change at once; the live tables when `refresh_live` runs
+        (at once if `eager_live`), since rebuilding live rows costs more than the
+        rest of an append and most appends are never followed by a look at them.
+        """
         folder = _Folder(self.conn)
-        touched: dict[Kind, set[str] | None] = {k: set() for k in Kind}  # None: too many, rebuild all
         n = 0
         for r in events:
             folder.fold(r)
-            ids = touched[r.event.kind]
+            ids = self._stale[r.event.kind]
             if ids is not None:
                 ids.add(r.event.record_id)
                 if len(ids) > _BULK:
-                    touched[r.event.kind] = None
+                    self._stale[r.event.kind] = None
             self.seq = r.seq
             n += 1
             if len(folder.open) >= _CHUNK:
                 folder.flush()
         folder.flush()
-        for kind, ids in touched.items():
-            if ids is None or ids:
-                self._refresh_live(kind, ids)
+        if self.eager_live:
+            self.refresh_live()
         self.conn.execute("UPDATE _projection SET seq = ?", (self.seq,))
         return n
+
+    def refresh_live(self) -> None:
+        """Bring the live tables in line with the history (a few rows, or whole tables after a big replay)."""
+        stale, self._stale = self._stale, {k: set() for k in Kind}
+        try:
+            self.conn.execute("SAVEPOINT live")
+            for kind, ids in stale.items():
+                if ids is None or ids:
+                    self._refresh_live(kind, ids)
+            self.conn.execute("RELEASE live")
+        except BaseException as e:
+            if self.conn.in_transaction:  # SQLite may already have rolled everything back
+                self.conn.execute("ROLLBACK TO live")
+                self.conn.execute("RELEASE live")
+            self._stale = stale
+            if _is_full(e):
+                raise StateTooLarge() from e
+            raise
 
     def _refresh_live(self, kind: Kind, ids: set[str] | None) -> None:
         """Rewrite the live rows of `ids` (None: of every record) from their open versions."""
@@ -230,6 +265,7 @@ class Projection:
             yield rid, loads(data)
 
     def count(self, kind: Kind) -> int:
+        self.refresh_live()
         return self.conn.execute(f"SELECT count(*) FROM {kind.table}").fetchone()[0]
 
     def count_deleted(self, kind: Kind) -> int:

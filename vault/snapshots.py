@@ -37,6 +37,7 @@ def _aad(vault_id: bytes, seq: int, chain_hash: bytes, part: int, last: bool) ->
 def save_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, projection: Projection, chain_hash: bytes) -> None:
     """Seal the projection (at its seq) into the vault and prune old snapshots."""
     seq = projection.seq
+    projection.refresh_live()  # so whoever loads it (a server) has no tables to rebuild
     try:
         with conn:
             conn.execute("BEGIN IMMEDIATE")

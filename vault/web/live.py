@@ -41,6 +41,8 @@ class LiveVault:
         self.on_change: list[Callable[[int], None]] = []
         self.on_publish: list[Callable[[sqlite3.Connection], None]] = []
         self._conn = vault.projection.conn
+        vault.projection.eager_live = True  # readers see the live tables directly
+        vault.projection.refresh_live()
         self._seen = vault.projection.seq
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,10 +65,12 @@ class LiveVault:
         if fresh is self._conn:
             return
         try:
+            self.vault.projection.refresh_live()
             fresh.backup(self._conn)
         except sqlite3.OperationalError as e:  # e.g. the memdb cap could not be lifted on this platform
             raise VaultError(f"The decrypted state of {self.vault.path} cannot be served from memory: {e}.") from e
         self.vault.projection = Projection(self.name, self._conn)
+        self.vault.projection.eager_live = True
         fresh.close()
         for fn in self.on_publish:
             fn(conn)
