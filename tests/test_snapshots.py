@@ -82,8 +82,8 @@ def reopen_and_check(path: Path, decrypted: list[int]) -> list[int]:
     """Open, compare with two replays from zero; returns the seqs the open itself decrypted."""
     decrypted.clear()
     with Vault.open(path, PASSPHRASE) as v:
+        assert v.projection.seq == FIRST + TAIL  # loaded on first use
         replayed_on_open = list(decrypted)
-        assert v.projection.seq == FIRST + TAIL
         from_zero = v.replay_from_zero()
         assert table_contents(v.projection) == table_contents(from_zero)
         assert table_contents(v.replay_from_zero()) == table_contents(from_zero)

@@ -238,16 +238,19 @@ def log(since: str | None, limit: int | None, as_json: bool, vault_path: Path | 
     Example: lifevault log --since 2024-01-01 --limit 20
     """
     instant = parse_instant(since) if since else None
+    lines = []  # printed once every event has decrypted and verified: a damaged log prints only the error
     for r in open_vault(vault_path, passphrase_file).events(instant, limit):
         e = r.event
         if as_json:
-            click.echo(json.dumps({"seq": r.seq, "recorded_at": iso(r.recorded_at), "type": e.type.value,
-                                   "kind": e.kind.value, "id": e.record_id, "fields": sorted(e.changes),
-                                   "source": e.source.as_dict()}, ensure_ascii=False))
+            lines.append(json.dumps({"seq": r.seq, "recorded_at": iso(r.recorded_at), "type": e.type.value,
+                                     "kind": e.kind.value, "id": e.record_id, "fields": sorted(e.changes),
+                                     "source": e.source.as_dict()}, ensure_ascii=False))
         else:
             fields = ",".join(sorted(e.changes))
-            click.echo(f"{r.seq:>6} {iso(r.recorded_at)} {e.type.value:<8} {e.record_id} via {e.source.describe()}"
-                       + (f" [{fields}]" if fields else ""))
+            lines.append(f"{r.seq:>6} {iso(r.recorded_at)} {e.type.value:<8} {e.record_id} via {e.source.describe()}"
+                         + (f" [{fields}]" if fields else ""))
+    if lines:
+        click.echo("\n".join(lines))
 
 
 @cli.command()

@@ -9,14 +9,16 @@ binds the vault id, the projection version, the seq and chain hash it
 describes, its index and whether it is the last: a snapshot from another point
 of the chain, another vault, an older projection layout, or with a part
 missing does not open and is simply not used. Deleting every snapshot loses
-nothing; replay from event 1 gives the same state.
+nothing; replay from event 1 gives the same state. The record index (which
+records exist: all an append checks) is cached the same way, in its own table.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import struct
-from typing import Callable, Iterator
+from dataclasses import dataclass
+from typing import Callable, Iterator, TypeVar
 
 import lz4.block
 import nacl.exceptions
@@ -25,35 +27,58 @@ from . import crypto
 from .crypto import Keys
 from .errors import VaultLocked
 from .projection import PROJECTION_VERSION, Projection
+from .record_index import RecordIndex
 
 KEEP = 2  # snapshots kept; older ones are deleted (they are only a cache)
 PART_BYTES = 8 << 20  # uncompressed bytes per sealed part
+T = TypeVar("T")
 
 
-def _aad(vault_id: bytes, seq: int, chain_hash: bytes, part: int, last: bool) -> bytes:
-    return b"lv-snapshot-lz4" + vault_id + struct.pack(">QQQ?", PROJECTION_VERSION, seq, part, last) + chain_hash
+@dataclass(frozen=True)
+class Cache:
+    """One kind of sealed cache: the table it lives in, and the label and layout version its AAD binds."""
+
+    table: str
+    label: bytes
+    version: int
+
+
+PROJECTION = Cache("snapshots", b"lv-snapshot-lz4", PROJECTION_VERSION)
+INDEX = Cache("index_snapshots", b"lv-index-lz4", 1)  # created when first written: older vaults lack it
+
+
+def _aad(cache: Cache, vault_id: bytes, seq: int, chain_hash: bytes, part: int, last: bool) -> bytes:
+    return cache.label + vault_id + struct.pack(">QQQ?", cache.version, seq, part, last) + chain_hash
 
 
 def save_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, projection: Projection, chain_hash: bytes) -> None:
     """Seal the projection (at its seq) into the vault and prune old snapshots."""
-    seq = projection.seq
     projection.refresh_live()  # so whoever loads it (a server) has no tables to rebuild
+    _save(conn, keys, vault_id, PROJECTION, projection.seq, chain_hash, projection.pieces(PART_BYTES))
+
+
+def save_index(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, index: RecordIndex, chain_hash: bytes) -> None:
+    """Seal the record index (at its seq) into the vault and prune old ones."""
+    _save(conn, keys, vault_id, INDEX, index.seq, chain_hash, index.pieces(PART_BYTES))
+
+
+def _save(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, cache: Cache, seq: int, chain_hash: bytes,
+          pieces: Iterator[bytes]) -> None:
+    t = cache.table
     try:
         with conn:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM snapshots WHERE seq = ?", (seq,))
-            pieces = projection.pieces(PART_BYTES)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {t} (seq INTEGER NOT NULL, part INTEGER NOT NULL, "
+                         "payload BLOB NOT NULL, PRIMARY KEY (seq, part))")
+            conn.execute(f"DELETE FROM {t} WHERE seq = ?", (seq,))
             piece, part = next(pieces), 0
             while piece is not None:  # each piece is sealed knowing whether it is the last
                 following = next(pieces, None)
                 packed = lz4.block.compress(piece, store_size=True)
-                sealed = crypto.seal(keys.snapshot, packed, _aad(vault_id, seq, chain_hash, part, following is None))
-                conn.execute("INSERT INTO snapshots (seq, part, payload) VALUES (?, ?, ?)", (seq, part, sealed))
+                sealed = crypto.seal(keys.snapshot, packed, _aad(cache, vault_id, seq, chain_hash, part, following is None))
+                conn.execute(f"INSERT INTO {t} (seq, part, payload) VALUES (?, ?, ?)", (seq, part, sealed))
                 piece, part = following, part + 1
-            conn.execute(
-                "DELETE FROM snapshots WHERE seq NOT IN (SELECT DISTINCT seq FROM snapshots ORDER BY seq DESC LIMIT ?)",
-                (KEEP,),
-            )
+            conn.execute(f"DELETE FROM {t} WHERE seq NOT IN (SELECT DISTINCT seq FROM {t} ORDER BY seq DESC LIMIT ?)", (KEEP,))
     except sqlite3.OperationalError as e:
         raise VaultLocked(path_of(conn)) from e
 
@@ -62,18 +87,35 @@ def path_of(conn: sqlite3.Connection) -> str:
     return conn.execute("PRAGMA database_list").fetchone()[2]
 
 
-def latest_snapshot_seq(conn: sqlite3.Connection, upto: int) -> int:
-    row = conn.execute("SELECT max(seq) FROM snapshots WHERE seq <= ?", (upto,)).fetchone()
+def latest_snapshot_seq(conn: sqlite3.Connection, upto: int, cache: Cache = PROJECTION) -> int:
+    try:
+        row = conn.execute(f"SELECT max(seq) FROM {cache.table} WHERE seq <= ?", (upto,)).fetchone()
+    except sqlite3.OperationalError:  # an index table not written yet
+        return 0
     return row[0] or 0
 
 
 def load_snapshot(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, upto: int,
                   hash_at: Callable[[int], bytes]) -> Projection | None:
-    """The newest usable snapshot at or before `upto`, or None (then replay from zero)."""
-    seqs = conn.execute("SELECT DISTINCT seq FROM snapshots WHERE seq <= ? ORDER BY seq DESC", (upto,))
-    for (seq,) in seqs.fetchall():
+    """The newest usable projection snapshot at or before `upto`, or None (then replay from zero)."""
+    return _load(conn, keys, vault_id, PROJECTION, upto, hash_at, Projection.load)
+
+
+def load_index(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, upto: int,
+               hash_at: Callable[[int], bytes]) -> RecordIndex | None:
+    """The newest usable record index at or before `upto`, or None."""
+    return _load(conn, keys, vault_id, INDEX, upto, hash_at, lambda parts: RecordIndex.from_bytes(b"".join(parts)))
+
+
+def _load(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, cache: Cache, upto: int,
+          hash_at: Callable[[int], bytes], make: Callable[[Iterator[bytes]], T]) -> T | None:
+    try:
+        seqs = conn.execute(f"SELECT DISTINCT seq FROM {cache.table} WHERE seq <= ? ORDER BY seq DESC", (upto,)).fetchall()
+    except sqlite3.OperationalError:  # an index table not written yet
+        return None
+    for (seq,) in seqs:
         try:
-            return Projection.load(_open_parts(conn, keys, vault_id, seq, hash_at(seq)))
+            return make(_open_parts(conn, keys, vault_id, cache, seq, hash_at(seq)))
         except (_Unusable, sqlite3.DatabaseError):
             continue
     return None
@@ -83,11 +125,12 @@ class _Unusable(Exception):
     """A snapshot part is missing, altered or from elsewhere."""
 
 
-def _open_parts(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, chain_hash: bytes) -> Iterator[bytes]:
-    """The serialized projection part by part; raises _Unusable at the first part that does not open."""
-    rows = conn.execute("SELECT part, payload FROM snapshots WHERE seq = ? ORDER BY part", (seq,))
+def _open_parts(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, cache: Cache, seq: int,
+                chain_hash: bytes) -> Iterator[bytes]:
+    """The serialized database part by part; raises _Unusable at the first part that does not open."""
+    rows = conn.execute(f"SELECT part, payload FROM {cache.table} WHERE seq = ? ORDER BY part", (seq,))
     for expected, (part, sealed) in enumerate(rows):
-        opened = _open_part(keys, vault_id, seq, chain_hash, part, sealed) if part == expected else None
+        opened = _open_part(keys, vault_id, cache, seq, chain_hash, part, sealed) if part == expected else None
         if opened is None:
             raise _Unusable(seq)
         try:
@@ -99,11 +142,12 @@ def _open_parts(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int,
     raise _Unusable(seq)  # the last part is missing
 
 
-def _open_part(keys: Keys, vault_id: bytes, seq: int, chain_hash: bytes, part: int, sealed: bytes) -> tuple[bytes, bool] | None:
+def _open_part(keys: Keys, vault_id: bytes, cache: Cache, seq: int, chain_hash: bytes, part: int,
+               sealed: bytes) -> tuple[bytes, bool] | None:
     """The part's plaintext and whether it is the last, or None if it opens under neither AAD."""
     for last in (False, True):
         try:
-            return crypto.open_sealed(keys.snapshot, sealed, _aad(vault_id, seq, chain_hash, part, last)), last
+            return crypto.open_sealed(keys.snapshot, sealed, _aad(cache, vault_id, seq, chain_hash, part, last)), last
         except nacl.exceptions.CryptoError:
             continue
     return None

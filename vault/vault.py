@@ -1,19 +1,23 @@
 """The Vault: one object to create, unlock, change and read a vault file.
 
-It ties the encrypted log to the in-memory projection: every append goes to
-the log and, in the same transaction, to the projection; opening loads the
-newest encrypted snapshot and replays the events after it.
+It ties the encrypted log to two states derived from it, each loaded on
+first use from its newest encrypted snapshot plus the events after it: the
+projection (every version of every record: what reads need) and the record
+index (which records exist: all an append needs to check). Every append goes
+to the log and, in the same transaction, to whichever of them is loaded, so
+writing to a large vault never has to load the projection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import re
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence, TypeVar
 
 from . import blobs, keyring, schema, snapshots
 from .blobs import missing_blobs, referenced_blobs
@@ -24,8 +28,10 @@ from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff
 from .instants import Instant, iso
 from .log import EventLog, Writer
 from .projection import Projection
+from .record_index import RecordIndex
 from .verify import check_log
 
+S = TypeVar("S", Projection, RecordIndex)
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 SNAPSHOT_MIN_EVENTS = 5000  # write a snapshot at close once this many events (and 10%) are new
 
@@ -44,11 +50,14 @@ class Vault:
     def __init__(self, path: Path, conn: sqlite3.Connection, keys: Keys) -> None:
         self.path, self.conn, self.keys = path, conn, keys
         self.log = EventLog(conn, path, keys)
-        self.projection = self._load_projection()
-        self._snapshot_seq = snapshots.latest_snapshot_seq(conn, self.projection.seq)
+        self._check_head()
+        self._projection: Projection | None = None
+        self._index: RecordIndex | None = None
+        self._snapshot_seq = self._index_snapshot_seq = 0
+        self._writer: Writer | None = None  # the open write transaction, if any
 
     def __repr__(self) -> str:
-        return f"Vault({str(self.path)!r}, seq={self.projection.seq})"
+        return f"Vault({str(self.path)!r}, seq={self.log.head().seq})"
 
     # -- opening -------------------------------------------------------------
     @classmethod
@@ -99,11 +108,14 @@ class Vault:
             raise
 
     def close(self) -> None:
-        """Write a snapshot if enough is new, then close the file."""
+        """Write snapshots of what is loaded if enough is new, then close the file."""
         try:
-            new = self.projection.seq - self._snapshot_seq
-            if new >= max(SNAPSHOT_MIN_EVENTS, self.projection.seq // 10):
-                self.snapshot()
+            if self._projection is not None:
+                new = self._projection.seq - self._snapshot_seq
+                if new >= max(SNAPSHOT_MIN_EVENTS, self._projection.seq // 10):
+                    self.snapshot()
+            elif self._index is not None and self._index.seq - self._index_snapshot_seq >= SNAPSHOT_MIN_EVENTS:
+                self._save_index(self._index)
         except VaultLocked:
             pass  # a snapshot is only a cache: another process is writing, so the next close will try again
         finally:
@@ -115,62 +127,106 @@ class Vault:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- the projection --------------------------------------------------------
-    def _load_projection(self) -> Projection:
-        head = self.log.head()
+    # -- the derived states ----------------------------------------------------
+    def _check_head(self) -> None:
         try:
-            self.log.check_head(head, *self.log._tail())
+            self.log.check_head(self.log.head(), *self.log._tail())
         except TamperDetected:
             check_log(self.log, blind=False)  # name the first bad seq (e.g. an event swapped with the last)
             raise
-        proj = snapshots.load_snapshot(self.conn, self.keys, self.log.vault_id, head.seq, self.log.hash_at)
-        proj = proj or Projection()
-        self._replay_into(proj, head.seq)
-        return proj
 
-    def _replay_into(self, proj: Projection, upto: int) -> None:
-        if upto < proj.seq:
-            raise TamperDetected(upto + 1, f"the log ends before the state already seen (seq {proj.seq}): rolled back")
-        if upto == proj.seq:
-            return
+    @property
+    def projection(self) -> Projection:
+        """Every version of every record, in memory; loaded on first use."""
+        if self._projection is None:
+            head = self._upto()
+            proj = snapshots.load_snapshot(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
+            self._projection = self._caught_up(proj or Projection(), head)
+            self._snapshot_seq = snapshots.latest_snapshot_seq(self.conn, self._projection.seq)
+        return self._projection
+
+    @projection.setter
+    def projection(self, proj: Projection) -> None:
+        self._projection = proj
+
+    @property
+    def index(self) -> RecordIndex:
+        """Which records exist and which are deleted; loaded on first use (from the projection if it is)."""
+        if self._index is None:
+            head = self._upto()
+            if self._projection is not None:
+                self._index = RecordIndex.of(self._projection)
+            else:
+                index = snapshots.load_index(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
+                self._index = self._caught_up(index or RecordIndex(), head)
+            self._index_snapshot_seq = snapshots.latest_snapshot_seq(self.conn, self._index.seq, snapshots.INDEX)
+        return self._index
+
+    def _upto(self) -> int:
+        """The last seq a state must include: the head, or inside a transaction its latest append."""
+        return self._writer.seq if self._writer is not None else self.log.head().seq
+
+    def _caught_up(self, state: S, upto: int) -> S:
+        """`state` with the events after its seq, up to `upto`, applied."""
+        if upto < state.seq:
+            raise TamperDetected(upto + 1, f"the log ends before the state already seen (seq {state.seq}): rolled back")
+        if upto == state.seq:
+            return state
         gc.collect()
         gc.freeze()  # long replays allocate many short-lived objects; keep the collector off old ones
         try:
-            with proj.transaction():
-                proj.apply(self.log.read(proj.seq, upto))
+            with state.transaction():
+                state.apply(self.log.read(state.seq, upto))
         finally:
             gc.unfreeze()
+        return state
+
+    def _loaded(self) -> list[Projection | RecordIndex]:
+        return [s for s in (self._projection, self._index) if s is not None]
 
     def refresh(self) -> int:
         """Catch up with events other processes appended; returns how many were applied."""
-        before = self.projection.seq
-        self._replay_into(self.projection, self.log.head().seq)
-        return self.projection.seq - before
+        head = self.log.head().seq
+        before = max((s.seq for s in self._loaded()), default=head)
+        for state in self._loaded():
+            self._caught_up(state, head)
+        return head - before
 
     def snapshot(self) -> None:
-        """Seal the current projection into the vault so the next open replays less."""
-        snapshots.save_snapshot(self.conn, self.keys, self.log.vault_id, self.projection, self.log.hash_at(self.projection.seq))
-        self._snapshot_seq = self.projection.seq
+        """Seal the current projection (and the record index it implies) into the vault so the next open replays less."""
+        proj = self.projection
+        snapshots.save_snapshot(self.conn, self.keys, self.log.vault_id, proj, self.log.hash_at(proj.seq))
+        self._snapshot_seq = proj.seq
+        self._save_index(self._index if self._index is not None and self._index.seq == proj.seq else RecordIndex.of(proj))
+
+    def _save_index(self, index: RecordIndex) -> None:
+        snapshots.save_index(self.conn, self.keys, self.log.vault_id, index, self.log.hash_at(index.seq))
+        self._index_snapshot_seq = index.seq
 
     def replay_from_zero(self) -> Projection:
         """A fresh projection built from event 1, ignoring snapshots."""
-        proj = Projection()
-        self._replay_into(proj, self.log.head().seq)
-        return proj
+        return self._caught_up(Projection(), self.log.head().seq)
 
     # -- writing ---------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator["Transaction"]:
-        """All appends inside commit together or not at all (log and projection)."""
+        """All appends inside commit together or not at all (log, projection and index)."""
         try:
-            with self.log.writer() as w:
+            with self.log.writer() as w, contextlib.ExitStack() as states:
                 self.refresh()
-                with self.projection.transaction():
-                    yield Transaction(self, w)
+                for state in self._loaded():
+                    states.enter_context(state.transaction())
+                self._writer = w
+                yield Transaction(self, w)
         except BaseException:
-            if self.projection.seq != self.log.head().seq:  # log commit failed after projection's
-                self.projection = self._load_projection()
+            head = self.log.head().seq  # a state loaded or changed mid-transaction may be ahead of the log now
+            if self._projection is not None and self._projection.seq != head:
+                self._projection = None
+            if self._index is not None and self._index.seq != head:
+                self._index = None
             raise
+        finally:
+            self._writer = None
 
     def add(self, kind: Kind, fields: Mapping[str, Any], source: Source) -> str:
         """Create a record; returns its new id."""
@@ -282,20 +338,21 @@ def _vault_files(path: Path) -> list[Path]:
 
 
 class Transaction:
-    """Appends within one write transaction; the projection sees each change at once."""
+    """Appends within one write transaction; the loaded states see each change at once."""
 
     def __init__(self, vault: Vault, writer: Writer) -> None:
         self.vault, self.writer = vault, writer
 
     def append(self, events: Sequence[Event]) -> list[Recorded]:
         """Check each event against the current state, then record them all."""
-        proj = self.vault.projection
+        vault = self.vault
+        known = vault._projection if vault._projection is not None else vault.index  # what is loaded already
         for e in events:
             if kind_of(e.record_id) is not e.kind:
                 raise InvalidRecord(f"Record id {e.record_id!r} is not a {e.kind.value} id.")
         pending: dict[str, str] = {}  # status after the earlier events of this batch
         for kind in {e.kind for e in events}:
-            pending.update(proj.statuses(kind, [e.record_id for e in events if e.kind is kind]))
+            pending.update(known.statuses(kind, [e.record_id for e in events if e.kind is kind]))
         for e in events:
             status = pending.get(e.record_id, "absent")
             if status != _REQUIRES[e.type]:
@@ -305,7 +362,8 @@ class Transaction:
         events = [Event(e.type, e.kind, e.record_id, LazyFields.wrap(e.changes), e.source, e.recorded_at) for e in events]
         self._check_attachments(events)
         recorded = self.writer.append(events)
-        proj.apply(recorded)
+        for state in vault._loaded():
+            state.apply(recorded)
         return recorded
 
     def _check_attachments(self, events: Sequence[Event]) -> None:
@@ -339,9 +397,7 @@ class Transaction:
         return self.append([Event(EventType.UPDATED, kind, record_id, effective, source, recorded_at)])[0]
 
     def delete(self, record_id: str, source: Source, *, recorded_at: int | None = None) -> Recorded:
-        kind = kind_of(record_id)
-        self._live(kind, record_id)
-        return self.append([Event(EventType.DELETED, kind, record_id, {}, source, recorded_at)])[0]
+        return self.append([Event(EventType.DELETED, kind_of(record_id), record_id, {}, source, recorded_at)])[0]
 
     def put_blob(self, data: bytes) -> str:
         return blobs.put_blob(self.vault.conn, self.vault.keys, self.vault.log.vault_id, data)
