@@ -81,3 +81,23 @@ def test_a_damaged_index_snapshot_is_ignored(snapped: Path, decrypted: list[int]
         assert v.index.seq == v.projection.seq == FIRST + TAIL + 1
         assert v.replay_from_zero().statuses(Kind.NOTE, [r for r, _ in v.projection.state(Kind.NOTE)]) == \
             v.index.statuses(Kind.NOTE, [r for r, _ in v.projection.state(Kind.NOTE)])
+
+
+def test_without_a_recent_index_snapshot_the_index_comes_from_the_projection_snapshot(
+        snapped: Path, decrypted: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    import vault.vault as vault_mod
+
+    monkeypatch.setattr(vault_mod, "SNAPSHOT_MIN_EVENTS", 10)  # "much older" at this small scale
+    with closing(sqlite3.connect(snapped)) as conn:
+        conn.execute("DELETE FROM index_snapshots")  # as in a vault written before the index existed
+        conn.commit()
+    decrypted.clear()
+    with Vault.open(snapped, PASSPHRASE) as v:
+        v.add(Kind.NOTE, {"title": "first add"}, SRC)
+        assert v._projection is not None  # loaded rather than replaying the whole log for the index
+        assert sorted(set(decrypted)) == list(range(FIRST + 1, FIRST + TAIL + 1))
+    with closing(sqlite3.connect(snapped)) as conn:  # cached at close, so the next add needs only the index
+        assert conn.execute("SELECT max(seq) FROM index_snapshots").fetchone()[0] == FIRST + TAIL + 1
+    with Vault.open(snapped, PASSPHRASE) as v:
+        v.add(Kind.NOTE, {"title": "second add"}, SRC)
+        assert v._projection is None

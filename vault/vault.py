@@ -110,12 +110,11 @@ class Vault:
     def close(self) -> None:
         """Write snapshots of what is loaded if enough is new, then close the file."""
         try:
-            if self._projection is not None:
-                new = self._projection.seq - self._snapshot_seq
-                if new >= max(SNAPSHOT_MIN_EVENTS, self._projection.seq // 10):
-                    self.snapshot()
-            elif self._index is not None and self._index.seq - self._index_snapshot_seq >= SNAPSHOT_MIN_EVENTS:
-                self._save_index(self._index)
+            proj, index = self._projection, self._index
+            if proj is not None and proj.seq - self._snapshot_seq >= max(SNAPSHOT_MIN_EVENTS, proj.seq // 10):
+                self.snapshot()  # the index too
+            elif index is not None and index.seq - self._index_snapshot_seq >= SNAPSHOT_MIN_EVENTS:
+                self._save_index(index)
         except VaultLocked:
             pass  # a snapshot is only a cache: another process is writing, so the next close will try again
         finally:
@@ -154,12 +153,16 @@ class Vault:
         """Which records exist and which are deleted; loaded on first use (from the projection if it is)."""
         if self._index is None:
             head = self._upto()
+            cached = snapshots.latest_snapshot_seq(self.conn, head, snapshots.INDEX)
+            if self._projection is None and cached + SNAPSHOT_MIN_EVENTS < snapshots.latest_snapshot_seq(self.conn, head):
+                self.projection  # its snapshot is much newer (or the index was never cached): cheaper than replaying
             if self._projection is not None:
                 self._index = RecordIndex.of(self._projection)
             else:
                 index = snapshots.load_index(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
                 self._index = self._caught_up(index or RecordIndex(), head)
-            self._index_snapshot_seq = snapshots.latest_snapshot_seq(self.conn, self._index.seq, snapshots.INDEX)
+                cached = snapshots.latest_snapshot_seq(self.conn, self._index.seq, snapshots.INDEX)
+            self._index_snapshot_seq = cached
         return self._index
 
     def _upto(self) -> int:
