@@ -186,3 +186,16 @@ def test_close_writes_a_snapshot_when_enough_is_new(created: tuple[Path, str], d
     with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("SELECT DISTINCT seq FROM snapshots").fetchall() == [(FIRST + TAIL,)]
     assert reopen_and_check(path, decrypted) == []
+
+
+def test_live_tables_stay_right_when_a_transaction_that_refreshed_them_rolls_back(created: tuple[Path, str]) -> None:
+    with Vault.open(created[0], PASSPHRASE) as v:
+        rid = v.add(Kind.NOTE, {"title": "before"}, SRC)
+        v.update(rid, {"title": "committed"}, SRC)  # the live row is now stale (rebuilt on first use)
+        with pytest.raises(RuntimeError):
+            with v.transaction() as tx:
+                tx.create(Kind.NOTE, {"title": "rolled back"}, SRC)
+                assert v.projection.count(Kind.NOTE) == 2  # refreshes the live tables inside the transaction
+                raise RuntimeError("interrupted")
+        assert v.projection.count(Kind.NOTE) == 1
+        assert v.projection.conn.execute("SELECT id, title FROM notes").fetchall() == [(rid, "committed")]

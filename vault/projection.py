@@ -134,7 +134,7 @@ class Projection:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Apply inside one transaction; on error the projection is as before."""
-        seq = self.seq
+        seq, stale = self.seq, {k: None if ids is None else set(ids) for k, ids in self._stale.items()}
         self.conn.execute("BEGIN")
         try:
             yield
@@ -143,6 +143,9 @@ class Projection:
             if self.conn.in_transaction:  # SQLite may already have rolled it back (out of memory)
                 self.conn.execute("ROLLBACK")
             self.seq = seq
+            # A refresh inside the transaction was rolled back too: what was stale before still is.
+            self._stale = {k: None if ids is None or self._stale[k] is None else ids | self._stale[k]
+                           for k, ids in stale.items()}
             if _is_full(e):
                 raise StateTooLarge() from e
             raise
