@@ -41,7 +41,7 @@ def uri(name: str, *, readonly: bool = False) -> str:
 
 
 def connect(name: str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection to a named memdb; read-only ones refuse every write, writable ones lift the 1 GiB cap."""
+    """A connection to a named memdb; read-only ones refuse every write, writable ones raise its 1 GiB cap to MAX_BYTES."""
     conn = sqlite3.connect(uri(name, readonly=readonly), uri=True, isolation_level=None, check_same_thread=False)
     if not readonly:
         size_limit(name, MAX_BYTES)
