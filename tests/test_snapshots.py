@@ -199,3 +199,15 @@ def test_live_tables_stay_right_when_a_transaction_that_refreshed_them_rolls_bac
                 raise RuntimeError("interrupted")
         assert v.projection.count(Kind.NOTE) == 1
         assert v.projection.conn.execute("SELECT id, title FROM notes").fetchall() == [(rid, "committed")]
+
+
+def test_an_unusable_snapshot_is_replaced_at_close(snapped: Path, decrypted: list[int],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vault_mod, "SNAPSHOT_MIN_EVENTS", 10)
+    corrupt(snapped, "UPDATE snapshots SET payload = ?", flipped(snapped, 100))
+    with Vault.open(snapped, PASSPHRASE) as v:
+        v.projection  # replayed from event 1: the damaged snapshot at FIRST must not count as a cache
+    decrypted.clear()
+    with Vault.open(snapped, PASSPHRASE) as v:
+        assert v.projection.seq == FIRST + TAIL
+    assert decrypted == []  # the snapshot written at close covers everything

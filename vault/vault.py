@@ -140,8 +140,8 @@ class Vault:
         if self._projection is None:
             head = self._upto()
             proj = snapshots.load_snapshot(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
+            self._snapshot_seq = proj.seq if proj else 0  # an unusable snapshot counts as none: replace it
             self._projection = self._caught_up(proj or Projection(), head)
-            self._snapshot_seq = snapshots.latest_snapshot_seq(self.conn, self._projection.seq)
         return self._projection
 
     @projection.setter
@@ -160,8 +160,8 @@ class Vault:
                 self._index = RecordIndex.of(self._projection)
             else:
                 index = snapshots.load_index(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
+                cached = index.seq if index else 0
                 self._index = self._caught_up(index or RecordIndex(), head)
-                cached = snapshots.latest_snapshot_seq(self.conn, self._index.seq, snapshots.INDEX)
             self._index_snapshot_seq = cached
         return self._index
 
