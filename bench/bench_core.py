@@ -94,6 +94,20 @@ def phase_replay(n: int, d: Path) -> dict:
     return {"replay_events_per_s": n / elapsed, "replay_live_tables_s": elapsed - history, "replay_peak_rss_mb": _rss_mb()}
 
 
+def phase_read(n: int, d: Path) -> dict:
+    """Decrypt, chain-check and decode every event, building nothing: the floor under any replay."""
+    from vault import keyring, schema
+    from vault.log import EventLog
+
+    path = d / "vault.db"
+    conn = schema.connect(path)
+    log = EventLog(conn, path, keyring.unlock(conn, PASS))
+    gc.collect(); gc.freeze()
+    t = time.perf_counter()
+    count = sum(1 for _ in log.read())
+    return {"read_only_events_per_s": count / (time.perf_counter() - t)}
+
+
 def phase_reopen(n: int, d: Path) -> dict:
     from vault import Instant, Kind, Vault
 
@@ -149,7 +163,7 @@ def run(n: int, reps: int = 1) -> dict:
         out["baseline_insert_rows_per_s"] = statistics.median(baselines)
         out["append_vs_baseline"] = statistics.median(ratios)
         out["append_vs_baseline_runs"] = ratios
-        for fn in (phase_replay, phase_reopen):
+        for fn in (phase_read, phase_replay, phase_reopen):
             out.update(_phase(fn, n, d))
     out["peak_rss_mb"] = max(out["append_peak_rss_mb"], out["replay_peak_rss_mb"])
     return out
@@ -171,6 +185,7 @@ def main() -> None:
           f"  (ratio per run: {', '.join(f'{x:.2f}' for x in r['append_vs_baseline_runs'])})")
     print(f"full replay:                  {r['replay_events_per_s']:>10,.0f} events/s"
           f"  (of which building the live tables: {r['replay_live_tables_s']:.2f} s)")
+    print(f"  reading alone (decrypt, chain check, decode): {r['read_only_events_per_s']:,.0f} events/s")
     print(f"state at T (median of 20):    {r['restore_at_median_s']:>10.3f} s")
     print(f"reopen with snapshot:         {r['reopen_s']:>10.3f} s   (writing the snapshot after appending, "
           f"live tables included, took {r['snapshot_s']:.2f} s)")
