@@ -1,8 +1,8 @@
 """The vault a server shares: one lock, the projection in a named in-memory database, a refresh loop.
 
-The Vault's projection is moved into a SQLite "memdb" database with a name, so
-any number of read-only connections (Datasette's) see it live while the vault
-keeps writing to it; memdb never touches disk. Every use of the Vault object
+The Vault's projection already lives in a SQLite "memdb" database with a name,
+so any number of read-only connections (Datasette's) open it by that name and
+see it live while the vault keeps writing to it; memdb never touches disk. Every use of the Vault object
 itself (appends, blobs, refresh) happens under `lock`: it owns one connection.
 """
 
