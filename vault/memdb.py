@@ -84,6 +84,11 @@ def pieces(conn: sqlite3.Connection, name: str, size: int) -> Iterator[bytes]:
                     raise sqlite3.DatabaseError(f"reading the in-memory database {name} failed")
                 yield buf.raw[:n]
             return
+    yield from serialized_pieces(conn, size)
+
+
+def serialized_pieces(conn: sqlite3.Connection, size: int) -> Iterator[bytes]:
+    """Any database serialized with the plain API (one whole copy), in pieces of `size` bytes."""
     data = memoryview(conn.serialize())
     for start in range(0, max(len(data), 1), size):
         yield bytes(data[start : start + size])

@@ -12,6 +12,7 @@ import sqlite3
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
+from . import memdb
 from .events import EventType, Kind, Recorded
 from .projection import Projection
 
@@ -48,9 +49,7 @@ class RecordIndex:
 
     def pieces(self, size: int) -> Iterator[bytes]:
         """The index serialized, in pieces of `size` bytes (it is small: one copy is fine)."""
-        data = memoryview(self.conn.serialize())
-        for start in range(0, max(len(data), 1), size):
-            yield bytes(data[start : start + size])
+        return memdb.serialized_pieces(self.conn, size)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
