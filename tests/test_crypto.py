@@ -11,12 +11,27 @@ import pytest
 from vault import crypto
 
 
-def test_seal_is_nacl_secret_aead_format_both_ways() -> None:
+@pytest.mark.parametrize("size", [0, 1, 500, 70_000])
+def test_seal_is_nacl_secret_aead_format_both_ways(size: int) -> None:
+    key, aad, plain = os.urandom(32), b"vault id, seq, previous hash", os.urandom(size)
+    assert nacl.secret.Aead(key).decrypt(crypto.seal(key, plain, aad), aad) == plain
+    assert crypto.open_sealed(key, bytes(nacl.secret.Aead(key).encrypt(plain, aad)), aad) == plain
+
+
+@pytest.mark.parametrize("damage", ["aad", "tag", "nonce", "key", "short"])
+def test_open_sealed_refuses_anything_altered(damage: str) -> None:
     key, aad = os.urandom(32), b"vault id, seq, previous hash"
-    assert nacl.secret.Aead(key).decrypt(crypto.seal(key, b"an event", aad), aad) == b"an event"
-    assert crypto.open_sealed(key, bytes(nacl.secret.Aead(key).encrypt(b"an event", aad)), aad) == b"an event"
+    sealed = bytearray(crypto.seal(key, b"an event", aad))
+    if damage == "tag":
+        sealed[-1] ^= 1
+    elif damage == "nonce":
+        sealed[0] ^= 1
+    elif damage == "key":
+        key = os.urandom(32)
+    elif damage == "short":
+        sealed = sealed[: crypto.NONCE_BYTES + crypto.TAG_BYTES - 1]
     with pytest.raises(nacl.exceptions.CryptoError):
-        crypto.open_sealed(key, crypto.seal(key, b"an event", aad), aad + b"!")
+        crypto.open_sealed(key, bytes(sealed), aad + b"!" if damage == "aad" else aad)
 
 
 def test_blake2b_is_libsodium_generichash() -> None:
