@@ -132,18 +132,28 @@ def encode_event(event: Event, recorded_at: int) -> bytes:
     return pack(header + rid + src + fields, compress=False)
 
 
-def decode_event(blob: bytes) -> tuple[Event, int]:
-    """The event and its recorded_at, from `encode_event`'s bytes."""
+def decode_parts(blob: bytes) -> tuple[int, int, int, str, bytes, str]:
+    """`encode_event`'s bytes as plain values (type code, kind code, recorded_at, id, source bytes,
+    changes JSON): cheap to send to another process, made into an Event by `event_from_parts`."""
     raw = unpack(blob)
     version, t, k, at, n_id, n_src = _HEADER.unpack_from(raw)
     if version != CODEC_VERSION:
         raise ValueError(f"unknown event codec version {version}")
     i = _HEADER.size
-    src_bytes = raw[i + n_id : i + n_id + n_src]
+    return t, k, at, raw[i : i + n_id].decode(), raw[i + n_id : i + n_id + n_src], raw[i + n_id + n_src :].decode()
+
+
+def event_from_parts(t: int, k: int, at: int, record_id: str, src_bytes: bytes, changes: str) -> Event:
+    """The Event `decode_parts` took apart."""
     source = _sources.get(src_bytes)
     if source is None:
         source = Source.from_dict(json.loads(src_bytes))
         if len(_sources) < 4096:
             _sources[src_bytes] = source
-    changes = LazyFields(raw[i + n_id + n_src :].decode())
-    return Event(_TYPES[t], _KINDS[k], raw[i : i + n_id].decode(), changes, source, at), at
+    return Event(_TYPES[t], _KINDS[k], record_id, LazyFields(changes), source, at)
+
+
+def decode_event(blob: bytes) -> tuple[Event, int]:
+    """The event and its recorded_at, from `encode_event`'s bytes."""
+    parts = decode_parts(blob)
+    return event_from_parts(*parts), parts[2]

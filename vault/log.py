@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 import nacl.exceptions
 
-from . import codec, crypto, keyring
+from . import codec, crypto, keyring, read_ahead
 from .crypto import Keys
 from .errors import TamperDetected, VaultLocked
 from .events import Event, Recorded
@@ -92,17 +92,18 @@ class EventLog:
     def decrypt(self, seq: int, prev: bytes, payload: bytes) -> Recorded:
         """Open one sealed event; TamperDetected if its tag, AAD or content is wrong."""
         assert self.keys is not None, "a blind log cannot decrypt"
-        try:
-            plain = crypto.open_sealed(self.keys.event, payload, crypto.event_aad(self.vault_id, seq, prev))
-            event, at = codec.decode_event(plain)
-        except nacl.exceptions.CryptoError as e:
-            raise TamperDetected(seq, "its authentication tag does not verify (altered, moved or from another vault)") from e
-        except (ValueError, KeyError) as e:
-            raise TamperDetected(seq, f"its content cannot be decoded ({e})") from e
-        return Recorded(seq, at, event)
+        return recorded(seq, open_event(self.keys.event, self.vault_id, seq, prev, payload))
 
     def read(self, after: int = 0, upto: int | None = None) -> Iterator[Recorded]:
-        """Decrypted events after seq `after`, up to `upto`, checked as they are read."""
+        """Decrypted events after seq `after`, up to `upto`, checked as they are read.
+
+        A long stretch of committed events is decrypted by a second process (`read_ahead`)."""
+        if upto is not None and upto - after >= read_ahead.READ_AHEAD_FROM and not self.conn.in_transaction:
+            return read_ahead.read_ahead(self, after, upto)
+        return self.read_here(after, upto)
+
+    def read_here(self, after: int = 0, upto: int | None = None) -> Iterator[Recorded]:
+        """`read`, always in this process."""
         for seq, prev, _, payload in self.checked_rows(after, upto):
             yield self.decrypt(seq, prev, payload)
 
@@ -179,6 +180,24 @@ class EventLog:
             self.conn.execute("ROLLBACK")
             self._last_at = (0, 0)
             raise
+
+
+def open_event(event_key: bytes, vault_id: bytes, seq: int, prev: bytes, payload: bytes) -> tuple:
+    """One sealed event opened and taken apart (`codec.decode_parts`); TamperDetected if it is wrong."""
+    try:
+        return codec.decode_parts(crypto.open_sealed(event_key, payload, crypto.event_aad(vault_id, seq, prev)))
+    except nacl.exceptions.CryptoError as e:
+        raise TamperDetected(seq, "its authentication tag does not verify (altered, moved or from another vault)") from e
+    except (ValueError, KeyError) as e:
+        raise TamperDetected(seq, f"its content cannot be decoded ({e})") from e
+
+
+def recorded(seq: int, parts: tuple) -> Recorded:
+    """The Recorded event `open_event` took apart; TamperDetected if its codes are unknown."""
+    try:
+        return Recorded(seq, parts[2], codec.event_from_parts(*parts))
+    except KeyError as e:
+        raise TamperDetected(seq, f"its content cannot be decoded (unknown code {e})") from e
 
 
 class Writer:
