@@ -9,6 +9,7 @@ and, through the signature, without it.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -97,9 +98,13 @@ class EventLog:
     def read(self, after: int = 0, upto: int | None = None) -> Iterator[Recorded]:
         """Decrypted events after seq `after`, up to `upto`, checked as they are read.
 
-        A long stretch of committed events is decrypted by a second process (`read_ahead`)."""
-        if upto is not None and upto - after >= read_ahead.READ_AHEAD_FROM and not self.conn.in_transaction:
-            return read_ahead.read_ahead(self, after, upto)
+        A long stretch of committed events is decrypted by a second process (`read_ahead`); events
+        appended in a transaction still open here are read here, since no other process sees them."""
+        if upto is not None:
+            committed = min(upto, self.head().seq) if self.conn.in_transaction else upto
+            if committed - after >= read_ahead.READ_AHEAD_FROM:
+                rest = self.read_here(committed, upto) if committed < upto else ()
+                return itertools.chain(read_ahead.read_ahead(self, after, committed), rest)
         return self.read_here(after, upto)
 
     def read_here(self, after: int = 0, upto: int | None = None) -> Iterator[Recorded]:
