@@ -95,6 +95,25 @@ def phase_replay(n: int, d: Path) -> dict:
             "replay_child_peak_rss_mb": _rss_mb(resource.RUSAGE_CHILDREN)}
 
 
+def phase_replay_state_file(n: int, d: Path) -> dict:
+    """A full replay into an encrypted state file (`state_file=True`), then reopening it."""
+    from vault import Vault, state_file
+
+    state_file.remove(state_file.path_for(d / "vault.db"))
+    vault = Vault.open(d / "vault.db", PASS, state_file=True)
+    gc.collect()
+    t = time.perf_counter()
+    vault.projection  # built in the file: a replay from event 1, live tables included
+    elapsed = time.perf_counter() - t
+    vault.close()
+    t = time.perf_counter()
+    with Vault.open(d / "vault.db", PASS, state_file=True) as vault:
+        vault.projection
+        reopen = time.perf_counter() - t
+    return {"state_file_replay_events_per_s": n / elapsed, "state_file_replay_peak_rss_mb": _rss_mb(),
+            "state_file_reopen_s": reopen}
+
+
 def phase_read(n: int, d: Path) -> dict:
     """Decrypt, chain-check and decode every event, building nothing: in one process (the floor
     under a replay without the child), then as a replay receives them from its child."""
@@ -167,7 +186,7 @@ def run(n: int, reps: int = 1) -> dict:
         out["baseline_insert_rows_per_s"] = statistics.median(baselines)
         out["append_vs_baseline"] = statistics.median(ratios)
         out["append_vs_baseline_runs"] = ratios
-        for fn in (phase_read, phase_replay, phase_reopen):
+        for fn in (phase_read, phase_replay, phase_replay_state_file, phase_reopen):
             out.update(_phase(fn, n, d))
     out["peak_rss_mb"] = max(out["append_peak_rss_mb"], out["replay_peak_rss_mb"])
     return out
@@ -191,6 +210,8 @@ def main() -> None:
           f"  (of which building the live tables: {r['replay_live_tables_s']:.2f} s)")
     print(f"  reading alone (decrypt, chain check, decode): {r['read_only_events_per_s']:,.0f} events/s in one process, "
           f"{r['read_via_child_events_per_s']:,.0f} events/s received from the child")
+    print(f"replay into a state file:     {r['state_file_replay_events_per_s']:>10,.0f} events/s"
+          f"  (peak RSS {r['state_file_replay_peak_rss_mb']:.0f} MB; reopening it: {r['state_file_reopen_s']:.3f} s)")
     print(f"state at T (median of 20):    {r['restore_at_median_s']:>10.3f} s")
     print(f"reopen with snapshot:         {r['reopen_s']:>10.3f} s   (writing the snapshot after appending, "
           f"live tables included, took {r['snapshot_s']:.2f} s)")

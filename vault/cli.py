@@ -24,6 +24,9 @@ from .verify import check_log, count_events, verify_blind
 CLI_SOURCE = Source("cli")
 
 
+_STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses, if any
+
+
 class VaultGroup(click.Group):
     """Maps library errors to one-line messages and a non-zero exit."""
 
@@ -32,6 +35,17 @@ class VaultGroup(click.Group):
             return super().invoke(ctx)
         except VaultError as e:
             raise click.ClickException(str(e)) from e
+        except Exception as e:
+            state = ctx.meta.get(_STATE_FILE)
+            if state is None:
+                raise
+            from . import state_file
+
+            if not state_file.is_damage(e):
+                raise
+            state_file.remove(state)  # only a cache: the log is the record
+            raise click.ClickException(f"The state file {state} did not read back ({e}), so it was deleted; "
+                                       "run the command again to rebuild it from the log.") from e
 
 
 @click.group(cls=VaultGroup)
@@ -82,13 +96,22 @@ def resolve_path(vault_path: Path | None) -> Path:
     return vault_path or default_vault_path()
 
 
-def open_vault(vault_path: Path | None, passphrase_file: Any) -> Vault:
-    """Unlock the vault and close it when the command ends."""
+def open_vault(vault_path: Path | None, passphrase_file: Any, *, in_memory: bool = False) -> Vault:
+    """Unlock the vault and close it when the command ends. $LIFEVAULT_STATE=file keeps its state in an
+    encrypted file beside it (bounded memory) unless the command needs it `in_memory`."""
     path = resolve_path(vault_path)
+    state = os.environ.get("LIFEVAULT_STATE") or "memory"
+    if state not in ("memory", "file"):
+        raise click.ClickException(f"LIFEVAULT_STATE must be memory or file, not {state!r}.")
     from .schema import connect  # fail on a missing file before asking for a passphrase
 
     connect(path).close()
-    vault = Vault.open(path, read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase"))
+    secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase")
+    vault = Vault.open(path, secret, state_file=state == "file" and not in_memory)
+    if vault.state_file:
+        from .state_file import path_for
+
+        click.get_current_context().meta[_STATE_FILE] = path_for(path)
     click.get_current_context().call_on_close(vault.close)
     return vault
 

@@ -84,7 +84,7 @@ def serve(host: str, port: int, vault_path: Path | None, passphrase_file: Any) -
     # Importing Datasette and FastAPI takes a second or two: do it while the passphrase is typed and the vault opens.
     warm = threading.Thread(target=importlib.import_module, args=("vault.web.server",), daemon=True)
     warm.start()
-    vault = open_vault(vault_path, passphrase_file)
+    vault = open_vault(vault_path, passphrase_file, in_memory=True)  # Datasette reads an in-memory database
     warm.join()
     serve_vault(vault, sock)
 

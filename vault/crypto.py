@@ -144,7 +144,7 @@ def recovery_kek(recovery_key: str, vault_id: bytes) -> bytes:
 class Keys:
     """Subkeys derived from an unwrapped data key. Never printed, never stored."""
 
-    __slots__ = ("data_key", "event", "head", "blob", "blob_id", "snapshot", "signing")
+    __slots__ = ("data_key", "event", "head", "blob", "blob_id", "snapshot", "state", "signing")
 
     def __init__(self, data_key: bytes) -> None:
         self.data_key = data_key
@@ -153,6 +153,7 @@ class Keys:
         self.blob = blake2b(b"", key=data_key, person=b"lv-blob-key")
         self.blob_id = blake2b(b"", key=data_key, person=b"lv-blob-id")
         self.snapshot = blake2b(b"", key=data_key, person=b"lv-snapshot-key")
+        self.state = blake2b(b"", key=data_key, person=b"lv-state-file")
         self.signing = nacl.signing.SigningKey(blake2b(b"", key=data_key, person=b"lv-sign-seed"))
 
     def __repr__(self) -> str:

@@ -106,17 +106,30 @@ class _Folder:
 class Projection:
     """An in-memory SQLite database holding the state the log describes up to `seq`."""
 
-    def __init__(self, name: str | None = None, conn: sqlite3.Connection | None = None) -> None:
-        """The projection held in memdb `name` (a fresh, empty one if None); `conn` if already connected."""
-        self.name = name or memdb.new_name()
-        self.conn = conn or memdb.connect(self.name)
+    def __init__(self, name: str | None = None, conn: Any = None) -> None:
+        """The projection held in memdb `name` (a fresh, empty one if None; `conn` if already connected).
+
+        With `conn` and no name, the projection in that connection's database (a state file, see
+        `state_file`): it keeps its live tables current, since whoever opens it next cannot know
+        which ones this process left stale."""
+        if conn is None:
+            name = name or memdb.new_name()
+            conn = memdb.connect(name)
+        self.name, self.conn = name, conn
         if self.conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0:
-            self.conn.executescript("".join(_ddl(k) for k in Kind))
-            self.conn.execute("CREATE TABLE _projection (seq INTEGER NOT NULL, version INTEGER NOT NULL)")
-            self.conn.execute("INSERT INTO _projection VALUES (0, ?)", (PROJECTION_VERSION,))
-        self.seq = self.conn.execute("SELECT seq FROM _projection").fetchone()[0]
-        self.eager_live = False  # True: every apply refreshes the live tables (readers on other connections)
+            self.conn.executescript(  # one transaction: a state file is never left half made
+                "BEGIN;" + "".join(_ddl(k) for k in Kind)
+                + "CREATE TABLE _projection (seq INTEGER NOT NULL, version INTEGER NOT NULL);"
+                + f"INSERT INTO _projection VALUES (0, {PROJECTION_VERSION}); COMMIT;")
+        self.seq, version = self.conn.execute("SELECT seq, version FROM _projection").fetchone()
+        if version != PROJECTION_VERSION:
+            raise sqlite3.DatabaseError(f"projection version {version}, not {PROJECTION_VERSION}")
+        self.eager_live = name is None  # True: every apply refreshes the live tables
         self._stale: dict[Kind, set[str] | None] = {k: set() for k in Kind}  # None: the whole table
+
+    def close(self) -> None:
+        """Close the connection (a memdb projection is dropped with its last one)."""
+        self.conn.close()
 
     @classmethod
     def load(cls, parts: Iterable[bytes]) -> "Projection":
@@ -221,6 +234,13 @@ class Projection:
             "AND (seq_to IS NULL OR seq_to > ?)",
             (record_id, seq, seq),
         ).fetchone()
+
+    def has_version(self, kind: Kind, record_id: str, seq: int, valid_from: str) -> bool:
+        """Whether event `seq`, recorded at `valid_from`, made a version of this record."""
+        return self.conn.execute(
+            f"SELECT 1 FROM {kind.table}_history WHERE id = ? AND seq_from = ? AND valid_from = ?",
+            (record_id, seq, valid_from),
+        ).fetchone() is not None
 
     def status(self, kind: Kind, record_id: str) -> str:
         """`live`, `deleted` or `absent` (never existed), now."""

@@ -47,8 +47,9 @@ _REQUIRES = {
 class Vault:
     """An unlocked vault. Use `Vault.create` / `Vault.open`; close it (or use `with`)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, keys: Keys) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, keys: Keys, *, state_file: bool = False) -> None:
         self.path, self.conn, self.keys = path, conn, keys
+        self.state_file = state_file  # keep the projection in an encrypted file beside the vault (`state_file`)
         self.log = EventLog(conn, path, keys)
         self._check_head()
         self._projection: Projection | None = None
@@ -61,7 +62,8 @@ class Vault:
 
     # -- opening -------------------------------------------------------------
     @classmethod
-    def create(cls, path: Path | str, passphrase: str, kdf_cost: str = DEFAULT_KDF_COST) -> tuple["Vault", str]:
+    def create(cls, path: Path | str, passphrase: str, kdf_cost: str = DEFAULT_KDF_COST, *,
+               state_file: bool = False) -> tuple["Vault", str]:
         """Make a new vault file (never overwriting); returns it and the recovery key to show once."""
         path = Path(path)
         if path.exists():
@@ -83,26 +85,27 @@ class Vault:
             raise AlreadyExists(path) from None
         finally:
             tmp.unlink()
-        return cls.open(path, passphrase), recovery
+        return cls.open(path, passphrase, state_file=state_file), recovery
 
     @classmethod
-    def open(cls, path: Path | str, passphrase: str) -> "Vault":
-        """Unlock a vault with its passphrase."""
+    def open(cls, path: Path | str, passphrase: str, *, state_file: bool = False) -> "Vault":
+        """Unlock a vault with its passphrase. `state_file`: keep the projection in an encrypted file
+        beside it (bounded memory, nothing to load on reopen) rather than in memory."""
         path = Path(path)
         conn = schema.connect(path)
-        return cls._unlocked(path, conn, lambda: keyring.unlock(conn, passphrase))
+        return cls._unlocked(path, conn, lambda: keyring.unlock(conn, passphrase), state_file)
 
     @classmethod
-    def open_with_recovery(cls, path: Path | str, recovery_key: str) -> "Vault":
+    def open_with_recovery(cls, path: Path | str, recovery_key: str, *, state_file: bool = False) -> "Vault":
         """Unlock a vault with its recovery key."""
         path = Path(path)
         conn = schema.connect(path)
-        return cls._unlocked(path, conn, lambda: keyring.unlock_with_recovery(conn, recovery_key))
+        return cls._unlocked(path, conn, lambda: keyring.unlock_with_recovery(conn, recovery_key), state_file)
 
     @classmethod
-    def _unlocked(cls, path: Path, conn: sqlite3.Connection, unlock) -> "Vault":
+    def _unlocked(cls, path: Path, conn: sqlite3.Connection, unlock, state_file: bool) -> "Vault":
         try:
-            return cls(path, conn, unlock())
+            return cls(path, conn, unlock(), state_file=state_file)
         except BaseException:
             conn.close()
             raise
@@ -111,6 +114,9 @@ class Vault:
         """Write snapshots of what is loaded if enough is new, then close the file."""
         try:
             proj, index = self._projection, self._index
+            if proj is not None and proj.name is None:  # a state file: it is the cache
+                self._drop_projection()
+                proj = None
             if proj is not None and proj.seq - self._snapshot_seq >= max(SNAPSHOT_MIN_EVENTS, proj.seq // 10):
                 self.snapshot()  # the index too
             elif index is not None and index.seq - self._index_snapshot_seq >= SNAPSHOT_MIN_EVENTS:
@@ -139,10 +145,32 @@ class Vault:
         """Every version of every record, in memory; loaded on first use."""
         if self._projection is None:
             head = self._upto()
-            proj = snapshots.load_snapshot(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
-            self._snapshot_seq = proj.seq if proj else 0  # an unusable snapshot counts as none: replace it
+            proj = self._state_file_projection(head) if self.state_file else None
+            if proj is None:  # in memory (also when another process holds the state file)
+                proj = snapshots.load_snapshot(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
+                self._snapshot_seq = proj.seq if proj else 0  # an unusable snapshot counts as none: replace it
             self._projection = self._caught_up(proj or Projection(), head)
         return self._projection
+
+    def _state_file_projection(self, head: int) -> Projection | None:
+        """The projection in this vault's state file if it matches the log (else rebuilt there);
+        None if another process holds it."""
+        from . import state_file  # SQLCipher is loaded only by vaults that use a state file
+
+        def matches(proj: Projection) -> bool:  # a crash may leave it ahead of the log; a rollback, beside it
+            if proj.seq > head:
+                return False
+            if proj.seq == 0:
+                return True
+            r = self.log.event(proj.seq)
+            return proj.has_version(r.event.kind, r.event.record_id, r.seq, iso(r.recorded_at))
+
+        return state_file.open_projection(state_file.path_for(self.path), self.keys.state, matches)
+
+    def _drop_projection(self) -> None:
+        if self._projection is not None and self._projection.name is None:
+            self._projection.close()  # releases the state file
+        self._projection = None
 
     @projection.setter
     def projection(self, proj: Projection) -> None:
@@ -196,10 +224,12 @@ class Vault:
         return head - before
 
     def snapshot(self) -> None:
-        """Seal the current projection (and the record index it implies) into the vault so the next open replays less."""
+        """Seal the current projection (and the record index it implies) into the vault so the next open
+        replays less; a projection in a state file is its own cache, so only the index is sealed."""
         proj = self.projection
-        snapshots.save_snapshot(self.conn, self.keys, self.log.vault_id, proj, self.log.hash_at(proj.seq))
-        self._snapshot_seq = proj.seq
+        if proj.name is not None:
+            snapshots.save_snapshot(self.conn, self.keys, self.log.vault_id, proj, self.log.hash_at(proj.seq))
+            self._snapshot_seq = proj.seq
         self._save_index(self._index if self._index is not None and self._index.seq == proj.seq else RecordIndex.of(proj))
 
     def _save_index(self, index: RecordIndex) -> None:
@@ -224,7 +254,7 @@ class Vault:
         except BaseException:
             head = self.log.head().seq  # a state loaded or changed mid-transaction may be ahead of the log now
             if self._projection is not None and self._projection.seq != head:
-                self._projection = None
+                self._drop_projection()
             if self._index is not None and self._index.seq != head:
                 self._index = None
             raise

@@ -35,6 +35,8 @@ class LiveVault:
     """
 
     def __init__(self, vault: Vault) -> None:
+        if vault.state_file:
+            raise VaultError(f"{vault.path} is open with its state in a file; serving needs it in memory.")
         self.vault = vault
         self.lock = threading.RLock()
         self.name = vault.projection.name  # readers open it by name; a reloaded projection is copied into it
