@@ -111,7 +111,8 @@ class StateTooLarge(VaultError):
 
     def __init__(self) -> None:
         super().__init__("The decrypted state of this vault has outgrown the 2 GiB one in-memory SQLite "
-                         "database can hold; nothing was changed.")
+                         "database can hold; nothing was changed (LIFEVAULT_STATE=file keeps it in an encrypted "
+                         "file instead).")
 
 
 class IngestError(VaultError):
