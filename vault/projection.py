@@ -3,8 +3,9 @@
 Per kind, a live table (`contacts`, `messages`, `notes`: one row per live
 record, one column per known field, unknown fields in `extra`) and a history
 table (`contacts_history`, …: one row per version with seq_from/seq_to and
-valid_from/valid_to), so "as of" is plain SQL. The database is in memory:
-plaintext never reaches disk except through `restore` or an export.
+valid_from/valid_to), so "as of" is plain SQL. The database is in memory, or
+an encrypted state file (`state_file`): plaintext never reaches disk except
+through `restore` or an export.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class _Folder:
 
 
 class Projection:
-    """An in-memory SQLite database holding the state the log describes up to `seq`."""
+    """An SQLite database (in memory, or a state file) holding the state the log describes up to `seq`."""
 
     def __init__(self, name: str | None = None, conn: Any = None) -> None:
         """The projection held in memdb `name` (a fresh, empty one if None; `conn` if already connected).

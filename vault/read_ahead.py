@@ -60,10 +60,11 @@ def _start() -> subprocess.Popen | None:
     """The child, importing this very copy of the package; None if it cannot start."""
     if not sys.executable:
         return None
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]))}
+    paths = [str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     try:
-        return subprocess.Popen([sys.executable, "-c", f"import {__name__} as m; m.child_main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, env=env)
+        return subprocess.Popen([sys.executable, "-c", f"import {__name__} as m; m.child_main()"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     except OSError:
         return None
 

@@ -35,13 +35,19 @@ def open_projection(path: Path, key: bytes, matches: Callable[[Projection], bool
 
     A file that does not open with `key` (another vault's, damaged), holds no
     usable projection, or for which `matches` is false, is replaced by an empty one."""
+    proj = None
     try:
         proj = _projection(path, key)
         if proj is None or matches(proj):
             return proj
-        proj.close()
     except (sqlcipher.DatabaseError, sqlite3.DatabaseError):  # not this vault's key, damaged, or another version
         pass
+    except BaseException:  # e.g. the log itself found tampered while checking
+        if proj is not None:
+            proj.close()
+        raise
+    if proj is not None:
+        proj.close()
     remove(path)
     return _projection(path, key)
 

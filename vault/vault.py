@@ -142,7 +142,7 @@ class Vault:
 
     @property
     def projection(self) -> Projection:
-        """Every version of every record, in memory; loaded on first use."""
+        """Every version of every record (in memory, or in the state file); loaded on first use."""
         if self._projection is None:
             head = self._upto()
             proj = self._state_file_projection(head) if self.state_file else None
@@ -167,14 +167,14 @@ class Vault:
 
         return state_file.open_projection(state_file.path_for(self.path), self.keys.state, matches)
 
+    @projection.setter
+    def projection(self, proj: Projection) -> None:
+        self._projection = proj
+
     def _drop_projection(self) -> None:
         if self._projection is not None and self._projection.name is None:
             self._projection.close()  # releases the state file
         self._projection = None
-
-    @projection.setter
-    def projection(self, proj: Projection) -> None:
-        self._projection = proj
 
     @property
     def index(self) -> RecordIndex:
