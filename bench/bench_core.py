@@ -186,7 +186,7 @@ def run(n: int, reps: int = 1) -> dict:
         out["baseline_insert_rows_per_s"] = statistics.median(baselines)
         out["append_vs_baseline"] = statistics.median(ratios)
         out["append_vs_baseline_runs"] = ratios
-        for fn in (phase_read, phase_replay, phase_replay_state_file, phase_reopen):
+        for fn in (phase_read, phase_replay, phase_reopen, phase_replay_state_file):
             out.update(_phase(fn, n, d))
     out["peak_rss_mb"] = max(out["append_peak_rss_mb"], out["replay_peak_rss_mb"])
     return out
