@@ -144,6 +144,17 @@ def test_cli_deletes_a_state_file_found_damaged_mid_command(filled, monkeypatch:
     assert state.exists()
 
 
+def test_where_no_state_file_can_be_made_the_state_is_in_memory(filled) -> None:
+    path, ids = filled
+    state = state_file.path_for(path)
+    state_file.remove(state)
+    state.mkdir()  # something in the way that is not a database and cannot be deleted as a file
+    with Vault.open(path, PASSPHRASE, state_file=True) as v:
+        assert v.projection.name is not None
+        assert v.get(ids["ada"])["name"] == "Ada Lovelace"
+    assert state.is_dir()
+
+
 def test_cli_refuses_an_unknown_state_setting(filled, monkeypatch: pytest.MonkeyPatch) -> None:
     path, ids = filled
     monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)

@@ -9,7 +9,7 @@ the data key, so the file holds nothing readable. It is never the record, the
 log is: a file that does not open with this vault's key, or does not match the
 log (left ahead of it by a crash, or from before a rollback), is deleted and
 rebuilt by replaying. One process uses it at a time (an exclusive lock); any
-other opens the projection in memory as usual.
+other, or one that cannot make the file, works in memory as usual.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def path_for(vault_path: Path) -> Path:
 
 
 def open_projection(path: Path, key: bytes, matches: Callable[[Projection], bool]) -> Projection | None:
-    """The projection in the state file at `path`, or None if another process has it locked.
+    """The projection in the state file at `path`; None if another process has it locked, or if
+    no state file can be made there (the caller then works in memory).
 
     A file that does not open with `key` (another vault's, damaged), holds no
     usable projection, or for which `matches` is false, is replaced by an empty one."""
@@ -48,8 +49,11 @@ def open_projection(path: Path, key: bytes, matches: Callable[[Projection], bool
         raise
     if proj is not None:
         proj.close()
-    remove(path)
-    return _projection(path, key)
+    try:
+        remove(path)
+        return _projection(path, key)
+    except (sqlcipher.DatabaseError, OSError):  # e.g. a read-only folder, or something else in the way
+        return None
 
 
 def _projection(path: Path, key: bytes) -> Projection | None:
