@@ -34,7 +34,7 @@ _EVENTS, _TAMPER = 0, 1
 
 def read_ahead(log: "EventLog", after: int, upto: int) -> Iterator[Recorded]:
     """The committed events after seq `after` up to `upto`, as `log.read` gives them, decrypted by a child."""
-    from .log import recorded
+    from .log import recorded  # log imports this module
 
     assert log.keys is not None, "a blind log cannot decrypt"
     seq, child = after, _start()
