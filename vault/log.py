@@ -100,7 +100,7 @@ class EventLog:
 
         A long stretch of committed events is decrypted by a second process (`read_ahead`); events
         appended in a transaction still open here are read here, since no other process sees them."""
-        if upto is not None:
+        if upto is not None and upto - after >= read_ahead.READ_AHEAD_FROM:
             committed = min(upto, self.head().seq) if self.conn.in_transaction else upto
             if committed - after >= read_ahead.READ_AHEAD_FROM:
                 rest = self.read_here(committed, upto) if committed < upto else ()
