@@ -225,7 +225,7 @@ def run_example(data: st.DataObject, n_first: int, n_second: int, model: Model, 
 
         with Vault.open(path, PASSPHRASE, state_file=state_file) as reopened:
             if state_file:  # the file is its own cache
-                assert reopened.projection.name is None
+                assert reopened.projection.in_file
             else:
                 assert (snap_seq,) in reopened.conn.execute("SELECT seq FROM snapshots").fetchall()
             assert table_contents(reopened.projection) == table_contents(first), "snapshot + tail differs from replay"

@@ -55,7 +55,7 @@ def test_same_state_as_in_memory_and_reopened_without_replaying(filled, monkeypa
     reads, original = [], EventLog.read_here
     monkeypatch.setattr(EventLog, "read_here", lambda log, a=0, u=None: reads.append((a, u)) or original(log, a, u))
     with Vault.open(path, PASSPHRASE, state_file=True) as v:
-        assert v.projection.name is None
+        assert v.projection.in_file
         assert reads == [(4, 5)]  # the last event alone, decrypted to check the file matches the log
         assert states(v) == expected
         assert v.get(ids["ada"])["note"] == "mathematician"
@@ -78,7 +78,7 @@ def test_state_file_of_another_vault_is_replaced(filled, tmp_path: Path) -> None
         other.projection
     shutil.copy(state_file.path_for(other.path), state_file.path_for(path))
     with Vault.open(path, PASSPHRASE, state_file=True) as v:
-        assert v.projection.name is None and v.projection.seq == 5
+        assert v.projection.in_file and v.projection.seq == 5
         assert v.get(ids["note"])["title"] == "Analytical Engine"
 
 
@@ -99,7 +99,7 @@ def test_state_file_that_does_not_match_the_log_is_rebuilt(created: tuple[Path, 
         with Vault.open(path, PASSPHRASE) as v:
             v.update(ada, {"name": "Ada King"}, SRC)
     with Vault.open(path, PASSPHRASE, state_file=True) as v:
-        assert v.projection.name is None
+        assert v.projection.in_file
         assert v.get(ada)["name"] == ("Ada" if how.startswith("vault") else "Ada King")
         assert len(v.history(ada)) == v.log.head().seq
 
@@ -114,12 +114,12 @@ def test_another_process_holding_the_state_file_means_memory(filled) -> None:
     try:
         assert holder.stdout.readline().strip() == "held"
         with Vault.open(path, PASSPHRASE, state_file=True) as v:
-            assert v.projection.name is not None  # in memory
+            assert not v.projection.in_file  # in memory
             assert v.get(ids["ada"])["name"] == "Ada Lovelace"
     finally:
         holder.communicate("")
     with Vault.open(path, PASSPHRASE, state_file=True) as v:
-        assert v.projection.name is None  # released at close
+        assert v.projection.in_file  # released at close
 
 
 def test_cli_deletes_a_state_file_found_damaged_mid_command(filled, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +150,7 @@ def test_where_no_state_file_can_be_made_the_state_is_in_memory(filled) -> None:
     state_file.remove(state)
     state.mkdir()  # something in the way that is not a database and cannot be deleted as a file
     with Vault.open(path, PASSPHRASE, state_file=True) as v:
-        assert v.projection.name is not None
+        assert not v.projection.in_file
         assert v.get(ids["ada"])["name"] == "Ada Lovelace"
     assert state.is_dir()
 

@@ -125,8 +125,13 @@ class Projection:
         self.seq, version = self.conn.execute("SELECT seq, version FROM _projection").fetchone()
         if version != PROJECTION_VERSION:
             raise sqlite3.DatabaseError(f"projection version {version}, not {PROJECTION_VERSION}")
-        self.eager_live = name is None  # True: every apply refreshes the live tables
+        self.eager_live = self.in_file  # True: every apply refreshes the live tables
         self._stale: dict[Kind, set[str] | None] = {k: set() for k in Kind}  # None: the whole table
+
+    @property
+    def in_file(self) -> bool:
+        """Whether this projection lives in a state file rather than a named memdb."""
+        return self.name is None
 
     def close(self) -> None:
         """Close the connection (a memdb projection is dropped with its last one)."""

@@ -114,7 +114,7 @@ class Vault:
         """Write snapshots of what is loaded if enough is new, then close the file."""
         try:
             proj, index = self._projection, self._index
-            if proj is not None and proj.name is None:  # a state file: it is the cache
+            if proj is not None and proj.in_file:  # the state file is its own cache
                 self._drop_projection()
                 proj = None
             if proj is not None and proj.seq - self._snapshot_seq >= max(SNAPSHOT_MIN_EVENTS, proj.seq // 10):
@@ -172,7 +172,7 @@ class Vault:
         self._projection = proj
 
     def _drop_projection(self) -> None:
-        if self._projection is not None and self._projection.name is None:
+        if self._projection is not None and self._projection.in_file:
             self._projection.close()  # releases the state file
         self._projection = None
 
@@ -227,7 +227,7 @@ class Vault:
         """Seal the current projection (and the record index it implies) into the vault so the next open
         replays less; a projection in a state file is its own cache, so only the index is sealed."""
         proj = self.projection
-        if proj.name is not None:
+        if not proj.in_file:
             snapshots.save_snapshot(self.conn, self.keys, self.log.vault_id, proj, self.log.hash_at(proj.seq))
             self._snapshot_seq = proj.seq
         self._save_index(self._index if self._index is not None and self._index.seq == proj.seq else RecordIndex.of(proj))
