@@ -295,7 +295,8 @@ def restore(at: str, out: Path, vault_path: Path | None, passphrase_file: Any) -
     seq = vault.seq_for(instant)
     counts = restore_to_file(vault, seq, out)
     summary = ", ".join(f"{n} {table}" for table, n in counts.items())
-    click.echo(f"Wrote {out}: the state after event {seq} ({summary}). It is plaintext: keep it safe.", err=True)
+    click.echo(f"Wrote {out}: the state after event {seq} ({summary}). It is plaintext, made readable only by you "
+               "(0600): keep it safe.", err=True)
 
 
 @cli.command()

@@ -27,6 +27,7 @@ from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDe
 from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
 from .instants import Instant, iso
 from .log import EventLog, Writer
+from .paths import private_dir
 from .projection import Projection
 from .record_index import RecordIndex
 from .verify import check_log
@@ -68,7 +69,7 @@ class Vault:
         path = Path(path)
         if path.exists():
             raise AlreadyExists(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
         conn = schema.connect(tmp, create=True)
         try:

@@ -19,6 +19,7 @@ from ..crypto import Keys
 from ..errors import AlreadyExists, TamperDetected
 from ..instants import iso
 from ..log import EventLog, now_us
+from ..paths import private_dir
 from ..verify import check_log
 from . import registry
 from .errors import ReplicaDamaged, UnknownReplica
@@ -103,7 +104,7 @@ def clone(target_text: str, path: Path | str, passphrase: str | None = None,
     where = f"Replica {target.location}"
     opened = open_replica(target, where)
     m, problems, fetch = _intact(opened, extras=False)  # files left by an interrupted push do not matter here
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.cloning")
     try:
         with target.local_copy(fetch) as folder:
