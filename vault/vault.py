@@ -27,6 +27,7 @@ from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDe
 from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
 from .instants import Instant, iso
 from .log import EventLog, Writer
+from .passphrase import check_strength
 from .paths import private_dir
 from .projection import Projection
 from .record_index import RecordIndex
@@ -64,11 +65,14 @@ class Vault:
     # -- opening -------------------------------------------------------------
     @classmethod
     def create(cls, path: Path | str, passphrase: str, kdf_cost: str = DEFAULT_KDF_COST, *,
-               state_file: bool = False) -> tuple["Vault", str]:
-        """Make a new vault file (never overwriting); returns it and the recovery key to show once."""
+               state_file: bool = False, weak_ok: bool = False) -> tuple["Vault", str]:
+        """Make a new vault file (never overwriting); returns it and the recovery key to show once.
+        A passphrase zxcvbn finds easy to guess is refused (WeakPassphrase) unless `weak_ok`."""
         path = Path(path)
         if path.exists():
             raise AlreadyExists(path)
+        if not weak_ok:
+            check_strength(passphrase)
         private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
         conn = schema.connect(tmp, create=True)
@@ -300,8 +304,11 @@ class Vault:
         with self.transaction() as tx:
             return tx.put_blob(data)
 
-    def change_passphrase(self, new_passphrase: str, kdf_cost: str = DEFAULT_KDF_COST) -> None:
-        """Rewrap the data key under a new passphrase; events are not re-encrypted."""
+    def change_passphrase(self, new_passphrase: str, kdf_cost: str = DEFAULT_KDF_COST, *, weak_ok: bool = False) -> None:
+        """Rewrap the data key under a new passphrase; events are not re-encrypted.
+        A passphrase zxcvbn finds easy to guess is refused (WeakPassphrase) unless `weak_ok`."""
+        if not weak_ok:
+            check_strength(new_passphrase)
         with self.log.writer():
             keyring.set_passphrase(self.conn, self.keys, new_passphrase, kdf_cost)
 
