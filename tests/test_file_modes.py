@@ -11,12 +11,16 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
+from conftest import PASSPHRASE
+from test_replica_serve import _port, _replica_head, _wait
 
-from tests.conftest import PASSPHRASE
 from vault.cli import cli
 from vault.paths import make_private, private_dir, private_file
 
@@ -120,3 +124,42 @@ def test_make_private_covers_what_a_plugin_wrote(umask_022, tmp_path: Path) -> N
     assert too_open(tree) != []
     make_private(tree)
     assert too_open(tree) == []
+
+
+def test_what_serve_creates_is_private(tmp_path: Path, lifevault_home: Path) -> None:
+    """A real `lifevault serve` (pushing to a folder replica after a change), started under umask 022."""
+    folder, usb = tmp_path / "vaults" / "served", tmp_path / "usb" / "replica"
+    path = folder / "vault.db"
+    env = dict(os.environ, LIFEVAULT_HOME=str(lifevault_home), LIFEVAULT_PATH=str(path), LIFEVAULT_PASSPHRASE=PASSPHRASE,
+               LIFEVAULT_KDF_COST="min")
+    cmd = [sys.executable, "-c", "from vault.cli import cli; cli()"]
+    for args in (["init"], ["replica", "add", "usb", str(usb)]):
+        subprocess.run([*cmd, *args], env=env, check=True, capture_output=True, umask=0o022)
+    port, log = _port(), tmp_path / "serve.log"
+    proc = subprocess.Popen([*cmd, "serve", "--port", str(port)], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT, umask=0o022)
+    try:
+        def up() -> bool:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait(up, "the server answered", log)
+        subprocess.run([*cmd, "add", "note", "--json", '{"title": "T"}'], env=env, check=True, capture_output=True,
+                       umask=0o022)
+        _wait(lambda: _replica_head(usb) == 1, "the push of event 1", log)
+        for root in (folder.parent, lifevault_home, usb.parent):
+            assert too_open(root) == [], log.read_text(errors="replace")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_export_into_a_missing_folder_is_one_sentence(created, tmp_path: Path) -> None:
+    out = tmp_path / "nowhere" / "contacts.vcf"
+    r = CliRunner().invoke(cli, ["export", "vcard", str(out), "--vault", str(created[0])],
+                           env={"LIFEVAULT_PASSPHRASE": PASSPHRASE})
+    assert (r.exit_code, r.output) == (1, f"Error: Cannot write {out}: No such file or directory.\n")
+    assert not out.parent.exists()

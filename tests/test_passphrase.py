@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import PASSPHRASE
 
-from tests.conftest import PASSPHRASE
 from vault import Vault
 from vault.cli import cli
 from vault.demo import DEMO_PASSPHRASE
