@@ -163,3 +163,10 @@ def test_export_into_a_missing_folder_is_one_sentence(created, tmp_path: Path) -
                            env={"LIFEVAULT_PASSPHRASE": PASSPHRASE})
     assert (r.exit_code, r.output) == (1, f"Error: Cannot write {out}: No such file or directory.\n")
     assert not out.parent.exists()
+
+
+def test_init_where_no_folder_can_be_made_is_one_sentence(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    path = tmp_path / "a-file" / "sub" / "vault.db"
+    r = CliRunner().invoke(cli, ["init", "--vault", str(path)], env={"LIFEVAULT_PASSPHRASE": PASSPHRASE})
+    assert (r.exit_code, r.output) == (1, f"Error: Cannot write {path}: Not a directory.\n")

@@ -23,7 +23,7 @@ from . import blobs, keyring, schema, snapshots
 from .blobs import missing_blobs, referenced_blobs
 from .codec import LazyFields, fields_json
 from .crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
-from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDetected, VaultLocked
+from .errors import AlreadyExists, BadInstant, CannotWrite, InvalidRecord, NotFound, TamperDetected, VaultLocked
 from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
 from .instants import Instant, iso
 from .log import EventLog, Writer
@@ -73,9 +73,12 @@ class Vault:
             raise AlreadyExists(path)
         if not weak_ok:
             check_strength(passphrase)
-        private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
-        conn = schema.connect(tmp, create=True)
+        try:
+            private_dir(path.parent)
+            conn = schema.connect(tmp, create=True)
+        except OSError as e:  # no such folder and none can be made, read-only, full
+            raise CannotWrite(path, e.strerror or str(e)) from e
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
