@@ -181,7 +181,9 @@ def test_push_repairs_a_damaged_segment(vault: Vault, created, tmp_path: Path, e
     push(vault.log, "usb")
     sound = (usb / segment).read_bytes()
     DAMAGE[damage][0](usb / segment)
-    assert cli_run("replica", "verify", "usb", "--blind", env=env).exit_code == 1
+    r = cli_run("replica", "verify", "usb", "--blind", env=env)
+    assert r.exit_code == 1 and segment in r.output
+    assert "`lifevault push usb` re-sends damaged segments from this vault" in r.output
     r = cli_run("push", "usb", env=env)
     assert r.exit_code == 0, r.output
     assert f"Repaired usb: segment {segment} " in r.output and "re-sent from this vault" in r.output

@@ -220,7 +220,8 @@ def test_push_deep_repairs_a_remote_segment(history: Vault, webdav: WebdavServer
     flipped = bytearray(sound)
     flipped[len(flipped) // 2] ^= 0x10
     seg.write_bytes(bytes(flipped))
-    assert cli_run("replica", "verify", "cloud", "--blind", env=env).exit_code == 1
+    r = cli_run("replica", "verify", "cloud", "--blind", env=env)
+    assert r.exit_code == 1 and "`lifevault push --deep cloud` re-sends damaged segments" in r.output
     r = cli_run("push", "cloud", env=env)
     assert r.exit_code == 0 and "Repaired" not in r.output
     r = cli_run("push", "--deep", "cloud", env=env)

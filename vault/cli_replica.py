@@ -133,10 +133,10 @@ def push(name: str | None, deep: bool, vault_path: Path | None, passphrase_file:
         for fix in r.repaired:
             click.echo(f"Repaired {n}: segment {fix['segment']} {fix['why']}; re-sent from this vault "
                        "(recorded in the replica's manifest).", err=True)
-        if r.events or r.blobs or r.manifest_written:
+        if r.events or r.blobs or (r.manifest_written and not r.repaired):
             click.echo(f"Pushed to {n}: {r.events} events, {r.blobs} blobs ({_size(r.bytes)}); "
                        f"it now ends at event {r.head_seq}.", err=True)
-        else:
+        elif not r.repaired:
             click.echo(f"{n} is up to date (event {r.head_seq}).", err=True)
     if failures:
         raise click.ClickException(" ".join(failures))

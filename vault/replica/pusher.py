@@ -52,7 +52,7 @@ class Pusher:
         self._workers: list[threading.Thread] = []
         self._thread = threading.Thread(target=self._run, name="lifevault-pusher", daemon=True)
 
-    def start(self) -> "Pusher":
+    def start(self) -> Pusher:
         self._thread.start()
         return self
 
