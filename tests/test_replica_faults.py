@@ -11,7 +11,7 @@ import pytest
 
 from vault import Kind, Source, Vault
 from vault.replica import (
-    ReplicaAhead, ReplicaDamaged, ReplicaForked, add_replica, clone, pull, pull_fork, push, relation_of, status,
+    ReplicaAhead, ReplicaDamaged, ReplicaError, ReplicaForked, add_replica, clone, pull, pull_fork, push, relation_of, status,
     verify,
 )
 from vault.replica.manifest import parse
@@ -239,3 +239,28 @@ def test_fork_merge_keeps_fields_from_both_sides(created, tmp_path: Path) -> Non
         assert v.projection.status(Kind.NOTE, e) == "deleted"
         assert check_log(v.log, blind=False).events == 8
         assert push(v.log, "usb").events == 4
+
+
+def test_pull_fork_refuses_while_another_process_has_the_vault_open(created, tmp_path: Path) -> None:
+    path = created[0]
+    with Vault.open(path, PASSPHRASE) as v:
+        build_history(v, n=5)
+        add_replica(v.log.vault_id, "usb", str(tmp_path / "usb"))
+    copy_vault(path, tmp_path / "older.db")
+    with Vault.open(path, PASSPHRASE) as v:
+        build_history(v, n=3, start=5)
+        push(v.log, "usb")
+    _replace_file(path, tmp_path / "older.db")
+    with Vault.open(path, PASSPHRASE) as v:
+        v.add(Kind.NOTE, {"title": "meanwhile"}, SRC)
+    before = rows(path)
+    server = Vault.open(path, PASSPHRASE)  # as `lifevault serve` would hold it
+    try:
+        v = Vault.open(path, PASSPHRASE)
+        with pytest.raises(ReplicaError, match=r"Another process \(`lifevault serve`\?\) has .* open; stop it and "
+                                               r"run `lifevault pull --fork usb` again\. Nothing was changed\."):
+            pull_fork(v, "usb")
+    finally:
+        server.close()
+    assert rows(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("vault", ".vault"))) == ["vault.db"]

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import keyring, schema
-from ..errors import VaultLocked
 from ..events import Event, EventType, Recorded, Source, apply_patch, diff
 from ..instants import iso
 from ..log import now_us
@@ -77,7 +76,7 @@ def pull_fork(vault: Vault, name: str) -> ForkResult:
             head = new.log.head().seq
         finally:
             new.close()
-        kept = _swap(vault, tmp)
+        kept = _swap(vault, tmp, name)
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
@@ -135,13 +134,14 @@ def _apply(tx: Transaction, new: Vault, e: Event, after: dict[str, Any] | None, 
     return 1
 
 
-def _swap(vault: Vault, tmp: Path) -> Path:
-    """Close the vault, keep its file under a new name and put the new file in its place; VaultLocked
+def _swap(vault: Vault, tmp: Path, name: str) -> Path:
+    """Close the vault, keep its file under a new name and put the new file in its place; ReplicaError
     (nothing changed) if another process still has the vault open."""
     path = vault.path
     vault.close()
     if Path(f"{path}-wal").exists():  # SQLite removes it when the last connection closes: someone else has it
-        raise VaultLocked(path)
+        raise ReplicaError(f"Another process (`lifevault serve`?) has {path} open; stop it and run "
+                           f"`lifevault pull --fork {name}` again. Nothing was changed.")
     kept = path.with_name(f"{path.name}.before-fork-{iso(now_us()).replace(':', '')}")
     os.link(path, kept)
     os.replace(tmp, path)
