@@ -46,6 +46,7 @@ def test_rollback_then_one_new_event_keeps_both_histories(created, tmp_path: Pat
     with Vault.open(path, PASSPHRASE) as v:
         build_history(v, n=30)
         add_replica(v.log.vault_id, "usb", str(usb))
+        add_replica(v.log.vault_id, "nas", str(tmp_path / "nas"))
     copy_vault(path, tmp_path / "older.db")  # yesterday's copy
     with Vault.open(path, PASSPHRASE) as v:
         build_history(v, n=10, start=30)
@@ -55,6 +56,7 @@ def test_rollback_then_one_new_event_keeps_both_histories(created, tmp_path: Pat
     with Vault.open(path, PASSPHRASE) as v:
         note = v.add(Kind.NOTE, {"title": f"{SECRET} written after the rollback"}, SRC)  # event 31, another one
         mine = records(v)
+        push(v.log, "nas")  # a second replica gets the rolled-back vault's own event 31
 
     s = cli_run("status", "--json", env=env)
     copy = json.loads(s.output)["copies"][0]
@@ -72,6 +74,7 @@ def test_rollback_then_one_new_event_keeps_both_histories(created, tmp_path: Pat
     r = cli_run("pull", "--fork", "usb", env=env)
     assert r.exit_code == 0, r.output
     assert "Kept both histories" in r.output and "re-applied as 1 new events" in r.output
+    assert "Replica nas holds this vault's old events past event 30" in r.output
     kept = next(tmp_path.glob("vault.db.before-fork-*"))
     assert str(kept) in r.output
     with Vault.open(path, PASSPHRASE) as v:
@@ -82,10 +85,15 @@ def test_rollback_then_one_new_event_keeps_both_histories(created, tmp_path: Pat
     with Vault.open(kept, PASSPHRASE) as old:  # the file as it was, untouched
         assert records(old) == mine and old.log.head().seq == 31
     assert cli_run("verify", env=env).exit_code == 0
-    r = cli_run("push", env=env)
+    r = cli_run("push", "usb", env=env)
     assert r.exit_code == 0 and "Pushed to usb: 1 events" in r.output, r.output
+    assert "holds another history from event 31 on" in cli_run("push", "nas", env=env).output
+    shutil.move(tmp_path / "nas", tmp_path / "nas-old")  # the documented way: fill it anew
+    assert cli_run("replica", "remove", "nas", env=env).exit_code == 0
+    assert cli_run("replica", "add", "nas", str(tmp_path / "nas"), env=env).exit_code == 0
+    assert cli_run("push", "nas", env=env).exit_code == 0
     assert cli_run("replica", "verify", "usb", env=env).exit_code == 0
-    assert status(path).copies[0].behind == 0 and status(path).copies[0].fork_at is None
+    assert [(c.behind, c.fork_at) for c in status(path).copies] == [(0, None), (0, None)]
     assert_no_plaintext(usb)
 
 

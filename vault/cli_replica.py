@@ -163,6 +163,11 @@ def pull(name: str, keep_both: bool, vault_path: Path | None, passphrase_file: A
                    f"re-applied as {f.reapplied} new events (source: fork {name}); it ends at event {f.head_seq}, "
                    f"verified. The file as it was is kept at {f.kept}. `lifevault push` sends the new events.",
                    err=True)
+        for other in f.stranded:
+            click.echo(f"Replica {other} holds this vault's old events past event {f.fork_at - 1}, now another "
+                       f"history (their changes are in the vault): move its files aside, then `lifevault replica "
+                       f"remove {other}`, `lifevault replica add {other} TARGET` and `lifevault push {other}`.",
+                       err=True)
         return
     r = rp.pull(vault, name)
     if r.events or r.blobs:

@@ -28,7 +28,7 @@ from typing import Any
 from .. import keyring, schema
 from ..events import Event, EventType, Recorded, Source, apply_patch, diff
 from ..instants import iso
-from ..log import now_us
+from ..log import EventLog, now_us
 from ..vault import Transaction, Vault
 from ..verify import check_log
 from . import registry
@@ -46,6 +46,7 @@ class ForkResult:
     reapplied: int  # the vault's own events from fork_at on that changed something again
     head_seq: int
     kept: Path  # the vault file as it was
+    stranded: tuple[str, ...] = ()  # other replicas that hold the vault's old events past the fork point
 
 
 def pull_fork(vault: Vault, name: str) -> ForkResult:
@@ -62,6 +63,7 @@ def pull_fork(vault: Vault, name: str) -> ForkResult:
                            f"event {rel.vault_seq}); use `lifevault pull {name}` or `lifevault push {name}`.")
     m.check_mac(vault.keys, where)
     fork_at = rel.fork_at or 1
+    stranded = _stranded(log, name, fork_at)
     mine = list(log.read(fork_at - 1, rel.vault_seq))
     meta = dict(log.conn.execute("SELECT key, value FROM meta"))  # the wraps this vault unlocks with today
     tmp = path.with_name(f".{path.name}.{os.getpid()}.forking")
@@ -81,7 +83,24 @@ def pull_fork(vault: Vault, name: str) -> ForkResult:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
     registry.update(log.vault_id, name, pushed_seq=m.head_seq, pushed_hash=m.head_hash.hex())
-    return ForkResult(name, fork_at, m.head_seq - fork_at + 1, reapplied, head, kept)
+    return ForkResult(name, fork_at, m.head_seq - fork_at + 1, reapplied, head, kept, stranded)
+
+
+def _stranded(log: EventLog, name: str, fork_at: int) -> tuple[str, ...]:
+    """The other replicas this vault pushed its own events past the fork point to: after the merge they hold
+    another history (whose changes the merged vault holds too), so they are to be filled anew."""
+    out = []
+    for rep in registry.replicas(log.vault_id):
+        if rep.name == name:
+            continue
+        try:
+            opened = open_replica(target_for(rep.target), rep.name, (log.vault_id, keyring.verify_key(log.conn)))
+            rel = relation(log, opened)
+        except ReplicaError:
+            continue  # unreachable now: push will name whatever it finds later
+        if not rel.forked and rel.replica_seq >= fork_at:
+            out.append(rep.name)
+    return tuple(out)
 
 
 def _copy_rows(vault: Vault, tmp: Path, meta: dict[str, Any]) -> None:
