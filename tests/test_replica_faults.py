@@ -272,3 +272,20 @@ def test_pull_fork_refuses_while_another_process_has_the_vault_open(created, tmp
         server.close()
     assert rows(path) == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("vault", ".vault"))) == ["vault.db"]
+
+
+def test_a_server_pushing_again_rehashes_only_what_changed(vault: Vault, tmp_path: Path, monkeypatch) -> None:
+    """In one process, a folder's segments found intact are not read again until they change."""
+    monkeypatch.setenv("LIFEVAULT_SEGMENT_EVENTS", "15")
+    build_history(vault, n=40)
+    usb = tmp_path / "usb"
+    add_replica(vault.log.vault_id, "usb", str(usb))
+    push(vault.log, "usb")
+    push(vault.log, "usb")  # finds every segment intact
+    reads: list[str] = []
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda p: reads.append(p.name) or real(p))
+    push(vault.log, "usb")
+    assert [n for n in reads if n.endswith(".seg")] == []
+    DAMAGE["corrupted"][0](usb / "events-000000000001-000000000015.seg")
+    assert [r["segment"] for r in push(vault.log, "usb").repaired] == ["events-000000000001-000000000015.seg"]
