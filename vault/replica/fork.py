@@ -68,10 +68,16 @@ def pull_fork(vault: Vault, name: str) -> ForkResult:
     meta = dict(log.conn.execute("SELECT key, value FROM meta"))  # the wraps this vault unlocks with today
     tmp = path.with_name(f".{path.name}.{os.getpid()}.forking")
     try:
+        tmp.unlink(missing_ok=True)  # left by a run that was killed
         with opened.target.local_copy([s.name for s in m.segments]) as folder:
             build_vault_file(tmp, m, folder, where)
         _copy_rows(vault, tmp, meta)
-        new = Vault(tmp, schema.connect(tmp), vault.keys)
+        conn = schema.connect(tmp)
+        try:
+            new = Vault(tmp, conn, vault.keys)
+        except BaseException:
+            conn.close()
+            raise
         try:
             reapplied = _reapply(new, mine, fork_at, name)
             check_log(new.log, blind=False)
