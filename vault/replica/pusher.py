@@ -67,8 +67,9 @@ class Pusher:
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
+            workers = list(self._workers)
         deadline = time.monotonic() + timeout
-        for t in [self._thread, *self._workers]:
+        for t in [self._thread, *workers]:
             t.join(max(deadline - time.monotonic(), 0.0))
 
     def _next_wait(self) -> float | None:
