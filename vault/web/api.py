@@ -60,6 +60,7 @@ from ..importing import import_file
 from ..instants import Instant, iso, parse_instant
 from ..vault import Transaction, Vault
 from . import api_batches, tokens
+from .api_docs import add_docs
 from .api_models import (
     BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, BlobRef, Change, ChangesPage, CreateOp,
     Health, ImportResult, Record, RecordPage, UpdateOp, Version, Written,
@@ -419,9 +420,10 @@ def _add_blob_routes(add: AddRoute, holder: Holder, max_upload: int) -> None:
 
 def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES, max_upload: int = MAX_UPLOAD_BYTES) -> FastAPI:
     """The API app for one open vault; mount it (e.g. under /api) or serve it alone."""
-    app = FastAPI(title="lifevault API", version=__version__, docs_url="/docs", redoc_url=None,
+    app = FastAPI(title="lifevault API", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json",
                   description="Contacts, messages and notes in an encrypted, event-sourced vault.")
+    add_docs(app, "/openapi.json")  # Swagger UI from the installed package, never a CDN
 
     @app.exception_handler(VaultError)
     async def vault_error(request: Request, exc: VaultError) -> Response:
