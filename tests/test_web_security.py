@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from conftest import PASSPHRASE
 from fastapi.routing import APIRoute
+from helpers.served import CHROMIUM, CHROMIUM_ARGS, Served
 from starlette.testclient import TestClient
 
 from vault import Kind, Source, Vault
@@ -26,9 +29,6 @@ from vault.web import LiveVault, tokens
 from vault.web.api import VaultHolder, create_api
 from vault.web.login import set_password
 from vault.web.server import Site, create_app
-
-from conftest import PASSPHRASE
-from helpers.served import CHROMIUM, CHROMIUM_ARGS, Served
 
 SECRET = "Xenia Rebindova"  # a contact name no refused answer may carry
 ATTACKER = "http://attacker.example"

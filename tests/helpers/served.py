@@ -50,7 +50,7 @@ class Served:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", "from vault.cli import cli; cli()", *args],
-                              env=self.env, capture_output=True, text=True, timeout=120)
+                              env=self.env, capture_output=True, text=True, timeout=120, check=False)
 
     def raw(self, request: bytes) -> bytes:
         """Send bytes as they are (any Host header) and return the whole answer."""

@@ -38,7 +38,7 @@ def add_docs(app: FastAPI, openapi_path: str) -> None:
             swagger_favicon_url=f"{root}{ASSETS_PATH}/favicon.png",
             swagger_ui_parameters={"validatorUrl": None},  # else a badge asks validator.swagger.io
         )
-        csp = content_security_policy(inline_script_hashes(page.body.decode()))
+        csp = content_security_policy(inline_script_hashes(bytes(page.body).decode()))
         page.headers["content-security-policy"] = csp
         return page
 

@@ -19,8 +19,9 @@ import base64
 import hashlib
 import ipaddress
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -28,14 +29,15 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 SAME_ORIGIN_FETCH = frozenset({"same-origin", "none"})  # Sec-Fetch-Site values of this site's own requests
 CSRF_COOKIE = "ds_csrftoken"  # Datasette's asgi-csrf cookie
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-_INLINE_SCRIPT = re.compile(r"<script(?:\s[^>]*)?>(.*?)</script>", re.S | re.I)
+_INLINE_SCRIPT = re.compile(r"<script(?:\s[^>]*)?>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 
 
 def host_name(value: str) -> str | None:
     """The lower-case name (no port, no brackets, no trailing dot) of a Host header or --host, or None if malformed."""
     try:
         parts = urlsplit("//" + value.strip())
-        parts.port  # raises ValueError on a bad port
+        if parts.port == 0:  # reading .port raises ValueError on a malformed one
+            return None
     except ValueError:
         return None
     name = (parts.hostname or "").rstrip(".")
@@ -94,9 +96,12 @@ def _expand(body: str, values: dict[str, Iterable[str]]) -> list[str]:
 def content_security_policy(script_hashes: Iterable[str] = ()) -> str:
     """default-src 'self', scripts only from this site or with a listed hash; styles may be inline
     (Datasette's templates colour pages with style attributes and <style> blocks built per page)."""
-    scripts = " ".join(["'self'", *script_hashes])
-    return ("default-src 'self'; " f"script-src {scripts}; " "style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+    directives = [
+        "default-src 'self'", " ".join(["script-src 'self'", *script_hashes]), "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",  # Datasette's stylesheet draws icons from data: URLs
+        "object-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
+    ]
+    return "; ".join(directives)
 
 
 class Gate:
@@ -134,9 +139,11 @@ class Gate:
             return 403, f"Refused a {fetch_site} request: changes are only accepted from this site's own pages."
         # Chromium sends `Origin: null` on its own form posts when Referrer-Policy is no-referrer (ours):
         # then Sec-Fetch-Site alone vouches, and a browser that sends neither is refused.
-        if origin == "null" and fetch_site is None or origin not in (None, "null") and not _same_origin(
-                origin, headers.get("host", ""), scope.get("scheme", "http")):
-            return 403, "Refused a request from another origin: changes are only accepted from this site's own pages."
+        foreign = "Refused a request from another origin: changes are only accepted from this site's own pages."
+        if origin == "null" and fetch_site is None:
+            return 403, foreign
+        if origin not in (None, "null") and not _same_origin(origin, headers.get("host", ""), scope.get("scheme", "http")):
+            return 403, foreign
         path = scope.get("path", "")
         if path == self.api_prefix or path.startswith(self.api_prefix + "/"):
             return None  # bearer tokens, checked by the API; a browser cannot add one cross-site
