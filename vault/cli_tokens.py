@@ -9,7 +9,7 @@ import click
 
 from .cli import echo_json, json_option, open_vault, passphrase_option, vault_option
 from .instants import iso
-from .web import tokens
+from . import tokens
 
 
 @click.group()

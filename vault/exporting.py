@@ -41,7 +41,7 @@ def export_file(vault: Vault, fmt: str, out: Path | str, at: Instant | None = No
     kinds = tuple(getattr(exporter, "kinds", None) or Kind)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
-        n = exporter.write(records_at(vault, kinds, seq), tmp, vault.get_blob)
+        n = exporter.write(records_at(vault, kinds, seq), tmp, vault.referenced_blob)
         if out.exists():
             raise AlreadyExists(out)
         tmp.rename(out)

@@ -3,7 +3,9 @@
 Stored: the vault id, the Argon2id parameters, the data key wrapped by the
 passphrase key and by the recovery key, and the public head-signing key. The
 KDF parameters are bound into the passphrase wrap's AAD, so altering them
-makes unlocking fail rather than silently weakening the key.
+makes unlocking fail rather than silently weakening the key. All of it is
+covered by the signed seal (seal.py), checked before unwrapping: a damaged
+row is reported as damage, and a wrong passphrase only when the rows are intact.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sqlite3
 
 import nacl.utils
 
-from . import crypto
+from . import crypto, seal
 from .crypto import KdfParams, Keys
 from .errors import TamperDetected
 
@@ -22,8 +24,10 @@ VAULT_ID_BYTES = 16
 def _get(conn: sqlite3.Connection, key: str) -> bytes:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     if row is None:
-        raise KeyError(key)
+        raise TamperDetected(None, f"its meta table has no {key} row")
     value = row[0]
+    if not isinstance(value, (str, bytes)):
+        raise TamperDetected(None, f"its meta row {key} holds a value of the wrong type")
     return value.encode() if isinstance(value, str) else value
 
 
@@ -72,6 +76,7 @@ def set_passphrase(conn: sqlite3.Connection, keys: Keys, passphrase: str, kdf_co
 def unlock(conn: sqlite3.Connection, passphrase: str) -> Keys:
     """The vault's keys from its passphrase; WrongSecret otherwise."""
     vid, kdf_json = vault_id(conn), _get(conn, "kdf")
+    seal.check_key_material(conn, vid, verify_key(conn))
     try:
         kek = KdfParams.from_json(kdf_json.decode()).derive(passphrase)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:  # nacl's own errors subclass these
@@ -82,6 +87,7 @@ def unlock(conn: sqlite3.Connection, passphrase: str) -> Keys:
 def unlock_with_recovery(conn: sqlite3.Connection, recovery_key: str) -> Keys:
     """The vault's keys from its recovery key; WrongSecret otherwise."""
     vid = vault_id(conn)
+    seal.check_key_material(conn, vid, verify_key(conn))
     kek = crypto.recovery_kek(recovery_key, vid)
     return _checked(conn, crypto.unwrap_data_key(kek, _get(conn, "wrapped_recovery"), _recovery_aad(vid), "recovery key"))
 

@@ -4,6 +4,11 @@ The schema enforces what it can: `seq INTEGER PRIMARY KEY` (a second event at
 a seq would fork the chain), triggers that refuse UPDATE and DELETE on the log
 and the blob store, and a single-row head. Only ciphertext, sizes, seqs and
 chain hashes are stored.
+
+Format 2 adds the `seal` row (see seal.py); a format-1 file gets it when it is
+next opened with the passphrase. SQLite errors met while reading are turned
+into `DamagedFile` here, so a damaged page is named as damage, never as "not
+a vault" or a traceback.
 """
 
 from __future__ import annotations
@@ -11,13 +16,21 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from .errors import NewerFormat, NotAVault, VaultLocked
+from .errors import DamagedFile, NewerFormat, NotAVault, VaultLocked
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 APPLICATION_ID = 0x4C564C54  # "LVLT": marks the file as a lifevault vault
 BUSY_TIMEOUT_MS = 10_000
 
-DDL = """
+SEAL_DDL = """
+CREATE TABLE IF NOT EXISTS seal (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash BLOB NOT NULL, counter INTEGER NOT NULL,
+    tokens BLOB NOT NULL, keys BLOB NOT NULL, blob_count INTEGER NOT NULL, blob_set BLOB NOT NULL,
+    mac BLOB NOT NULL, sig BLOB NOT NULL
+);
+"""
+
+DDL = SEAL_DDL + """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE events (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, payload BLOB NOT NULL);
 CREATE TABLE head (
@@ -56,8 +69,50 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     except sqlite3.DatabaseError as e:
         if "locked" in str(e):
             raise VaultLocked(path) from e
+        if not create and _claims_to_be_a_vault(path):
+            raise damaged(path, e) from e
         raise NotAVault(path) from e
     return conn
+
+
+def _claims_to_be_a_vault(path: Path) -> bool:
+    """Whether the file's header carries our application id: a vault whose pages SQLite cannot read is
+    damaged, not a stranger."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError:
+        return False
+    return header[68:72] == APPLICATION_ID.to_bytes(4, "big")
+
+
+def damaged(path: Path | str, e: Exception) -> DamagedFile:
+    """The one-sentence error for an SQLite (or text-decoding) failure while reading `path`."""
+    detail = str(e).rstrip(".") or type(e).__name__
+    if isinstance(e, UnicodeDecodeError) or "decode" in detail:
+        return DamagedFile(path, f"a text value cannot be decoded ({detail})")
+    return DamagedFile(path, f"SQLite cannot read it ({detail})")
+
+
+def check_structure(conn: sqlite3.Connection, path: Path) -> None:
+    """SQLite's own integrity check (b-tree order, page links, index entries): DamagedFile naming the
+    first problems it reports."""
+    try:
+        found = [r[0] for r in conn.execute("PRAGMA integrity_check(4)")]
+    except sqlite3.DatabaseError as e:
+        raise damaged(path, e) from e
+    if found != ["ok"]:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise DamagedFile(path, f"SQLite's integrity check reports {found[0]!r}{more}")
+
+
+def migrate(conn: sqlite3.Connection) -> bool:
+    """Bring a format-1 file to this format (inside the caller's transaction); True if it changed."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= FORMAT_VERSION:
+        return False
+    conn.execute(SEAL_DDL)
+    conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+    return True
 
 
 def _check_format(conn: sqlite3.Connection, path: Path) -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, TypeVar
 
-from . import blobs, keyring, schema, snapshots
+from . import blobs, keyring, rollback, schema, seal, snapshots
 from .blobs import missing_blobs, referenced_blobs
 from .codec import LazyFields, fields_json
 from .crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
@@ -52,6 +52,9 @@ class Vault:
         self.state_file = state_file  # keep the projection in an encrypted file beside the vault (`state_file`)
         self.log = EventLog(conn, path, keys)
         self._check_head()
+        self.rollback: rollback.Behind | None = None  # set when the file is behind what this machine saw of it
+        self.log.on_commit = self._remember_head
+        self._check_seal()
         self._projection: Projection | None = None
         self._index: RecordIndex | None = None
         self._snapshot_seq = self._index_snapshot_seq = 0
@@ -77,6 +80,7 @@ class Vault:
                 keys, recovery = keyring.create_keys(conn, passphrase, kdf_cost)
                 log = EventLog(conn, tmp, keys)
                 log.write_head(0, log.genesis)  # signed from the start: an emptied log is detectable
+                seal.write(conn, keys, log.vault_id, 0, log.genesis)
         finally:
             conn.close()
         try:
@@ -139,6 +143,28 @@ class Vault:
         except TamperDetected:
             check_log(self.log, blind=False)  # name the first bad seq (e.g. an event swapped with the last)
             raise
+
+    def _check_seal(self) -> None:
+        """Compare with what this machine saw of the file, then check its seal (sealing a file that has none
+        yet: one from an older lifevault or rebuilt from a replica), then remember its head."""
+        found = seal.read(self.conn)
+        head = self.log.head()
+        self.rollback = rollback.check(self.path, self.log.vault_id, head.seq, found.counter if found else 0,
+                                       self.log.hash_at, self.keys)
+        if found is None:
+            with self.log.writer():
+                pass  # the writer migrates the file and seals it at commit (which remembers the head)
+        else:
+            seal.check(self.conn, self.log.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash)
+            self._remember_head()
+
+    def _remember_head(self) -> None:
+        """After opening or a write: raise this machine's memory of the head, unless the file is behind it."""
+        head, found = self.log.head(), seal.read(self.conn)
+        counter = found.counter if found else 0
+        self.rollback = rollback.check(self.path, self.log.vault_id, head.seq, counter, self.log.hash_at, self.keys)
+        if self.rollback is None:
+            rollback.remember(self.path, self.log.vault_id, self.keys, head.seq, head.hash, counter)
 
     @property
     def projection(self) -> Projection:
@@ -344,6 +370,14 @@ class Vault:
 
     def get_blob(self, blob_id: str) -> bytes:
         return blobs.get_blob(self.conn, self.keys, self.log.vault_id, blob_id)
+
+    def referenced_blob(self, blob_id: str) -> bytes:
+        """An attachment a record refers to: one the vault lacks is damage, not an unknown id."""
+        try:
+            return self.get_blob(blob_id)
+        except NotFound as e:
+            raise TamperDetected(None, f"the attachment {blob_id[:16]}… a record refers to is missing from its blob "
+                                       "store") from e
 
     @property
     def key_fingerprint(self) -> str:
