@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +20,13 @@ from . import Kind, Source, Vault, VaultError, parse_instant
 from .crypto import DEFAULT_KDF_COST, KDF_COSTS
 from .instants import iso
 from .paths import default_vault_path
-from .verify import check_log, count_events, verify_blind
+from .verify import count_events, verify_blind, verify_vault
 
 CLI_SOURCE = Source("cli")
 
 
 _STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses, if any
+_VAULT_FILE = "lifevault.vault_file"  # ctx.meta key: the vault file the command reads
 
 
 class VaultGroup(click.Group):
@@ -37,15 +39,18 @@ class VaultGroup(click.Group):
             raise click.ClickException(str(e)) from e
         except Exception as e:
             state = ctx.meta.get(_STATE_FILE)
-            if state is None:
-                raise
-            from . import state_file
+            if state is not None:
+                from . import state_file
 
-            if not state_file.is_damage(e):
-                raise
-            state_file.remove(state)  # only a cache: the log is the record
-            raise click.ClickException(f"The state file {state} did not read back ({e}), so it was deleted; "
-                                       "run the command again to rebuild it from the log.") from e
+                if state_file.is_damage(e):
+                    state_file.remove(state)  # only a cache: the log is the record
+                    raise click.ClickException(f"The state file {state} did not read back ({e}), so it was deleted; "
+                                               "run the command again to rebuild it from the log.") from e
+            if isinstance(e, (sqlite3.DatabaseError, UnicodeDecodeError)):  # met reading the vault file
+                from .schema import damaged
+
+                raise click.ClickException(str(damaged(ctx.meta.get(_VAULT_FILE, "the vault file"), e))) from e
+            raise
 
 
 @click.group(cls=VaultGroup)
@@ -105,9 +110,12 @@ def open_vault(vault_path: Path | None, passphrase_file: Any, *, in_memory: bool
         raise click.ClickException(f"LIFEVAULT_STATE must be memory or file, not {state!r}.")
     from .schema import connect  # fail on a missing file before asking for a passphrase
 
+    click.get_current_context().meta[_VAULT_FILE] = path
     connect(path).close()
     secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase")
     vault = Vault.open(path, secret, state_file=state == "file" and not in_memory)
+    if vault.rollback is not None:
+        click.echo(f"Warning: {vault.rollback.message}", err=True)
     if vault.state_file:
         from .state_file import path_for
 
@@ -329,12 +337,14 @@ def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path
     Example: lifevault verify --blind --vault /mnt/usb/vault.db
     """
     path = resolve_path(vault_path)
+    click.get_current_context().meta[_VAULT_FILE] = path
     vault = None if blind else open_vault(vault_path, passphrase_file)
     total = vault.log.head().seq if vault else count_events(path)
     with click.progressbar(length=total, label="Verifying", hidden=silent or total < 10_000, file=sys.stderr) as bar:
         report = (verify_blind(path, bar.update, expected_key=expected_key) if vault is None
-                  else check_log(vault.log, blind=False, progress=bar.update))
-    what = "chain, completeness and head signature" if blind else "chain, every tag, head and blobs"
+                  else verify_vault(vault, progress=bar.update))
+    what = ("SQLite structure, chain, completeness, head signature and seal (tokens, keys, attachments)" if blind
+            else "SQLite structure, chain, every tag, head, seal, tokens, keys and blobs")
     if blind and expected_key:
         what += ", pinned key"
     click.echo(f"OK: {report.events} events, {report.blobs} blobs ({what}).")
