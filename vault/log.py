@@ -179,8 +179,10 @@ class EventLog:
 
     # -- appending -----------------------------------------------------------
     @contextmanager
-    def writer(self) -> Iterator["Writer"]:
-        """One write transaction (BEGIN IMMEDIATE): commit on success, roll back on any error."""
+    def writer(self, reseal: frozenset[str] = frozenset(), *, repair: bool = False) -> Iterator["Writer"]:
+        """One write transaction (BEGIN IMMEDIATE): commit on success, roll back on any error. `reseal` names
+        what beside the log the write changes ("tokens", "keys"): checked against the seal first (unless the
+        write is a `repair` that replaces them), then sealed anew."""
         assert self.keys is not None, "a blind log cannot append"
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -191,12 +193,13 @@ class EventLog:
             self.check_head(head, *self._tail())
             migrated = schema.migrate(self.conn)  # a format-1 file: the seal written below is its first
             if not migrated and seal.read(self.conn) is not None:  # never seal in what was altered since
-                seal.check(self.conn, self.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash)
+                seal.check(self.conn, self.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash,
+                           contents=() if repair else tuple(reseal))
             w = Writer(self, head.seq, head.hash)
             yield w
             if w.seq != head.seq:
                 self.write_head(w.seq, w.hash)
-            seal.write(self.conn, self.keys, self.vault_id, w.seq, w.hash)
+            seal.write(self.conn, self.keys, self.vault_id, w.seq, w.hash, reseal)
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:

@@ -11,9 +11,11 @@ tokens, key material and every attachment's ciphertext without the passphrase.
 
 An older copy of the whole file is self-consistent, seal included: the counter
 is what the machine's memory of the highest head (`rollback.py`) compares.
-Before each write the old seal is checked against the rows, so damage is never
-sealed in; the attachment set is carried forward and added to, never recomputed
-(blobs are append-only, and a temporary trigger lists the ones a write adds).
+A write re-derives only the digests of what it changed (tokens, keys), after
+checking the old ones against the rows; the others are carried over, so damage
+is reported until repaired, never sealed in, and never blocks unrelated writes.
+The attachment set is carried over and added to, never recomputed (blobs are
+append-only, and a temporary trigger lists the ones a write adds).
 """
 
 from __future__ import annotations
@@ -102,17 +104,22 @@ def track_new_blobs(conn: sqlite3.Connection) -> None:
                  "BEGIN INSERT INTO lv_new_blobs (id) VALUES (NEW.id); END")
 
 
-def write(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, last_hash: bytes) -> Seal:
-    """Seal the current rows to head (seq, hash), inside the caller's write transaction."""
+def write(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, last_hash: bytes,
+          reseal: frozenset[str] = frozenset()) -> Seal:
+    """Seal head (seq, hash) inside the caller's write transaction. The digests named in `reseal`
+    ("tokens", "keys": what this write changed) are taken from the rows; the others are carried over
+    from the old seal, so damage found later is still reported, never sealed in. A file with no seal
+    yet is sealed as it stands."""
     old = read(conn)
     if old is None:
         count, bset = blob_set(conn)
-        counter = 1
+        counter, tokens, key_material = 1, tokens_digest(conn), key_material_digest(conn)
     else:
         added = conn.execute("SELECT b.id, b.payload FROM lv_new_blobs n JOIN blobs b ON b.id = n.id").fetchall()
         count, bset, counter = old.blob_count + len(added), crypto.blob_set_add(old.blob_set, added), old.counter + 1
+        tokens = tokens_digest(conn) if "tokens" in reseal else old.tokens
+        key_material = key_material_digest(conn) if "keys" in reseal else old.keys
     conn.execute("DELETE FROM lv_new_blobs")
-    tokens, key_material = tokens_digest(conn), key_material_digest(conn)
     msg = crypto.seal_message(vault_id, seq, last_hash, counter, tokens, key_material, count, bset)
     new = Seal(seq, last_hash, counter, tokens, key_material, count, bset, keys.seal_mac(msg), keys.sign(msg))
     conn.execute("INSERT OR REPLACE INTO seal (id, seq, hash, counter, tokens, keys, blob_count, blob_set, mac, sig) "
@@ -122,8 +129,8 @@ def write(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, last_
 
 
 def check_key_material(conn: sqlite3.Connection, vault_id: bytes, verify_key: bytes) -> None:
-    """Before unlocking: the key material is what the signed seal records, so a damaged vault id or
-    wrapped key is named as damage, never as a wrong passphrase (an unsealed file skips this)."""
+    """When unlocking failed: TamperDetected if the key material is not what the signed seal records, so a
+    damaged vault id or wrapped key is named as damage, not as a wrong secret (an unsealed file skips this)."""
     seal = read(conn)
     if seal is None:
         return
@@ -131,14 +138,19 @@ def check_key_material(conn: sqlite3.Connection, vault_id: bytes, verify_key: by
         raise TamperDetected(None, "its seal's signature does not verify (the seal, or the vault id or signing key in "
                                    "the meta table, is damaged or altered)")
     if key_material_digest(conn) != seal.keys:
-        raise TamperDetected(None, "its key material in the meta table (vault id, wrapped passphrase or recovery key, "
-                                   "KDF settings) differs from what its seal records: damaged or altered")
+        raise TamperDetected(None, KEYS_DIFFER)
+
+
+KEYS_DIFFER = ("its key material in the meta table (vault id, wrapped passphrase or recovery key, KDF settings) "
+               "differs from what its seal records: damaged or altered")
+TOKENS_DIFFER = ("its API token rows differ from what its seal records (altered, added, removed, or copied from an older "
+                 "copy of the file), so no token is accepted; `lifevault token revoke --all` revokes them all")
 
 
 def check(conn: sqlite3.Connection, vault_id: bytes, verify_key: bytes, keys: Keys | None, seq: int,
-          last_hash: bytes, *, attachments: bool = False) -> Seal:
-    """TamperDetected unless the seal is authentic, names head (seq, hash) and matches the token rows,
-    the key material and (with `attachments`, reading every blob) the attachments."""
+          last_hash: bytes, *, contents: tuple[str, ...] = ("keys", "tokens"), attachments: bool = False) -> Seal:
+    """TamperDetected unless the seal is authentic (signature; MAC too with `keys`), names head (seq, hash),
+    and matches the rows named in `contents` and (with `attachments`, reading every blob) the attachments."""
     seal = read(conn)
     if seal is None:
         raise TamperDetected(None, "it has no seal over its tokens, keys and attachments (made by an older lifevault "
@@ -150,12 +162,10 @@ def check(conn: sqlite3.Connection, vault_id: bytes, verify_key: bytes, keys: Ke
         raise TamperDetected(None, "its seal's MAC does not verify")
     if (seal.seq, seal.hash) != (seq, last_hash):
         raise TamperDetected(None, f"its seal was made at event {seal.seq}, not at its head (event {seq})")
-    if key_material_digest(conn) != seal.keys:
-        raise TamperDetected(None, "its key material in the meta table (vault id, wrapped passphrase or recovery key, "
-                                   "KDF settings) differs from what its seal records: damaged or altered")
-    if tokens_digest(conn) != seal.tokens:
-        raise TamperDetected(None, "its API token rows differ from what its seal records (altered, removed, or copied "
-                                   "from an older copy of the file), so no token is accepted")
+    if "keys" in contents and key_material_digest(conn) != seal.keys:
+        raise TamperDetected(None, KEYS_DIFFER)
+    if "tokens" in contents and tokens_digest(conn) != seal.tokens:
+        raise TamperDetected(None, TOKENS_DIFFER)
     if attachments:
         count, bset = blob_set(conn)
         if count != seal.blob_count:

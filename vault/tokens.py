@@ -43,6 +43,7 @@ from .log import now_us
 if TYPE_CHECKING:
     from .vault import Vault
 
+TOKENS = frozenset({"tokens"})  # what a token write changes beside the log (see seal.py)
 TOKEN_PREFIX = "lvt_"
 _TOKEN = re.compile(r"^lvt_[A-Za-z0-9_-]{43}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -109,7 +110,8 @@ def _mac(vault: Vault, name: str, token_hash: bytes, created_at: int, append_onl
 def _checked(vault: Vault) -> bool:
     """Whether the vault has a token table, after checking every row against the seal (TamperDetected)."""
     head = vault.log.head()
-    seal.check(vault.conn, vault.log.vault_id, keyring.verify_key(vault.conn), vault.keys, head.seq, head.hash)
+    seal.check(vault.conn, vault.log.vault_id, keyring.verify_key(vault.conn), vault.keys, head.seq, head.hash,
+               contents=("tokens",))
     return _has_table(vault.conn)
 
 
@@ -124,7 +126,7 @@ def create_token(vault: Vault, name: str, *, append_only: bool = False) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_hash = _hash(vault, token)
     created = now_us()
-    with vault.log.writer():  # BEGIN IMMEDIATE on the vault file: serialised with every other writer
+    with vault.log.writer(TOKENS):  # BEGIN IMMEDIATE on the vault file: serialised with every other writer
         vault.conn.execute(_DDL)
         if vault.conn.execute("SELECT 1 FROM api_tokens WHERE name = ?", (name,)).fetchone():
             raise TokenNameTaken(name)
@@ -145,7 +147,7 @@ def list_tokens(vault: Vault) -> list[Token]:
 
 def revoke_token(vault: Vault, name: str) -> Token:
     """Revoke a live token at once; its name stays in the list (and in history) as revoked."""
-    with vault.log.writer():
+    with vault.log.writer(TOKENS):
         vault.conn.execute(_DDL)
         row = vault.conn.execute(
             "SELECT created_at, append_only FROM api_tokens WHERE name = ? AND revoked_at IS NULL", (name,)
@@ -155,6 +157,16 @@ def revoke_token(vault: Vault, name: str) -> Token:
         revoked = now_us()
         vault.conn.execute("UPDATE api_tokens SET token_hash = NULL, revoked_at = ? WHERE name = ?", (revoked, name))
     return Token(name, row[0], bool(row[1]), revoked)
+
+
+def revoke_all(vault: Vault) -> int:
+    """Revoke every token, whatever the rows say: the way out when they no longer match the seal
+    (rows whose names were forged stay listed, revoked). Returns how many were live by the rows."""
+    with vault.log.writer(TOKENS, repair=True):
+        vault.conn.execute(_DDL)
+        live = vault.conn.execute("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL").fetchone()[0]
+        vault.conn.execute("UPDATE api_tokens SET token_hash = NULL, revoked_at = coalesce(revoked_at, ?)", (now_us(),))
+    return live
 
 
 def authenticate(vault: Vault, presented: str) -> Token | None:

@@ -155,7 +155,9 @@ class Vault:
             with self.log.writer():
                 pass  # the writer migrates the file and seals it at commit (which remembers the head)
         else:
-            seal.check(self.conn, self.log.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash)
+            # tokens and key material are checked where they are used (token lookups, unlocking) and by verify
+            seal.check(self.conn, self.log.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash,
+                       contents=())
             self._remember_head()
 
     def _remember_head(self) -> None:
@@ -327,7 +329,7 @@ class Vault:
 
     def change_passphrase(self, new_passphrase: str, kdf_cost: str = DEFAULT_KDF_COST) -> None:
         """Rewrap the data key under a new passphrase; events are not re-encrypted."""
-        with self.log.writer():
+        with self.log.writer(frozenset({"keys"})):
             keyring.set_passphrase(self.conn, self.keys, new_passphrase, kdf_cost)
 
     # -- reading ---------------------------------------------------------------
