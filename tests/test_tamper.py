@@ -292,6 +292,9 @@ def forge_identity_and_truncate(path: Path, keep: int) -> None:
                                   old.blob_count, old.blob_set)
         conn.execute("UPDATE seal SET seq = ?, hash = ?, keys = ?, sig = ?",
                      (keep, last, keys_digest, forged.sign(msg).signature))
+        for op in ("UPDATE", "DELETE"):  # and puts the append-only triggers back as they were
+            conn.execute(f"CREATE TRIGGER events_no_{op.lower()} BEFORE {op} ON events\n"
+                         "    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END")
 
 
 def test_forged_verify_key_is_caught_with_the_passphrase(target: Path) -> None:

@@ -98,6 +98,8 @@ class EventLog:
         for seq, stored, payload in self.rows(after, upto):
             if seq != expected:
                 raise TamperDetected(expected, "the event is missing")
+            if type(stored) is not bytes or type(payload) is not bytes:  # a damaged record header can retype a column
+                raise TamperDetected(seq, "its stored hash or payload is not a byte string")
             if crypto.chain_hash(prev, seq, payload) != stored:
                 raise TamperDetected(seq, "its chain hash does not match its content and predecessor")
             yield seq, prev, stored, payload

@@ -30,6 +30,18 @@ CREATE TABLE IF NOT EXISTS seal (
 );
 """
 
+# Made by the first token write (tokens.py): a vault without tokens has no such table.
+TOKENS_DDL = """
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY,
+    token_hash BLOB UNIQUE,
+    created_at INTEGER NOT NULL,
+    append_only INTEGER NOT NULL,
+    revoked_at INTEGER,
+    mac BLOB NOT NULL
+)
+"""
+
 DDL = SEAL_DDL + """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE events (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, payload BLOB NOT NULL);
@@ -88,7 +100,8 @@ def _claims_to_be_a_vault(path: Path) -> bool:
 
 def damaged(path: Path | str, e: Exception) -> DamagedFile:
     """The one-sentence error for an SQLite (or text-decoding) failure while reading `path`."""
-    detail = str(e).rstrip(".") or type(e).__name__
+    # SQLite's decoding errors quote the undecodable value, many lines of it: keep the sentence short
+    detail = (str(e).split(" with text ")[0].splitlines() or [""])[0][:200].rstrip(".") or type(e).__name__
     if isinstance(e, UnicodeDecodeError) or "decode" in detail:
         return DamagedFile(path, f"a text value cannot be decoded ({detail})")
     return DamagedFile(path, f"SQLite cannot read it ({detail})")
@@ -102,8 +115,45 @@ def check_structure(conn: sqlite3.Connection, path: Path) -> None:
     except sqlite3.DatabaseError as e:
         raise damaged(path, e) from e
     if found != ["ok"]:
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise DamagedFile(path, f"SQLite's integrity check reports {found[0]!r}{more}")
+        lines = [line for item in found for line in str(item).splitlines() if not line.startswith("***")]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise DamagedFile(path, f"SQLite's integrity check reports {(lines or ['damage'])[0]!r}{more}")
+
+
+# The tables the checks rely on; `snapshots` is a cache whose parts carry their own seals.
+_CHECKED_TABLES = ("meta", "events", "head", "blobs", "seal", "api_tokens")
+
+
+def _schema_of(conn: sqlite3.Connection) -> dict[str, tuple[str, str, str | None]]:
+    marks = ",".join("?" * len(_CHECKED_TABLES))
+    rows = conn.execute(f"SELECT name, type, tbl_name, sql FROM sqlite_master WHERE tbl_name IN ({marks})",
+                        _CHECKED_TABLES)
+    return {name: (kind, table, sql) for name, kind, table, sql in rows}
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """DamagedFile unless the tables, indexes and triggers the checks rely on are exactly as lifevault makes
+    them: a renamed column or a dropped append-only trigger is damage (or tampering) too."""
+    reference = sqlite3.connect(":memory:")
+    try:
+        reference.executescript(DDL + ";" + TOKENS_DDL)
+        expected = _schema_of(reference)
+    finally:
+        reference.close()
+    try:
+        found = _schema_of(conn)
+        sealed = conn.execute("PRAGMA user_version").fetchone()[0] >= FORMAT_VERSION
+    except sqlite3.DatabaseError as e:
+        raise damaged(path, e) from e
+    for name, (kind, table, sql) in expected.items():
+        optional = table == "api_tokens" or (table == "seal" and not sealed)
+        if name not in found and not optional:
+            raise DamagedFile(path, f"the {kind} {name} is missing from its schema")
+        if name in found and found[name] != (kind, table, sql):
+            raise DamagedFile(path, f"the {kind} {name} in its schema is not as lifevault made it")
+    for name, (kind, table, _) in found.items():
+        if name not in expected:
+            raise DamagedFile(path, f"its schema has a {kind} {name} on {table} that lifevault did not make")
 
 
 def migrate(conn: sqlite3.Connection) -> bool:

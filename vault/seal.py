@@ -91,6 +91,8 @@ def blob_set(conn: sqlite3.Connection) -> tuple[int, bytes]:
     """(count, multiset hash) of every stored attachment, read in full."""
     count, total, batch = 0, crypto.EMPTY_BLOB_SET, []
     for bid, payload in conn.execute("SELECT id, payload FROM blobs"):
+        if type(bid) is not bytes or type(payload) is not bytes:
+            raise TamperDetected(None, "a blob row holds values that are not byte strings")
         batch.append((bid, payload))
         if len(batch) == 256:
             total, count, batch = crypto.blob_set_add(total, batch), count + len(batch), []

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
-from . import keyring, seal
+from . import keyring, schema, seal
 from .crypto import blake2b
 from .errors import VaultError
 from .log import now_us
@@ -47,17 +47,6 @@ TOKENS = frozenset({"tokens"})  # what a token write changes beside the log (see
 TOKEN_PREFIX = "lvt_"
 _TOKEN = re.compile(r"^lvt_[A-Za-z0-9_-]{43}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS api_tokens (
-    name TEXT PRIMARY KEY,
-    token_hash BLOB UNIQUE,
-    created_at INTEGER NOT NULL,
-    append_only INTEGER NOT NULL,
-    revoked_at INTEGER,
-    mac BLOB NOT NULL
-)
-"""
 
 
 class BadTokenName(VaultError):
@@ -127,7 +116,7 @@ def create_token(vault: Vault, name: str, *, append_only: bool = False) -> str:
     token_hash = _hash(vault, token)
     created = now_us()
     with vault.log.writer(TOKENS):  # BEGIN IMMEDIATE on the vault file: serialised with every other writer
-        vault.conn.execute(_DDL)
+        vault.conn.execute(schema.TOKENS_DDL)
         if vault.conn.execute("SELECT 1 FROM api_tokens WHERE name = ?", (name,)).fetchone():
             raise TokenNameTaken(name)
         vault.conn.execute(
@@ -148,7 +137,7 @@ def list_tokens(vault: Vault) -> list[Token]:
 def revoke_token(vault: Vault, name: str) -> Token:
     """Revoke a live token at once; its name stays in the list (and in history) as revoked."""
     with vault.log.writer(TOKENS):
-        vault.conn.execute(_DDL)
+        vault.conn.execute(schema.TOKENS_DDL)
         row = vault.conn.execute(
             "SELECT created_at, append_only FROM api_tokens WHERE name = ? AND revoked_at IS NULL", (name,)
         ).fetchone()
@@ -163,7 +152,7 @@ def revoke_all(vault: Vault) -> int:
     """Revoke every token, whatever the rows say: the way out when they no longer match the seal
     (rows whose names were forged stay listed, revoked). Returns how many were live by the rows."""
     with vault.log.writer(TOKENS, repair=True):
-        vault.conn.execute(_DDL)
+        vault.conn.execute(schema.TOKENS_DDL)
         live = vault.conn.execute("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL").fetchone()[0]
         vault.conn.execute("UPDATE api_tokens SET token_hash = NULL, revoked_at = coalesce(revoked_at, ?)", (now_us(),))
     return live

@@ -33,7 +33,9 @@ from .verify import check_log
 
 S = TypeVar("S", Projection, RecordIndex)
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
-SNAPSHOT_MIN_EVENTS = 5000  # write a snapshot at close once this many events (and 10%) are new
+SNAPSHOT_MIN_EVENTS = 5000
+# A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
+GC_FREEZE_FROM = 5000  # write a snapshot at close once this many events (and 10%) are new
 
 # Which state a record must be in for each event type.
 _REQUIRES = {
@@ -231,13 +233,16 @@ class Vault:
             raise TamperDetected(upto + 1, f"the log ends before the state already seen (seq {state.seq}): rolled back")
         if upto == state.seq:
             return state
-        gc.collect()
-        gc.freeze()  # long replays allocate many short-lived objects; keep the collector off old ones
+        long = upto - state.seq >= GC_FREEZE_FROM
+        if long:  # long replays allocate many short-lived objects; keep the collector off old ones
+            gc.collect()
+            gc.freeze()
         try:
             with state.transaction():
                 state.apply(self.log.read(state.seq, upto))
         finally:
-            gc.unfreeze()
+            if long:
+                gc.unfreeze()
         return state
 
     def _loaded(self) -> list[Projection | RecordIndex]:

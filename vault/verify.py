@@ -71,6 +71,7 @@ def verify_vault(vault: Vault, progress: Callable[[int], None] | None = None) ->
     head = vault.log.head()
     seal.check(vault.conn, vault.log.vault_id, keyring.verify_key(vault.conn), vault.keys, head.seq, head.hash,
                attachments=True)
+    schema.check_schema(vault.conn, vault.path)  # after the content checks, which name a tampered seq
     if vault.rollback is not None:
         raise RolledBack(vault.path, vault.rollback.reason)
     return report
@@ -92,6 +93,7 @@ def verify_blind(path: Path | str, progress: Callable[[int], None] | None = None
         report = check_log(log, blind=True, progress=progress)
         head = log.head()
         sealed = seal.check(conn, log.vault_id, keyring.verify_key(conn), None, head.seq, head.hash, attachments=True)
+        schema.check_schema(conn, path)
         behind = rollback.check(path, log.vault_id, head.seq, sealed.counter, log.hash_at)
         if behind is not None:
             raise RolledBack(path, behind.reason)
