@@ -150,15 +150,17 @@ TOKENS_DIFFER = ("its API token rows differ from what its seal records (altered,
 
 
 def check(conn: sqlite3.Connection, vault_id: bytes, verify_key: bytes, keys: Keys | None, seq: int,
-          last_hash: bytes, *, contents: tuple[str, ...] = ("keys", "tokens"), attachments: bool = False) -> Seal:
-    """TamperDetected unless the seal is authentic (signature; MAC too with `keys`), names head (seq, hash),
-    and matches the rows named in `contents` and (with `attachments`, reading every blob) the attachments."""
+          last_hash: bytes, *, contents: tuple[str, ...] = ("keys", "tokens"), attachments: bool = False,
+          signature: bool = True) -> Seal:
+    """TamperDetected unless the seal is authentic (signature unless not asked; MAC too with `keys`), names head
+    (seq, hash), and matches the rows named in `contents` and (with `attachments`, reading every blob) the
+    attachments."""
     seal = read(conn)
     if seal is None:
         raise TamperDetected(None, "it has no seal over its tokens, keys and attachments (made by an older lifevault "
                                    "or rebuilt from a replica: open it once with the passphrase to add one)")
     msg = seal.message(vault_id)
-    if not crypto.check_signature(verify_key, msg, seal.sig):
+    if signature and not crypto.check_signature(verify_key, msg, seal.sig):
         raise TamperDetected(None, "its seal's signature does not verify")
     if keys is not None and not hmac.compare_digest(keys.seal_mac(msg), seal.mac):
         raise TamperDetected(None, "its seal's MAC does not verify")

@@ -15,6 +15,7 @@ import gc
 import os
 import re
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, TypeVar
@@ -35,7 +36,8 @@ S = TypeVar("S", Projection, RecordIndex)
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 SNAPSHOT_MIN_EVENTS = 5000
 # A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
-GC_FREEZE_FROM = 5000  # write a snapshot at close once this many events (and 10%) are new
+GC_FREEZE_FROM = 5000
+REMEMBER_EVERY_S = 1.0  # how often a run of writes raises this machine's memory of the head (rollback.py)  # write a snapshot at close once this many events (and 10%) are new
 
 # Which state a record must be in for each event type.
 _REQUIRES = {
@@ -55,7 +57,8 @@ class Vault:
         self.log = EventLog(conn, path, keys)
         self._check_head()
         self.rollback: rollback.Behind | None = None  # set when the file is behind what this machine saw of it
-        self.log.on_commit = self._remember_head
+        self._remembered_at, self._unremembered = 0.0, False  # the last write to the memory; writes since
+        self.log.on_commit = self._committed
         self._check_seal()
         self._projection: Projection | None = None
         self._index: RecordIndex | None = None
@@ -130,7 +133,11 @@ class Vault:
         except VaultLocked:
             pass  # a snapshot is only a cache: another process is writing, so the next close will try again
         finally:
-            self.conn.close()
+            try:
+                if self._unremembered:
+                    self._remember_head()
+            finally:
+                self.conn.close()
 
     def __enter__(self) -> "Vault":
         return self
@@ -169,6 +176,15 @@ class Vault:
         self.rollback = rollback.check(self.path, self.log.vault_id, head.seq, counter, self.log.hash_at, self.keys)
         if self.rollback is None:
             rollback.remember(self.path, self.log.vault_id, self.keys, head.seq, head.hash, counter)
+        self._remembered_at, self._unremembered = time.monotonic(), False
+
+    def _committed(self) -> None:
+        """After a write: a vault that was not behind stays so (it only grew), so its memory is raised at most once
+        a second (and at close): writing the memory file after every append tripled the cost of a small one."""
+        if self.rollback is not None or time.monotonic() - self._remembered_at >= REMEMBER_EVERY_S:
+            self._remember_head()
+        else:
+            self._unremembered = True
 
     @property
     def projection(self) -> Projection:
