@@ -111,7 +111,7 @@ def test_missing_vault_file(run, tmp_path: Path) -> None:
 @pytest.mark.parametrize("args", [["show", "{cid}"], ["stats"], ["verify"], ["verify", "--blind"],
                                   ["add", "note", "--json", "{}"], ["rm", "{cid}"], ["passwd"]])
 def test_vault_of_a_newer_format(run, vault_file: Path, cid: str, args: list[str], monkeypatch) -> None:
-    monkeypatch.setenv("LIFEVAULT_NEW_PASSPHRASE", "new")
+    monkeypatch.setenv("LIFEVAULT_NEW_PASSPHRASE", "a brand new passphrase")
     with closing(sqlite3.connect(vault_file)) as conn:
         conn.execute(f"PRAGMA user_version = {schema.FORMAT_VERSION + 1}")
     n = events_in(vault_file)
@@ -125,7 +125,7 @@ def test_vault_of_a_newer_format(run, vault_file: Path, cid: str, args: list[str
                                   ["rm", "{cid}"], ["revert", "{cid}", "--at", "seq:0"], ["passwd"]])
 def test_locked_database(run, vault_file: Path, cid: str, args: list[str], monkeypatch) -> None:
     monkeypatch.setattr(schema, "BUSY_TIMEOUT_MS", 200)
-    monkeypatch.setenv("LIFEVAULT_NEW_PASSPHRASE", "new")
+    monkeypatch.setenv("LIFEVAULT_NEW_PASSPHRASE", "a brand new passphrase")
     n = events_in(vault_file)
     holder = sqlite3.connect(vault_file, isolation_level=None)
     try:

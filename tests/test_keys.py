@@ -180,7 +180,7 @@ def alter_kdf(path: Path, change) -> None:
 def test_kdf_params_are_stored_and_default_to_moderate(tmp_path: Path) -> None:
     import nacl.pwhash.argon2id as argon2id
     path = tmp_path / "default.db"
-    r = CliRunner().invoke(cli, ["init", "--vault", str(path)], env={"LIFEVAULT_PASSPHRASE": "x", "LIFEVAULT_KDF_COST": None})
+    r = CliRunner().invoke(cli, ["init", "--vault", str(path)], env={"LIFEVAULT_PASSPHRASE": PASSPHRASE, "LIFEVAULT_KDF_COST": None})
     assert r.exit_code == 0, r.output
     with closing(sqlite3.connect(path)) as conn:
         params = json.loads(conn.execute("SELECT value FROM meta WHERE key = 'kdf'").fetchone()[0])

@@ -82,6 +82,8 @@ def kdf_option(fn: Callable) -> Callable:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+weak_ok_option = click.option("--weak-passphrase-ok", "weak_ok", is_flag=True,
+                              help="Accept a new passphrase that is easy to guess (refused otherwise).")
 
 
 def read_secret(file: Any, env: str, prompt: str, *, confirm: bool = False) -> str:
@@ -145,7 +147,8 @@ def echo_json(value: Any) -> None:
 @vault_option
 @passphrase_option
 @kdf_option
-def init(vault_path: Path | None, passphrase_file: Any, kdf_cost: str) -> None:
+@weak_ok_option
+def init(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, weak_ok: bool) -> None:
     """Create a new vault; prints its recovery key once.
 
     Example: lifevault init --vault ~/vault.db
@@ -154,7 +157,7 @@ def init(vault_path: Path | None, passphrase_file: Any, kdf_cost: str) -> None:
     if path.exists():
         raise click.ClickException(f"{path} already exists; refusing to overwrite it.")
     secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "New passphrase", confirm=True)
-    vault, recovery = Vault.create(path, secret, kdf_cost)
+    vault, recovery = Vault.create(path, secret, kdf_cost, weak_ok=weak_ok)
     vault.close()
     click.echo(f"Created {path}; key fingerprint {vault.key_fingerprint} (`verify --blind --key` checks copies against it).",
                err=True)
@@ -303,7 +306,8 @@ def restore(at: str, out: Path, vault_path: Path | None, passphrase_file: Any) -
     seq = vault.seq_for(instant)
     counts = restore_to_file(vault, seq, out)
     summary = ", ".join(f"{n} {table}" for table, n in counts.items())
-    click.echo(f"Wrote {out}: the state after event {seq} ({summary}). It is plaintext: keep it safe.", err=True)
+    click.echo(f"Wrote {out}: the state after event {seq} ({summary}). It is plaintext, made readable only by you "
+               "(0600): keep it safe.", err=True)
 
 
 @cli.command()
@@ -356,14 +360,15 @@ def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path
 @kdf_option
 @click.option("--new-passphrase-file", type=click.File("r"), default=None,
               help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else a prompt).")
-def passwd(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, new_passphrase_file: Any) -> None:
+@weak_ok_option
+def passwd(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, new_passphrase_file: Any, weak_ok: bool) -> None:
     """Change the passphrase (events are not re-encrypted).
 
     Example: lifevault passwd
     """
     vault = open_vault(vault_path, passphrase_file)
     new = read_secret(new_passphrase_file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
-    vault.change_passphrase(new, kdf_cost)
+    vault.change_passphrase(new, kdf_cost, weak_ok=weak_ok)
     click.echo("Passphrase changed.", err=True)
 
 
@@ -374,7 +379,8 @@ def passwd(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, new_pas
               help="Read the recovery key from this file (else $LIFEVAULT_RECOVERY_KEY, else a prompt).")
 @click.option("--new-passphrase-file", type=click.File("r"), default=None,
               help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else a prompt).")
-def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_passphrase_file: Any) -> None:
+@weak_ok_option
+def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_passphrase_file: Any, weak_ok: bool) -> None:
     """Set a new passphrase using the recovery key printed at init.
 
     Example: lifevault recover
@@ -384,7 +390,7 @@ def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_
     vault = Vault.open_with_recovery(path, key)
     click.get_current_context().call_on_close(vault.close)
     new = read_secret(new_passphrase_file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
-    vault.change_passphrase(new, kdf_cost)
+    vault.change_passphrase(new, kdf_cost, weak_ok=weak_ok)
     click.echo("Passphrase set; the old one no longer opens the vault.", err=True)
 
 

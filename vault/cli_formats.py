@@ -85,7 +85,9 @@ def export(fmt: str, out: Path, at: str | None, vault_path: Path | None, passphr
     instant = parse_instant(at) if at else None
     registry = _formats()
     n = export_file(open_vault(vault_path, passphrase_file), fmt, out, instant, registry=registry)
-    click.echo(f"Wrote {n} records to {out} ({fmt}). It is plaintext: keep it safe.", err=True)
+    mode = "0700 folders, 0600 files" if out.is_dir() else "0600"
+    click.echo(f"Wrote {n} records to {out} ({fmt}). It is plaintext, made readable only by you ({mode}): "
+               "keep it safe.", err=True)
 
 
 @click.command(name="undo-import")

@@ -1,21 +1,24 @@
 """The export engine: the vault's state at any instant, written by a registered exporter.
 
-The exporter writes to a hidden sibling of OUT which is renamed into place only
-when it has finished, so a failed or interrupted export leaves no half file.
+The exporter writes into a hidden 0o700 folder beside OUT; what it wrote is
+made the owner's alone (0o600 files, 0o700 folders: it is plaintext) and
+renamed into place only when it has finished, so a failed or interrupted
+export leaves no half file and nothing others could read.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from . import plugins
-from .errors import AlreadyExists, VaultError
+from .errors import AlreadyExists, CannotWrite, VaultError
 from .events import Kind
 from .formats import ExportRecord
 from .instants import Instant
+from .paths import make_private
 from .vault import Vault
 
 
@@ -39,9 +42,14 @@ def export_file(vault: Vault, fmt: str, out: Path | str, at: Instant | None = No
         raise AlreadyExists(out)
     seq = vault.projection.seq if at is None else vault.seq_for(at)
     kinds = tuple(getattr(exporter, "kinds", None) or Kind)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:  # a 0o700 folder: nobody else can open what the exporter makes before it is made private
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:
+        raise CannotWrite(out, e.strerror or str(e)) from e
+    tmp = staging / out.name
     try:
         n = exporter.write(records_at(vault, kinds, seq), tmp, vault.referenced_blob)
+        make_private(tmp)  # plaintext: 0o600 files, 0o700 folders, whatever the exporter and the umask did
         if out.exists():
             raise AlreadyExists(out)
         tmp.rename(out)
@@ -50,12 +58,6 @@ def export_file(vault: Vault, fmt: str, out: Path | str, at: Instant | None = No
     except Exception as e:
         raise ExportError(f"The {fmt} exporter could not write {out}: {e}.") from e
     finally:
-        _remove(tmp)
+        shutil.rmtree(staging, ignore_errors=True)
     return n
 
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()

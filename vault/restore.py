@@ -3,7 +3,7 @@
 The file has tables `contacts`, `messages` and `notes` (one column per known
 field, lists as JSON), full-text indexed, plus `attachments` holding every
 blob those records point to, so `datasette state.db` needs nothing else.
-Only ever written because the user asked for it.
+Only ever written because the user asked for it, and readable only by its owner (0o600).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .blobs import referenced_blobs
 from .errors import AlreadyExists, CannotWrite
 from .events import FIELDS, Kind
 from .instants import iso
+from .paths import private_file
 from .projection import live_columns
 from .vault import Vault
 
@@ -52,7 +53,8 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
     tmp = out.with_name(f".{out.name}.{os.getpid()}.restoring")
     counts, referenced = {}, set()
     try:
-        db = sqlite_utils.Database(tmp, recreate=True)
+        tmp.unlink(missing_ok=True)  # left by a crash of a process with our pid
+        db = sqlite_utils.Database(private_file(tmp))  # plaintext: the owner's alone, and so its -journal
         for kind in Kind:
             rows = []
             for rid, data in vault.projection.state(kind, seq):

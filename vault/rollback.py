@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 from . import crypto
 from .crypto import Keys
-from .paths import home_dir
+from .paths import home_dir, private_dir, private_file
 
 FILE_NAME = "seen-heads.json"
 
@@ -117,9 +117,8 @@ def check(path: Path | str, vault_id: bytes, seq: int, counter: int, hash_at: Ca
 
 @contextlib.contextmanager
 def _locked() -> Iterator[None]:
-    home = home_dir()
-    home.mkdir(parents=True, exist_ok=True)
-    fd = os.open(home / f"{FILE_NAME}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    home = private_dir(home_dir())
+    fd = os.open(private_file(home / f"{FILE_NAME}.lock"), os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -142,6 +141,7 @@ def remember(path: Path | str, vault_id: bytes, keys: Keys, seq: int, last_hash:
         tmp = memory_path().with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, 0o600)  # whatever the umask
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
         os.replace(tmp, memory_path())

@@ -17,6 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from .errors import DamagedFile, NewerFormat, NotAVault, VaultLocked
+from .paths import private_file
 
 FORMAT_VERSION = 2
 APPLICATION_ID = 0x4C564C54  # "LVLT": marks the file as a lifevault vault
@@ -67,6 +68,8 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
     if not create and not path.is_file():
         raise NotAVault(path, "does not exist")
     try:
+        if create:
+            private_file(path)  # its -wal and -shm get the same mode from SQLite
         conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA temp_store = MEMORY")  # sorts and temp tables never touch disk

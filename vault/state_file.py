@@ -20,6 +20,7 @@ from typing import Callable
 
 import sqlcipher3.dbapi2 as sqlcipher
 
+from .paths import private_file
 from .projection import Projection
 
 CACHE_MB = 64  # SQLite's page cache: what bounds memory, whatever the size of the state
@@ -41,7 +42,7 @@ def open_projection(path: Path, key: bytes, matches: Callable[[Projection], bool
         proj = _projection(path, key)
         if proj is None or matches(proj):
             return proj
-    except (sqlcipher.DatabaseError, sqlite3.DatabaseError):  # not this vault's key, damaged, or another version
+    except (sqlcipher.DatabaseError, sqlite3.DatabaseError, OSError):  # not this vault's key, damaged, another version, cannot be made
         pass
     except BaseException:  # e.g. the log itself found tampered while checking
         if proj is not None:
@@ -70,6 +71,7 @@ def _projection(path: Path, key: bytes) -> Projection | None:
 def _connect(path: Path, key: bytes) -> sqlcipher.Connection | None:
     """The state file, opened (or created) with `key` and locked for this connection until it
     closes; None if another process holds it. Raises sqlcipher.DatabaseError if `key` does not open it."""
+    private_file(path)  # its -journal gets the same mode from SQLite
     conn = sqlcipher.connect(str(path), isolation_level=None, check_same_thread=False, timeout=0)
     try:
         conn.execute("PRAGMA cipher_log_level = NONE")  # errors reach the caller, not stderr

@@ -24,10 +24,12 @@ from . import blobs, keyring, rollback, schema, seal, snapshots
 from .blobs import missing_blobs, referenced_blobs
 from .codec import LazyFields, fields_json
 from .crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
-from .errors import AlreadyExists, BadInstant, InvalidRecord, NotFound, TamperDetected, VaultLocked
+from .errors import AlreadyExists, BadInstant, CannotWrite, InvalidRecord, NotFound, TamperDetected, VaultLocked
 from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
 from .instants import Instant, iso
 from .log import EventLog, Writer
+from .passphrase import check_strength
+from .paths import private_dir
 from .projection import Projection
 from .record_index import RecordIndex
 from .verify import check_log
@@ -71,14 +73,20 @@ class Vault:
     # -- opening -------------------------------------------------------------
     @classmethod
     def create(cls, path: Path | str, passphrase: str, kdf_cost: str = DEFAULT_KDF_COST, *,
-               state_file: bool = False) -> tuple["Vault", str]:
-        """Make a new vault file (never overwriting); returns it and the recovery key to show once."""
+               state_file: bool = False, weak_ok: bool = False) -> tuple["Vault", str]:
+        """Make a new vault file (never overwriting); returns it and the recovery key to show once.
+        A passphrase zxcvbn finds easy to guess is refused (WeakPassphrase) unless `weak_ok`."""
         path = Path(path)
         if path.exists():
             raise AlreadyExists(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not weak_ok:
+            check_strength(passphrase)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
-        conn = schema.connect(tmp, create=True)
+        try:
+            private_dir(path.parent)
+            conn = schema.connect(tmp, create=True)
+        except OSError as e:  # no such folder and none can be made, read-only, full
+            raise CannotWrite(path, e.strerror or str(e)) from e
         try:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
@@ -348,8 +356,11 @@ class Vault:
         with self.transaction() as tx:
             return tx.put_blob(data)
 
-    def change_passphrase(self, new_passphrase: str, kdf_cost: str = DEFAULT_KDF_COST) -> None:
-        """Rewrap the data key under a new passphrase; events are not re-encrypted."""
+    def change_passphrase(self, new_passphrase: str, kdf_cost: str = DEFAULT_KDF_COST, *, weak_ok: bool = False) -> None:
+        """Rewrap the data key under a new passphrase; events are not re-encrypted.
+        A passphrase zxcvbn finds easy to guess is refused (WeakPassphrase) unless `weak_ok`."""
+        if not weak_ok:
+            check_strength(new_passphrase)
         with self.log.writer(frozenset({"keys"})):
             keyring.set_passphrase(self.conn, self.keys, new_passphrase, kdf_cost)
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from .. import keyring, schema
 from ..crypto import Keys
-from ..errors import AlreadyExists, TamperDetected
+from ..errors import AlreadyExists, CannotWrite, TamperDetected
 from ..instants import iso
 from ..log import EventLog, now_us
+from ..paths import private_dir
 from ..verify import check_log
 from . import registry
 from .errors import ReplicaDamaged, UnknownReplica
@@ -103,7 +104,10 @@ def clone(target_text: str, path: Path | str, passphrase: str | None = None,
     where = f"Replica {target.location}"
     opened = open_replica(target, where)
     m, problems, fetch = _intact(opened, extras=False)  # files left by an interrupted push do not matter here
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        private_dir(path.parent)
+    except OSError as e:
+        raise CannotWrite(path, e.strerror or str(e)) from e
     tmp = path.with_name(f".{path.name}.{os.getpid()}.cloning")
     try:
         with target.local_copy(fetch) as folder:

@@ -21,7 +21,7 @@ from typing import Iterator
 from ..errors import InvalidRecord
 from ..instants import iso
 from ..log import now_us
-from ..paths import home_dir
+from ..paths import home_dir, private_dir
 from .errors import ReplicaError, UnknownReplica
 from .targets import LocalFolder, target_for
 
@@ -50,7 +50,7 @@ def registry_path() -> Path:
 def _locked() -> Iterator[dict]:
     """The whole file as a dict, under an exclusive lock; written back (atomically, 0o600) on exit."""
     path = registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     lock_fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -100,7 +100,7 @@ def add(vault_id: bytes, name: str, target: str) -> Replica:
             raise ReplicaError(f"{t.location} is already a replica of this vault.")
         if isinstance(t, LocalFolder):
             try:
-                t.path.mkdir(parents=True, exist_ok=True)
+                private_dir(t.path)
             except OSError as e:
                 raise ReplicaError(f"Cannot create the replica folder {t.path}: {e.strerror}.") from e
         rep = Replica(name, t.location, iso(now_us()))
@@ -122,7 +122,7 @@ def push_lock(vault_id: bytes, name: str) -> Iterator[None]:
     """One push to a replica at a time on this machine (the CLI and a server's Pusher may race);
     otherwise a slower push could put back an older manifest after a newer one."""
     locks = home_dir() / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
+    private_dir(locks)
     fd = os.open(locks / f"push-{vault_id.hex()[:16]}-{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
+from ..paths import private_file
 from .errors import ReplicaUnreachable
 
 PARTIAL = ".partial"
@@ -97,7 +98,7 @@ class LocalFolder:
 
     def _put(self, name: str, data: bytes) -> None:
         tmp = self.path / f".{name}{PARTIAL}"
-        with open(tmp, "wb") as f:
+        with open(private_file(tmp), "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -126,7 +127,8 @@ class RcloneRemote:
     def _run(self, *args: str, ok_missing: bool = False) -> subprocess.CompletedProcess | None:
         if shutil.which("rclone") is None:
             raise ReplicaUnreachable(f"Cannot reach {self.location}: rclone is not installed.")
-        proc = subprocess.run(["rclone", *args, *_RCLONE_FLAGS], capture_output=True)
+        # umask for rclone alone: what it writes locally (fetched segments, a local remote) is private
+        proc = subprocess.run(["rclone", *args, *_RCLONE_FLAGS], capture_output=True, umask=0o077)
         if proc.returncode == 0:
             return proc
         if ok_missing and proc.returncode in _RCLONE_NOT_FOUND:
@@ -149,7 +151,7 @@ class RcloneRemote:
             staged: list[str] = []
 
             def put(name: str, data: bytes) -> None:
-                (Path(tmp) / name).write_bytes(data)
+                private_file(Path(tmp) / name).write_bytes(data)
                 staged.append(name)
 
             yield put
@@ -161,7 +163,7 @@ class RcloneRemote:
         with tempfile.TemporaryDirectory(prefix="lifevault-fetch-") as tmp:
             if names:
                 listed = Path(tmp) / ".files"
-                listed.write_text("".join(f"{n}\n" for n in names))
+                private_file(listed).write_text("".join(f"{n}\n" for n in names))
                 self._run("copy", "--files-from", str(listed), "--no-traverse", self._path(), tmp)
             yield Path(tmp)
 

@@ -16,7 +16,7 @@ from typing import Any
 from datasette_auth_passwords.utils import hash_password, verify_password
 
 from ..errors import VaultError
-from ..paths import home_dir
+from ..paths import home_dir, private_dir
 
 DEFAULT_USERNAME = "owner"
 
@@ -56,7 +56,7 @@ def set_password(password: str, username: str = DEFAULT_USERNAME) -> Path:
     if not password:
         raise VaultError("The login password is empty.")
     path = login_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
