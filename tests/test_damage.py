@@ -322,6 +322,28 @@ def test_bit_flip_sweep_gives_one_sentence_or_success_on_every_read_command(tmp_
     assert outcomes[0] and outcomes[1]  # some flips land where nothing reads, most are caught
 
 
+# -- replicas keep the seal right --------------------------------------------------------------------
+def test_a_clone_is_sealed_and_pulled_attachments_are_added_to_the_seal(small, tmp_path) -> None:
+    from vault.replica import add_replica, clone, pull, push
+
+    path, _ = small
+    folder, copy = tmp_path / "usb", tmp_path / "clone.db"
+    with Vault.open(path, PASSPHRASE) as v:
+        add_replica(v.log.vault_id, "usb", str(folder))
+        push(v.log, "usb")
+    clone(str(folder), copy, PASSPHRASE)
+    assert verify_blind(copy).blobs == 1  # sealed by clone itself, before anyone opens it
+    with Vault.open(path, PASSPHRASE) as v:
+        with v.transaction() as tx:
+            bid = tx.put_blob(b"a scan made later")
+            tx.create(Kind.NOTE, {"title": "later", "attachments": [{"blob": bid}]}, SRC)
+        push(v.log, "usb")
+    with Vault.open(copy, PASSPHRASE) as c:
+        assert pull(c, "usb").blobs == 1  # rows inserted by the replica code, counted by the seal all the same
+    assert verify_blind(copy).blobs == 2
+    assert lifevault(copy, "verify").exit_code == 0
+
+
 # -- migration -----------------------------------------------------------------------------------------
 def make_format_1(path: Path) -> None:
     """A vault as lifevault wrote it before the seal: format 1 had exactly these tables less `seal`."""
