@@ -391,6 +391,7 @@ def test_an_older_copy_put_back_is_reported_on_open_and_by_verify(small, tmp_pat
     assert warning == [f"Warning: {path} is behind the newest state this machine has seen of it: it ends at event "
                        f"{head - 1} but was at event {head} (an older copy put back?); run `lifevault status` and "
                        "pull the missing events from a replica."]
+    assert rollback.check_file(path).message == v.rollback.message  # for `status`, without the passphrase
     out = failure(path, "verify")
     assert f"ends at event {head - 1} but was at event {head}" in out
     assert "ends at event" in failure(path, "verify", "--blind", passphrase=None)

@@ -116,14 +116,19 @@ def open_vault(vault_path: Path | None, passphrase_file: Any, *, in_memory: bool
     connect(path).close()
     secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase")
     vault = Vault.open(path, secret, state_file=state == "file" and not in_memory)
-    if vault.rollback is not None:
-        click.echo(f"Warning: {vault.rollback.message}", err=True)
+    warn_if_behind(vault)
     if vault.state_file:
         from .state_file import path_for
 
         click.get_current_context().meta[_STATE_FILE] = path_for(path)
     click.get_current_context().call_on_close(vault.close)
     return vault
+
+
+def warn_if_behind(vault: Vault) -> None:
+    """One sentence on stderr when the vault is behind what this machine saw of it (rollback.py)."""
+    if vault.rollback is not None:
+        click.echo(f"Warning: {vault.rollback.message}", err=True)
 
 
 def parse_json_arg(text: str, what: str) -> dict[str, Any]:
@@ -386,9 +391,11 @@ def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_
     Example: lifevault recover
     """
     path = resolve_path(vault_path)
+    click.get_current_context().meta[_VAULT_FILE] = path
     key = read_secret(recovery_key_file, "LIFEVAULT_RECOVERY_KEY", "Recovery key")
     vault = Vault.open_with_recovery(path, key)
     click.get_current_context().call_on_close(vault.close)
+    warn_if_behind(vault)
     new = read_secret(new_passphrase_file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
     vault.change_passphrase(new, kdf_cost, weak_ok=weak_ok)
     click.echo("Passphrase set; the old one no longer opens the vault.", err=True)

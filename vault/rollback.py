@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import crypto
+from . import crypto, schema, seal
 from .crypto import Keys
+from .log import EventLog
 from .paths import home_dir, private_dir, private_file
 
 FILE_NAME = "seen-heads.json"
@@ -145,3 +146,15 @@ def remember(path: Path | str, vault_id: bytes, keys: Keys, seq: int, last_hash:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
         os.replace(tmp, memory_path())
+
+
+def check_file(path: Path | str) -> Behind | None:
+    """`check` for a vault file read without its passphrase (for `status`): the memory's entry is taken as
+    written, since its MAC needs the key."""
+    conn = schema.connect(Path(path))
+    try:
+        log = EventLog(conn, Path(path), None)
+        head, found = log.head(), seal.read(conn)
+        return check(path, log.vault_id, head.seq, found.counter if found else 0, log.hash_at)
+    finally:
+        conn.close()
