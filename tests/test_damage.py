@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vault import Kind, Source, Vault, crypto, rollback, schema, seal, tokens
+from vault import Kind, Source, Vault, rollback, schema, tokens
 from vault.cli import cli
 from vault.errors import DamagedFile, RolledBack, TamperDetected
 from vault.verify import verify_blind, verify_vault
@@ -289,7 +289,8 @@ def test_bit_flip_sweep_gives_one_sentence_or_success_on_every_read_command(tmp_
     path = tmp_path / "vault.db"
     out_dir = tmp_path / "exports"
     out_dir.mkdir()
-    commands = [("verify",), ("verify", "--blind"), ("log",), ("show", made["note"]), ("stats",), ("token", "list")]
+    commands = [("verify",), ("verify", "--blind"), ("log",), ("show", made["note"]), ("history", made["contact"]),
+                ("stats",), ("status",), ("token", "list")]
     held = [i for i, b in enumerate(pristine) if b]  # most zero bytes are free space, where a flip changes nothing
     rng = random.Random(SWEEP_SEED)
     outcomes = {0: 0, 1: 0}
@@ -304,7 +305,7 @@ def test_bit_flip_sweep_gives_one_sentence_or_success_on_every_read_command(tmp_
         rollback.memory_path().unlink(missing_ok=True)  # each flip judged alone, not against the last one
         codes = {}
         for args in [*commands, ("export", "jsonl", str(out_dir / f"{n}.jsonl"))]:
-            blind = args == ("verify", "--blind")
+            blind = args in (("verify", "--blind"), ("status",))
             r = CliRunner().invoke(cli, [*args, "--vault", str(path)],
                                    env={"LIFEVAULT_PASSPHRASE": None if blind else PASSPHRASE})
             where = f"flip of bit at byte {at}, {' '.join(args)}"
