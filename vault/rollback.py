@@ -139,13 +139,28 @@ def remember(path: Path | str, vault_id: bytes, keys: Keys, seq: int, last_hash:
             return
         data.setdefault(vault_id.hex(), {})[where] = {
             "seq": seq, "hash": last_hash.hex(), "counter": counter, "mac": _mac(keys, vault_id, where, new).hex()}
-        tmp = memory_path().with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        os.fchmod(fd, 0o600)  # whatever the umask
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, memory_path())
+        _write(data)
+
+
+def _write(data: dict[str, Any]) -> None:
+    """Replace the memory file (under `_locked`): a 0600 temporary file renamed over it."""
+    tmp = memory_path().with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.fchmod(fd, 0o600)  # whatever the umask
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, memory_path())
+
+
+def forget(path: Path | str, vault_id: bytes) -> None:
+    """Drop what this machine remembers of the vault file at `path`, for an owner who put an older copy back on
+    purpose (and has nothing newer to pull): its next open with the passphrase remembers it as it is."""
+    with _locked():
+        data = _load()
+        if data.get(vault_id.hex(), {}).pop(_file_key(path), None) is None:
+            return
+        _write(data)
 
 
 def check_file(path: Path | str) -> Behind | None:
