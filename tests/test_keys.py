@@ -221,3 +221,10 @@ def test_damaged_kdf_params_fail_with_one_sentence(filled, change) -> None:
     assert r.exit_code == 1
     assert r.output.startswith("Error: ") and r.output.count("\n") == 1, r.output
     assert snapshot_bytes(path) == before
+
+
+def test_subkeys_are_derived_in_one_place() -> None:
+    """Only crypto.Keys derives from the raw data key (and keyring wraps it): one place to audit."""
+    root = Path(__file__).parent.parent / "vault"
+    users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "data_key" in p.read_text())
+    assert users == ["crypto.py", "keyring.py"]

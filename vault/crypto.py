@@ -145,7 +145,7 @@ class Keys:
     """Subkeys derived from an unwrapped data key. Never printed, never stored."""
 
     __slots__ = ("data_key", "event", "head", "blob", "blob_id", "snapshot", "state", "seal", "seen", "token_hash",
-                 "token_mac", "signing")
+                 "token_mac", "api_batch", "manifest", "signing")
 
     def __init__(self, data_key: bytes) -> None:
         self.data_key = data_key
@@ -159,6 +159,8 @@ class Keys:
         self.seen = blake2b(b"", key=data_key, person=b"lv-seen-heads")
         self.token_hash = blake2b(b"", key=data_key, person=b"lv-token-hash")
         self.token_mac = blake2b(b"", key=data_key, person=b"lv-token-mac")
+        self.api_batch = blake2b(b"", key=data_key, person=b"lv-api-batch")
+        self.manifest = blake2b(b"", key=data_key, person=b"lv-manifest-key")
         self.signing = nacl.signing.SigningKey(blake2b(b"", key=data_key, person=b"lv-sign-seed"))
 
     def __repr__(self) -> str:
