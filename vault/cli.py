@@ -334,14 +334,16 @@ def revert(record_id: str, at: str, vault_path: Path | None, passphrase_file: An
 
 
 @cli.command()
-@click.option("--blind", is_flag=True, help="Check without the passphrase: chain, completeness, head signature.")
+@click.option("--blind", is_flag=True,
+              help="Check without the passphrase: structure, chain, completeness, head and seal signatures.")
 @click.option("--key", "expected_key", default=None,
               help="With --blind: the key fingerprint the vault must have (from init or stats).")
 @click.option("--silent", is_flag=True, help="No progress bar.")
 @vault_option
 @passphrase_option
 def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path | None, passphrase_file: Any) -> None:
-    """Check the hash chain, every authentication tag, the head and the blobs.
+    """Check SQLite's structure, the hash chain, every tag, the head, the seal over tokens, keys and blobs, and
+    that the vault is not behind the newest state this machine saw of it.
 
     Example: lifevault verify --blind --vault /mnt/usb/vault.db
     """
@@ -352,8 +354,8 @@ def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path
     with click.progressbar(length=total, label="Verifying", hidden=silent or total < 10_000, file=sys.stderr) as bar:
         report = (verify_blind(path, bar.update, expected_key=expected_key) if vault is None
                   else verify_vault(vault, progress=bar.update))
-    what = ("SQLite structure, chain, completeness, head signature and seal (tokens, keys, attachments)" if blind
-            else "SQLite structure, chain, every tag, head, seal, tokens, keys and blobs")
+    what = ("SQLite structure, chain, completeness, head signature, sealed tokens, keys and attachments" if blind
+            else "SQLite structure, chain, every tag, head, sealed tokens, keys and blobs")
     if blind and expected_key:
         what += ", pinned key"
     click.echo(f"OK: {report.events} events, {report.blobs} blobs ({what}).")
