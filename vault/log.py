@@ -177,6 +177,8 @@ class EventLog:
 
     def _tail(self) -> tuple[int, bytes]:
         row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if row and (type(row[0]) is not int or type(row[1]) is not bytes):  # e.g. a damaged schema: seq no rowid
+            raise TamperDetected(None, "its last event row holds values of the wrong type")
         return (row[0], row[1]) if row else (0, self.genesis)
 
     # -- appending -----------------------------------------------------------
