@@ -7,8 +7,8 @@ in the table `api_tokens` of the vault file itself, is a row per token name:
 
 Why the vault file and not a file under LIFEVAULT_HOME: a token opens the
 vault's plaintext through a running server, so it belongs to that vault (not
-to a machine that may hold several vaults), travels with its backups and
-replicas, and is managed with the passphrase. The vault file is designed to
+to a machine that may hold several vaults), travels with copies of the file
+(replicas carry only the log and blobs), and is managed with the passphrase. The vault file is designed to
 sit on storage we do not trust, so nothing there may grant access unless the
 data key vouches for it: `token_hash` is BLAKE2b keyed from the data key (a
 row for a token of one's own cannot be made without the key) and `mac` binds

@@ -36,10 +36,10 @@ from .verify import check_log
 
 S = TypeVar("S", Projection, RecordIndex)
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
-SNAPSHOT_MIN_EVENTS = 5000
+SNAPSHOT_MIN_EVENTS = 5000  # write a snapshot at close once this many events (and 10%) are new
 # A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
 GC_FREEZE_FROM = 5000
-REMEMBER_EVERY_S = 1.0  # how often a run of writes raises this machine's memory of the head (rollback.py)  # write a snapshot at close once this many events (and 10%) are new
+REMEMBER_EVERY_S = 1.0  # how often a run of writes raises this machine's memory of the head (rollback.py)
 
 # Which state a record must be in for each event type.
 _REQUIRES = {
