@@ -1,8 +1,10 @@
-"""Replica benchmark: push to an empty local folder, an incremental push, blind verify, clone.
+"""Replica benchmark: push to an empty local folder, an incremental push, an up-to-date push, blind verify, clone.
 
 Builds an N-event vault from the shared workload (not timed; a replica gets
 the first 99% on the way), then times a push of the last 1% to it, and, as
-medians of --reps repetitions, each into a fresh folder: a full push, a blind
+medians of --reps repetitions, each into a fresh folder: a full push, a push
+with nothing new (a new process re-hashes every segment of a folder to repair any damage; the same process,
+as `serve`, only what changed since), a blind
 verification, and a clone (which rebuilds the vault file and verifies every
 tag). Baseline in the same run: copying the
 vault file with fsync (the least any backup of it costs).
@@ -84,12 +86,17 @@ def run(n: int, reps: int) -> dict:
         log = EventLog(conn, path, keyring.unlock(conn, PASS))
         vault_mb = path.stat().st_size / 1e6
         out: dict = {"n": n, "reps": reps, "vault_mb": vault_mb}
-        push_s, clone_s, verify_s, copy_s, sizes = [], [], [], [], []
+        from vault.replica import repair
+
+        push_s, same_s, cached_s, clone_s, verify_s, copy_s, sizes = [], [], [], [], [], [], []
         inc_s = _timed(lambda: push(log, "inc"))  # the last 1% of the events, to a replica holding the rest
         for i in range(reps):
             add_replica(log.vault_id, f"r{i}", str(d / f"r{i}"))
             push_s.append(_timed(lambda: push(log, f"r{i}")))
             sizes.append(sum(p.stat().st_size for p in (d / f"r{i}").iterdir()))
+            repair._intact.clear()  # as a new `lifevault push` process: every segment re-hashed
+            same_s.append(_timed(lambda: push(log, f"r{i}")))
+            cached_s.append(_timed(lambda: push(log, f"r{i}")))  # as `serve` pushing again: nothing re-read
             verify_s.append(_timed(lambda: verify(path, f"r{i}")))
             clone_s.append(_timed(lambda: clone(str(d / f"r{i}"), d / f"clone{i}.db", PASS)))
             (d / f"clone{i}.db").unlink()
@@ -103,6 +110,8 @@ def run(n: int, reps: int) -> dict:
             "replica_mb": replica_mb,
             "push_s": p, "push_events_per_s": n / p, "push_mb_per_s": replica_mb / p,
             "incremental_push_s": inc_s, "incremental_events": extra,
+            "uptodate_push_s": statistics.median(same_s), "uptodate_push_mb_per_s": replica_mb / statistics.median(same_s),
+            "uptodate_push_again_s": statistics.median(cached_s),
             "verify_blind_s": v, "verify_blind_events_per_s": n / v,
             "clone_s": c, "clone_events_per_s": n / c, "clone_mb_per_s": replica_mb / c,
             "baseline_file_copy_s": cp, "baseline_file_copy_mb_per_s": vault_mb / cp,
@@ -125,6 +134,8 @@ def main() -> None:
     print(f"push to an empty folder: {r['push_s']:7.2f} s  {r['push_events_per_s']:>10,.0f} events/s  {r['push_mb_per_s']:6.1f} MB/s"
           f"  ({r['push_vs_file_copy']:.2f} x the speed of copying the vault file, {r['baseline_file_copy_mb_per_s']:.0f} MB/s)")
     print(f"incremental push of {r['incremental_events']:,} new events: {r['incremental_push_s']:.2f} s")
+    print(f"push with nothing new:   {r['uptodate_push_s']:7.2f} s  (re-hashes the folder's segments at "
+          f"{r['uptodate_push_mb_per_s']:.0f} MB/s); again in the same process: {r['uptodate_push_again_s']:.3f} s")
     print(f"blind verify:            {r['verify_blind_s']:7.2f} s  {r['verify_blind_events_per_s']:>10,.0f} events/s")
     print(f"clone (+ full verify):   {r['clone_s']:7.2f} s  {r['clone_events_per_s']:>10,.0f} events/s  {r['clone_mb_per_s']:6.1f} MB/s")
 

@@ -444,7 +444,7 @@ def _upload(api: Api, data: bytes, filename: str, token: str | None = None, **pa
 
 def test_upload_imports_like_the_cli(api: Api, tmp_path: Path) -> None:
     data = (FIXTURES / "vcard" / "contacts.vcf").read_bytes()
-    r = _upload(api, data, "contacts.vcf", api.append_only)
+    r = _upload(api, data, "contacts.vcf")  # read-write: the counts (append-only tokens get none)
     assert r.status_code == 200, r.text
     got = r.json()
     with Vault.create(tmp_path / "cli.db", PASSPHRASE, kdf_cost="min")[0] as other:
@@ -454,7 +454,7 @@ def test_upload_imports_like_the_cli(api: Api, tmp_path: Path) -> None:
            {k: expected[k] for k in ("created", "updated", "unchanged", "deleted", "skipped")}
     assert got["created"] > 0
     last = api.vault.log.event(api.vault.log.head().seq).event.source
-    assert (last.via, last.name, last.file, last.detail["api_token"]) == ("import", "vcard", "contacts.vcf", "scanner")
+    assert (last.via, last.name, last.file, last.detail["api_token"]) == ("import", "vcard", "contacts.vcf", "phone")
 
     again = _upload(api, data, "contacts.vcf").json()  # a re-import finds the same records
     assert again["created"] == 0 and again["unchanged"] == got["created"]

@@ -242,7 +242,8 @@ def test_fork_is_reported(history: Vault, usb: Path, tmp_path: Path, created) ->
     with Vault.open(tmp_path / "twin.db", PASSPHRASE) as twin:
         build_history(twin, n=5, start=100)  # different events at 41..45
         listing = sorted(os.listdir(usb))
-        with pytest.raises(ReplicaForked, match="has another history: its event 42 differs"):
+        with pytest.raises(ReplicaForked, match=r"holds another history from event 41 on \(it ends at event 42, this "
+                                                r"vault at event 45\); `lifevault pull --fork usb` keeps both"):
             push(twin.log, "usb")
         assert sorted(os.listdir(usb)) == listing
 
@@ -272,7 +273,9 @@ def test_pull_into_a_vault_restored_from_an_older_copy(history: Vault, usb: Path
     path.unlink()
     path.write_bytes(old)  # restored from yesterday's backup
     result = cli_run("push", "usb", env=env)
-    assert result.exit_code == 1 and "`lifevault pull` brings them here" in result.output
+    assert result.exit_code == 1
+    assert "is 10 events ahead of this vault (it ends at event 50, this vault at event 40" in result.output
+    assert "`lifevault pull usb` brings them here" in result.output
     result = cli_run("pull", "usb", env=env)
     assert result.exit_code == 0, result.output
     assert "Pulled 10 events and 0 blobs from usb" in result.output
@@ -282,14 +285,15 @@ def test_pull_into_a_vault_restored_from_an_older_copy(history: Vault, usb: Path
         assert pull(v, "usb").events == 0
 
 
-def test_pull_refuses_a_fork(history: Vault, usb: Path, tmp_path: Path, created) -> None:
+def test_pull_names_a_fork(history: Vault, usb: Path, tmp_path: Path, created) -> None:
+    """Issue 11, finding 13: a second clone that went its own way is a fork, not a damaged replica."""
     copy_vault(created[0], tmp_path / "twin.db")
     build_history(history, n=5, start=40)
     push(history.log, "usb")
     with Vault.open(tmp_path / "twin.db", PASSPHRASE) as twin:
         build_history(twin, n=2, start=200)
         before = rows(tmp_path / "twin.db")
-        with pytest.raises(ReplicaDamaged, match="breaks the hash chain"):
+        with pytest.raises(ReplicaForked, match=r"holds another history from event 41 on .*`lifevault pull --fork usb`"):
             pull(twin, "usb")
         assert rows(tmp_path / "twin.db") == before
 

@@ -5,12 +5,15 @@ The remote is configured the way a user without a config file would: RCLONE_CONF
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from vault import Kind, Vault
@@ -19,7 +22,9 @@ from vault.replica import ReplicaMissing, ReplicaUnreachable, add_replica, clone
 from vault.verify import check_log
 
 from conftest import PASSPHRASE
-from test_replica import HOUR, T0, assert_no_plaintext, build_history, cli_run, rows, states
+from test_replica import HOUR, SECRET, T0, assert_no_plaintext, build_history, cli_run, rows, states
+from test_replica_serve import _replica_head, _wait
+from test_web_serve import Server
 
 pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
 
@@ -170,3 +175,57 @@ def test_remote_folder_gone_or_emptied_stops_push(history: Vault, webdav: Webdav
         push(history.log, "cloud")
     listing = subprocess.run(["rclone", "lsjson", "lvtest:v"], check=True, capture_output=True).stdout
     assert listing.strip() == b"[\n]" or listing.strip() == b"[]"
+
+
+def test_a_frozen_remote_does_not_hold_back_the_other_replicas(created, webdav: WebdavServer, tmp_path: Path,
+                                                               lifevault_home: Path) -> None:
+    """Issue 11, finding 13: `lifevault serve` with a WebDAV replica whose server is frozen (SIGSTOP) and a folder
+    replica; a change made through the API reaches the folder within 15 s."""
+    usb, frozen = tmp_path / "usb", webdav.root / "frozen"
+    with Vault.open(created[0], PASSPHRASE) as v:
+        add_replica(v.log.vault_id, "cloud", "lvtest:frozen")
+        add_replica(v.log.vault_id, "usb", str(usb))
+    server = Server(tmp_path, created[0], lifevault_home)
+    assert webdav.proc is not None
+    stopped = False
+    try:
+        token = server.cli("token", "create", "phone").stdout.strip()
+        head = Vault.open(created[0], PASSPHRASE)
+        seq = head.log.head().seq
+        head.close()
+        _wait(lambda: _replica_head(usb) == seq and _replica_head(frozen) == seq, "the start-up pushes", server.log)
+        os.kill(webdav.proc.pid, signal.SIGSTOP)
+        stopped = True
+        r = httpx.post(server.url + "/api/notes", json={"title": f"{SECRET} while cloud is frozen"},
+                       headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert r.status_code == 201, r.text + server.output()
+        new_seq = r.json()["seq"]
+        _wait(lambda: _replica_head(usb) == new_seq, "the push to the folder replica", server.log, timeout=15)
+        assert _replica_head(frozen) == seq  # the frozen one could not have taken it
+    finally:
+        if stopped:
+            os.kill(webdav.proc.pid, signal.SIGCONT)
+        server.stop()
+    assert verify(created[0], "usb").events == new_seq
+    assert_no_plaintext(usb)
+
+
+def test_push_deep_repairs_a_remote_segment(history: Vault, webdav: WebdavServer, created) -> None:
+    """A remote's sizes are checked on every push; its bytes only with --deep (they must be fetched)."""
+    env = {"LIFEVAULT_PATH": str(created[0]), "LIFEVAULT_PASSPHRASE": PASSPHRASE}
+    add_replica(history.log.vault_id, "cloud", "lvtest:v")
+    push(history.log, "cloud")
+    seg = webdav.root / "v" / "events-000000000001-000000000040.seg"
+    sound = seg.read_bytes()
+    flipped = bytearray(sound)
+    flipped[len(flipped) // 2] ^= 0x10
+    seg.write_bytes(bytes(flipped))
+    r = cli_run("replica", "verify", "cloud", "--blind", env=env)
+    assert r.exit_code == 1 and "`lifevault push --deep cloud` re-sends damaged segments" in r.output
+    r = cli_run("push", "cloud", env=env)
+    assert r.exit_code == 0 and "Repaired" not in r.output
+    r = cli_run("push", "--deep", "cloud", env=env)
+    assert r.exit_code == 0, r.output
+    assert "Repaired cloud: segment events-000000000001-000000000040.seg no longer matched its digest" in r.output
+    assert seg.read_bytes() == sound
+    assert cli_run("replica", "verify", "cloud", "--blind", env=env).exit_code == 0

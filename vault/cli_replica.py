@@ -109,10 +109,13 @@ def replica_verify(name: str, blind: bool, vault_path: Path | None, passphrase_f
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--deep", is_flag=True,
+              help="Also fetch and re-hash a remote's segments (a folder's are always re-hashed) to repair them.")
 @vault_option
 @passphrase_option
-def push(name: str | None, vault_path: Path | None, passphrase_file: Any) -> None:
-    """Send each replica (or only NAME) what it lacks; safe to interrupt and re-run.
+def push(name: str | None, deep: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Send each replica (or only NAME) what it lacks, and re-send any of its segments that no longer match
+    its manifest; safe to interrupt and re-run.
 
     Example: lifevault push usb
     """
@@ -123,14 +126,17 @@ def push(name: str | None, vault_path: Path | None, passphrase_file: Any) -> Non
     failures = []
     for n in names:
         try:
-            r = rp.push(vault.log, n)
+            r = rp.push(vault.log, n, deep=deep)
         except VaultError as e:
             failures.append(str(e))
             continue
-        if r.events or r.blobs or r.manifest_written:
+        for fix in r.repaired:
+            click.echo(f"Repaired {n}: segment {fix['segment']} {fix['why']}; re-sent from this vault "
+                       "(recorded in the replica's manifest).", err=True)
+        if r.events or r.blobs or (r.manifest_written and not r.repaired):
             click.echo(f"Pushed to {n}: {r.events} events, {r.blobs} blobs ({_size(r.bytes)}); "
                        f"it now ends at event {r.head_seq}.", err=True)
-        else:
+        elif not r.repaired:
             click.echo(f"{n} is up to date (event {r.head_seq}).", err=True)
     if failures:
         raise click.ClickException(" ".join(failures))
@@ -138,14 +144,32 @@ def push(name: str | None, vault_path: Path | None, passphrase_file: Any) -> Non
 
 @click.command()
 @click.argument("name")
+@click.option("--fork", "keep_both", is_flag=True,
+              help="When the replica holds another history: rebuild the vault from it and re-apply this vault's "
+                   "own newer changes on top (the old file is kept beside it).")
 @vault_option
 @passphrase_option
-def pull(name: str, vault_path: Path | None, passphrase_file: Any) -> None:
-    """Append the events a replica holds beyond this vault (after restoring an older copy).
+def pull(name: str, keep_both: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Append the events a replica holds beyond this vault (after restoring an older copy); with --fork,
+    keep both histories when the replica holds another one.
 
     Example: lifevault pull usb
     """
-    r = rp.pull(open_vault(vault_path, passphrase_file), name)
+    vault = open_vault(vault_path, passphrase_file)
+    if keep_both and rp.relation_of(vault.log, name).forked:
+        f = rp.pull_fork(vault, name)
+        click.echo(f"Kept both histories: the vault now holds {name}'s events {f.fork_at} to "
+                   f"{f.fork_at + f.replica_events - 1}, then this vault's own changes from event {f.fork_at} on "
+                   f"re-applied as {f.reapplied} new events (source: fork {name}); it ends at event {f.head_seq}, "
+                   f"verified. The file as it was is kept at {f.kept}. `lifevault push` sends the new events.",
+                   err=True)
+        for other in f.stranded:
+            click.echo(f"Replica {other} holds this vault's old events past event {f.fork_at - 1}, now another "
+                       f"history (their changes are in the vault): move its files aside, then `lifevault replica "
+                       f"remove {other}`, `lifevault replica add {other} TARGET` and `lifevault push {other}`.",
+                       err=True)
+        return
+    r = rp.pull(vault, name)
     if r.events or r.blobs:
         click.echo(f"Pulled {r.events} events and {r.blobs} blobs from {name}; the vault now ends at event {r.head_seq}.",
                    err=True)
@@ -191,7 +215,14 @@ def status(as_json: bool, vault_path: Path | None) -> None:
         return
     click.echo(f"vault\t{s.vault}\tevent {s.head_seq}")
     for c in s.copies:
-        where = "unreadable" if c.head_seq is None else f"event {c.head_seq}, {c.behind} behind"
+        if c.head_seq is None:
+            where = "unreadable"
+        elif c.fork_at:
+            where = f"event {c.head_seq}, another history from event {c.fork_at} on"
+        elif c.ahead:
+            where = f"event {c.head_seq}, {c.ahead} ahead of this vault"
+        else:
+            where = f"event {c.head_seq}, {c.behind} behind"
         click.echo(f"{c.name}\t{c.location}\t{where}; pushed {c.pushed_at or 'never'}; verified {c.verified_at or 'never'}")
         if c.problem:
             click.echo(f"\t! {c.problem}")

@@ -28,7 +28,7 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_vault(vault: Vault, sock: socket.socket) -> None:
+def serve_vault(vault: Vault, sock: socket.socket, allow_hosts: tuple[str, ...] = ()) -> None:
     """Serve an unlocked vault on a bound socket until Ctrl+C; the vault is closed (maybe snapshotted) after."""
     from .web import LiveVault
     from .web.server import create_app
@@ -37,7 +37,7 @@ def serve_vault(vault: Vault, sock: socket.socket) -> None:
     started = time.monotonic()
     live = LiveVault(vault)
     try:
-        site = create_app(live, host=host)
+        site = create_app(live, host=host, allow_hosts=allow_hosts)
         import uvicorn
 
         config = uvicorn.Config(site, access_log=False, log_level="warning", lifespan="on")
@@ -66,16 +66,28 @@ def _exit_quietly(signum: int, frame: Any) -> None:
     raise _Stopped()
 
 
+def _host_names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from .web.gate import name_of
+
+    for value in values:
+        if name_of(value) is None:
+            raise click.BadParameter(f"{value!r} is not a host name (give a name like vault.home.arpa, no scheme or path).")
+    return values
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback needs `lifevault password set` first.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True, help="Port to listen on.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME", callback=_host_names,
+              help="Also answer requests addressed to this host name (repeatable); by default only loopback "
+                   "names and --host are answered, so a rebound DNS name cannot reach the vault.")
 @vault_option
 @passphrase_option
-def serve(host: str, port: int, vault_path: Path | None, passphrase_file: Any) -> None:
+def serve(host: str, port: int, allow_hosts: tuple[str, ...], vault_path: Path | None, passphrase_file: Any) -> None:
     """Browse the vault (Datasette, any instant) and serve the device API under /api.
 
-    Example: lifevault serve --port 8001
+    Example: lifevault serve --port 8001 --allow-host vault.home.arpa
     """
     from .web.login import login_policy
 
@@ -86,7 +98,7 @@ def serve(host: str, port: int, vault_path: Path | None, passphrase_file: Any) -
     warm.start()
     vault = open_vault(vault_path, passphrase_file, in_memory=True)  # Datasette reads an in-memory database
     warm.join()
-    serve_vault(vault, sock)
+    serve_vault(vault, sock, allow_hosts)
 
 
 @click.group()

@@ -28,7 +28,7 @@ from .reader import (
     Opened, build_vault_file, checked_blobs, checked_rows, damaged, digest_problems, file_problems, open_replica,
     require_manifest,
 )
-from .targets import Target, target_for
+from .targets import LocalFolder, Target, target_for
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,13 @@ def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> Repli
             raise
         # a folder or remote given directly: check it is a replica of this vault, remember nothing
         return verify_replica(target_for(name), f"Replica {name}", keys, identity)
-    report = verify_replica(target_for(rep.target), f"Replica {name} ({rep.target})", keys, identity)
+    try:
+        report = verify_replica(target_for(rep.target), f"Replica {name} ({rep.target})", keys, identity)
+    except ReplicaDamaged as e:
+        if "segment" not in str(e):
+            raise
+        deep = "" if isinstance(target_for(rep.target), LocalFolder) else " --deep"
+        raise ReplicaDamaged(f"{str(e).rstrip('.')}; `lifevault push{deep} {name}` re-sends damaged segments from "
+                             "this vault when it holds their rows.") from e
     registry.update(vid, name, verified_at=iso(now_us()), verified_seq=report.events)
     return report

@@ -3,7 +3,7 @@
 It names the vault (id and public signing key), the head (seq, chain hash and
 the vault's own head MAC and signature), the vault's meta rows (wrapped keys
 and public values only, so a fresh machine can unlock a clone) and every
-segment with its size and BLAKE2b digest. The body is signed with the vault's
+segment with its size and BLAKE2b digest, and the segments pushes repaired. The body is signed with the vault's
 Ed25519 key (anyone can check it) and MACed with a key derived from the data
 key (checkable with the passphrase).
 
@@ -53,6 +53,7 @@ class Manifest:
     events: tuple[SegmentInfo, ...] = ()
     blobs: tuple[SegmentInfo, ...] = ()
     written_at: str = ""
+    repairs: tuple[dict[str, str], ...] = ()  # {"segment", "at", "why"}: segments a push re-sent from the vault
     body: bytes = field(default=b"", compare=False, repr=False)
     sig: bytes = field(default=b"", compare=False, repr=False)
     mac: bytes = field(default=b"", compare=False, repr=False)
@@ -73,6 +74,8 @@ class Manifest:
             "meta": _encode_meta(self.meta), "written_at": self.written_at,
             "events": [s.as_dict() for s in self.events], "blobs": [s.as_dict() for s in self.blobs],
         }
+        if self.repairs:  # absent until the first repair, so older readers see the same body
+            d["repairs"] = list(self.repairs)
         return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
 
     def sealed(self, keys: Keys) -> bytes:
@@ -111,7 +114,7 @@ def parse(data: bytes, where: str) -> Manifest:
             bytes.fromhex(d["vault_id"]), bytes.fromhex(d["verify_key"]), int(h["seq"]), bytes.fromhex(h["hash"]),
             bytes.fromhex(h["mac"]), bytes.fromhex(h["sig"]), _decode_meta(d["meta"]),
             tuple(SegmentInfo.from_dict(s) for s in d["events"]), tuple(SegmentInfo.from_dict(s) for s in d["blobs"]),
-            d.get("written_at", ""), body, bytes.fromhex(outer["sig"]), bytes.fromhex(outer["mac"]),
+            d.get("written_at", ""), tuple(d.get("repairs", ())), body, bytes.fromhex(outer["sig"]), bytes.fromhex(outer["mac"]),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ReplicaDamaged(f"The manifest of {where} cannot be read ({type(e).__name__}: {e}).") from e

@@ -1,7 +1,9 @@
 """Every copy of the vault at a glance, and a plain verdict on the 3-2-1 rule.
 
 Needs no passphrase: the vault's head and each replica's signed manifest are
-readable without it. The rule: three copies (the vault and at least two
+readable without it, and so are the chain hashes that tell whether a replica
+is behind the vault, ahead of it (the vault was restored from an older copy)
+or holds another history. The rule: three copies (the vault and at least two
 replicas), and none of them stale.
 """
 
@@ -14,6 +16,7 @@ from .. import keyring, schema
 from ..log import EventLog
 from . import registry
 from .errors import ReplicaError
+from .compare import ahead_sentence, fork_sentence, relation
 from .reader import open_replica
 from .targets import target_for
 
@@ -24,13 +27,15 @@ class CopyStatus:
     location: str
     head_seq: int | None  # None when the replica could not be read
     behind: int | None
+    ahead: int | None  # events the replica holds beyond the vault (restored from an older copy?)
+    fork_at: int | None  # the first event where the replica holds another history
     pushed_at: str | None
     verified_at: str | None
     problem: str | None  # one sentence, or None when the copy is readable and consistent
 
     @property
     def stale(self) -> bool:
-        return self.problem is not None or bool(self.behind)
+        return self.problem is not None or bool(self.behind) or bool(self.ahead)
 
 
 @dataclass(frozen=True)
@@ -42,22 +47,29 @@ class Status:
     ok: bool
 
 
-def _copy_status(rep: registry.Replica, head_seq: int, identity: tuple[bytes, bytes]) -> CopyStatus:
+def _copy_status(log: EventLog, rep: registry.Replica, identity: tuple[bytes, bytes]) -> CopyStatus:
     where = f"Replica {rep.name} ({rep.target})"
-    seq, problem = None, None
+    rel, problem = None, None
     try:
-        m = open_replica(target_for(rep.target), where, identity).manifest
-        seq = m.head_seq if m else 0
+        opened = open_replica(target_for(rep.target), where, identity)
+        m = opened.manifest
         if m is None and rep.pushed_seq:
             problem = f"{where} is empty although this vault pushed up to event {rep.pushed_seq} there."
         elif m is None:
             problem = f"{where} has never been pushed to."
-        elif rep.pushed_seq is not None and seq < rep.pushed_seq:
-            problem = f"{where} was rolled back to event {seq} (this vault pushed up to {rep.pushed_seq})."
+        elif rep.pushed_seq is not None and m.head_seq < rep.pushed_seq:
+            problem = f"{where} was rolled back to event {m.head_seq} (this vault pushed up to {rep.pushed_seq})."
+        rel = relation(log, opened)
+        if rel.forked:
+            problem = f"{fork_sentence(where, rel, rep.name)}."
+        elif rel.ahead:
+            problem = f"{ahead_sentence(where, rel, rep.name)}."
     except ReplicaError as e:
         problem = str(e)
-    behind = None if seq is None else max(head_seq - seq, 0)
-    return CopyStatus(rep.name, rep.target, seq, behind, rep.pushed_at, rep.verified_at, problem)
+    if rel is None:
+        return CopyStatus(rep.name, rep.target, None, None, None, None, rep.pushed_at, rep.verified_at, problem)
+    return CopyStatus(rep.name, rep.target, rel.replica_seq, rel.behind, rel.ahead, rel.fork_at, rep.pushed_at,
+                      rep.verified_at, problem)
 
 
 def _verdict(copies: list[CopyStatus]) -> tuple[str, bool]:
@@ -68,7 +80,8 @@ def _verdict(copies: list[CopyStatus]) -> tuple[str, bool]:
     stale = [c for c in copies if c.stale]
     if stale:
         why = " ".join(c.problem or f"Replica {c.name} is {c.behind} events behind." for c in stale)
-        warnings.append(f"STALE: {why} Run `lifevault push` (and check the drive or remote).")
+        hint = "" if all(c.ahead or c.fork_at for c in stale) else " Run `lifevault push` (and check the drive or remote)."
+        warnings.append(f"STALE: {why}{hint}")
     if warnings:
         return " ".join(warnings), False
     return (f"OK: {n + 1} copies, all up to date; keep at least one replica off-site and on another kind of "
@@ -83,7 +96,7 @@ def status(vault_path: Path | str) -> Status:
         log = EventLog(conn, path, None)
         head_seq = log.head().seq
         identity = (log.vault_id, keyring.verify_key(conn))
-        copies = [_copy_status(r, head_seq, identity) for r in registry.replicas(log.vault_id)]
+        copies = [_copy_status(log, r, identity) for r in registry.replicas(log.vault_id)]
     finally:
         conn.close()
     verdict, ok = _verdict(copies)

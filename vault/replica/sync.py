@@ -7,8 +7,10 @@ an interrupted push is finished by running it again (which then removes the
 unlisted segments the interrupted one left beyond the old head, if any). Before sending anything
 the replica is checked: missing or empty where this vault pushed before,
 rolled back (older than the head this vault pushed there), forked (another
-hash at the same seq) or ahead of the vault all stop the push, which then
-deletes and rewinds nothing.
+hash at the same seq, or a history that parts from the vault's) or ahead of
+the vault all stop the push, which then deletes and rewinds nothing. A listed
+segment that is missing or no longer matches its digest is sent again from
+the vault (the same bytes) and the repair is recorded in the manifest.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ from ..errors import TamperDetected
 from ..instants import iso
 from ..log import EventLog, now_us
 from ..vault import Vault
-from . import registry
+from . import registry, repair
+from .compare import Relation, ahead_sentence, fork_sentence, relation
 from .errors import ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
 from .manifest import MANIFEST_NAME, Manifest
 from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, chunk_events, segment_range
 from .targets import LocalFolder, Target, target_for
+
+_KEPT_REPAIRS = 100  # the manifest remembers this many repairs
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class PushResult:
     blobs: int  # blobs sent
     bytes: int  # segment bytes sent
     manifest_written: bool
+    repaired: tuple[dict[str, str], ...] = ()  # segments re-sent because they no longer matched the manifest
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,8 @@ def _where(rep: registry.Replica) -> str:
 
 
 def _open_checked(log: EventLog, rep: registry.Replica, target: Target) -> Opened:
-    """Open the replica and refuse one that is missing, emptied, rolled back or replaced."""
+    """Open the replica and refuse one that is missing, emptied or rolled back (one replaced by another
+    history is a fork, which `_continues` names)."""
     where = _where(rep)
     identity = (log.vault_id, keyring.verify_key(log.conn))
     try:
@@ -65,44 +72,46 @@ def _open_checked(log: EventLog, rep: registry.Replica, target: Target) -> Opene
     if m is None and rep.pushed_seq:
         raise ReplicaMissing(f"{where} is empty although this vault pushed up to event {rep.pushed_seq} there "
                              "(another drive mounted there, or wiped?); nothing was sent or changed.")
-    seq, h = (m.head_seq, m.head_hash.hex()) if m else (0, None)
+    seq = m.head_seq if m else 0
     if rep.pushed_seq is not None and seq < rep.pushed_seq:
         raise ReplicaRolledBack(f"{where} was rolled back: it ends at event {seq} but this vault already pushed up to "
                                 f"event {rep.pushed_seq} there (an older copy put back?); nothing was sent or changed.")
-    if rep.pushed_seq is not None and seq == rep.pushed_seq and h != rep.pushed_hash and seq:
-        raise ReplicaForked(f"{where} was replaced: its event {seq} differs from the one this vault pushed; "
-                            "nothing was sent or changed.")
     return opened
 
 
-def _check_against_log(log: EventLog, m: Manifest | None, where: str, head_seq: int) -> None:
-    seq = m.head_seq if m else 0
-    if seq > head_seq:
-        raise ReplicaAhead(f"{where} holds events up to {seq} but this vault ends at {head_seq} "
-                           f"(restored from an older copy?); `lifevault pull` brings them here. Nothing was sent.")
-    if m is not None and log.hash_at(seq) != m.head_hash:
-        raise ReplicaForked(f"{where} has another history: its event {seq} differs from this vault's; "
-                            "nothing was sent or changed.")
+def _continues(log: EventLog, opened: Opened, name: str, doing: str) -> Relation:
+    """The replica's relation to the vault; ReplicaForked when it holds another history."""
+    rel = relation(log, opened)
+    if rel.forked:
+        raise ReplicaForked(f"{fork_sentence(opened.where, rel, name)}. {doing}")
+    return rel
 
 
-def push(log: EventLog, name: str) -> PushResult:
-    """Send what replica `name` lacks, then its new manifest; the vault is only read."""
+def push(log: EventLog, name: str, *, deep: bool = False) -> PushResult:
+    """Send what replica `name` lacks and re-send its segments that no longer match the manifest (a remote's
+    bytes are re-read only when `deep`), then its new manifest; the vault is only read."""
     assert log.keys is not None, "pushing signs the manifest: unlock the vault"
     with registry.push_lock(log.vault_id, name):
-        return _push(log, registry.get(log.vault_id, name))  # read under the lock: the last push is current
+        return _push(log, registry.get(log.vault_id, name), deep)  # read under the lock: the last push is current
 
 
-def _push(log: EventLog, rep: registry.Replica) -> PushResult:
+def _push(log: EventLog, rep: registry.Replica, deep: bool) -> PushResult:
     assert log.keys is not None
     name, target = rep.name, target_for(rep.target)
     opened = _open_checked(log, rep, target)
     m = opened.manifest
     head = log.head()
-    _check_against_log(log, m, opened.where, head.seq)
+    rel = _continues(log, opened, name, "Nothing was sent or changed.")
+    if rel.ahead:
+        raise ReplicaAhead(f"{ahead_sentence(opened.where, rel, name)}. Nothing was sent.")
+    broken = repair.altered(opened, m, deep) if m else []
+    fixes = [(seg, why, repair.rebuilt(log, seg, opened.where)) for seg, why in broken]  # all or none
     start = m.head_seq if m else 0
     new_events: list[SegmentInfo] = []
     new_blobs: list[SegmentInfo] = []
     with target.writer() as put:
+        for seg, _, data in fixes:
+            put(seg.name, data)
         rows = ((seq, h, payload) for seq, _, h, payload in log.checked_rows(start, head.seq))
         for seg, data in chunk_events(rows):
             put(seg.name, data)
@@ -111,17 +120,19 @@ def _push(log: EventLog, rep: registry.Replica) -> PushResult:
             put(seg.name, data)
             new_blobs.append(seg)
     meta = dict(log.conn.execute("SELECT key, value FROM meta"))
-    written = bool(new_events or new_blobs or m is None or m.meta != meta or m.head_seq != head.seq)
+    written = bool(new_events or new_blobs or fixes or m is None or m.meta != meta or m.head_seq != head.seq)
+    now = iso(now_us())
+    repairs = tuple({"segment": seg.name, "at": now, "why": why} for seg, why, _ in fixes)
     if written:
         new = Manifest(log.vault_id, keyring.verify_key(log.conn), head.seq, head.hash, head.mac, head.sig, meta,
                        (m.events if m else ()) + tuple(new_events), (m.blobs if m else ()) + tuple(new_blobs),
-                       iso(now_us()))
+                       now, ((m.repairs if m else ()) + repairs)[-_KEPT_REPAIRS:])
         with target.writer() as put:  # only after every segment above is in place
             put(MANIFEST_NAME, new.sealed(log.keys))
         target.remove(_leftovers(opened, m, new))
     registry.update(log.vault_id, name, pushed_seq=head.seq, pushed_hash=head.hash.hex(), pushed_at=iso(now_us()))
     return PushResult(name, target.location, head.seq, head.seq - start, sum(len(s.blob_ids) for s in new_blobs),
-                      sum(s.size for s in new_events + new_blobs), written)
+                      sum(s.size for s in new_events + new_blobs), written, repairs)
 
 
 def _leftovers(opened: Opened, old: Manifest | None, new: Manifest) -> list[str]:
@@ -157,6 +168,12 @@ def _blob_segments(log: EventLog, m: Manifest | None):
         yield blob_segment(ordinal + 1, batch)
 
 
+def relation_of(log: EventLog, name: str) -> Relation:
+    """How replica `name`'s history stands to this vault's (read without the key)."""
+    rep = registry.get(log.vault_id, name)
+    return relation(log, open_replica(target_for(rep.target), _where(rep), (log.vault_id, keyring.verify_key(log.conn))))
+
+
 def pull(vault: Vault, name: str) -> PullResult:
     """Append the events (and blobs) replica `name` holds beyond this vault's head, identical rows,
     after checking that they continue this vault's chain and open with its key."""
@@ -165,8 +182,7 @@ def pull(vault: Vault, name: str) -> PullResult:
     opened = open_replica(target_for(rep.target), _where(rep), (log.vault_id, keyring.verify_key(log.conn)))
     m, where = require_manifest(opened), opened.where
     head = log.head()
-    if m.head_seq <= head.seq:
-        _check_against_log(log, m, where, head.seq)
+    if not _continues(log, opened, name, "Nothing was added.").ahead:
         return PullResult(name, 0, 0, head.seq)
     m.check_mac(keys, where)
     have = {bid.hex() for (bid,) in log.conn.execute("SELECT id FROM blobs")}

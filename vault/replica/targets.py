@@ -26,7 +26,10 @@ from .errors import ReplicaUnreachable
 PARTIAL = ".partial"
 Put = Callable[[str, bytes], None]
 _REMOTE = re.compile(r"^[^/\\]*:")  # `name:path` or rclone's `:backend:path`
-_RCLONE_FLAGS = ["--low-level-retries", "2", "--retries", "1", "--contimeout", "5s", "--timeout", "60s"]
+# A frozen server accepts the connection and then says nothing: --timeout (idle I/O) ends that, and a
+# process timeout (longer for copies, which may send gigabytes) backs it up, so a push never hangs.
+_RCLONE_FLAGS = ["--low-level-retries", "2", "--retries", "1", "--contimeout", "5s", "--timeout", "30s"]
+_CALL_TIMEOUT, _COPY_TIMEOUT = 120.0, 3600.0  # seconds; $LIFEVAULT_RCLONE_TIMEOUT caps both
 _RCLONE_NOT_FOUND = (3, 4)  # rclone's exit codes for "directory not found" and "file not found"
 
 
@@ -127,8 +130,15 @@ class RcloneRemote:
     def _run(self, *args: str, ok_missing: bool = False) -> subprocess.CompletedProcess | None:
         if shutil.which("rclone") is None:
             raise ReplicaUnreachable(f"Cannot reach {self.location}: rclone is not installed.")
-        # umask for rclone alone: what it writes locally (fetched segments, a local remote) is private
-        proc = subprocess.run(["rclone", *args, *_RCLONE_FLAGS], capture_output=True, umask=0o077)
+        timeout = min(_COPY_TIMEOUT if args[0] == "copy" else _CALL_TIMEOUT,
+                      float(os.environ.get("LIFEVAULT_RCLONE_TIMEOUT") or _COPY_TIMEOUT))
+        try:  # on a timeout, subprocess.run kills rclone before raising
+            # umask for rclone alone: what it writes locally (fetched segments, a local remote) is private
+            proc = subprocess.run(["rclone", *args, *_RCLONE_FLAGS], capture_output=True, timeout=timeout,
+                                  umask=0o077)
+        except subprocess.TimeoutExpired:
+            raise ReplicaUnreachable(f"{self.location} is unreachable: rclone {args[0]} got no answer within "
+                                     f"{timeout:.0f} s (a frozen server?).") from None
         if proc.returncode == 0:
             return proc
         if ok_missing and proc.returncode in _RCLONE_NOT_FOUND:

@@ -27,8 +27,9 @@ Routes (relative to the mount point; OpenAPI at /docs and /openapi.json):
 
 Authentication: `Authorization: Bearer <token>` from `lifevault token create`.
 No, malformed, unknown or revoked token -> 401; an append-only token on a read
-route -> 403 (it can write, and write responses carry ids and seqs, never field
-values). /health and the OpenAPI docs are open: they reveal no vault content.
+route -> 403; its writes answer 202 {"id", "status": "accepted"} whether or not
+anything changed (no seq, no event, no import counts: nothing that confirms a
+guessed value). /health and the OpenAPI docs are open: they reveal no vault content.
 The token check runs before the body is read, so an unauthenticated request is
 refused whatever it carries. Bodies over the limit (`max_body` for JSON,
 `max_upload` for /import) -> 413. Library errors map to their class's
@@ -61,9 +62,10 @@ from ..instants import Instant, iso, parse_instant
 from ..vault import Transaction, Vault
 from .. import tokens
 from . import api_batches
+from .api_docs import add_docs
 from .api_models import (
-    BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, BatchIn, BatchOut, BlobRef, Change, ChangesPage, CreateOp,
-    Health, ImportResult, Record, RecordPage, UpdateOp, Version, Written,
+    BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,
+    ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordPage, UpdateOp, Version, Written,
 )
 from .api_upload import memory_file, safe_filename, write_body
 
@@ -165,6 +167,18 @@ def _source(token: tokens.Token) -> Source:
     return Source("api", name=token.name)
 
 
+def _answer(token: tokens.Token, response: Response, written: Written) -> Written | Accepted:
+    """What a write tells its token: everything for a read-write token; for an append-only one, 202 and the
+    id alone, the same whether anything changed or not (else a patch with a guessed value is a read)."""
+    if token.can_read:
+        return written
+    response.status_code = 202
+    return Accepted(id=written.id)
+
+
+ACCEPTED = {202: {"model": Accepted, "description": "Accepted (append-only tokens: the same answer whatever changed)"}}
+
+
 def _seq_at(vault: Vault, at: str | None) -> int:
     """The seq for `at` (ISO 8601 or seq:N), or now."""
     if at is None:
@@ -222,31 +236,37 @@ def _add_record_routes(add: AddRoute, holder: Holder, kind: Kind) -> None:
                         **{k: v[k] for k in ("seq_from", "seq_to", "valid_from", "valid_to", "event", "source")})
                 for v in versions]
 
-    def create_record(body: model, token: tokens.Token = Security(current_token)) -> Written:  # type: ignore[valid-type]
+    def create_record(body: model, response: Response,  # type: ignore[valid-type]
+                      token: tokens.Token = Security(current_token)) -> Written | Accepted:
         with holder.lock:
             rid = holder.vault.add(kind, body.as_dict(), _source(token))
-            return Written(id=rid, seq=holder.vault.projection.seq, event="created")
+            return _answer(token, response, Written(id=rid, seq=holder.vault.projection.seq, event="created"))
 
-    def update_record(body: model, record_id: str = RECORD_ID,  # type: ignore[valid-type]
-                      token: tokens.Token = Security(current_token)) -> Written:
+    def update_record(body: model, response: Response, record_id: str = RECORD_ID,  # type: ignore[valid-type]
+                      token: tokens.Token = Security(current_token)) -> Written | Accepted:
         _check_kind(record_id, kind)
         with holder.lock:
             r = holder.vault.update(record_id, body.as_dict(), _source(token))
-        return Written(id=record_id, seq=r.seq if r else None, event="updated" if r else "unchanged")
+        return _answer(token, response,
+                       Written(id=record_id, seq=r.seq if r else None, event="updated" if r else "unchanged"))
 
-    def delete_record(record_id: str = RECORD_ID, token: tokens.Token = Security(current_token)) -> Written:
+    def delete_record(response: Response, record_id: str = RECORD_ID,
+                      token: tokens.Token = Security(current_token)) -> Written | Accepted:
         _check_kind(record_id, kind)
         with holder.lock:
             r = holder.vault.delete(record_id, _source(token))
-        return Written(id=record_id, seq=r.seq, event="deleted")
+        return _answer(token, response, Written(id=record_id, seq=r.seq, event="deleted"))
 
     one = f"/{t}/{{record_id}}"
     add("GET", f"/{t}", list_records, "read", tags=[t], summary=f"List {t}, now or as of an instant")
     add("GET", one, get_record, "read", tags=[t], summary=f"Read one {kind.value}, now or as of an instant")
     add("GET", one + "/history", record_history, "read", tags=[t], summary=f"Every version of one {kind.value}")
-    add("POST", f"/{t}", create_record, "write", tags=[t], status_code=201, summary=f"Create a {kind.value}")
-    add("PATCH", one, update_record, "write", tags=[t], summary=f"Change some fields of a {kind.value} (null removes one)")
-    add("DELETE", one, delete_record, "write", tags=[t], summary=f"Delete a {kind.value} (a tombstone: history is kept)")
+    add("POST", f"/{t}", create_record, "write", tags=[t], status_code=201, responses=ACCEPTED,
+        summary=f"Create a {kind.value}")
+    add("PATCH", one, update_record, "write", tags=[t], responses=ACCEPTED,
+        summary=f"Change some fields of a {kind.value} (null removes one)")
+    add("DELETE", one, delete_record, "write", tags=[t], responses=ACCEPTED,
+        summary=f"Delete a {kind.value} (a tombstone: history is kept)")
 
 
 class BatchOperationFailed(VaultError):
@@ -301,9 +321,16 @@ class _BatchWriter:
 
 
 def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
-    def batch(body: BatchIn, token: tokens.Token = Security(current_token)) -> BatchOut:
+    def batch(body: BatchIn, response: Response, token: tokens.Token = Security(current_token)) -> BatchOut | BatchAccepted:
         """Creates, updates and deletes in one transaction. Retrying with the same batch_id (and the
         same content) returns the first result and stores nothing; the same id with other content is 409."""
+        out = _batch(body, token)
+        if token.can_read:
+            return out
+        response.status_code = 202  # append-only: ids only, the same answer whatever changed
+        return BatchAccepted(batch_id=out.batch_id, replayed=out.replayed, results=[Accepted(id=r.id) for r in out.results])
+
+    def _batch(body: BatchIn, token: tokens.Token) -> BatchOut:
         canonical = body.model_dump(mode="json", exclude_unset=True)
         with holder.lock, holder.vault.transaction() as tx:
             stored = api_batches.recall(holder.vault, token.name, body.batch_id, canonical)
@@ -336,7 +363,8 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
                       for r in holder.vault.log.read(since, upto)]
         return ChangesPage(since=since, head=head, next_since=upto, events=events)
 
-    add("POST", "/batch", batch, "write", tags=["sync"], summary="Apply many changes in one transaction")
+    add("POST", "/batch", batch, "write", tags=["sync"], summary="Apply many changes in one transaction",
+        responses={202: {"model": BatchAccepted, "description": "Accepted (append-only tokens)"}})
     add("GET", "/changes", changes, "read", tags=["sync"], summary="The changes feed, for sync clients")
 
 
@@ -362,6 +390,7 @@ def _import_locked(holder: Holder, path: PathType, name: str, fmt: str | None, m
 def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
     async def import_upload(
         request: Request,
+        response: Response,
         filename: str = Query(min_length=1, max_length=255,
                               description="The file's name, e.g. contacts.vcf: some formats go by its suffix."),
         format: str | None = Query(None, max_length=64,
@@ -369,18 +398,23 @@ def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
         mirror: bool = Query(False, description="Also delete records this source imported before and no longer has."),
         strict: bool = Query(False, description="Refuse the whole file at the first bad record."),
         token: tokens.Token = Security(current_token),
-    ) -> ImportResult:
+    ) -> ImportResult | ImportAccepted:
         """Send the file's bytes as the body; it is imported exactly as `lifevault import` would, in one
         transaction, and never written to disk here."""
         name = safe_filename(filename)
         with memory_file(name) as (fd, path):
             if not await write_body(request.stream(), fd):
                 raise IngestError(name, None, "the upload is empty")
-            return await run_in_threadpool(_import_locked, holder, path, name, format, mirror, strict, token)
+            result = await run_in_threadpool(_import_locked, holder, path, name, format, mirror, strict, token)
+        if token.can_read:
+            return result
+        response.status_code = 202  # append-only: no counts ("unchanged" would confirm current values)
+        return ImportAccepted(import_id=result.import_id, format=result.format, file=result.file, skipped=result.skipped)
 
     body = {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     add("POST", "/import", import_upload, "write", tags=["import"], max_body=max_upload,
-        openapi_extra={"requestBody": body}, summary="Upload an export file to import")
+        openapi_extra={"requestBody": body}, summary="Upload an export file to import",
+        responses={202: {"model": ImportAccepted, "description": "Accepted (append-only tokens)"}})
 
 
 def _add_blob_routes(add: AddRoute, holder: Holder, max_upload: int) -> None:
@@ -420,9 +454,10 @@ def _add_blob_routes(add: AddRoute, holder: Holder, max_upload: int) -> None:
 
 def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES, max_upload: int = MAX_UPLOAD_BYTES) -> FastAPI:
     """The API app for one open vault; mount it (e.g. under /api) or serve it alone."""
-    app = FastAPI(title="lifevault API", version=__version__, docs_url="/docs", redoc_url=None,
+    app = FastAPI(title="lifevault API", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json",
                   description="Contacts, messages and notes in an encrypted, event-sourced vault.")
+    add_docs(app, "/openapi.json")  # Swagger UI from the installed package, never a CDN
 
     @app.exception_handler(VaultError)
     async def vault_error(request: Request, exc: VaultError) -> Response:

@@ -65,6 +65,14 @@ class Written(BaseModel):
     event: Literal["created", "updated", "deleted", "unchanged"]
 
 
+class Accepted(BaseModel):
+    """An append-only token's answer to every record write (202): the same whether or not anything changed,
+    so guessing a current value and watching the answer teaches nothing. No seq either: a gap would tell."""
+
+    id: str | None = Field(description="The record written (a create's new id); null for an import.")
+    status: Literal["accepted"] = "accepted"
+
+
 class Record(BaseModel):
     id: str
     kind: Kind
@@ -152,6 +160,14 @@ class BatchOut(BaseModel):
     results: list[Written]
 
 
+class BatchAccepted(BaseModel):
+    """An append-only token's answer to a batch (202): one `Accepted` per operation, nothing about what changed."""
+
+    batch_id: str
+    replayed: bool = Field(description="True when this token already sent this batch id: nothing new was written.")
+    results: list[Accepted]
+
+
 class ImportResult(BaseModel):
     """What an uploaded file's import did: the same summary `lifevault import --json` prints."""
 
@@ -162,6 +178,16 @@ class ImportResult(BaseModel):
     updated: int
     unchanged: int
     deleted: int
+    skipped: list[dict[str, str]] = Field(description="Parts of the file that could not be read: location and reason.")
+
+
+class ImportAccepted(BaseModel):
+    """An append-only token's answer to an upload (202): no counts, as "unchanged" would confirm current values."""
+
+    status: Literal["accepted"] = "accepted"
+    import_id: str = Field(description="Undo it with `lifevault undo-import IMPORT_ID`.")
+    format: str
+    file: str
     skipped: list[dict[str, str]] = Field(description="Parts of the file that could not be read: location and reason.")
 
 

@@ -75,7 +75,7 @@ class LiveVault:
         self.vault.projection.eager_live = True
         fresh.close()
         for fn in self.on_publish:
-            fn(conn)
+            fn(self._conn)  # the served projection's writer connection, as before the reload
 
     def write(self, fn: Callable[[Vault], T]) -> T:
         """Run `fn(vault)` alone (appends, blob reads), then tell `on_change` what changed."""

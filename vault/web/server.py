@@ -15,8 +15,11 @@ import asyncio
 import secrets
 from http.cookies import SimpleCookie
 import sqlite3
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
+import datasette
+import datasette_auth_passwords
 from datasette.app import Datasette
 from datasette.database import Database
 
@@ -25,6 +28,7 @@ from ..events import Kind
 from . import datasette_plugin
 from .datasette_plugin import LIVE_DB
 from .asof import AsOfStates, database_name, seq_of
+from .gate import Gate, content_security_policy, served_names, template_script_hashes
 from .live import LiveVault
 from .login import auth_passwords_config, datasette_metadata, login_policy
 from .search import SearchIndex, fts_table
@@ -71,6 +75,12 @@ class MemdbDatabase(Database):
         self._readers.clear()
 
 
+def datasette_script_hashes() -> list[str]:
+    """CSP hashes of the inline scripts in Datasette's templates, the login plugin's and ours: they hold no data."""
+    folders = [Path(m.__file__).parent / "templates" for m in (datasette, datasette_auth_passwords)] + [Path(TEMPLATES)]
+    return template_script_hashes(folders, {"datasette_allow_facet": ("true", "false")})
+
+
 def _table_metadata() -> dict[str, Any]:
     # No default sort or facets: on a million rows each is a full scan per page view; the UI adds them on demand.
     return {kind.table: {"fts_table": fts_table(kind)} for kind in Kind}
@@ -79,7 +89,8 @@ def _table_metadata() -> dict[str, Any]:
 class Site:
     """The composed ASGI app and what its pages need: the live vault, search, past states."""
 
-    def __init__(self, live: LiveVault, *, host: str = "127.0.0.1", api: Any = None) -> None:
+    def __init__(self, live: LiveVault, *, host: str = "127.0.0.1", api: Any = None,
+                 allow_hosts: Iterable[str] = ()) -> None:
         self.live, self.host = live, host
         self.login = login_policy(host)  # refuses a non-loopback host without a password
         self.search = SearchIndex(live)
@@ -94,6 +105,8 @@ class Site:
         datasette_plugin.register(self)
         self.api = api if api is not None else _make_api(live)
         self._datasette_app = self.datasette.app()
+        self.gate = Gate(self._route, names=served_names(host, allow_hosts),
+                         csp=content_security_policy(datasette_script_hashes()), api_prefix=API_PREFIX)
         self._build: Any = None
         self.pusher: Any = None  # pushes to every replica after changes (vault.replica)
 
@@ -151,6 +164,9 @@ class Site:
             self._build.join()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        await self.gate(scope, receive, send)  # Host, origin and CSRF checks before any route; security headers
+
+    async def _route(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
         elif scope["path"] == API_PREFIX or scope["path"].startswith(API_PREFIX + "/"):
@@ -211,16 +227,19 @@ def _make_api(live: LiveVault) -> Any:
     return create_api(live)
 
 
-def create_app(live: LiveVault, *, host: str = "127.0.0.1", api: Any = None) -> Site:
-    """The whole site for one live vault; LoginRequired if `host` is not loopback and no password is set."""
-    return Site(live, host=host, api=api)
+def create_app(live: LiveVault, *, host: str = "127.0.0.1", api: Any = None, allow_hosts: Iterable[str] = ()) -> Site:
+    """The whole site for one live vault; LoginRequired if `host` is not loopback and no password is set.
+
+    It answers only requests addressed to loopback names, `host` and `allow_hosts` (421 otherwise)."""
+    return Site(live, host=host, api=api, allow_hosts=allow_hosts)
 
 
-def serve(live: LiveVault, host: str, port: int, *, on_ready: Callable[[], None] | None = None) -> None:
+def serve(live: LiveVault, host: str, port: int, *, on_ready: Callable[[], None] | None = None,
+          allow_hosts: Iterable[str] = ()) -> None:
     """Run the site with uvicorn until interrupted; access logs are off (URLs can hold search terms)."""
     import uvicorn
 
-    site = create_app(live, host=host)
+    site = create_app(live, host=host, allow_hosts=allow_hosts)
     config = uvicorn.Config(site, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     if on_ready:
