@@ -21,7 +21,7 @@ from typing import Callable
 
 from vault import Kind, Source, Vault
 from vault.events import Event, EventType, new_record_id
-from vault.web import tokens
+from vault import tokens
 from vault.web.api import VaultHolder, create_api
 
 with warnings.catch_warnings():

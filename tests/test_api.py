@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 
 from vault import Kind, Source, Vault
 from vault.importing import import_file
-from vault.web import tokens
+from vault import tokens
 from vault.web.api import VaultHolder, create_api
 
 with warnings.catch_warnings():

@@ -193,12 +193,13 @@ def test_kdf_params_are_stored_and_default_to_moderate(tmp_path: Path) -> None:
     lambda p: {**p, "salt": bytes(16).hex()},
 ], ids=["ops", "mem", "salt"])
 def test_altered_kdf_params_fail_to_unlock(filled, change) -> None:
+    # The signed seal covers the KDF settings: altered ones are named as damage, not as a wrong passphrase.
     path = filled[0]
     alter_kdf(path, change)
-    with pytest.raises(WrongSecret):
+    with pytest.raises(TamperDetected, match="key material"):
         Vault.open(path, PASSPHRASE)
     r = lifevault(path, "stats", LIFEVAULT_PASSPHRASE=PASSPHRASE)
-    assert (r.exit_code, r.output) == (1, WRONG_PASS)
+    assert r.exit_code == 1 and "key material in the meta table" in r.output and "Wrong passphrase" not in r.output
 
 
 @pytest.mark.parametrize("change", [
@@ -220,3 +221,10 @@ def test_damaged_kdf_params_fail_with_one_sentence(filled, change) -> None:
     assert r.exit_code == 1
     assert r.output.startswith("Error: ") and r.output.count("\n") == 1, r.output
     assert snapshot_bytes(path) == before
+
+
+def test_subkeys_are_derived_in_one_place() -> None:
+    """Only crypto.Keys derives from the raw data key (and keyring wraps it): one place to audit."""
+    root = Path(__file__).parent.parent / "vault"
+    users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "data_key" in p.read_text())
+    assert users == ["crypto.py", "keyring.py"]

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from vault import Kind, Source, Vault
-from vault import crypto, keyring, schema
+from vault import crypto, keyring, rollback, schema, seal
 from vault.cli import cli
-from vault.errors import TamperDetected
+from vault.errors import RolledBack, TamperDetected
 from vault.log import EventLog
 from vault.verify import check_log, verify_blind
 
@@ -276,7 +276,7 @@ def test_whole_log_and_head_deleted_is_detected(target: Path) -> None:
 
 
 def forge_identity_and_truncate(path: Path, keep: int) -> None:
-    """Truncate, then replace the stored verify key with the attacker's and sign a matching head."""
+    """Truncate, then replace the stored verify key with the attacker's and sign a matching head and seal."""
     import nacl.signing
 
     forged = nacl.signing.SigningKey.generate()
@@ -286,6 +286,15 @@ def forge_identity_and_truncate(path: Path, keep: int) -> None:
         msg = crypto.head_message(keyring.vault_id(conn), keep, last)
         conn.execute("UPDATE meta SET value = ? WHERE key = 'verify_key'", (bytes(forged.verify_key),))
         conn.execute("UPDATE head SET seq = ?, hash = ?, sig = ?", (keep, last, forged.sign(msg).signature))
+        old = seal.read(conn)
+        keys_digest = seal.key_material_digest(conn)
+        msg = crypto.seal_message(keyring.vault_id(conn), keep, last, old.counter, old.tokens, keys_digest,
+                                  old.blob_count, old.blob_set)
+        conn.execute("UPDATE seal SET seq = ?, hash = ?, keys = ?, sig = ?",
+                     (keep, last, keys_digest, forged.sign(msg).signature))
+        for op in ("UPDATE", "DELETE"):  # and puts the append-only triggers back as they were
+            conn.execute(f"CREATE TRIGGER events_no_{op.lower()} BEFORE {op} ON events\n"
+                         "    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END")
 
 
 def test_forged_verify_key_is_caught_with_the_passphrase(target: Path) -> None:
@@ -301,7 +310,10 @@ def test_forged_verify_key_is_caught_blind_with_the_pinned_fingerprint(target: P
         fingerprint = v.key_fingerprint
     assert verify_blind(target, expected_key=fingerprint).events > 5
     forge_identity_and_truncate(target, 5)
-    verify_blind(target)  # unpinned, a consistent forgery passes: that is what the fingerprint is for
+    with pytest.raises(RolledBack, match="ends at event 5 but was at event 9"):
+        verify_blind(target)  # this machine remembers the head it saw
+    rollback.memory_path().unlink()  # elsewhere, unpinned, a consistent forgery passes: the fingerprint is for that
+    verify_blind(target)
     with pytest.raises(TamperDetected, match="fingerprint"):
         verify_blind(target, expected_key=fingerprint.lower())
     assert "fingerprint" in cli_verify(target, "--blind", "--key", fingerprint)

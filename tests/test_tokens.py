@@ -9,7 +9,8 @@ import pytest
 
 from vault import Vault
 from vault.crypto import blake2b
-from vault.web import tokens
+from vault.errors import TamperDetected
+from vault import tokens
 
 from conftest import PASSPHRASE
 
@@ -91,13 +92,15 @@ def test_a_row_written_without_the_key_grants_nothing(vault: Vault) -> None:
             "INSERT INTO api_tokens (name, token_hash, created_at, append_only, mac) VALUES (?, ?, 0, 0, ?)",
             (f"evil{len(token_hash)}", token_hash, b"\0" * 32),
         )
-    assert tokens.authenticate(vault, forged) is None
+    with pytest.raises(TamperDetected, match="token rows differ from what its seal records"):
+        tokens.authenticate(vault, forged)  # the table no longer matches the seal: no token at all is accepted
 
 
 def test_flipping_the_append_only_flag_breaks_the_mac(vault: Vault) -> None:
     secret = tokens.create_token(vault, "scanner", append_only=True)
     vault.conn.execute("UPDATE api_tokens SET append_only = 0 WHERE name = 'scanner'")
-    assert tokens.authenticate(vault, secret) is None
+    with pytest.raises(TamperDetected, match="token rows differ"):
+        tokens.authenticate(vault, secret)
 
 
 def test_tokens_survive_reopening_and_a_token_from_one_vault_fails_on_another(created, tmp_path) -> None:

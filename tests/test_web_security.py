@@ -25,7 +25,8 @@ from helpers.served import CHROMIUM, CHROMIUM_ARGS, Served
 from starlette.testclient import TestClient
 
 from vault import Kind, Source, Vault
-from vault.web import LiveVault, tokens
+from vault import tokens
+from vault.web import LiveVault
 from vault.web.api import VaultHolder, create_api
 from vault.web.login import set_password
 from vault.web.server import Site, create_app

@@ -48,6 +48,8 @@ def get_blob(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, bid: str) ->
 
 
 def _open(keys: Keys, vault_id: bytes, raw: bytes, sealed: bytes) -> bytes:
+    if type(raw) is not bytes or type(sealed) is not bytes:  # a damaged record header can retype a column
+        raise TamperDetected(None, "a blob row holds values that are not byte strings")
     try:
         data = codec.unpack(crypto.open_sealed(keys.blob, sealed, _aad(vault_id, raw)))
     except (nacl.exceptions.CryptoError, ValueError) as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +20,13 @@ from . import Kind, Source, Vault, VaultError, parse_instant
 from .crypto import DEFAULT_KDF_COST, KDF_COSTS
 from .instants import iso
 from .paths import default_vault_path
-from .verify import check_log, count_events, verify_blind
+from .verify import count_events, verify_blind, verify_vault
 
 CLI_SOURCE = Source("cli")
 
 
 _STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses, if any
+_VAULT_FILE = "lifevault.vault_file"  # ctx.meta key: the vault file the command reads
 
 
 class VaultGroup(click.Group):
@@ -37,15 +39,18 @@ class VaultGroup(click.Group):
             raise click.ClickException(str(e)) from e
         except Exception as e:
             state = ctx.meta.get(_STATE_FILE)
-            if state is None:
-                raise
-            from . import state_file
+            if state is not None:
+                from . import state_file
 
-            if not state_file.is_damage(e):
-                raise
-            state_file.remove(state)  # only a cache: the log is the record
-            raise click.ClickException(f"The state file {state} did not read back ({e}), so it was deleted; "
-                                       "run the command again to rebuild it from the log.") from e
+                if state_file.is_damage(e):
+                    state_file.remove(state)  # only a cache: the log is the record
+                    raise click.ClickException(f"The state file {state} did not read back ({e}), so it was deleted; "
+                                               "run the command again to rebuild it from the log.") from e
+            if isinstance(e, (sqlite3.DatabaseError, UnicodeDecodeError)):  # met reading the vault file
+                from .schema import damaged
+
+                raise click.ClickException(str(damaged(ctx.meta.get(_VAULT_FILE, "the vault file"), e))) from e
+            raise
 
 
 @click.group(cls=VaultGroup)
@@ -107,15 +112,23 @@ def open_vault(vault_path: Path | None, passphrase_file: Any, *, in_memory: bool
         raise click.ClickException(f"LIFEVAULT_STATE must be memory or file, not {state!r}.")
     from .schema import connect  # fail on a missing file before asking for a passphrase
 
+    click.get_current_context().meta[_VAULT_FILE] = path
     connect(path).close()
     secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase")
     vault = Vault.open(path, secret, state_file=state == "file" and not in_memory)
+    warn_if_behind(vault)
     if vault.state_file:
         from .state_file import path_for
 
         click.get_current_context().meta[_STATE_FILE] = path_for(path)
     click.get_current_context().call_on_close(vault.close)
     return vault
+
+
+def warn_if_behind(vault: Vault) -> None:
+    """One sentence on stderr when the vault is behind what this machine saw of it (rollback.py)."""
+    if vault.rollback is not None:
+        click.echo(f"Warning: {vault.rollback.message}", err=True)
 
 
 def parse_json_arg(text: str, what: str) -> dict[str, Any]:
@@ -321,24 +334,28 @@ def revert(record_id: str, at: str, vault_path: Path | None, passphrase_file: An
 
 
 @cli.command()
-@click.option("--blind", is_flag=True, help="Check without the passphrase: chain, completeness, head signature.")
+@click.option("--blind", is_flag=True,
+              help="Check without the passphrase: structure, chain, completeness, head and seal signatures.")
 @click.option("--key", "expected_key", default=None,
               help="With --blind: the key fingerprint the vault must have (from init or stats).")
 @click.option("--silent", is_flag=True, help="No progress bar.")
 @vault_option
 @passphrase_option
 def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path | None, passphrase_file: Any) -> None:
-    """Check the hash chain, every authentication tag, the head and the blobs.
+    """Check SQLite's structure, the hash chain, every tag, the head, the seal over tokens, keys and blobs, and
+    that the vault is not behind the newest state this machine saw of it.
 
     Example: lifevault verify --blind --vault /mnt/usb/vault.db
     """
     path = resolve_path(vault_path)
+    click.get_current_context().meta[_VAULT_FILE] = path
     vault = None if blind else open_vault(vault_path, passphrase_file)
     total = vault.log.head().seq if vault else count_events(path)
     with click.progressbar(length=total, label="Verifying", hidden=silent or total < 10_000, file=sys.stderr) as bar:
         report = (verify_blind(path, bar.update, expected_key=expected_key) if vault is None
-                  else check_log(vault.log, blind=False, progress=bar.update))
-    what = "chain, completeness and head signature" if blind else "chain, every tag, head and blobs"
+                  else verify_vault(vault, progress=bar.update))
+    what = ("SQLite structure, chain, completeness, head signature, sealed tokens, keys and attachments" if blind
+            else "SQLite structure, chain, every tag, head, sealed tokens, keys and blobs")
     if blind and expected_key:
         what += ", pinned key"
     click.echo(f"OK: {report.events} events, {report.blobs} blobs ({what}).")
@@ -376,9 +393,11 @@ def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_
     Example: lifevault recover
     """
     path = resolve_path(vault_path)
+    click.get_current_context().meta[_VAULT_FILE] = path
     key = read_secret(recovery_key_file, "LIFEVAULT_RECOVERY_KEY", "Recovery key")
     vault = Vault.open_with_recovery(path, key)
     click.get_current_context().call_on_close(vault.close)
+    warn_if_behind(vault)
     new = read_secret(new_passphrase_file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
     vault.change_passphrase(new, kdf_cost, weak_ok=weak_ok)
     click.echo("Passphrase set; the old one no longer opens the vault.", err=True)

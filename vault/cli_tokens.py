@@ -9,7 +9,7 @@ import click
 
 from .cli import echo_json, json_option, open_vault, passphrase_option, vault_option
 from .instants import iso
-from .web import tokens
+from . import tokens
 
 
 @click.group()
@@ -60,13 +60,22 @@ def list_(as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
 
 
 @token.command("revoke")
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--all", "every", is_flag=True,
+              help="Revoke every token, even when the token rows no longer match the vault's seal.")
 @vault_option
 @passphrase_option
-def revoke(name: str, vault_path: Path | None, passphrase_file: Any) -> None:
-    """Revoke a token at once; a running server refuses it from its next request.
+def revoke(name: str | None, every: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Revoke a token (or --all) at once; a running server refuses it from its next request.
 
     Example: lifevault token revoke phone
     """
-    tokens.revoke_token(open_vault(vault_path, passphrase_file), name)
+    if every == bool(name):
+        raise click.UsageError("Give a token NAME or --all (not both).")
+    vault = open_vault(vault_path, passphrase_file)
+    if every:
+        n = tokens.revoke_all(vault)
+        click.echo(f"Revoked every token ({n} were live); `lifevault token create NAME` makes new ones.", err=True)
+        return
+    tokens.revoke_token(vault, name or "")
     click.echo(f"Revoked token {name!r}.", err=True)

@@ -144,7 +144,8 @@ def recovery_kek(recovery_key: str, vault_id: bytes) -> bytes:
 class Keys:
     """Subkeys derived from an unwrapped data key. Never printed, never stored."""
 
-    __slots__ = ("data_key", "event", "head", "blob", "blob_id", "snapshot", "state", "signing")
+    __slots__ = ("data_key", "event", "head", "blob", "blob_id", "snapshot", "state", "seal", "seen", "token_hash",
+                 "token_mac", "api_batch", "manifest", "signing")
 
     def __init__(self, data_key: bytes) -> None:
         self.data_key = data_key
@@ -154,6 +155,12 @@ class Keys:
         self.blob_id = blake2b(b"", key=data_key, person=b"lv-blob-id")
         self.snapshot = blake2b(b"", key=data_key, person=b"lv-snapshot-key")
         self.state = blake2b(b"", key=data_key, person=b"lv-state-file")
+        self.seal = blake2b(b"", key=data_key, person=b"lv-seal-mac")
+        self.seen = blake2b(b"", key=data_key, person=b"lv-seen-heads")
+        self.token_hash = blake2b(b"", key=data_key, person=b"lv-token-hash")
+        self.token_mac = blake2b(b"", key=data_key, person=b"lv-token-mac")
+        self.api_batch = blake2b(b"", key=data_key, person=b"lv-api-batch")
+        self.manifest = blake2b(b"", key=data_key, person=b"lv-manifest-key")
         self.signing = nacl.signing.SigningKey(blake2b(b"", key=data_key, person=b"lv-sign-seed"))
 
     def __repr__(self) -> str:
@@ -165,6 +172,9 @@ class Keys:
 
     def head_mac(self, head: bytes) -> bytes:
         return blake2b(head, key=self.head, person=b"lv-head")
+
+    def seal_mac(self, message: bytes) -> bytes:
+        return blake2b(message, key=self.seal, person=b"lv-seal")
 
     def sign(self, message: bytes) -> bytes:
         return self.signing.sign(message).signature
@@ -201,3 +211,27 @@ def event_aad(vault_id: bytes, seq: int, prev: bytes) -> bytes:
 
 def head_message(vault_id: bytes, seq: int, last_hash: bytes) -> bytes:
     return b"lv-head" + vault_id + struct.pack(">Q", seq) + last_hash
+
+
+# The attachments' multiset hash (AdHash): the sum of one wide hash per (blob id, ciphertext hash) modulo
+# 2^4096. Adding a blob is one addition, order does not matter, and a modulus this wide keeps the
+# generalised-birthday attacks that break narrow sums (or XOR) out of reach (Bellare-Micciancio).
+BLOB_SET_BYTES = 512
+_BLOB_SET_MOD = 1 << (8 * BLOB_SET_BYTES)
+EMPTY_BLOB_SET = bytes(BLOB_SET_BYTES)
+
+
+def blob_set_add(total: bytes, items: "list[tuple[bytes, bytes]]") -> bytes:
+    """`total` with every (blob id, sealed payload) in `items` added."""
+    acc = int.from_bytes(total, "little")
+    for bid, payload in items:
+        element = blake2b(payload, person=b"lv-blob-ct")
+        acc += int.from_bytes(hashlib.shake_256(b"lv-blob-set" + bid + element).digest(BLOB_SET_BYTES), "little")
+    return (acc % _BLOB_SET_MOD).to_bytes(BLOB_SET_BYTES, "little")
+
+
+def seal_message(vault_id: bytes, seq: int, last_hash: bytes, counter: int, tokens: bytes, key_material: bytes,
+                 blob_count: int, blob_set: bytes) -> bytes:
+    """What the seal MACs and signs: the head it is bound to and digests of what lies beside the log."""
+    return (b"lv-seal" + vault_id + struct.pack(">QQ", seq, counter) + last_hash + tokens + key_material
+            + struct.pack(">Q", blob_count) + blob_set)

@@ -7,7 +7,9 @@
     ├── CannotWrite(path, reason)   an output file cannot be written there
     ├── VaultLocked(path)           another process holds the write lock too long
     ├── WrongSecret                 passphrase or recovery key does not unlock the vault
-    ├── TamperDetected(seq, reason) the log, a blob or the head fails a check
+    ├── TamperDetected(seq, reason) the log, a blob, the head or the seal fails a check
+    ├── DamagedFile(path, what)     the file cannot be read as SQLite (bad pages, undecodable text)
+    ├── RolledBack(path, reason)    the vault is behind the newest state this machine saw of it
     ├── NotFound(record_id)         no such record (now, or at the instant asked)
     ├── BadInstant(text)            an instant that cannot be parsed or is out of range
     ├── InvalidRecord(reason)       fields or a patch that the domain refuses
@@ -86,6 +88,23 @@ class TamperDetected(VaultError):
         self.seq, self.reason = seq, reason
         where = f"event {seq}" if seq is not None else "the vault"
         super().__init__(f"Tampering detected at {where}: {reason}.")
+
+
+class DamagedFile(VaultError):
+    http_status = 500
+
+    def __init__(self, path: Path | str, what: str) -> None:
+        self.path, self.what = str(path), what
+        super().__init__(f"{self.path} is damaged: {what}; restore it from a replica or backup "
+                         "(`lifevault verify` names what it finds).")
+
+
+class RolledBack(VaultError):
+    http_status = 409
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{self.path} {reason}")
 
 
 class NotFound(VaultError):

@@ -48,7 +48,7 @@ def export_file(vault: Vault, fmt: str, out: Path | str, at: Instant | None = No
         raise CannotWrite(out, e.strerror or str(e)) from e
     tmp = staging / out.name
     try:
-        n = exporter.write(records_at(vault, kinds, seq), tmp, vault.get_blob)
+        n = exporter.write(records_at(vault, kinds, seq), tmp, vault.referenced_blob)
         make_private(tmp)  # plaintext: 0o600 files, 0o700 folders, whatever the exporter and the umask did
         if out.exists():
             raise AlreadyExists(out)

@@ -3,18 +3,23 @@
 Stored: the vault id, the Argon2id parameters, the data key wrapped by the
 passphrase key and by the recovery key, and the public head-signing key. The
 KDF parameters are bound into the passphrase wrap's AAD, so altering them
-makes unlocking fail rather than silently weakening the key.
+makes unlocking fail rather than silently weakening the key. All of it is
+covered by the signed seal (seal.py): when a secret does not unwrap, the rows
+are checked against it, so damage is named as damage and "wrong passphrase"
+is said only when they are intact.
 """
 
 from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
+from typing import Iterator
 
 import nacl.utils
 
-from . import crypto
+from . import crypto, seal
 from .crypto import KdfParams, Keys
-from .errors import TamperDetected
+from .errors import TamperDetected, WrongSecret
 
 VAULT_ID_BYTES = 16
 
@@ -22,8 +27,10 @@ VAULT_ID_BYTES = 16
 def _get(conn: sqlite3.Connection, key: str) -> bytes:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     if row is None:
-        raise KeyError(key)
+        raise TamperDetected(None, f"its meta table has no {key} row")
     value = row[0]
+    if not isinstance(value, (str, bytes)):
+        raise TamperDetected(None, f"its meta row {key} holds a value of the wrong type")
     return value.encode() if isinstance(value, str) else value
 
 
@@ -76,14 +83,29 @@ def unlock(conn: sqlite3.Connection, passphrase: str) -> Keys:
         kek = KdfParams.from_json(kdf_json.decode()).derive(passphrase)
     except (ValueError, KeyError, TypeError, RuntimeError) as e:  # nacl's own errors subclass these
         raise TamperDetected(None, "its key-derivation parameters are damaged or out of range") from e
-    return _checked(conn, crypto.unwrap_data_key(kek, _get(conn, "wrapped_pass"), _pass_aad(vid, kdf_json), "passphrase"))
+    with _damage_named(conn, vid):
+        data_key = crypto.unwrap_data_key(kek, _get(conn, "wrapped_pass"), _pass_aad(vid, kdf_json), "passphrase")
+    return _checked(conn, data_key)
 
 
 def unlock_with_recovery(conn: sqlite3.Connection, recovery_key: str) -> Keys:
     """The vault's keys from its recovery key; WrongSecret otherwise."""
     vid = vault_id(conn)
     kek = crypto.recovery_kek(recovery_key, vid)
-    return _checked(conn, crypto.unwrap_data_key(kek, _get(conn, "wrapped_recovery"), _recovery_aad(vid), "recovery key"))
+    with _damage_named(conn, vid):
+        data_key = crypto.unwrap_data_key(kek, _get(conn, "wrapped_recovery"), _recovery_aad(vid), "recovery key")
+    return _checked(conn, data_key)
+
+
+@contextmanager
+def _damage_named(conn: sqlite3.Connection, vid: bytes) -> Iterator[None]:
+    """A secret that does not unwrap is wrong only if the key material is as the signed seal records;
+    otherwise the damage is what to report."""
+    try:
+        yield
+    except WrongSecret:
+        seal.check_key_material(conn, vid, verify_key(conn))
+        raise
 
 
 def _checked(conn: sqlite3.Connection, data_key: bytes) -> Keys:

@@ -4,7 +4,9 @@ Each row is (seq, hash, payload): payload is the sealed event, its AAD binds
 the vault id, the seq and the previous hash; hash = BLAKE2b(prev, seq,
 payload). The head row holds the latest (seq, hash) with a MAC keyed from the
 data key and an Ed25519 signature, so truncation is detectable with the key
-and, through the signature, without it.
+and, through the signature, without it. Every write also rewrites the seal
+(seal.py), after checking the old one, so what lies beside the log is bound
+to the same head.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import nacl.exceptions
 
-from . import codec, crypto, keyring, read_ahead
+from . import codec, crypto, keyring, read_ahead, schema, seal
 from .crypto import Keys
 from .errors import TamperDetected, VaultLocked
 from .events import Event, Recorded
@@ -46,13 +48,21 @@ class EventLog:
         self.vault_id = keyring.vault_id(conn)
         self.genesis = crypto.genesis_hash(self.vault_id)
         self._last_at: tuple[int, int] = (0, 0)  # (seq, recorded_at) cache of the tail
+        self.on_commit: Callable[[], None] | None = None  # told after every committed write (the Vault remembers heads)
+        if keys is not None:
+            seal.track_new_blobs(conn)
 
     # -- reading -------------------------------------------------------------
     def head(self) -> Head:
         """The head row; every vault has one from its creation, so a missing head is tampering."""
-        row = self.conn.execute("SELECT seq, hash, mac, sig FROM head WHERE id = 1").fetchone()
+        try:
+            row = self.conn.execute("SELECT seq, hash, mac, sig FROM head WHERE id = 1").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise schema.damaged(self.path, e) from e
         if row is None:
             raise TamperDetected(None, "its head row is missing")
+        if not (isinstance(row[0], int) and all(isinstance(v, bytes) for v in row[1:])):
+            raise TamperDetected(None, "its head row holds values of the wrong type")
         return Head(*row)
 
     def hash_at(self, seq: int) -> bytes:
@@ -71,9 +81,12 @@ class EventLog:
             limit = chunk if upto is None else min(chunk, upto - last)
             if limit <= 0:
                 return
-            batch = self.conn.execute(
-                "SELECT seq, hash, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (last, limit)
-            ).fetchall()
+            try:
+                batch = self.conn.execute(
+                    "SELECT seq, hash, payload FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (last, limit)
+                ).fetchall()
+            except sqlite3.DatabaseError as e:
+                raise schema.damaged(self.path, e) from e
             yield from batch
             if len(batch) < limit:
                 return
@@ -85,6 +98,8 @@ class EventLog:
         for seq, stored, payload in self.rows(after, upto):
             if seq != expected:
                 raise TamperDetected(expected, "the event is missing")
+            if type(stored) is not bytes or type(payload) is not bytes:  # a damaged record header can retype a column
+                raise TamperDetected(seq, "its stored hash or payload is not a byte string")
             if crypto.chain_hash(prev, seq, payload) != stored:
                 raise TamperDetected(seq, "its chain hash does not match its content and predecessor")
             yield seq, prev, stored, payload
@@ -162,12 +177,16 @@ class EventLog:
 
     def _tail(self) -> tuple[int, bytes]:
         row = self.conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        if row and (type(row[0]) is not int or type(row[1]) is not bytes):  # e.g. a damaged schema: seq no rowid
+            raise TamperDetected(None, "its last event row holds values of the wrong type")
         return (row[0], row[1]) if row else (0, self.genesis)
 
     # -- appending -----------------------------------------------------------
     @contextmanager
-    def writer(self) -> Iterator["Writer"]:
-        """One write transaction (BEGIN IMMEDIATE): commit on success, roll back on any error."""
+    def writer(self, reseal: frozenset[str] = frozenset(), *, repair: bool = False) -> Iterator["Writer"]:
+        """One write transaction (BEGIN IMMEDIATE): commit on success, roll back on any error. `reseal` names
+        what beside the log the write changes ("tokens", "keys"): checked against the seal first (unless the
+        write is a `repair` that replaces them), then sealed anew."""
         assert self.keys is not None, "a blind log cannot append"
         try:
             self.conn.execute("BEGIN IMMEDIATE")
@@ -176,15 +195,23 @@ class EventLog:
         try:
             head = self.head()
             self.check_head(head, *self._tail())
+            migrated = schema.migrate(self.conn)  # a format-1 file: the seal written below is its first
+            if not migrated and seal.read(self.conn) is not None:  # never seal in what was altered since
+                seal.check(self.conn, self.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash,
+                           contents=() if repair else tuple(reseal), signature=False)  # the MAC is enough here
             w = Writer(self, head.seq, head.hash)
             yield w
             if w.seq != head.seq:
                 self.write_head(w.seq, w.hash)
+            seal.write(self.conn, self.keys, self.vault_id, w.seq, w.hash, reseal)
             self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             self._last_at = (0, 0)
             raise
+        if self.on_commit is not None:
+            self.on_commit()
 
 
 def open_event(event_key: bytes, vault_id: bytes, seq: int, prev: bytes, payload: bytes) -> tuple:

@@ -67,7 +67,7 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
             counts[kind.table] = len(rows)
         db["attachments"].create({"blob": str, "content": bytes}, pk="blob")
         db["attachments"].insert_all(
-            ({"blob": b, "content": vault.get_blob(b)} for b in sorted(referenced)), batch_size=100
+            ({"blob": b, "content": vault.referenced_blob(b)} for b in sorted(referenced)), batch_size=100
         )
         db["restored"].insert({"vault": str(vault.path), "seq": seq,
                                "recorded_at": iso(vault.log.recorded_at(seq)) if seq else None})

@@ -15,11 +15,12 @@ import gc
 import os
 import re
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, TypeVar
 
-from . import blobs, keyring, schema, snapshots
+from . import blobs, keyring, rollback, schema, seal, snapshots
 from .blobs import missing_blobs, referenced_blobs
 from .codec import LazyFields, fields_json
 from .crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
@@ -36,6 +37,9 @@ from .verify import check_log
 S = TypeVar("S", Projection, RecordIndex)
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 SNAPSHOT_MIN_EVENTS = 5000  # write a snapshot at close once this many events (and 10%) are new
+# A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
+GC_FREEZE_FROM = 5000
+REMEMBER_EVERY_S = 1.0  # how often a run of writes raises this machine's memory of the head (rollback.py)
 
 # Which state a record must be in for each event type.
 _REQUIRES = {
@@ -54,6 +58,10 @@ class Vault:
         self.state_file = state_file  # keep the projection in an encrypted file beside the vault (`state_file`)
         self.log = EventLog(conn, path, keys)
         self._check_head()
+        self.rollback: rollback.Behind | None = None  # set when the file is behind what this machine saw of it
+        self._remembered_at, self._unremembered = 0.0, False  # the last write to the memory; writes since
+        self.log.on_commit = self._committed
+        self._check_seal()
         self._projection: Projection | None = None
         self._index: RecordIndex | None = None
         self._snapshot_seq = self._index_snapshot_seq = 0
@@ -85,6 +93,7 @@ class Vault:
                 keys, recovery = keyring.create_keys(conn, passphrase, kdf_cost)
                 log = EventLog(conn, tmp, keys)
                 log.write_head(0, log.genesis)  # signed from the start: an emptied log is detectable
+                seal.write(conn, keys, log.vault_id, 0, log.genesis)
         finally:
             conn.close()
         try:
@@ -132,7 +141,11 @@ class Vault:
         except VaultLocked:
             pass  # a snapshot is only a cache: another process is writing, so the next close will try again
         finally:
-            self.conn.close()
+            try:
+                if self._unremembered:
+                    self._remember_head()
+            finally:
+                self.conn.close()
 
     def __enter__(self) -> "Vault":
         return self
@@ -147,6 +160,39 @@ class Vault:
         except TamperDetected:
             check_log(self.log, blind=False)  # name the first bad seq (e.g. an event swapped with the last)
             raise
+
+    def _check_seal(self) -> None:
+        """Compare with what this machine saw of the file, then check its seal (sealing a file that has none
+        yet: one from an older lifevault or rebuilt from a replica), then remember its head."""
+        found = seal.read(self.conn)
+        head = self.log.head()
+        self.rollback = rollback.check(self.path, self.log.vault_id, head.seq, found.counter if found else 0,
+                                       self.log.hash_at, self.keys)
+        if found is None:
+            with self.log.writer():
+                pass  # the writer migrates the file and seals it at commit (which remembers the head)
+        else:
+            # tokens and key material are checked where they are used (token lookups, unlocking) and by verify
+            seal.check(self.conn, self.log.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash,
+                       contents=())
+            self._remember_head()
+
+    def _remember_head(self) -> None:
+        """After opening or a write: raise this machine's memory of the head, unless the file is behind it."""
+        head, found = self.log.head(), seal.read(self.conn)
+        counter = found.counter if found else 0
+        self.rollback = rollback.check(self.path, self.log.vault_id, head.seq, counter, self.log.hash_at, self.keys)
+        if self.rollback is None:
+            rollback.remember(self.path, self.log.vault_id, self.keys, head.seq, head.hash, counter)
+        self._remembered_at, self._unremembered = time.monotonic(), False
+
+    def _committed(self) -> None:
+        """After a write: a vault that was not behind stays so (it only grew), so its memory is raised at most once
+        a second (and at close): writing the memory file after every append tripled the cost of a small one."""
+        if self.rollback is not None or time.monotonic() - self._remembered_at >= REMEMBER_EVERY_S:
+            self._remember_head()
+        else:
+            self._unremembered = True
 
     @property
     def projection(self) -> Projection:
@@ -211,13 +257,16 @@ class Vault:
             raise TamperDetected(upto + 1, f"the log ends before the state already seen (seq {state.seq}): rolled back")
         if upto == state.seq:
             return state
-        gc.collect()
-        gc.freeze()  # long replays allocate many short-lived objects; keep the collector off old ones
+        long = upto - state.seq >= GC_FREEZE_FROM
+        if long:  # long replays allocate many short-lived objects; keep the collector off old ones
+            gc.collect()
+            gc.freeze()
         try:
             with state.transaction():
                 state.apply(self.log.read(state.seq, upto))
         finally:
-            gc.unfreeze()
+            if long:
+                gc.unfreeze()
         return state
 
     def _loaded(self) -> list[Projection | RecordIndex]:
@@ -312,7 +361,7 @@ class Vault:
         A passphrase zxcvbn finds easy to guess is refused (WeakPassphrase) unless `weak_ok`."""
         if not weak_ok:
             check_strength(new_passphrase)
-        with self.log.writer():
+        with self.log.writer(frozenset({"keys"})):
             keyring.set_passphrase(self.conn, self.keys, new_passphrase, kdf_cost)
 
     # -- reading ---------------------------------------------------------------
@@ -355,6 +404,14 @@ class Vault:
 
     def get_blob(self, blob_id: str) -> bytes:
         return blobs.get_blob(self.conn, self.keys, self.log.vault_id, blob_id)
+
+    def referenced_blob(self, blob_id: str) -> bytes:
+        """An attachment a record refers to: one the vault lacks is damage, not an unknown id."""
+        try:
+            return self.get_blob(blob_id)
+        except NotFound as e:
+            raise TamperDetected(None, f"the attachment {blob_id[:16]}… a record refers to is missing from its blob "
+                                       "store") from e
 
     @property
     def key_fingerprint(self) -> str:

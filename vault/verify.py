@@ -1,22 +1,29 @@
-"""Checking a vault file: the chain, every AEAD tag, the head, the blobs.
+"""Checking a vault file: SQLite's structure, the chain, every AEAD tag, the head, the seal, the blobs,
+and this machine's memory of the highest head.
 
 `verify_vault` needs the keys; `verify_blind` needs nothing secret and checks
-what an untrusted host can: seqs 1..n with no gap, every chain hash, and that
-the head names the last event and carries the vault's signature.
+what an untrusted host can: SQLite's integrity check, seqs 1..n with no gap,
+every chain hash, that the head names the last event and carries the vault's
+signature, and that the signed seal matches the token rows, the key material
+and every attachment's ciphertext. `check_log` alone is the log's part (a
+replica rebuilt into a file has no tokens and no seal yet).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from . import blobs, keyring, schema
+from . import blobs, keyring, rollback, schema, seal
 from .blobs import referenced_blobs
 from .codec import fields_json
 from .crypto import key_fingerprint
-from .errors import TamperDetected
+from .errors import RolledBack, TamperDetected
 from .log import EventLog
+
+if TYPE_CHECKING:
+    from .vault import Vault
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,20 @@ def check_log(log: EventLog, *, blind: bool, progress: Callable[[int], None] | N
     return Report(last_seq, n_blobs, blind)
 
 
+def verify_vault(vault: Vault, progress: Callable[[int], None] | None = None) -> Report:
+    """Everything `lifevault verify` checks with the passphrase; the first problem is raised as one
+    sentence (DamagedFile, TamperDetected or RolledBack)."""
+    schema.check_structure(vault.conn, vault.path)
+    report = check_log(vault.log, blind=False, progress=progress)
+    head = vault.log.head()
+    seal.check(vault.conn, vault.log.vault_id, keyring.verify_key(vault.conn), vault.keys, head.seq, head.hash,
+               attachments=True)
+    schema.check_schema(vault.conn, vault.path)  # after the content checks, which name a tampered seq
+    if vault.rollback is not None:
+        raise RolledBack(vault.path, vault.rollback.reason)
+    return report
+
+
 def verify_blind(path: Path | str, progress: Callable[[int], None] | None = None, *,
                  expected_key: str | None = None) -> Report:
     """Check a vault file without its passphrase. Whoever can rewrite the file can also replace its
@@ -63,11 +84,20 @@ def verify_blind(path: Path | str, progress: Callable[[int], None] | None = None
     path = Path(path)
     conn = schema.connect(path)
     try:
+        schema.check_structure(conn, path)
         if expected_key is not None:
             found = key_fingerprint(keyring.verify_key(conn))
             if found.upper() != expected_key.strip().upper():
                 raise TamperDetected(None, f"its signing key has fingerprint {found}, not the expected {expected_key}")
-        return check_log(EventLog(conn, path, None), blind=True, progress=progress)
+        log = EventLog(conn, path, None)
+        report = check_log(log, blind=True, progress=progress)
+        head = log.head()
+        sealed = seal.check(conn, log.vault_id, keyring.verify_key(conn), None, head.seq, head.hash, attachments=True)
+        schema.check_schema(conn, path)
+        behind = rollback.check(path, log.vault_id, head.seq, sealed.counter, log.hash_at)
+        if behind is not None:
+            raise RolledBack(path, behind.reason)
+        return Report(report.events, sealed.blob_count, blind=True)
     finally:
         conn.close()
 

@@ -119,6 +119,7 @@ def clone(target_text: str, path: Path | str, passphrase: str | None = None,
         finally:
             conn.close()
         n_blobs = _full_check(m, tmp, keys, where)
+        _seal(tmp, keys)
         try:
             os.link(tmp, path)  # fails rather than overwrite a file that appeared meanwhile
         except FileExistsError:
@@ -127,6 +128,16 @@ def clone(target_text: str, path: Path | str, passphrase: str | None = None,
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
     return ReplicaReport(where, m.head_seq, n_blobs, len(m.segments), False)
+
+
+def _seal(path: Path, keys: Keys) -> None:
+    """Seal the clone's tokens (none), keys and attachments to its head, as every vault file is (seal.py)."""
+    conn = schema.connect(path)
+    try:
+        with EventLog(conn, path, keys).writer():
+            pass
+    finally:
+        conn.close()
 
 
 def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> ReplicaReport:

@@ -28,8 +28,7 @@ _SIG_PREFIX = b"lv-manifest"
 
 
 def _mac(keys: Keys, body: bytes) -> bytes:
-    subkey = crypto.blake2b(b"", key=keys.data_key, person=b"lv-manifest-key")
-    return crypto.blake2b(body, key=subkey, person=b"lv-manifest")
+    return crypto.blake2b(body, key=keys.manifest, person=b"lv-manifest")
 
 
 def _encode_meta(meta: dict[str, bytes | str]) -> dict[str, dict[str, str]]:

@@ -60,7 +60,8 @@ from ..events import Event, EventType, Kind, Source, check_fields, kind_of, new_
 from ..importing import import_file
 from ..instants import Instant, iso, parse_instant
 from ..vault import Transaction, Vault
-from . import api_batches, tokens
+from .. import tokens
+from . import api_batches
 from .api_docs import add_docs
 from .api_models import (
     BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,

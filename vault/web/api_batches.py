@@ -41,7 +41,7 @@ def _canonical(value: Any) -> bytes:
 
 
 def _key(vault: Vault) -> bytes:
-    return blake2b(b"", key=vault.keys.data_key, person=b"lv-api-batch")
+    return vault.keys.api_batch
 
 
 def _ids(vault: Vault, token_name: str, batch_id: str, body: Any) -> tuple[bytes, bytes]:

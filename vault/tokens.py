@@ -7,15 +7,21 @@ in the table `api_tokens` of the vault file itself, is a row per token name:
 
 Why the vault file and not a file under LIFEVAULT_HOME: a token opens the
 vault's plaintext through a running server, so it belongs to that vault (not
-to a machine that may hold several vaults), travels with its backups and
-replicas, and is managed with the passphrase. The vault file is designed to
+to a machine that may hold several vaults), travels with copies of the file
+(replicas carry only the log and blobs), and is managed with the passphrase. The vault file is designed to
 sit on storage we do not trust, so nothing there may grant access unless the
 data key vouches for it: `token_hash` is BLAKE2b keyed from the data key (a
 row for a token of one's own cannot be made without the key) and `mac` binds
 name, hash, creation time and the append-only flag (a flag cannot be flipped).
-Revoking clears the hash, so a revoked token matches nothing; restoring an old
-copy of the row would need an old copy of the file, which rolls back the
-whole vault anyway. No plaintext token is ever stored or logged.
+Revoking clears the hash, so a revoked token matches nothing. The whole table
+is bound to the signed head by the seal (seal.py), checked on every lookup: a
+row copied back from an older copy of the file (a revocation undone) or any
+other edit makes every lookup fail with one sentence, and an older copy of the
+whole file is caught by the machine's memory of the highest head (rollback.py).
+No plaintext token is ever stored or logged.
+
+It lives in the core, not in `web/`, because any front end that takes tokens
+needs the same rules.
 """
 
 from __future__ import annotations
@@ -27,25 +33,20 @@ import sqlite3
 import struct
 from dataclasses import dataclass
 
-from ..crypto import blake2b
-from ..errors import VaultError
-from ..log import now_us
-from ..vault import Vault
+from typing import TYPE_CHECKING
 
+from . import keyring, schema, seal
+from .crypto import blake2b
+from .errors import VaultError
+from .log import now_us
+
+if TYPE_CHECKING:
+    from .vault import Vault
+
+TOKENS = frozenset({"tokens"})  # what a token write changes beside the log (see seal.py)
 TOKEN_PREFIX = "lvt_"
 _TOKEN = re.compile(r"^lvt_[A-Za-z0-9_-]{43}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS api_tokens (
-    name TEXT PRIMARY KEY,
-    token_hash BLOB UNIQUE,
-    created_at INTEGER NOT NULL,
-    append_only INTEGER NOT NULL,
-    revoked_at INTEGER,
-    mac BLOB NOT NULL
-)
-"""
 
 
 class BadTokenName(VaultError):
@@ -86,14 +87,21 @@ class Token:
         return not self.append_only
 
 
-def _hash_key(vault: Vault) -> bytes:
-    return blake2b(b"", key=vault.keys.data_key, person=b"lv-token-hash")
+def _hash(vault: Vault, token: str) -> bytes:
+    return blake2b(token.encode(), key=vault.keys.token_hash, person=b"lv-api-token")
 
 
 def _mac(vault: Vault, name: str, token_hash: bytes, created_at: int, append_only: bool) -> bytes:
-    key = blake2b(b"", key=vault.keys.data_key, person=b"lv-token-mac")
     msg = name.encode() + b"\0" + token_hash + struct.pack(">qB", created_at, int(append_only))
-    return blake2b(msg, key=key, person=b"lv-token-row")
+    return blake2b(msg, key=vault.keys.token_mac, person=b"lv-token-row")
+
+
+def _checked(vault: Vault) -> bool:
+    """Whether the vault has a token table, after checking every row against the seal (TamperDetected)."""
+    head = vault.log.head()
+    seal.check(vault.conn, vault.log.vault_id, keyring.verify_key(vault.conn), vault.keys, head.seq, head.hash,
+               contents=("tokens",))
+    return _has_table(vault.conn)
 
 
 def _has_table(conn: sqlite3.Connection) -> bool:
@@ -105,10 +113,10 @@ def create_token(vault: Vault, name: str, *, append_only: bool = False) -> str:
     if not _NAME.match(name):
         raise BadTokenName(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token_hash = blake2b(token.encode(), key=_hash_key(vault), person=b"lv-api-token")
+    token_hash = _hash(vault, token)
     created = now_us()
-    with vault.log.writer():  # BEGIN IMMEDIATE on the vault file: serialised with every other writer
-        vault.conn.execute(_DDL)
+    with vault.log.writer(TOKENS):  # BEGIN IMMEDIATE on the vault file: serialised with every other writer
+        vault.conn.execute(schema.TOKENS_DDL)
         if vault.conn.execute("SELECT 1 FROM api_tokens WHERE name = ?", (name,)).fetchone():
             raise TokenNameTaken(name)
         vault.conn.execute(
@@ -119,8 +127,8 @@ def create_token(vault: Vault, name: str, *, append_only: bool = False) -> str:
 
 
 def list_tokens(vault: Vault) -> list[Token]:
-    """Every token ever made, live and revoked, by name."""
-    if not _has_table(vault.conn):
+    """Every token ever made, live and revoked, by name; TamperDetected if the rows are not as sealed."""
+    if not _checked(vault):
         return []
     rows = vault.conn.execute("SELECT name, created_at, append_only, revoked_at FROM api_tokens ORDER BY name")
     return [Token(name, created, bool(append_only), revoked) for name, created, append_only, revoked in rows]
@@ -128,8 +136,8 @@ def list_tokens(vault: Vault) -> list[Token]:
 
 def revoke_token(vault: Vault, name: str) -> Token:
     """Revoke a live token at once; its name stays in the list (and in history) as revoked."""
-    with vault.log.writer():
-        vault.conn.execute(_DDL)
+    with vault.log.writer(TOKENS):
+        vault.conn.execute(schema.TOKENS_DDL)
         row = vault.conn.execute(
             "SELECT created_at, append_only FROM api_tokens WHERE name = ? AND revoked_at IS NULL", (name,)
         ).fetchone()
@@ -140,11 +148,22 @@ def revoke_token(vault: Vault, name: str) -> Token:
     return Token(name, row[0], bool(row[1]), revoked)
 
 
+def revoke_all(vault: Vault) -> int:
+    """Revoke every token, whatever the rows say: the way out when they no longer match the seal
+    (rows whose names were forged stay listed, revoked). Returns how many were live by the rows."""
+    with vault.log.writer(TOKENS, repair=True):
+        vault.conn.execute(schema.TOKENS_DDL)
+        live = vault.conn.execute("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL").fetchone()[0]
+        vault.conn.execute("UPDATE api_tokens SET token_hash = NULL, revoked_at = coalesce(revoked_at, ?)", (now_us(),))
+    return live
+
+
 def authenticate(vault: Vault, presented: str) -> Token | None:
-    """The live token `presented` is, or None (malformed, unknown, revoked or a forged row)."""
-    if not _TOKEN.match(presented) or not _has_table(vault.conn):
+    """The live token `presented` is, or None (malformed, unknown, revoked or a forged row);
+    TamperDetected, refusing every token, if the rows are not as sealed."""
+    if not _TOKEN.match(presented) or not _checked(vault):
         return None
-    token_hash = blake2b(presented.encode(), key=_hash_key(vault), person=b"lv-api-token")
+    token_hash = _hash(vault, presented)
     row = vault.conn.execute(
         "SELECT name, created_at, append_only, mac FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
         (token_hash,),
