@@ -121,8 +121,8 @@ def row_fields(row: dict[str, str]) -> dict[str, object]:
             params = {"X-SERVICE-TYPE": [cells["Service"].strip()]} if cells.get("Service", "").strip() else None
             typed_lists[_TYPED[what]] += [typed(v, types, label, pref, params) for v in _split(cells.get("Value", ""))]
         elif what == "Address":
-            addresses.append(address({dst: cells.get(src, "").strip() for src, dst in _ADR_COLS.items()},
-                                     types, label, pref))
+            parts = {dst: cells.get(src, "").strip() for src, dst in _ADR_COLS.items()}
+            addresses.append(address({**parts, "formatted": cells.get("Formatted", "").strip()}, types, label, pref))
         elif what == "Organization" and "organization" not in f:
             for src, dst in (("Name", "organization"), ("Title", "title"), ("Department", "department")):
                 if cells.get(src, "").strip():
@@ -138,7 +138,7 @@ def row_fields(row: dict[str, str]) -> dict[str, object]:
     if "* starred" in groups:
         f["starred"] = True
     _own_fields(f)
-    f["google_columns"] = {c: v for c, v in row.items() if c not in used and v.strip() and not _NUMBERED.match(c)}
+    f["google_columns"] = {c: v for c, v in row.items() if c not in used and v.strip()}
     display = row.get("Name", "").strip() or " ".join(
         str(f[k]) for k in ("name_prefix", "given_name", "middle_name", "family_name", "name_suffix") if k in f)
     f.setdefault("name", display or f.get("organization") or next(
@@ -182,6 +182,7 @@ _BASE_FIELDS = {"given_name": "First Name", "middle_name": "Middle Name", "famil
                 "organization": "Organization Name", "title": "Organization Title",
                 "department": "Organization Department", "birthday": "Birthday", "note": "Notes", "photo_url": "Photo"}
 _ADR_OUT = ("Formatted", *_ADR_COLS)
+_WRITTEN = {*_TYPED, "Address"}  # numbered column groups the exporter writes (legacy Organization n columns are kept)
 
 
 class GoogleCsvExporter:
@@ -194,8 +195,9 @@ class GoogleCsvExporter:
 
     def write(self, records: Iterable[ExportRecord], out: Path, get_blob: Callable[[str], bytes]) -> int:
         rows = [export_row(r.fields) for r in records]
-        extra = list(dict.fromkeys(c for row in rows for c in row if c not in _BASE and not _NUMBERED.match(c)))
-        numbered = sorted({(m.group(1), int(m.group(2))) for row in rows for c in row if (m := _NUMBERED.match(c))},
+        mine = [(c, _NUMBERED.match(c)) for row in rows for c in row]
+        extra = list(dict.fromkeys(c for c, m in mine if c not in _BASE and not (m and m.group(1) in _WRITTEN)))
+        numbered = sorted({(m.group(1), int(m.group(2))) for _, m in mine if m and m.group(1) in _WRITTEN},
                           key=lambda k: (list(_TYPED).index(k[0]) if k[0] in _TYPED else -1, k[1]))
         header = [*_BASE, *extra]
         for what, n in numbered:
