@@ -49,7 +49,7 @@ def _split(cell: str) -> list[str]:
 
 class GoogleCsvImporter:
     name = "google-csv"
-    version = "1"
+    version = "2"  # 2: typed values with labels (vault/contacts.py), unmapped columns kept
     description = "Google Contacts CSV export"
 
     def detect(self, path: Path) -> bool:

@@ -225,14 +225,19 @@ def _extra_lines(raw: list[str], labelled_groups: set[str]) -> list[dict[str, An
     return out
 
 
-def source_ids(fields: dict[str, Any], uid: str, file_name: str, seen: dict[str, int]) -> str:
-    """The card's source id: its UID, numbered when the file repeats it (both cards kept, never merged);
-    without a UID, a fingerprint of the file's name and the card's name, numbered the same way, so cards
-    in two files never match by name (one file cannot change what another file brought)."""
+def source_ids(fields: dict[str, Any], uid: str, file_name: str, seen: dict[str, int]) -> tuple[str, tuple[str, ...]]:
+    """The card's source id, and the one importer version 1 gave it.
+
+    With a UID: the UID, numbered when the file repeats it (both cards kept, never merged). Without: a
+    fingerprint of the file's name and the card's name, numbered the same way, so cards in two files never
+    match by name (one file cannot change what another brought); version 1 used the name alone."""
     key = uid or "\x00".join(("file", file_name, fields["name"]))
     seen[key] = seen.get(key, 0) + 1
-    numbered = key + (f"#{seen[key]}" if seen[key] > 1 else "")
-    return numbered if uid else "file-" + hashlib.sha256(numbered.encode()).hexdigest()[:24]
+    suffix = f"#{seen[key]}" if seen[key] > 1 else ""
+    if uid:
+        return uid + suffix, ()
+    return ("file-" + hashlib.sha256((key + suffix).encode()).hexdigest()[:24],
+            ("name-" + hashlib.sha256((fields["name"] + suffix).encode()).hexdigest()[:24],))
 
 
 def parse_card(lines: list[str], number: int, start: int, seen: dict[str, int],
@@ -259,13 +264,14 @@ def parse_card(lines: list[str], number: int, start: int, seen: dict[str, int],
     record_id = ids[0] if ids and ("id\x00" + ids[0]) not in seen else None
     if record_id:  # a repeated lifevault id (a file joined from two exports) is ignored after its first card
         seen["id\x00" + record_id] = 1
-    source_id = source_ids(fields, fields.get("uid", ""), file_name, seen)
-    return SourceRecord(Kind.CONTACT, source_id, fields, (photo,) if photo else (), where, record_id=record_id)
+    source_id, previous = source_ids(fields, fields.get("uid", ""), file_name, seen)
+    return SourceRecord(Kind.CONTACT, source_id, fields, (photo,) if photo else (), where, record_id=record_id,
+                        previous_source_ids=previous)
 
 
 class VcardImporter:
     name = "vcard"
-    version = "1"
+    version = "2"  # 2: typed values (vault/contacts.py), kept properties, file-scoped ids for cards without a UID
     description = "vCard 2.1, 3.0 and 4.0 contacts (.vcf)"
 
     def detect(self, path: Path) -> bool:
