@@ -275,7 +275,8 @@ class VcardImporter:
     description = "vCard 2.1, 3.0 and 4.0 contacts (.vcf)"
 
     def detect(self, path: Path) -> bool:
-        return text_head(path, 512).lstrip().upper().startswith("BEGIN:VCARD")
+        first = text_head(path, 512).lstrip().split("\n", 1)[0].strip().upper()
+        return _GROUP.sub("", first) == "BEGIN:VCARD"
 
     def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
         check_text_file(path, "a vCard file")
