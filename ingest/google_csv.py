@@ -22,7 +22,7 @@ from ingest import bounded_lines, check_text_file, decode_text, text_head
 from vault.contacts import address, addresses, typed, typed_values
 from vault.errors import IngestError
 from vault.events import Kind
-from vault.formats import BadRecord, ExportRecord, Exporter, Importer, SourceRecord
+from vault.formats import BadRecord, Exporter, ExportRecord, Importer, SourceRecord
 from vault.hookspecs import hookimpl
 
 SEP = " ::: "
@@ -99,9 +99,9 @@ class GoogleCsvImporter:
             yield SourceRecord(Kind.CONTACT, hashlib.sha256(key.encode()).hexdigest()[:24], fields, (), where)
 
 
-def row_fields(row: dict[str, str]) -> dict[str, object]:
+def row_fields(row: dict[str, str]) -> dict[str, Any]:
     """The vault fields of one CSV row."""
-    f: dict[str, object] = {}
+    f: dict[str, Any] = {}
     used = {c for cols in _NAME_COLS.values() for c in cols} | {"Name", "Group Membership", "Labels"}
     for key, cols in _NAME_COLS.items():
         value = next((row[c].strip() for c in cols if row.get(c, "").strip()), "")
@@ -160,14 +160,14 @@ def _label_cell(v: dict[str, Any]) -> str:
     return ("* " if v.get("pref") == 1 else "") + text
 
 
-def _own_fields(f: dict[str, object]) -> None:
+def _own_fields(f: dict[str, Any]) -> None:
     """Fields a lifevault export put in `lifevault:<field>` custom fields come back as themselves."""
     kept = []
     for item in f.get("custom_fields") or []:
-        label = item.get("label") or ""  # type: ignore[union-attr]
+        label = item.get("label") or ""
         if label.startswith(OWN_FIELD):
             try:
-                f[label[len(OWN_FIELD):]] = json.loads(item["value"])  # type: ignore[index]
+                f[label[len(OWN_FIELD):]] = json.loads(item["value"])
                 continue
             except ValueError:
                 pass

@@ -288,7 +288,7 @@ class VcardImporter:
 def build_card(r: ExportRecord, get_blob: Callable[[str], bytes]) -> Any:
     """A vobject vCard 3.0 for an exported contact (the properties kept verbatim are added by `card_text`)."""
     f, c = r.fields, vobject.vCard()
-    params = f.get("vcard_params") if isinstance(f.get("vcard_params"), dict) else {}
+    params: dict[str, Any] = f["vcard_params"] if isinstance(f.get("vcard_params"), dict) else {}
     _set_params(c.add("fn"), params.get("FN")).value = f.get("name") or r.record_id
     _set_params(c.add("n"), params.get("N")).value = vobject.vcard.Name(
         family=f.get("family_name", ""), given=f.get("given_name", ""), additional=f.get("middle_name", ""),

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import PASSPHRASE
 
 from ingest.google_csv import GoogleCsvImporter
 from vault import Kind, Source, Vault
@@ -17,8 +18,6 @@ from vault.formats import SourceRecord
 from vault.importing import import_file
 from vault.upgrade import upgrade_records
 from vault.web.rendering import render_typed_values
-
-from conftest import PASSPHRASE
 
 FIXTURES = Path(__file__).parent / "fixtures" / "google_csv"
 
@@ -157,8 +156,9 @@ def runner_vault(created, monkeypatch):
 
 
 def test_demo_writes_the_typed_shape(tmp_path: Path) -> None:
-    from vault.demo import sample_contact
     import random
+
+    from vault.demo import sample_contact
 
     c = sample_contact(random.Random(1))
     assert c["phones"][0]["types"] == ["work", "voice"] and texts(c["emails"])[0].endswith("@example.org")

@@ -73,7 +73,7 @@ def addresses(items: Any) -> list[dict[str, Any]]:
     out = []
     for a in items if isinstance(items, list) else []:
         if isinstance(a, dict):
-            types = a.get("types") if isinstance(a.get("types"), list) else [a["type"]] if a.get("type") else []
+            types: list[Any] = a["types"] if isinstance(a.get("types"), list) else [a["type"]] if a.get("type") else []
             made = address(a, [str(t) for t in types], a.get("label"), _pref(a.get("pref")), a.get("params"),
                            a.get("group"))
             if made:
