@@ -208,10 +208,7 @@ def _extra_lines(raw: list[str], labelled_groups: set[str]) -> list[dict[str, An
     a field; the ones after it (ALTID language variants, a second FN) are kept here."""
     out, firsts = [], set()
     for text in raw:
-        try:
-            name, params, value, group = vobject.base.parseLine(text)
-        except vobject.base.ParseError:
-            continue  # vobject read the card, so this cannot happen; a line it cannot split has nothing to keep
+        name, params, value, group = vobject.base.parseLine(text)  # `_parses` let only these through
         name = name.upper()
         if name in _SINGLE_NAMES and name not in firsts:
             firsts.add(name)
@@ -223,6 +220,16 @@ def _extra_lines(raw: list[str], labelled_groups: set[str]) -> list[dict[str, An
             item["group"] = group
         out.append(item)
     return out
+
+
+def _parses(line: str) -> bool:
+    """Whether vobject can split the line. Apple writes `\\"` inside unquoted parameter values (e.g. the
+    X-ADDRESS of X-APPLE-STRUCTURED-LOCATION), which RFC 6350 does not allow and vobject 0.9.9 refuses."""
+    try:
+        vobject.base.parseLine(line)
+        return True
+    except vobject.base.ParseError:
+        return False
 
 
 def source_ids(fields: dict[str, Any], uid: str, file_name: str, seen: dict[str, int]) -> tuple[str, tuple[str, ...]]:
@@ -243,15 +250,19 @@ def source_ids(fields: dict[str, Any], uid: str, file_name: str, seen: dict[str,
 def parse_card(lines: list[str], number: int, start: int, seen: dict[str, int],
                file_name: str = "") -> SourceRecord | BadRecord:
     where = f"card {number} (line {start})"
-    photo, photo_url, rest = None, None, []
+    photo, photo_url, rest, unparsed = None, None, [], []
     try:
         for line in logical_lines(lines):
             if _PHOTO.match(line):
                 photo, photo_url = _photo(line)
-            else:
+            elif _parses(line):
                 rest.append(line)
+            else:  # vobject refuses the whole card for one such line: keep the line whole, read the rest
+                unparsed.append({"name": re.split(r"[;:]", line, maxsplit=1)[0].upper(), "line": line})
         card = vobject.readOne("\r\n".join(rest) + "\r\n")
         fields = card_fields(card, rest)
+        if unparsed:
+            fields["vcard_extra"] = fields.get("vcard_extra", []) + unparsed
     except (binascii.Error, ValueError) as e:
         return BadRecord(where, f"cannot parse the card ({e})")
     except Exception as e:  # vobject raises its own ParseError and assorted others on broken cards
@@ -367,6 +378,8 @@ def card_text(r: ExportRecord, get_blob: Callable[[str], bytes]) -> str:
 
 
 def _raw_line(e: dict[str, Any]) -> str:
+    if isinstance(e.get("line"), str):  # a line vobject could not split, kept whole
+        return e["line"]
     params = "".join(f";{k}=" + ",".join(_quoted(str(v)) for v in vals) if vals else f";{k}"
                      for k, vals in (e.get("params") or {}).items())
     return (f"{e['group']}." if e.get("group") else "") + f"{e.get('name')}{params}:{e.get('value', '')}"

@@ -154,6 +154,36 @@ def test_vcard4_quoted_label_parameter_imports(tmp_path: Path, label: str, forma
     assert r.fields["addresses"][0]["formatted"] == formatted and r.fields["addresses"][0]["street"] == "1 Main St"
 
 
+def test_rfc6350_folded_label_and_an_equals_sign_in_a_quoted_label(tmp_path: Path) -> None:
+    p = tmp_path / "rfc.vcf"
+    p.write_text("\r\n".join([
+        "BEGIN:VCARD", "VERSION:4.0", "FN:John Q. Public", "UID:rfc-1",
+        'ADR;GEO="geo:12.3457,78.910";LABEL="Mr. John Q. Public, Esq.\\n',
+        " Mail Drop: TNE QB\\n123 Main Street\\nAny Town, CA  91921-1234\\n",
+        ' U.S.A.":;;123 Main Street;Any Town;CA;91921-1234;U.S.A.',
+        'ADR;LABEL="LV=, County Gates\\nBH1 2NF Bournemouth\\nUK";TYPE=home:;;LV=\\, Co',
+        " unty Gates;Bournemouth;;BH1 2NF;UK", "END:VCARD"]) + "\r\n")
+    (r,) = read(p)
+    first, second = r.fields["addresses"]
+    assert first["formatted"] == "Mr. John Q. Public, Esq.\nMail Drop: TNE QB\n123 Main Street\nAny Town, CA  91921-1234\nU.S.A."
+    assert second["street"] == "LV=, County Gates" and second["formatted"].startswith("LV=, County Gates\n")
+
+
+def test_a_line_vobject_cannot_split_is_kept_whole_and_the_card_imports(vault: Vault, tmp_path: Path) -> None:
+    """Apple writes \\" inside an unquoted parameter; vobject refuses it, and with it the whole card."""
+    line = ('X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-ADDRESS=Aerodromio \\"Makedonia\\" 551 03 Thessaloniki;'
+            "X-TITLE=Thessaloniki Airport:geo:40.520833,22.972222")
+    p = tmp_path / "apple.vcf"
+    p.write_text(card("FN:Airport Shuttle", "UID:apple-1", "TEL;type=WORK:+30 2310 985000", line), encoding="utf-8")
+    assert import_file(vault, p).created == 1
+    (held,) = contacts(vault).values()
+    assert held["vcard_extra"] == [{"name": "X-APPLE-STRUCTURED-LOCATION", "line": line}]
+    export_file(vault, "vcard", tmp_path / "out.vcf")
+    assert (tmp_path / "out.vcf").read_bytes().decode().replace("\r\n ", "").count(line) == 1
+    n = vault.log.head().seq
+    assert import_file(vault, tmp_path / "out.vcf", "vcard").unchanged == 1 and vault.log.head().seq == n
+
+
 # -- finding: "Cards without a UID are matched by name across files, so one file can remove a photo" -----------
 
 def test_cards_without_uid_are_scoped_to_their_file(vault: Vault, tmp_path: Path) -> None:
