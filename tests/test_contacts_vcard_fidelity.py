@@ -257,3 +257,15 @@ def test_v1_records_are_upgraded_by_reimport_with_only_the_differences(vault: Va
     other = tmp_path / "other.vcf"  # the same name in another file is another record now
     other.write_text(card("FN:Ada Lovelace", "EMAIL:ada@example.org"))
     assert import_file(vault, other).created == 1
+
+
+def test_jsonl_archive_carries_the_typed_shape_whole(vault: Vault, tmp_path: Path) -> None:
+    import_file(vault, FIXTURES / "fidelity.vcf")
+    export_file(vault, "jsonl", tmp_path / "archive.jsonl")
+    n = vault.log.head().seq
+    assert import_file(vault, tmp_path / "archive.jsonl").unchanged == 2 and vault.log.head().seq == n
+    from ingest.jsonl import JsonlImporter
+
+    by_name = {r.fields["name"]: r.fields for r in JsonlImporter().read(tmp_path / "archive.jsonl")
+               if isinstance(r, SourceRecord)}
+    assert by_name == contacts(vault)
