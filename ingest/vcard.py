@@ -378,11 +378,15 @@ def card_text(r: ExportRecord, get_blob: Callable[[str], bytes]) -> str:
 
 
 def _raw_line(e: dict[str, Any]) -> str:
+    """A kept property as one line; a line break (only an edited or foreign field can hold one) is escaped, so
+    no value can end the card or start another."""
     if isinstance(e.get("line"), str):  # a line vobject could not split, kept whole
-        return e["line"]
-    params = "".join(f";{k}=" + ",".join(_quoted(str(v)) for v in vals) if vals else f";{k}"
-                     for k, vals in (e.get("params") or {}).items())
-    return (f"{e['group']}." if e.get("group") else "") + f"{e.get('name')}{params}:{e.get('value', '')}"
+        line = e["line"]
+    else:
+        params = "".join(f";{k}=" + ",".join(_quoted(str(v)) for v in vals) if vals else f";{k}"
+                         for k, vals in (e.get("params") or {}).items())
+        line = (f"{e['group']}." if e.get("group") else "") + f"{e.get('name')}{params}:{e.get('value', '')}"
+    return re.sub(r"\r\n|\r|\n", r"\\n", line)
 
 
 def _quoted(value: str) -> str:
