@@ -339,8 +339,13 @@ def _set_params(line: Any, params: Any) -> Any:
     """A line with the parameters kept for it (TYPE holds `pref` as vCard 3.0 writes it)."""
     for k, v in (params or {}).items():
         if isinstance(v, list) and v:
-            line.params[str(k).upper()] = [str(x) for x in v]
+            line.params[str(k).upper()] = [_param_text(x) for x in v]
     return line
+
+
+def _param_text(value: Any) -> str:
+    """A parameter value vobject writes as is: a line break becomes RFC 6868's ^n, so it cannot end the line."""
+    return re.sub(r"\r\n|\r|\n", "^n", str(value))
 
 
 class _Groups:
@@ -358,7 +363,7 @@ class _Groups:
             group = f"item{self.n}"
             self.used.add(group)
         line = _set_params(c.add(prop, group=group), v.get("params"))
-        types = v["types"] + ["pref"] * (v["pref"] == 1)
+        types = [_param_text(t) for t in v["types"]] + ["pref"] * (v["pref"] == 1)
         if types:
             line.params["TYPE"] = types
         if v["pref"] and v["pref"] > 1:

@@ -273,7 +273,9 @@ def test_jsonl_archive_carries_the_typed_shape_whole(vault: Vault, tmp_path: Pat
 
 def test_a_kept_property_cannot_break_out_of_its_card(vault: Vault, tmp_path: Path) -> None:
     vault.add(Kind.CONTACT, {"name": "Mallory", "vcard_extra": [
-        {"name": "X-NOTE", "params": {}, "value": "a\r\nEND:VCARD\r\nBEGIN:VCARD\r\nFN:Injected"}]}, Source("cli"))
+        {"name": "X-NOTE", "params": {}, "value": "a\r\nEND:VCARD\r\nBEGIN:VCARD\r\nFN:Injected"}],
+        "impps": [typed("x", ["a\nEND:VCARD"], params={"X-A": ["p\r\nBEGIN:VCARD"]})]}, Source("cli"))
     export_file(vault, "vcard", tmp_path / "out.vcf")
     (r,) = read(tmp_path / "out.vcf")
     assert r.fields["name"] == "Mallory" and r.fields["vcard_extra"][0]["value"].count("\\n") == 3
+    assert r.fields["impps"][0]["types"] == ["a^nend:vcard"] and r.fields["impps"][0]["params"] == {"X-A": ["p^nBEGIN:VCARD"]}
