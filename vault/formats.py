@@ -35,6 +35,10 @@ class SourceRecord:
     attachments: tuple[Attachment, ...] = ()
     location: str = ""  # where in the file: "line 12", "card 3", "message 7"
     record_id: str | None = None  # a vault id the source carries (lifevault's own exports); else derived
+    # What tells apart two different source records that share a source id (e.g. a content fingerprint
+    # for two messages with one Message-ID): the second becomes its own record, linked to the first.
+    identity: str | None = None
+    warnings: tuple[str, ...] = ()  # bytes guessed, text recovered: reported beside the summary, not skipped
 
 
 @dataclass(frozen=True)
