@@ -205,15 +205,15 @@ def envelope_date(line: bytes | None) -> str | None:
 def _pick_date(msg: Message, charsets: MessageCharsets, envelope: bytes | None) -> tuple[str | None, str]:
     """(date, where it came from): the Date header, else its date with an impossible offset dropped, else the
     first Received hop, else Resent-Date, else the mbox envelope line."""
-    header = header_text(msg["Date"], charsets, "Date")
+    header = header_text(_one(msg, "Date"), charsets, "Date")
     if (date := parse_date(header)):
         return date, "date"
     if (date := _date_without_offset(header)):
         return date, "date without its impossible offset"
-    received = [header_text(v, charsets, "Received").rpartition(";")[2] for v in msg.get_all("Received", [])]
+    received = [header_text(v, charsets, "Received").rpartition(";")[2] for v in _all(msg, "Received")]
     if (date := next((d for d in map(parse_date, reversed(received)) if d), None)):
         return date, "received"
-    resent = [header_text(v, charsets, "Resent-Date") for v in msg.get_all("Resent-Date", [])]
+    resent = [header_text(v, charsets, "Resent-Date") for v in _all(msg, "Resent-Date")]
     if (date := next((d for d in map(parse_date, resent) if d), None)):
         return date, "resent-date"
     if (date := envelope_date(envelope)):
@@ -222,10 +222,10 @@ def _pick_date(msg: Message, charsets: MessageCharsets, envelope: bytes | None) 
 
 
 def _flags(msg: Message) -> set[str]:
-    flags = {_STATUS[c] for c in str(msg["Status"] or "") if c in _STATUS}
-    flags |= {_X_STATUS[c] for c in str(msg["X-Status"] or "") if c in _X_STATUS}
+    flags = {_STATUS[c] for c in str(_one(msg, "Status") or "") if c in _STATUS}
+    flags |= {_X_STATUS[c] for c in str(_one(msg, "X-Status") or "") if c in _X_STATUS}
     try:
-        bits = int(str(msg["X-Mozilla-Status"] or "0").strip(), 16)
+        bits = int(str(_one(msg, "X-Mozilla-Status") or "0").strip(), 16)
     except ValueError:
         bits = 0
     return flags | {name for bit, name in _MOZILLA.items() if bits & bit}
@@ -245,15 +245,43 @@ def _other_headers(msg: Message, charsets: MessageCharsets) -> list[list[str]]:
 
 
 # -- reading ---------------------------------------------------------------------
+def _all(msg: Message, name: str) -> list[str]:
+    """A header's values as read: raw 8-bit bytes as surrogate escapes, never compat32's unknown-8bit
+    Header objects (whose encoded words would hide a name, or a whole address, from the parsers)."""
+    return [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+
+
+def _one(msg: Message, name: str) -> str | None:
+    values = _all(msg, name)
+    return values[0] if values else None
+
+
 def _leaf_parts(msg: Message, depth: int = 0) -> Iterator[Message]:
     if depth > MAX_MIME_DEPTH:
         raise MalformedMessage(f"MIME parts are nested more than {MAX_MIME_DEPTH} deep")
     payload = msg.get_payload()
+    if msg.get_content_maintype() == "multipart" and isinstance(payload, str):
+        recovered = _with_boundary_found(msg.get_content_type(), payload)
+        if recovered is not None:
+            payload = recovered.get_payload()
     if msg.get_content_maintype() == "multipart" and isinstance(payload, list):
         for part in payload:
             yield from _leaf_parts(part, depth + 1)
     else:
         yield msg
+
+
+_DELIMITER = re.compile(r"(?m)^--([^\s\"]{1,70}?)(?:--)?[ \t]*\r?$")
+
+
+def _with_boundary_found(ctype: str, text: str) -> Message | None:
+    """A multipart whose declared boundary never appears, parsed again with the one its parts do use."""
+    found = _DELIMITER.search(text)
+    if not found:
+        return None
+    again = email.message_from_string(f'Content-Type: {ctype}; boundary="{found.group(1)}"\n\n{text}',
+                                      policy=email.policy.compat32)
+    return again if isinstance(again.get_payload(), list) else None
 
 
 def _part_bytes(part: Message) -> bytes:
@@ -275,8 +303,13 @@ def _normalize_body(text: str) -> str:
 def _filename(part: Message, charsets: MessageCharsets, what: str) -> str | None:
     """An attachment's file name in whatever charset it came: RFC 2231 (with or without its charset),
     RFC 2047 words, or raw 8-bit bytes."""
+    scratch = Message()  # the two headers with raw 8-bit bytes decoded, so the parameter parser sees text
+    for header in ("Content-Disposition", "Content-Type"):
+        value = _one(part, header)
+        if value is not None:
+            scratch[header] = raw_header(value, charsets, what)
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
-        value = part.get_param(param, header=header)
+        value = scratch.get_param(param, header=header)
         if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded text as Latin-1)
             charset, _, text = value
             return decode_text(text.encode("latin-1", "replace"), charset, charsets, what) or None
@@ -297,7 +330,7 @@ def _attachment(part: Message, charsets: MessageCharsets, number: int) -> Attach
     if ctype == "message/rfc822" and isinstance(part.get_payload(), list):
         inner = part.get_payload(0)
         data = _nested_bytes(inner)
-        name = name or (header_text(inner["Subject"], charsets, "a forwarded Subject") or "message") + ".eml"
+        name = name or (header_text(_one(inner, "Subject"), charsets, "a forwarded Subject") or "message") + ".eml"
     else:
         data = part.get_payload(decode=True) or b""
     return Attachment("attachments", data, name, ctype)
@@ -341,9 +374,8 @@ def fingerprint(msg: Message, files: list[Attachment]) -> str:
     message saved as CRLF .eml and in an mbox has one fingerprint."""
     h = hashlib.sha256()
     for name in ("From", "To", "Cc", "Date", "Subject"):
-        for value in msg.get_all(name, []):
-            text = str(value.encode() if isinstance(value, email.header.Header) else value)
-            h.update(name.encode() + b"\0" + b" ".join(raw_bytes(text).split()) + b"\0")
+        for value in _all(msg, name):
+            h.update(name.encode() + b"\0" + b" ".join(raw_bytes(value).split()) + b"\0")
     for part in _leaf_parts(msg):
         if part.get_content_type() == "message/rfc822":
             continue  # counted below with the attachments
@@ -366,15 +398,15 @@ def read_message(raw: bytes, envelope: bytes | None = None) -> ReadMessage:
         raise MalformedMessage("MIME parts are nested too deep") from None
     fields: dict[str, Any] = {"kind": "email"}
     warnings: list[str] = []
-    sender = addresses(msg["From"], charsets, "From")
+    sender = addresses(_one(msg, "From"), charsets, "From")
     if sender:
         fields["from"] = sender[0]
     for name, key in (("To", "to"), ("Cc", "cc"), ("Bcc", "bcc"), ("Reply-To", "reply_to")):
-        values = [a for v in msg.get_all(name, []) for a in addresses(v, charsets, name)]
+        values = [a for v in _all(msg, name) for a in addresses(v, charsets, name)]
         if values:
             fields[key] = values
     date, used = _pick_date(msg, charsets, envelope)
-    date_header = header_text(msg["Date"], charsets, "Date")
+    date_header = header_text(_one(msg, "Date"), charsets, "Date")
     if date:
         fields["date"] = date
     if used != "date":
@@ -384,7 +416,7 @@ def read_message(raw: bytes, envelope: bytes | None = None) -> ReadMessage:
             fields["date_source"] = used
             warnings.append(f"no usable Date header; the date is from {used}" if used != "date without its "
                             "impossible offset" else f"the Date header's offset is impossible; read as UTC")
-    subject = header_text(msg["Subject"], charsets, "Subject")
+    subject = header_text(_one(msg, "Subject"), charsets, "Subject")
     if subject:
         fields["subject"] = subject
     body = _normalize_body(body) if body else (html_to_text(html) if html else "")
@@ -392,16 +424,16 @@ def read_message(raw: bytes, envelope: bytes | None = None) -> ReadMessage:
         fields["body"] = body
     if html:
         fields["html"] = _normalize_body(html)
-    own = message_ids(header_text(msg["Message-ID"], charsets, "Message-ID"))
+    own = message_ids(header_text(_one(msg, "Message-ID"), charsets, "Message-ID"))
     if own:
         fields["message_id"] = own[0]
-    reply = message_ids(header_text(msg["In-Reply-To"], charsets, "In-Reply-To"))
+    reply = message_ids(header_text(_one(msg, "In-Reply-To"), charsets, "In-Reply-To"))
     if reply:
         fields["in_reply_to"] = reply[0]
-    refs = message_ids(header_text(msg["References"], charsets, "References"))
+    refs = message_ids(header_text(_one(msg, "References"), charsets, "References"))
     if refs:
         fields["references"] = refs
-    labels = header_text(msg["X-Gmail-Labels"], charsets, "X-Gmail-Labels")  # Google Takeout's Gmail labels
+    labels = header_text(_one(msg, "X-Gmail-Labels"), charsets, "X-Gmail-Labels")  # Google Takeout's Gmail labels
     if labels:
         fields["labels"] = [label.strip() for label in labels.split(",") if label.strip()]
     flags = _flags(msg)
@@ -411,10 +443,11 @@ def read_message(raw: bytes, envelope: bytes | None = None) -> ReadMessage:
     if others:
         fields["headers"] = others
     source_id = own[0][1:-1] if own else content_id(fields)
-    thread = header_text(msg["X-Lifevault-Thread"]) or header_text(msg["X-GM-THRID"])
+    thread = header_text(_one(msg, "X-Lifevault-Thread")) or header_text(_one(msg, "X-GM-THRID"))
     fields["thread"] = thread or derived_thread(fields, source_id)
     if _broken_boundaries(msg):
-        warnings.append("its MIME boundaries are broken; the text is kept as it stands, parts may run together")
+        warnings.append("its MIME boundaries are broken; the text is kept (parts found by the boundary they use, "
+                        "or as one text)")
     guessed = charsets.warning()
     if guessed:
         warnings.insert(0, guessed)

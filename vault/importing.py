@@ -136,6 +136,7 @@ class _Run:
         self.pending_ids: set[str] = set()
         self.seen: set[str] = set()
         self.claimed: dict[str, str] = {}  # record id -> the identity that holds it in this run
+        self.first_at: dict[str, str] = {}  # record id -> where its first copy was, for records with an identity
 
     def take(self, tx: Transaction, item: SourceRecord | BadRecord) -> None:
         if isinstance(item, BadRecord):
@@ -150,6 +151,12 @@ class _Run:
             self.flush(tx)
         if item.identity is not None:
             rid = self.resolve_identity(tx, item, rid, desired)
+            if rid in self.first_at:  # a copy of one already read (same source id, same identity): the first wins
+                self.summary.unchanged += 1
+                self.summary.warnings.append({"file": str(self.path), "location": item.location, "reason":
+                                              f"a copy of {self.first_at[rid]}; the first copy is kept"})
+                return None
+            self.first_at[rid] = item.location
         self.seen.add(rid)
         event = self.compare(rid, item.kind, desired, item.identity)
         if event is not None:
