@@ -367,22 +367,18 @@ def content_id(fields: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def fingerprint(msg: Message, files: list[Attachment]) -> str:
-    """What tells two messages apart when their Message-IDs are equal or absent: the raw sender, recipients,
-    date and subject, every part's decoded bytes and every attachment. Built from bytes, not from decoded
-    fields, so it stays the same when lifevault reads headers better; line ends do not count, so the same
-    message saved as CRLF .eml and in an mbox has one fingerprint."""
-    h = hashlib.sha256()
-    for name in ("From", "To", "Cc", "Date", "Subject"):
-        for value in _all(msg, name):
-            h.update(name.encode() + b"\0" + b" ".join(raw_bytes(value).split()) + b"\0")
-    for part in _leaf_parts(msg):
-        if part.get_content_type() == "message/rfc822":
-            continue  # counted below with the attachments
-        h.update(part.get_content_type().encode() + b"\0" + _part_bytes(part).replace(b"\r\n", b"\n").rstrip() + b"\0")
-    for att in files:
-        h.update(b"att\0" + hashlib.sha256(att.data).digest() + (att.content_type or "").encode() + b"\0")
-    return "mail1:" + h.hexdigest()[:32]
+# Fields that make a message what it is; flags, labels, transport headers and the thread may change.
+_IDENTIFYING = ("from", "to", "cc", "bcc", "reply_to", "date", "date_raw", "subject", "body", "html")
+
+
+def fingerprint(fields: dict[str, Any], files: list[Attachment]) -> str:
+    """What tells two messages apart when their Message-IDs are equal or absent: what they say, who to,
+    when, and every attachment. Built from the fields as read, so a message exported and read back, or
+    saved as CRLF .eml and in an mbox, keeps it; a change to how lifevault reads these fields must change
+    the `mail1:` scheme, which the import engine then treats as unknown rather than as a different message."""
+    key = {k: fields.get(k) for k in _IDENTIFYING}
+    key["attachments"] = [[hashlib.sha256(a.data).hexdigest(), a.name, a.content_type] for a in files]
+    return "mail1:" + hashlib.sha256(json.dumps(key, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
 def read_message(raw: bytes, envelope: bytes | None = None) -> ReadMessage:
@@ -451,7 +447,7 @@ def read_message(raw: bytes, envelope: bytes | None = None) -> ReadMessage:
     guessed = charsets.warning()
     if guessed:
         warnings.insert(0, guessed)
-    return ReadMessage(source_id, fields, files, fingerprint(msg, files), warnings)
+    return ReadMessage(source_id, fields, files, fingerprint(fields, files), warnings)
 
 
 def derived_thread(fields: dict[str, Any], source_id: str) -> str:

@@ -199,11 +199,14 @@ class _Run:
     def resolve_identity(self, tx: Transaction, rec: SourceRecord, rid: str, desired: dict[str, Any]) -> str:
         """The record for a source record whose source id another, different record may already hold.
 
-        The first identity to reach a record keeps it (a record imported before identities were recorded
-        is taken by the first that comes); any other identity gets a record of its own, derived from both,
-        with `shares_source_id_with` naming the first. So a re-import meets each one where it left it."""
+        The first identity to reach a record keeps it (a record imported before identities were recorded,
+        or under another scheme — the text before the first ':' — is taken by the first that comes); any
+        other identity gets a record of its own, derived from both, with `shares_source_id_with` naming the
+        first. So a re-import meets each one where it left it."""
         identity = rec.identity or ""
         held = self.claimed.get(rid) or _last_import_detail(self.vault, rec.kind, rid).get("identity")
+        if held is not None and held.partition(":")[0] != identity.partition(":")[0]:
+            held = None
         if held is None or held == identity:
             self.claimed[rid] = identity
             return rid
