@@ -24,7 +24,7 @@ from vault.events import Kind
 from vault.formats import BadRecord, ExportRecord, SourceRecord
 from vault.hookspecs import hookimpl
 
-from .mime import MAILDIR_FLAGS, MalformedMessage, envelope_date, read_message, write_message
+from .mime import MAILDIR_FLAGS, MalformedMessage, read_message, write_message
 
 MAX_MESSAGE_BYTES = 64 * 2**20  # one message larger than this is refused, not buffered
 _CHUNK = 2**20  # the most read at once, even from a line with no end

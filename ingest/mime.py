@@ -29,7 +29,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple, cast
 
 from vault.formats import Attachment
 
@@ -221,6 +221,10 @@ def _pick_date(msg: Message, charsets: MessageCharsets, envelope: bytes | None) 
     return None, ""
 
 
+_DATE_WARNINGS = {"": "no date in its headers or envelope; it has none in the vault",
+                  "date without its impossible offset": "the Date header's offset is impossible; read as UTC"}
+
+
 def _flags(msg: Message) -> set[str]:
     flags = {_STATUS[c] for c in str(_one(msg, "Status") or "") if c in _STATUS}
     flags |= {_X_STATUS[c] for c in str(_one(msg, "X-Status") or "") if c in _X_STATUS}
@@ -305,9 +309,9 @@ def _filename(part: Message, charsets: MessageCharsets, what: str) -> str | None
     RFC 2047 words, or raw 8-bit bytes."""
     scratch = Message()  # the two headers with raw 8-bit bytes decoded, so the parameter parser sees text
     for header in ("Content-Disposition", "Content-Type"):
-        value = _one(part, header)
-        if value is not None:
-            scratch[header] = raw_header(value, charsets, what)
+        raw = _one(part, header)
+        if raw is not None:
+            scratch[header] = raw_header(raw, charsets, what)
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         value = scratch.get_param(param, header=header)
         if isinstance(value, tuple):  # RFC 2231: (charset, language, %-decoded text as Latin-1)
@@ -328,11 +332,11 @@ def _attachment(part: Message, charsets: MessageCharsets, number: int) -> Attach
     name = _filename(part, charsets, f"attachment {number}'s name")
     ctype = part.get_content_type()
     if ctype == "message/rfc822" and isinstance(part.get_payload(), list):
-        inner = part.get_payload(0)
+        inner = cast(Message, part.get_payload(0))
         data = _nested_bytes(inner)
         name = name or (header_text(_one(inner, "Subject"), charsets, "a forwarded Subject") or "message") + ".eml"
     else:
-        data = part.get_payload(decode=True) or b""
+        data = cast(bytes, part.get_payload(decode=True) or b"")
     return Attachment("attachments", data, name, ctype)
 
 
@@ -410,8 +414,7 @@ def read_message(raw: bytes, envelope: bytes | None = None) -> ReadMessage:
             fields["date_raw"] = date_header  # what the Date header said, since the date is not from it
         if date:
             fields["date_source"] = used
-            warnings.append(f"no usable Date header; the date is from {used}" if used != "date without its "
-                            "impossible offset" else f"the Date header's offset is impossible; read as UTC")
+        warnings.append(_DATE_WARNINGS.get(used, f"no usable Date header; the date is from {used}"))
     subject = header_text(_one(msg, "Subject"), charsets, "Subject")
     if subject:
         fields["subject"] = subject
@@ -496,9 +499,9 @@ def _verbatim_headers(headers: Any) -> bytes:
     return b"".join(out)
 
 
-def _nested_part(data: bytes, name: str | None) -> Message:
+def _nested_part(data: bytes, name: str | None) -> EmailMessage:
     """A message/rfc822 part holding the forwarded message's bytes as they are, not re-serialized."""
-    part = email.message.MIMEPart(policy=_OUT_POLICY)
+    part = EmailMessage(policy=_OUT_POLICY)
     part["Content-Type"] = "message/rfc822"
     part["Content-Disposition"] = "attachment"
     if name:

@@ -7,7 +7,6 @@ mail/quirks.mbox (one message per content finding) and mail/eml-folder/ (one fil
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -303,3 +302,12 @@ def test_old_records_that_gain_no_field_are_not_touched(vault: Vault, tmp_path: 
         del reg.importers["mbox-old"]
     n = head(vault)
     assert import_file(vault, plain, "mbox").unchanged == 1 and head(vault) == n
+
+
+def test_the_cli_prints_each_warning_with_where_it_is(run) -> None:
+    result = run("import", "mbox", str(QUIRKS))
+    assert result.exit_code == 0, result.output
+    assert "  warning message 1 (line 1): 8-bit bytes with no charset in" in result.stderr
+    assert "  warning message 5 (line 59): no usable Date header; the date is from envelope" in result.stderr
+    as_json = run("import", "mbox", str(QUIRKS), "--json")
+    assert '"warnings": [' in as_json.stdout
