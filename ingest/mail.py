@@ -157,7 +157,7 @@ class MboxImporter:
     """Reads an mbox file (mboxo, mboxrd; Thunderbird, Apple Mail, Google Takeout) as a stream."""
 
     name = "mbox"
-    version = "1"
+    version = "2"  # 2: identity by content, every header, flags (issue 12)
     namespace = "mail"
     description = "Email from an mbox file (Thunderbird, Apple Mail, Google Takeout)"
 
@@ -178,7 +178,7 @@ class MaildirImporter:
     """Reads a Maildir folder (cur/ and new/, and Maildir++ subfolders like .Sent/)."""
 
     name = "maildir"
-    version = "1"
+    version = "2"  # 2: identity by content, every header, flags (issue 12)
     namespace = "mail"
     description = "Email from a Maildir folder (cur/, new/)"
 
@@ -213,7 +213,7 @@ class EmlImporter:
     """Reads messages saved as .eml files: one file, or a folder of them (as dragged out of a mail program)."""
 
     name = "eml"
-    version = "1"
+    version = "2"  # 2: identity by content, every header, flags (issue 12)
     namespace = "mail"
     description = "Email saved as .eml: one file or a folder of them"
 
