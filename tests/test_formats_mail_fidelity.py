@@ -311,3 +311,15 @@ def test_the_cli_prints_each_warning_with_where_it_is(run) -> None:
     assert "  warning message 5 (line 59): no usable Date header; the date is from envelope" in result.stderr
     as_json = run("import", "mbox", str(QUIRKS), "--json")
     assert '"warnings": [' in as_json.stdout
+
+
+def test_the_same_mailbox_in_another_container_finds_the_same_records(vault: Vault, tmp_path: Path) -> None:
+    """Identity is what a message says, not its bytes: CRLF .eml files and a Maildir of the shared-id mailbox
+    meet the records the mbox made (the Maildir only adds its `seen` flag)."""
+    import_file(vault, SHARED, "mbox")
+    ids = set(messages(vault))
+    eml = import_file(vault, as_eml_folder(SHARED, tmp_path / "saved"), "eml")
+    assert (eml.created, eml.updated) == (0, 0)
+    maildir = import_file(vault, as_maildir(SHARED, tmp_path / "Maildir"), "maildir")
+    assert (maildir.created, maildir.updated) == (0, 5)
+    assert set(messages(vault)) == ids and all(f["flags"] == ["seen"] for f in messages(vault).values())
