@@ -390,9 +390,9 @@ def read_message(raw: bytes, envelope: bytes | None = None) -> ReadMessage:
     first = raw.lstrip(b"\r\n").split(b"\n", 1)[0]
     if not _HEADER_LINE.match(first):
         raise MalformedMessage("does not start with mail headers (a damaged mailbox?)")
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    charsets = MessageCharsets(msg)
-    try:
+    try:  # the stdlib walks nested parts recursively: absurd nesting must cost one message, not the mailbox
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        charsets = MessageCharsets(msg)
         body, html, files = _body_and_attachments(msg, charsets)
     except RecursionError:
         raise MalformedMessage("MIME parts are nested too deep") from None

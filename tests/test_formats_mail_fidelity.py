@@ -323,3 +323,16 @@ def test_the_same_mailbox_in_another_container_finds_the_same_records(vault: Vau
     maildir = import_file(vault, as_maildir(SHARED, tmp_path / "Maildir"), "maildir")
     assert (maildir.created, maildir.updated) == (0, 5)
     assert set(messages(vault)) == ids and all(f["flags"] == ["seen"] for f in messages(vault).values())
+
+
+def test_mime_nested_past_the_stack_costs_one_message_not_the_mailbox(tmp_path: Path) -> None:
+    depth = 3000  # past Python's recursion limit: the stdlib's own walk would raise
+    head = "".join(f'Content-Type: multipart/mixed; boundary="b{i}"\n\n--b{i}\n' for i in range(depth))
+    tail = "".join(f"\n--b{i}--\n" for i in reversed(range(depth)))
+    path = tmp_path / "deep.mbox"
+    path.write_text("From a@b Mon Mar 11 09:00:00 2024\nFrom: a@b\nMessage-ID: <d@b>\n" + head
+                    + "Content-Type: text/plain\n\nhi\n" + tail + "\n" + QUIRKS.read_text("latin-1"),
+                    encoding="latin-1")
+    out = list(MboxImporter().read(path))
+    assert out[0].reason == "MIME parts are nested too deep"
+    assert sum(isinstance(r, SourceRecord) for r in out) == 8
