@@ -37,6 +37,8 @@ def _print_summary(s: ImportSummary, as_json: bool, headline: str) -> None:
                f"{s.unchanged} unchanged, {s.deleted} deleted, {len(s.skipped)} skipped.")
     for bad in s.skipped:
         click.echo(f"  skipped {bad['location'] or '?'}: {bad['reason']}", err=True)
+    for note in s.warnings:
+        click.echo(f"  warning {note['location'] or '?'}: {note['reason']}", err=True)
 
 
 @click.command(name="import")

@@ -38,6 +38,10 @@ class SourceRecord:
     # Source ids an earlier version of the importer gave this record: when the current one is new to the vault,
     # the record found under one of these, last imported from a file of the same name, is kept (no duplicate).
     previous_source_ids: tuple[str, ...] = ()
+    # What tells apart two different source records that share a source id (e.g. a content fingerprint
+    # for two messages with one Message-ID): the second becomes its own record, linked to the first.
+    identity: str | None = None
+    warnings: tuple[str, ...] = ()  # bytes guessed, text recovered: reported beside the summary, not skipped
 
 
 @dataclass(frozen=True)

@@ -49,11 +49,12 @@ class ImportSummary:
     unchanged: int = 0
     deleted: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)  # imported, but something was guessed
 
     def as_dict(self) -> dict[str, Any]:
         return {"import_id": self.import_id, "format": self.format, "file": self.file, "created": self.created,
                 "updated": self.updated, "unchanged": self.unchanged, "deleted": self.deleted,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "warnings": self.warnings}
 
 
 def new_import_id() -> str:
@@ -134,6 +135,8 @@ class _Run:
         self.pending: list[Event] = []
         self.pending_ids: set[str] = set()
         self.seen: set[str] = set()
+        self.claimed: dict[str, str] = {}  # record id -> the identity that holds it in this run
+        self.first_at: dict[str, str] = {}  # record id -> where its first copy was, for records with an identity
 
     def take(self, tx: Transaction, item: SourceRecord | BadRecord) -> None:
         if isinstance(item, BadRecord):
@@ -142,10 +145,20 @@ class _Run:
             rid, desired = self.prepare(tx, item)
         except InvalidRecord as e:
             return self.bad(item.location, str(e).rstrip("."))
+        self.summary.warnings += [{"file": str(self.path), "location": item.location, "reason": w}
+                                  for w in item.warnings]
         if rid in self.pending_ids:  # the same record twice in one file: compare with the first
             self.flush(tx)
+        if item.identity is not None:
+            rid = self.resolve_identity(tx, item, rid, desired)
+            if rid in self.first_at:  # a copy of one already read (same source id, same identity): the first wins
+                self.summary.unchanged += 1
+                self.summary.warnings.append({"file": str(self.path), "location": item.location, "reason":
+                                              f"a copy of {self.first_at[rid]}; the first copy is kept"})
+                return None
+            self.first_at[rid] = item.location
         self.seen.add(rid)
-        event = self.compare(rid, item.kind, desired)
+        event = self.compare(rid, item.kind, desired, item.identity)
         if event is not None:
             self.pending.append(event)
             self.pending_ids.add(rid)
@@ -197,26 +210,49 @@ class _Run:
                 return rid
         return None
 
-    def source(self, desired: dict[str, Any], kind: Kind) -> Source:
+    def resolve_identity(self, tx: Transaction, rec: SourceRecord, rid: str, desired: dict[str, Any]) -> str:
+        """The record for a source record whose source id another, different record may already hold.
+
+        The first identity to reach a record keeps it (a record imported before identities were recorded,
+        or under another scheme — the text before the first ':' — is taken by the first that comes); any
+        other identity gets a record of its own, derived from both, with `shares_source_id_with` naming the
+        first. So a re-import meets each one where it left it."""
+        identity = rec.identity or ""
+        held = self.claimed.get(rid) or _last_import_detail(self.vault, rec.kind, rid).get("identity")
+        if held is not None and held.partition(":")[0] != identity.partition(":")[0]:
+            held = None
+        if held is None or held == identity:
+            self.claimed[rid] = identity
+            return rid
+        other = derive_record_id(self.vault, rec.kind, self.namespace, f"{rec.source_id}\x00{identity}")
+        if other in self.pending_ids:
+            self.flush(tx)
+        desired["shares_source_id_with"] = rid
+        self.claimed[other] = identity
+        return other
+
+    def source(self, desired: dict[str, Any], kind: Kind, identity: str | None = None) -> Source:
         blob = json.dumps({"kind": kind.value, "fields": desired}, sort_keys=True, ensure_ascii=False).encode()
         detail = {**self.base, "fingerprint": hashlib.sha256(blob).hexdigest()[:32], "fields": sorted(desired)}
+        if identity is not None:
+            detail["identity"] = identity
         return Source("import", self.importer.name, self.path.name, detail)
 
-    def compare(self, rid: str, kind: Kind, desired: dict[str, Any]) -> Event | None:
+    def compare(self, rid: str, kind: Kind, desired: dict[str, Any], identity: str | None = None) -> Event | None:
         """The event that brings the vault's record in line with the source, or None."""
         proj = self.vault.projection
         status = proj.status(kind, rid)
         if status == "absent":
             self.summary.created += 1
-            return Event(EventType.CREATED, kind, rid, desired, self.source(desired, kind))
+            return Event(EventType.CREATED, kind, rid, desired, self.source(desired, kind, identity))
         last = _last_source(self.vault, kind, rid)
         if status == "deleted":
             if last.get("via") != "import":  # deleted by the user: respect it
                 self.summary.unchanged += 1
                 return None
             self.summary.created += 1
-            return Event(EventType.REVIVED, kind, rid, desired, self.source(desired, kind))
-        source = self.source(desired, kind)
+            return Event(EventType.REVIVED, kind, rid, desired, self.source(desired, kind, identity))
+        source = self.source(desired, kind, identity)
         prev = _last_import_detail(self.vault, kind, rid)
         if prev.get("fingerprint") == source.detail["fingerprint"]:
             self.summary.unchanged += 1  # the source has not changed: keep any edits made in the vault
