@@ -35,6 +35,7 @@ class SourceRecord:
     attachments: tuple[Attachment, ...] = ()
     location: str = ""  # where in the file: "line 12", "card 3", "message 7"
     record_id: str | None = None  # a vault id the source carries (lifevault's own exports); else derived
+    deleted: bool = False  # the source holds it as deleted (e.g. in a trash): kept in history, not live
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,24 @@ class BadRecord:
 
     location: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the importer had to decide about the input (a guess, a missing file); reported, never fatal."""
+
+    location: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ImportOption:
+    """An option an importer takes, typed after the path: `lifevault import FORMAT PATH --date-order dmy`."""
+
+    name: str  # an identifier (date_order); the command line spells it --date-order
+    help: str
+    choices: tuple[str, ...] = ()  # empty: any text
+    default: Callable[[], str] | None = None  # the value used, and recorded with the import, when not given
 
 
 @dataclass(frozen=True)
@@ -60,11 +79,13 @@ class Importer(Protocol):
     description: str
     # Optional: `namespace: str` — importers sharing one map the same source id to the same record
     # (e.g. every mail format uses "mail" so a Message-ID is one record); defaults to `name`.
+    # Optional: `options: tuple[ImportOption, ...]` — `read` then gets each as a keyword argument (a str), the
+    # default filled in; the values are recorded in every event of the import.
 
     def detect(self, path: Path) -> bool:
         """Whether `path` looks like this format (a cheap look at its content)."""
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord | Notice]:
         """The records in `path`; raise IngestError when the file as a whole is unusable."""
 
 
