@@ -282,17 +282,19 @@ def note_text(r: ExportRecord, rel: str) -> str:
     return f"---\n{front}---\n{r.fields.get('body', '')}"
 
 
-def _safe_rel(path: Any) -> bool:
+def _safe_rel(path: Any) -> str | None:
+    """`path` when it is a relative path that stays inside the folder, else None."""
     if not isinstance(path, str) or not path:
-        return False
+        return None
     pure = PurePosixPath(path)
-    return not pure.is_absolute() and ".." not in pure.parts and "\\" not in path and not pure.parts[0].startswith(".")
+    bad = pure.is_absolute() or ".." in pure.parts or "\\" in path or pure.parts[0].startswith(".")
+    return None if bad else path
 
 
 def _target(r: ExportRecord, used: set[str]) -> str:
     """Where a note goes: its `path` if it is a safe relative one, else a name from its title."""
-    path = r.fields.get("path")
-    if _safe_rel(path) and path.endswith(".md") and path not in used:
+    path = _safe_rel(r.fields.get("path"))
+    if path and path.endswith(".md") and path not in used:
         return path
     stem = re.sub(r"[^\w\- ]+", "", str(r.fields.get("title") or "")).strip()[:80] or r.record_id
     name, n = f"{stem}.md", 1
@@ -316,8 +318,8 @@ class MarkdownExporter:
             used.add(rel)
             self._put(out, rel, note_text(r, rel).encode("utf-8"))
             for ref in r.fields.get("attachments") or []:
-                name = ref.get("name") if isinstance(ref, dict) else None
-                if _safe_rel(name) and name not in files and name not in used:
+                name = _safe_rel(ref.get("name") if isinstance(ref, dict) else None)
+                if name and name not in files and name not in used:
                     files.add(name)
                     self._put(out, name, get_blob(ref["blob"]))
         return len(used)

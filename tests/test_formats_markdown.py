@@ -7,7 +7,6 @@ from pathlib import Path
 import os
 import shutil
 
-import pytest
 
 from ingest.markdown import MarkdownImporter
 from vault import Kind, Source, Vault

@@ -49,9 +49,10 @@ def split_import_args(args: tuple[str, ...]) -> tuple[str | None, Path, dict[str
         if item.startswith("--") and len(item) > 2:
             name, eq, value = item[2:].partition("=")
             if not eq:
-                value = next(items, None)
-                if value is None:
+                following = next(items, None)
+                if following is None:
                     raise click.UsageError(f"--{name} needs a value.")
+                value = following
             options[name] = value
         else:
             positional.append(item)

@@ -75,11 +75,11 @@ def resolve_options(importer: Importer, given: dict[str, str] | None) -> dict[st
         choices = declared[name].choices
         if choices and value not in choices:
             raise BadOption(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, not {value!r}.")
-    out = {}
+    out: dict[str, str] = {}
     for name, option in declared.items():
-        value = given.get(name) or (option.default() if option.default else None)
-        if value is not None:
-            out[name] = value
+        chosen = given.get(name) or (option.default() if option.default else None)
+        if chosen is not None:
+            out[name] = chosen
     return out
 
 
