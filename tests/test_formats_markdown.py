@@ -147,3 +147,35 @@ def test_a_note_that_is_not_utf8_is_skipped_with_its_line_never_guessed(tmp_path
     notes, bad = obsidian(tmp_path)
     assert list(notes) == ["Good.md"]
     assert [(b.location, b.reason) for b in bad] == [("Latin.md", "line 2 is not UTF-8 (byte 0xe9); it was not guessed")]
+
+
+class _VersionOne:
+    """What importer version 1 made of Projects/Garden plan.md: extra keys as renamed top-level fields."""
+
+    name, version, description = "markdown", "1", "the Markdown importer as it was"
+
+    def detect(self, path: Path) -> bool:
+        return True
+
+    def read(self, path: Path):
+        body = (path / "Projects/Garden plan.md").read_text().split("---\n", 2)[2]
+        yield SourceRecord(Kind.NOTE, "Projects/Garden plan.md", {
+            "path": "Projects/Garden plan.md", "body": body, "title": "Garden plan 2024", "tags": ["garden", "projects"],
+            "created": "2024-03-01", "updated": "2024-03-05T18:30:00", "aliases": ["Allotment", "Veg patch"],
+            "cssclasses": "wide", "status": "in progress", "rating_1_5": 4}, (), "Projects/Garden plan.md")
+
+
+def test_a_vault_imported_by_version_1_is_upgraded_by_update_events(vault: Vault) -> None:
+    from vault import plugins
+
+    old = plugins.Registry()
+    old.importers["markdown"] = plugins.Provided(_VersionOne(), "test")
+    import_file(vault, FIXTURES / "vault", "markdown", registry=old)
+    n = vault.log.head().seq
+    s = import_file(vault, FIXTURES / "vault", "markdown")
+    assert s.updated == 1 and vault.log.head().seq == n + s.created + 1  # the other notes were never imported
+    (nid,) = [rid for rid, f in vault.projection.state(Kind.NOTE, vault.projection.seq) if f["path"] == "Projects/Garden plan.md"]
+    note = vault.get(nid)
+    assert "rating_1_5" not in note and "aliases" not in note and note["properties"]["rating (1-5)"] == 4
+    assert [v["event"] for v in vault.history(nid)] == ["created", "updated"]  # history kept, not rewritten
+    assert vault.history(nid)[0]["data"]["rating_1_5"] == 4
