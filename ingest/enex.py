@@ -33,7 +33,7 @@ from ingest import check_text_file, head
 from ingest.htmltext import html_to_text
 from ingest.safexml import iter_records
 from vault.events import Kind
-from vault.formats import Attachment, BadRecord, SourceRecord
+from vault.formats import Attachment, BadRecord, Notice, SourceRecord
 from vault.hookspecs import hookimpl
 
 _RENAMED = {"source": "source_app"}  # the name version 1 gave it
@@ -148,7 +148,7 @@ class EnexImporter:
     def detect(self, path: Path) -> bool:
         return path.is_file() and b"<en-export" in head(path, 4096)
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord | Notice]:
         check_text_file(path, "an Evernote .enex export")
         seen: dict[str, int] = {}
         for location, el in iter_records(path, "en-export", frozenset({"note"}), "an Evernote .enex export",
@@ -161,6 +161,9 @@ class EnexImporter:
             seen[source_id] = seen.get(source_id, 0) + 1
             if seen[source_id] > 1:
                 source_id += f"#{seen[source_id]}"
+            if "\ufffd" in fields.get("enml", ""):
+                yield Notice(location, "its content holds characters XML cannot carry (control characters); "
+                             "they were read as U+FFFD")
             yield SourceRecord(Kind.NOTE, source_id, fields, tuple(files), location)
 
 

@@ -10,7 +10,7 @@ import ingest
 from ingest import safexml
 from ingest.enex import EnexImporter
 from vault import Vault
-from vault.formats import SourceRecord
+from vault.formats import Notice, SourceRecord
 from vault.importing import import_file
 
 EVERNOTE10 = Path(__file__).parent / "fixtures" / "enex" / "evernote10.enex"
@@ -31,6 +31,8 @@ def test_nested_and_wrongly_split_cdata_import_whole() -> None:
     assert broken["body"] == "Write to Charles <charles@example.org]]>\nthe engine page"
     assert broken["enml"].endswith('<div><a href="https://example.org/engine">the engine page</a></div></en-note>')
     assert n["Errands"].fields["body"].startswith("Pasted from a document:\ufffdpage two")  # XML cannot carry \x0c
+    (notice,) = [r for r in EnexImporter().read(EVERNOTE10) if isinstance(r, Notice)]  # and it is said
+    assert notice.location == "note 3 (line 43)" and "read as U+FFFD" in notice.message
 
 
 @pytest.mark.parametrize("chunk", [7, 64, 1000])
