@@ -36,6 +36,9 @@ class SourceRecord:
     location: str = ""  # where in the file: "line 12", "card 3", "message 7"
     record_id: str | None = None  # a vault id the source carries (lifevault's own exports); else derived
     deleted: bool = False  # the source holds it as deleted (e.g. in a trash): kept in history, not live
+    # Source ids an earlier version of the importer gave this record: when the current one is new to the vault,
+    # the record found under one of these, last imported from a file of the same name, is kept (no duplicate).
+    previous_source_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
