@@ -23,7 +23,9 @@ are read in `--tz` (default: this machine's zone, recorded with the import, as
 every option is) and `date` is ISO 8601 with that offset.
 
 The export has no message ids: a message's source id is a hash of the chat, its
-wall-clock time, sender and text, numbered when the same one occurs twice in a minute.
+wall-clock time, sender and text, numbered when the same one occurs twice in a minute. Where version 1
+of this importer read a chat's day/month order otherwise, the id it gave is passed on as a previous source id,
+so a re-import corrects those records instead of adding new ones.
 Media appear as placeholders ("<Media omitted>", "image omitted", "IMG-….jpg
 (file attached)", "<attached: …>"); the file is attached when it lies beside
 the chat text, in its folder or in the zip WhatsApp shares (read through ingest/safezip.py).
@@ -82,6 +84,7 @@ class _Pending:
     more: list[str] = field(default_factory=list)
     size: int = 0
     broken: str = ""  # why its text cannot be read (not UTF-8), or ""
+    date1: str | None = None  # the wall-clock time as importer version 1 read it, when that differs
 
 
 def _line(raw: bytes, n: int) -> tuple[str, str]:
@@ -143,10 +146,19 @@ def _score(dates: list[str], day_first: bool) -> tuple[int, int, int]:
     return len(days) - len(real), back, span
 
 
-def _date_order(src: "_ChatSource") -> tuple[bool, Notice | None]:
-    """Whether this chat's dates are day first, and a warning when no date settles it."""
+def _version1(dates: list[str], hints: dict[str, bool]) -> bool:
+    """How importer version 1 read the order (the first date with a number above 12, else dots or a 24-hour
+    clock mean day first): only to find the records it made when this version reads the dates otherwise."""
+    for a, b, _ in map(_numbers, dates):
+        if a > 12 or b > 12:
+            return a > 12
+    return hints["dots"] or not hints["ampm"]
+
+
+def _date_order(src: "_ChatSource") -> tuple[bool, Notice | None, bool]:
+    """Whether this chat's dates are day first, a warning when no date settles it, and version 1's reading."""
     dates: list[str] = []
-    first_line, hints = 0, {"dots": False, "us": False, "padded": False}
+    first_line, hints = 0, {"dots": False, "us": False, "padded": False, "ampm": False}
     with src.open_text() as f:
         for n, raw in enumerate(bounded_lines(f, src.path, ingest.MAX_LINE), 1):
             m = _HEADER.match(raw.decode("utf-8", "replace").rstrip("\r\n"))
@@ -159,11 +171,12 @@ def _date_order(src: "_ChatSource") -> tuple[bool, Notice | None]:
             hints["dots"] |= "." in date
             hints["padded"] |= len(parts[0]) == 2 and len(parts[2]) == 4
             hints["us"] |= bool(m["ap1"] or m["ap2"]) and len(parts[2]) == 2
+            hints["ampm"] |= bool(m["ap1"] or m["ap2"])
     if not dates:
-        return True, None
+        return True, None, True
     dmy, mdy = _score(dates, True), _score(dates, False)
     if dmy[0] != mdy[0]:
-        return dmy[0] < mdy[0], None  # some date exists only one way round: settled
+        return dmy[0] < mdy[0], None, _version1(dates, hints)  # some date exists only one way round: settled
     if dmy != mdy:
         day_first, how = dmy < mdy, "by the order of the messages in time"
     else:
@@ -172,7 +185,7 @@ def _date_order(src: "_ChatSource") -> tuple[bool, Notice | None]:
     order, other = ("day/month", "mdy") if day_first else ("month/day", "dmy")
     return day_first, Notice(f"line {first_line}", f"no date in this chat settles whether {dates[0]} is day/month "
                              f"or month/day; read as {order} ({how}); import again with --date-order {other} "
-                             "if that is wrong")
+                             "if that is wrong"), _version1(dates, hints)
 
 
 def _instant(date: str, time: str, ampm: str | None, day_first: bool) -> str:
@@ -284,19 +297,28 @@ class WhatsappImporter:
         yield from self._read(src, date_order, zone)
 
     def _read(self, src: _ChatSource, date_order: str | None, zone: tzinfo) -> Iterator[SourceRecord | BadRecord | Notice]:
+        decided, notice, version1 = _date_order(src)
         if date_order:
-            day_first = date_order == "dmy"
-        else:
-            day_first, notice = _date_order(src)
-            if notice:
-                yield notice
-        yield from _ChatReader(src, _chat_name(PurePosixPath(src.text_name)), day_first, zone).records()
+            decided = date_order == "dmy"
+        elif notice:
+            yield notice
+        chat = _chat_name(PurePosixPath(src.text_name))
+        yield from _ChatReader(src, chat, decided, zone, None if version1 == decided else version1).records()
+
+
+def _source_id(seen: dict[str, int], parts: list[str]) -> str:
+    """A hash of the message's chat, wall-clock time, sender, text and media, numbered from its second time."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+    seen[digest] = seen.get(digest, 0) + 1
+    return digest if seen[digest] == 1 else f"{digest}#{seen[digest]}"
 
 
 class _ChatReader:
-    def __init__(self, src: _ChatSource, chat: str, day_first: bool, zone: tzinfo) -> None:
+    def __init__(self, src: _ChatSource, chat: str, day_first: bool, zone: tzinfo, version1: bool | None) -> None:
         self.src, self.path, self.chat, self.day_first, self.zone = src, src.path, chat, day_first, zone
+        self.version1 = version1  # version 1's reading of the order, when it differs from this one
         self.seen: dict[str, int] = {}
+        self.seen1: dict[str, int] = {}
         self.found = False
 
     def records(self) -> Iterator[SourceRecord | BadRecord]:
@@ -338,7 +360,13 @@ class _ChatReader:
             when = _instant(date, time, ampm, self.day_first)
         except ValueError as e:
             return BadRecord(f"line {n}", f"'{date} {time}' is not a real date and time ({e})")
-        return _Pending(n, when, m["rest"])
+        pending = _Pending(n, when, m["rest"])
+        if self.version1 is not None:
+            try:
+                pending.date1 = _instant(date, time, ampm, self.version1)
+            except ValueError:
+                pass  # version 1 could not read it either: it made no record for it
+        return pending
 
     def finish(self, p: _Pending) -> SourceRecord | BadRecord:
         self.found = True
@@ -363,11 +391,11 @@ class _ChatReader:
             fields["deleted"] = True
         if text:
             fields["body"] = text
-        key = "\x00".join([self.chat, p.date, fields.get("from", ""), text, fields.get("media", "")])
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        self.seen[digest] = self.seen.get(digest, 0) + 1
-        source_id = digest if self.seen[digest] == 1 else f"{digest}#{self.seen[digest]}"
-        return SourceRecord(Kind.MESSAGE, source_id, fields, tuple(files), f"line {p.line}")
+        rest = [fields.get("from", ""), text, fields.get("media", "")]
+        source_id = _source_id(self.seen, [self.chat, p.date, *rest])
+        previous = (_source_id(self.seen1, [self.chat, p.date1, *rest]),) if p.date1 else ()
+        return SourceRecord(Kind.MESSAGE, source_id, fields, tuple(files), f"line {p.line}",
+                            previous_source_ids=previous)
 
     def media(self, text: str, fields: dict[str, Any]) -> list[Attachment]:
         """Take a media placeholder off the first line into `media`; attach the file if it is here."""

@@ -115,3 +115,17 @@ def test_cli_takes_format_options_after_the_path_and_prints_warnings(run, tmp_pa
     assert r.exit_code == 0 and "warning" not in r.stderr
     r = run("import", str(ANDROID), "--date-order", "ymd")
     assert r.exit_code == 1 and "--date-order must be one of dmy, mdy" in r.stderr
+
+
+def test_records_a_misread_order_made_are_corrected_not_duplicated(vault: Vault) -> None:
+    """Version 1 read the iOS chat month first (its 12-hour clock); importing it again now moves those records
+    to the right dates instead of adding a second copy of the chat."""
+    old = import_file(vault, IOS, "whatsapp", options={"date-order": "mdy", "tz": "Europe/London"})  # v1's reading
+    assert old.created == 4
+    s = import_file(vault, IOS, "whatsapp", options={"tz": "Europe/London"})
+    assert (s.created, s.updated) == (0, 4)
+    dates = sorted(f["date"][:10] for _, f in vault.projection.state(Kind.MESSAGE, vault.projection.seq))
+    assert dates == ["2024-06-11", "2024-06-11", "2024-06-12", "2024-06-12"]
+    n = vault.log.head().seq
+    import_file(vault, IOS, "whatsapp", options={"tz": "Europe/London"})
+    assert vault.log.head().seq == n
