@@ -27,12 +27,23 @@ CLI_SOURCE = Source("cli")
 
 _STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses, if any
 _VAULT_FILE = "lifevault.vault_file"  # ctx.meta key: the vault file the command reads
+_AS_JSON = "lifevault.as_json"  # ctx.meta key: the command was asked for JSON, refusals included
 
 
 class VaultGroup(click.Group):
     """Maps library errors to one-line messages and a non-zero exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return self._invoke(ctx)
+        except click.ClickException as e:
+            if ctx.meta.get(_AS_JSON):  # a script asked for JSON: the refusal is JSON on stdout too
+                cause = e.__cause__ if isinstance(e.__cause__, VaultError) else None
+                echo_json({"error": refusal(cause) if cause else {"type": type(e).__name__,
+                                                                   "message": e.format_message(), "status": 400}})
+            raise
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except VaultError as e:
@@ -81,7 +92,22 @@ def kdf_option(fn: Callable) -> Callable:
     )(fn)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_AS_JSON] = True
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_remember_json,
+                           help="Print JSON (a refusal too: {\"error\": {...}} on stdout, exit code 1).")
+
+
+def refusal(e: VaultError) -> dict[str, Any]:
+    """A library error as the JSON object `--json` prints: type, sentence, HTTP status, and what it names."""
+    out: dict[str, Any] = {"type": type(e).__name__, "message": str(e), "status": e.http_status}
+    out.update({k: v for k in ("path", "location", "reason", "record_id", "seq")
+                if (v := getattr(e, k, None)) is not None})
+    return out
 weak_ok_option = click.option("--weak-passphrase-ok", "weak_ok", is_flag=True,
                               help="Accept a new passphrase that is easy to guess (refused otherwise).")
 
