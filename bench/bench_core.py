@@ -47,7 +47,8 @@ def phase_baseline(n: int, d: Path) -> dict:
     import sqlite_utils
 
     db = sqlite_utils.Database(d / "baseline.db")
-    gc.collect(); gc.freeze()
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()  # generating the rows is timed too, as it is for append
     with db.conn:
         db["records"].insert_all(workload.record_rows(n), batch_size=BATCH)
@@ -58,7 +59,8 @@ def phase_append(n: int, d: Path) -> dict:
     from vault import Vault
 
     vault, _ = Vault.create(d / "vault.db", PASS, "min")
-    gc.collect(); gc.freeze()
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()  # events are generated as they are appended, as an import would read them
     for batch in workload.batches(workload.events(n), BATCH):
         with vault.transaction() as tx:
@@ -84,7 +86,8 @@ def phase_replay(n: int, d: Path) -> dict:
     conn = schema.connect(path)
     log = EventLog(conn, path, keyring.unlock(conn, PASS))
     proj = Projection()
-    gc.collect(); gc.freeze()
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()
     with proj.transaction():
         proj.apply(log.read(0, log.head().seq))  # as a vault replays: decrypted by a child process
@@ -103,12 +106,12 @@ def phase_replay_state_file(n: int, d: Path) -> dict:
     vault = Vault.open(d / "vault.db", PASS, state_file=True)
     gc.collect()
     t = time.perf_counter()
-    vault.projection  # built in the file: a replay from event 1, live tables included
+    _ = vault.projection  # built in the file: a replay from event 1, live tables included
     elapsed = time.perf_counter() - t
     vault.close()
     t = time.perf_counter()
     with Vault.open(d / "vault.db", PASS, state_file=True) as vault:
-        vault.projection
+        _ = vault.projection  # loaded from the state file
         reopen = time.perf_counter() - t
     return {"state_file_replay_events_per_s": n / elapsed, "state_file_replay_peak_rss_mb": _rss_mb(),
             "state_file_reopen_s": reopen}
@@ -123,7 +126,8 @@ def phase_read(n: int, d: Path) -> dict:
     path = d / "vault.db"
     conn = schema.connect(path)
     log = EventLog(conn, path, keyring.unlock(conn, PASS))
-    gc.collect(); gc.freeze()
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()
     here = sum(1 for _ in log.read_here(0, n)) / (time.perf_counter() - t)
     t = time.perf_counter()
@@ -137,7 +141,7 @@ def phase_reopen(n: int, d: Path) -> dict:
     gc.collect()
     t = time.perf_counter()
     vault = Vault.open(d / "vault.db", PASS)
-    vault.projection  # loaded on first use: from the snapshot, then the events after it
+    _ = vault.projection  # loaded on first use: from the snapshot, then the events after it
     reopen = time.perf_counter() - t
     first, last = vault.log.recorded_at(1), vault.log.recorded_at(n)
     rng = random.Random(7)

@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -92,13 +93,13 @@ def run(n: int, reps: int) -> dict:
         inc_s = _timed(lambda: push(log, "inc"))  # the last 1% of the events, to a replica holding the rest
         for i in range(reps):
             add_replica(log.vault_id, f"r{i}", str(d / f"r{i}"))
-            push_s.append(_timed(lambda: push(log, f"r{i}")))
+            push_s.append(_timed(partial(push, log, f"r{i}")))
             sizes.append(sum(p.stat().st_size for p in (d / f"r{i}").iterdir()))
             repair._intact.clear()  # as a new `lifevault push` process: every segment re-hashed
-            same_s.append(_timed(lambda: push(log, f"r{i}")))
-            cached_s.append(_timed(lambda: push(log, f"r{i}")))  # as `serve` pushing again: nothing re-read
-            verify_s.append(_timed(lambda: verify(path, f"r{i}")))
-            clone_s.append(_timed(lambda: clone(str(d / f"r{i}"), d / f"clone{i}.db", PASS)))
+            same_s.append(_timed(partial(push, log, f"r{i}")))
+            cached_s.append(_timed(partial(push, log, f"r{i}")))  # as `serve` pushing again: nothing re-read
+            verify_s.append(_timed(partial(verify, path, f"r{i}")))
+            clone_s.append(_timed(partial(clone, str(d / f"r{i}"), d / f"clone{i}.db", PASS)))
             (d / f"clone{i}.db").unlink()
             copy_s.append(_timed(lambda: _copy_file(path, d / "copy.db")))
             (d / "copy.db").unlink()

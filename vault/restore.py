@@ -51,7 +51,8 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
     if not out.parent.is_dir():
         raise CannotWrite(out, f"the folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.restoring")
-    counts, referenced = {}, set()
+    counts: dict[str, int] = {}
+    referenced: set[str] = set()
     try:
         tmp.unlink(missing_ok=True)  # left by a crash of a process with our pid
         db = sqlite_utils.Database(private_file(tmp))  # plaintext: the owner's alone, and so its -journal
@@ -60,16 +61,16 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
             for rid, data in vault.projection.state(kind, seq):
                 referenced.update(referenced_blobs(data))
                 rows.append(flat_row(kind, rid, data))
-            table = db[kind.table]
+            table = db.table(kind.table)
             table.create({c: str for c in live_columns(kind) if c not in ("created_at", "updated_at")}, pk="id")
             table.insert_all(rows, batch_size=1000)
             table.enable_fts(FTS_COLUMNS[kind], create_triggers=True)
             counts[kind.table] = len(rows)
-        db["attachments"].create({"blob": str, "content": bytes}, pk="blob")
-        db["attachments"].insert_all(
+        db.table("attachments").create({"blob": str, "content": bytes}, pk="blob")
+        db.table("attachments").insert_all(
             ({"blob": b, "content": vault.referenced_blob(b)} for b in sorted(referenced)), batch_size=100
         )
-        db["restored"].insert({"vault": str(vault.path), "seq": seq,
+        db.table("restored").insert({"vault": str(vault.path), "seq": seq,
                                "recorded_at": iso(vault.log.recorded_at(seq)) if seq else None})
         db.conn.commit()
         db.close()
