@@ -13,6 +13,7 @@
     ├── NotFound(record_id)         no such record (now, or at the instant asked)
     ├── BadInstant(text)            an instant that cannot be parsed or is out of range
     ├── InvalidRecord(reason)       fields or a patch that the domain refuses
+    ├── WeakPassphrase(score, advice)  a new passphrase is too easy to guess (in passphrase.py, beside zxcvbn)
     └── IngestError(path, location, reason)  an input file that cannot be read
 
 Each class carries `http_status` so an HTTP layer can map it without a table.
