@@ -223,3 +223,16 @@ def test_where_no_state_file_can_be_made_one_sentence_says_so(filled) -> None:
     with Vault.open(path, PASSPHRASE) as v, pytest.raises(CannotWrite, match=f"Cannot write {state}: "):
         v.projection
     assert state.is_dir()
+
+
+def test_a_long_rebuild_says_how_far_it_is(filled, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vault import vault as vault_module
+
+    path, _ = filled
+    monkeypatch.setattr(vault_module, "PROGRESS_EVERY", 2)
+    state_file.remove(state_file.path_for(path))
+    with Vault.open(path, PASSPHRASE) as v:
+        sentences = told(v)
+        assert v.projection.seq == 5
+    assert sentences == [f"Building the state file {state_file.path_for(path)} from 5 events…",
+                         "… 2 of 5 events", "… 4 of 5 events"]

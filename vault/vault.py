@@ -34,6 +34,7 @@ from .verify import check_log
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 # A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
 GC_FREEZE_FROM = 5000
+PROGRESS_EVERY = 50_000  # a replay this long says how far it is, every this many events (`notify`)
 REMEMBER_EVERY_S = 1.0  # how often a run of writes raises this machine's memory of the head (rollback.py)
 
 # Which state a record must be in for each event type.
@@ -237,11 +238,22 @@ class Vault:
         if long:  # long replays allocate many short-lived objects; keep the collector off old ones
             gc.collect()
             gc.freeze()
+        events = self.log.read(proj.seq, upto)
+        if upto - proj.seq >= PROGRESS_EVERY:
+            events = self._reporting(events, proj.seq, upto)
         try:
-            proj.apply(self.log.read(proj.seq, upto))
+            proj.apply(events)
         finally:
             if long:
                 gc.unfreeze()
+
+    def _reporting(self, events: Iterator[Recorded], start: int, upto: int) -> Iterator[Recorded]:
+        """`events`, telling `notify` how far a long replay is."""
+        self.notify(f"Building the state file {self.state_path} from {upto - start:,} events…")
+        for r in events:
+            if (r.seq - start) % PROGRESS_EVERY == 0:
+                self.notify(f"… {r.seq - start:,} of {upto - start:,} events")
+            yield r
 
     def refresh(self) -> int:
         """Catch up with events other processes appended; returns how many were applied."""
