@@ -29,7 +29,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve_vault(vault: Vault, sock: socket.socket, allow_hosts: tuple[str, ...] = ()) -> None:
-    """Serve an unlocked vault on a bound socket until Ctrl+C; the vault is closed (maybe snapshotted) after."""
+    """Serve an unlocked vault on a bound socket until Ctrl+C; the vault is closed after."""
     from .web import LiveVault
     from .web.server import create_app
 
