@@ -171,11 +171,11 @@ def test_a_damaged_state_file_is_rebuilt_with_one_sentence(filled) -> None:
 
 
 def test_cli_deletes_a_state_file_found_damaged_mid_command(filled, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Damage the opening check does not reach (here the live contacts table) surfaces mid-command:
+    """Damage the opening check does not reach (here the contacts' history) surfaces mid-command:
     one sentence, the file deleted, and the next command rebuilds it."""
     path, ids = filled
     with Vault.open(path, PASSPHRASE) as v:
-        roots = v.projection.conn.execute("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'contacts'").fetchall()
+        roots = v.projection.conn.execute("SELECT rootpage FROM sqlite_schema WHERE tbl_name = 'contacts_history' AND rootpage > 0").fetchall()
         v.projection.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     state = state_file.path_for(path)
     data = bytearray(state.read_bytes())

@@ -286,7 +286,7 @@ def test_datasette_features_work_over_the_encrypted_state_file(client, data):
     assert {r["name"] for r in faceted["rows"]} == {"Grace Hopper"}
     assert faceted["facet_results"]["name"]["results"][0]["count"] == 1
     csv = client.get("/vault/contacts.csv")
-    assert csv.status_code == 200 and csv.text.startswith("id,name,") and "Grace Hopper" in csv.text
+    assert csv.status_code == 200 and csv.text.startswith("rowid,id,name,") and "Grace Hopper" in csv.text
     rows = client.get("/vault.json", params={"sql": "select name from contacts", "_shape": "array"}).json()
     assert rows == [{"name": "Grace Hopper"}]
     past = client.get(f"/asof_{data['before_delete']}.json", params={"sql": "select name from contacts order by name",

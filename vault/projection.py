@@ -1,10 +1,12 @@
 """The projection: plain SQLite tables rebuilt by replaying events.
 
-Per kind, a live table (`contacts`, `messages`, `notes`: one row per live
-record, one column per known field, unknown fields in `extra`), its FTS5
-index (`contacts_fts`, …, kept current by triggers) and a history table
-(`contacts_history`, …: one row per version with seq_from/seq_to and
-valid_from/valid_to), so "as of" is plain SQL. The database is the vault's
+Per kind, a history table (`contacts_history`, …: one row per version with
+seq_from/seq_to and valid_from/valid_to, the fields as JSON), an FTS5 index of
+every version (`contacts_fts`, …, fed by a trigger) and a view of the live
+records (`contacts`, `messages`, `notes`: the open versions, one column per
+known field, unknown fields in `extra`). The live records are not copied: the
+view reads the open versions through a partial index, so an append writes each
+version once, and "as of" is the same SQL with another seq (`state_select`). The database is the vault's
 encrypted state file (state_file.py), so plaintext never reaches disk except
 through `restore` or an export; a private in-memory one serves tests and
 reference replays.
@@ -20,14 +22,13 @@ from .codec import dumps, fields_json, loads, source_json
 from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
-PROJECTION_VERSION = 2  # 2: full-text indexes in the projection, kept current by triggers
+PROJECTION_VERSION = 3  # 2: full-text indexes in the projection; 3: live records a view of the open versions
 # Columns indexed for full-text search, per kind.
 FTS_COLUMNS = {
     Kind.CONTACT: ["name", "emails", "phones", "organization", "note"],
     Kind.MESSAGE: ["from", "to", "subject", "body"],
     Kind.NOTE: ["title", "body", "tags"],
 }
-_BULK = 2000  # past this many touched records, rebuild live tables wholesale
 _CHUNK = 10_000  # events folded in memory between writes to SQLite
 _INSERT = "INSERT INTO {}_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _CLOSE = "UPDATE {}_history SET seq_to = ?, valid_to = ? WHERE id = ? AND seq_to IS NULL"
@@ -43,15 +44,15 @@ def live_columns(kind: Kind) -> list[str]:
 
 def _ddl(kind: Kind) -> str:
     t = kind.table
-    cols = ", ".join(f"{_q(f)}" for f in FIELDS[kind])
     return f"""
-    CREATE TABLE {t} (id TEXT PRIMARY KEY, {cols}, extra TEXT, created_at TEXT, updated_at TEXT);
     CREATE TABLE {t}_history (
         id TEXT NOT NULL, seq_from INTEGER NOT NULL, seq_to INTEGER,
         valid_from TEXT NOT NULL, valid_to TEXT, event TEXT NOT NULL,
         deleted INTEGER NOT NULL, source TEXT NOT NULL, data TEXT
     );
     CREATE INDEX {t}_history_id ON {t}_history (id, seq_to);
+    CREATE INDEX {t}_history_open ON {t}_history (seq_from) WHERE seq_to IS NULL AND deleted = 0;
+    CREATE VIEW {t} AS {state_select(kind)};
     CREATE VIEW {t}_text AS SELECT rowid AS version, {_fts_values(kind, "data")} FROM {t}_history;
     CREATE VIRTUAL TABLE {t}_fts USING fts5({_fts_cols(kind)}, content={t}_text, content_rowid=version);
     {_fts_trigger(kind)}
@@ -75,16 +76,18 @@ def _fts_trigger(kind: Kind) -> str:
             f"INSERT INTO {t}_fts (rowid, {_fts_cols(kind)}) SELECT new.rowid, {_fts_values(kind, 'new.data')}; END;")
 
 
-def _live_select(kind: Kind) -> str:
-    """SQL selecting live-table rows (rowid first: the open version's, which the search index knows) from
-    open versions: known fields as columns (lists and objects as JSON text), the rest in `extra`. SQLite's
-    JSON functions do this 3-4x faster than Python."""
+def state_select(kind: Kind, seq: int | None = None) -> str:
+    """SQL for the records live after event `seq` (default: now), shaped like a table: `rowid` (the version's,
+    which the search index knows), `id`, the known fields as columns (lists and objects as JSON text), the rest
+    in `extra`, `created_at` and `updated_at`."""
     t, fields = kind.table, FIELDS[kind]
-    extracts = ", ".join(f"json_extract(h.data, '$.{_q(f)}')" for f in fields)
+    extracts = ", ".join(f"json_extract(h.data, '$.{_q(f)}') AS {_q(f)}" for f in fields)
     paths = ", ".join(f"'$.{_q(f)}'" for f in fields)
-    return (f"SELECT h.rowid, h.id, {extracts}, NULLIF(json_remove(h.data, {paths}), '{{}}'), "
-            f"(SELECT MIN(f.valid_from) FROM {t}_history f WHERE f.id = h.id), h.valid_from "
-            f"FROM {t}_history h WHERE h.seq_to IS NULL AND h.deleted = 0")
+    when = ("h.seq_to IS NULL" if seq is None
+            else f"h.seq_from <= {int(seq)} AND (h.seq_to IS NULL OR h.seq_to > {int(seq)})")
+    return (f"SELECT h.rowid AS rowid, h.id AS id, {extracts}, NULLIF(json_remove(h.data, {paths}), '{{}}') AS extra, "
+            f"(SELECT min(f.valid_from) FROM {t}_history f WHERE f.id = h.id) AS created_at, "
+            f"h.valid_from AS updated_at FROM {t}_history h WHERE {when} AND h.deleted = 0")
 
 
 def _run(conn: Any, script: str) -> None:
@@ -161,7 +164,6 @@ class Projection:
         self.seq, version = self.conn.execute("SELECT seq, version FROM _projection").fetchone()
         if version != PROJECTION_VERSION:
             raise sqlite3.DatabaseError(f"projection version {version}, not {PROJECTION_VERSION}")
-        self._stale: dict[Kind, set[str] | None] = {k: set() for k in Kind}  # None: the whole table
 
     def _create(self) -> None:
         _run(self.conn, "".join(_ddl(k) for k in Kind))
@@ -177,7 +179,6 @@ class Projection:
                 self.conn.execute(f"DROP {type_.upper()} IF EXISTS {_q(name)}")
             self._create()
             self.seq = 0
-            self._stale = {k: set() for k in Kind}
 
     def close(self) -> None:
         self.conn.close()
@@ -185,7 +186,6 @@ class Projection:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Apply inside one write transaction (rereading `seq` under its lock); on error the projection is as before."""
-        stale = {k: None if ids is None else set(ids) for k, ids in self._stale.items()}
         self.conn.execute("BEGIN IMMEDIATE")
         seq = self.seq
         try:
@@ -196,72 +196,30 @@ class Projection:
             if self.conn.in_transaction:  # SQLite may already have rolled it back (disk full)
                 self.conn.execute("ROLLBACK")
             self.seq = seq
-            # A refresh inside the transaction was rolled back too: what was stale before still is.
-            self._stale = {k: None if ids is None or self._stale[k] is None else ids | self._stale[k]
-                           for k, ids in stale.items()}
             raise
 
     # -- applying events -----------------------------------------------------
     def apply(self, events: Iterable[Recorded]) -> int:
-        """Fold events (in seq order, following `seq`) into the tables, live ones and search included;
-        returns how many. Readers in other processes see the live tables, so they are never left stale."""
+        """Fold events (in seq order, following `seq`) into the history and its search index; returns how many."""
         folder = _Folder(self.conn)
-        first = self.seq == 0  # a first build: live tables and search indexes are filled wholesale at the end
+        first = self.seq == 0  # a first build: the search indexes are filled in one pass at the end
         if first:
-            self._stale = {k: None for k in Kind}
             for kind in Kind:
                 self.conn.execute(f"DROP TRIGGER {kind.table}_fts_new")
         n = 0
         for r in events:
             folder.fold(r)
-            ids = self._stale[r.event.kind]
-            if ids is not None:
-                ids.add(r.event.record_id)
-                if len(ids) > _BULK:
-                    self._stale[r.event.kind] = None
             self.seq = r.seq
             n += 1
             if len(folder.open) >= _CHUNK:
                 folder.flush()
         folder.flush()
-        if first:  # one pass per index after the rows: several times faster than a trigger per row
+        if first:  # several times faster than a trigger per row
             for kind in Kind:
                 self.conn.execute(f"INSERT INTO {kind.table}_fts ({kind.table}_fts) VALUES ('rebuild')")
                 _run(self.conn, _fts_trigger(kind))
-        self.refresh_live()
         self.conn.execute("UPDATE _projection SET seq = ?", (self.seq,))
         return n
-
-    def refresh_live(self) -> None:
-        """Bring the live tables in line with the history (a few rows, or whole tables after a big replay)."""
-        stale, self._stale = self._stale, {k: set() for k in Kind}
-        try:
-            self.conn.execute("SAVEPOINT live")
-            for kind, ids in stale.items():
-                if ids is None or ids:
-                    self._refresh_live(kind, ids)
-            self.conn.execute("RELEASE live")
-        except BaseException:
-            if self.conn.in_transaction:  # SQLite may already have rolled everything back
-                self.conn.execute("ROLLBACK TO live")
-                self.conn.execute("RELEASE live")
-            self._stale = stale
-            raise
-
-    def _refresh_live(self, kind: Kind, ids: set[str] | None) -> None:
-        """Rewrite the live rows of `ids` (None: of every record) from their open versions."""
-        t = kind.table
-        cols = ", ".join(["rowid", *map(_q, live_columns(kind))])
-        if ids is None:
-            self.conn.execute(f"DELETE FROM {t}")
-            self.conn.execute(f"INSERT INTO {t} ({cols}) {_live_select(kind)}")
-            return
-        ordered = sorted(ids)
-        for i in range(0, len(ordered), 500):
-            chunk = ordered[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            self.conn.execute(f"DELETE FROM {t} WHERE id IN ({marks})", chunk)
-            self.conn.execute(f"INSERT INTO {t} ({cols}) {_live_select(kind)} AND h.id IN ({marks})", chunk)
 
     # -- reading -------------------------------------------------------------
     def record(self, kind: Kind, record_id: str, seq: int | None = None) -> dict[str, Any] | None:
@@ -329,8 +287,8 @@ class Projection:
             yield rid, loads(data)
 
     def count(self, kind: Kind) -> int:
-        self.refresh_live()
-        return self.conn.execute(f"SELECT count(*) FROM {kind.table}").fetchone()[0]
+        return self.conn.execute(
+            f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL AND deleted = 0").fetchone()[0]
 
     def count_deleted(self, kind: Kind) -> int:
         return self.conn.execute(

@@ -4,7 +4,7 @@
     uvicorn.run(site, ...)            # or serve(live, host, port)
 
 Datasette reads the encrypted state file through read-only SQLCipher
-connections (web/state_db.py): the live tables, and for "as of" pages views
+connections (web/state_db.py): the live views, and for "as of" pages views
 of the history at a past instant; nothing decrypted is written to disk. The
 site's lifespan starts the refresh loop (and replica pushes).
 """
@@ -58,7 +58,7 @@ def datasette_script_hashes() -> list[str]:
 
 def _table_metadata() -> dict[str, Any]:
     # No default sort or facets: on a million rows each is a full scan per page view; the UI adds them on demand.
-    # The index holds every version; a version's rowid is its row's in the live table and in a past state's view.
+    # The index holds every version; a version's rowid is its row's in the live view and in a past state's.
     return {kind.table: {"fts_table": fts_table(kind), "fts_pk": "rowid"} for kind in Kind}
 
 
@@ -101,7 +101,7 @@ class Site:
             if self._database(route) is None:
                 self.asof.registrations += 1
                 name = f"{route}_b{self.asof.registrations}"
-                self.datasette._metadata_local["databases"][name] = self._metadata  # searched like the live tables
+                self.datasette._metadata_local["databases"][name] = self._metadata  # searched like the live views
                 self.datasette.add_database(AsOfDatabase(self.datasette, self.live.state_path, self.live.state_key,
                                                          seq, recorded_at), name=name, route=route)
         return route

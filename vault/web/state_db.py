@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterator
 import sqlcipher3.dbapi2 as sqlcipher
 from datasette.database import Database
 
-from ..events import FIELDS, Kind
+from ..events import Kind
+from ..projection import state_select
 from ..state_file import PAGE_SIZE, READER_CACHE_MB, connect_reader, key_pragma
 
 _ERRORS = [(getattr(sqlcipher, n), getattr(sqlite3, n)) for n in (
@@ -118,7 +119,7 @@ class Connection:
 
 
 class StateDatabase(Database):
-    """The live tables of the state file, read-only, through SQLCipher connections."""
+    """The live views of the state file, read-only, through SQLCipher connections."""
 
     def __init__(self, ds: Any, path: Path, key: bytes) -> None:
         super().__init__(ds, is_mutable=True, is_memory=True)
@@ -142,24 +143,10 @@ class StateDatabase(Database):
         self._readers.clear()
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def as_of_views(seq: int, recorded_at: str | None) -> list[str]:
-    """TEMP views shaped like the live tables (plus the history rowid, which the search index knows), showing
-    the records live after event `seq`, and `as_of` saying which instant that is."""
-    out = []
-    for kind in Kind:
-        t, fields = kind.table, FIELDS[kind]
-        extracts = ", ".join(f"json_extract(h.data, '$.{_q(f)}') AS {_q(f)}" for f in fields)
-        paths = ", ".join(f"'$.{_q(f)}'" for f in fields)
-        out.append(
-            f"CREATE TEMP VIEW {t} AS SELECT h.rowid AS rowid, h.id AS id, {extracts}, "
-            f"NULLIF(json_remove(h.data, {paths}), '{{}}') AS extra, "
-            f"(SELECT min(f.valid_from) FROM {t}_history f WHERE f.id = h.id) AS created_at, h.valid_from AS updated_at "
-            f"FROM {t}_history h WHERE h.seq_from <= {int(seq)} AND (h.seq_to IS NULL OR h.seq_to > {int(seq)}) "
-            "AND h.deleted = 0")
+    """TEMP views shaped like the live ones, showing the records live after event `seq`, and `as_of` saying
+    which instant that is."""
+    out = [f"CREATE TEMP VIEW {kind.table} AS {state_select(kind, seq)}" for kind in Kind]
     at = "NULL" if recorded_at is None else "'" + recorded_at.replace("'", "''") + "'"
     out.append(f"CREATE TEMP VIEW as_of AS SELECT {int(seq)} AS seq, {at} AS recorded_at")
     return out
