@@ -91,7 +91,7 @@ def generate(scale: float, d: Path) -> dict[str, Path]:
     with files["vcard"].open("w", encoding="utf-8") as f:
         for i in range(round(5_000 * scale)):
             f.write(f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:archive-{i}\r\nFN:Person {i} {rnd.choice(WORDS).title()}\r\n"
-                    f"EMAIL:p{i}@example.org\r\nTEL:+44 20 7946 {i % 10000:04d}\r\nNOTE:{_text(rnd, 80)}\r\nEND:VCARD\r\n")
+                    f"EMAIL:p{i}@example.org\r\nTEL:+44 20 7946 {i % 10000:04d}\r\nNOTE:{_text(rnd, 60).replace(chr(10), chr(32))}\r\nEND:VCARD\r\n")
     return files
 
 

@@ -291,6 +291,6 @@ class Projection:
             f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL AND deleted = 0").fetchone()[0]
 
     def count_deleted(self, kind: Kind) -> int:
-        return self.conn.execute(
-            f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL AND deleted = 1"
-        ).fetchone()[0]
+        # Open versions are counted from the (id, seq_to) index alone, live ones from the partial index: no row is read.
+        opened = self.conn.execute(f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL").fetchone()[0]
+        return opened - self.count(kind)
