@@ -86,12 +86,14 @@ def generate(scale: float, d: Path) -> dict[str, Path]:
             for j in range(lines // chats):
                 minute = c * 7 + j  # one line a minute, so every line has its own instant
                 day, rest = divmod(minute, 24 * 60)
-                f.write(f"{1 + day % 28:02d}/{1 + (day // 28) % 12:02d}/{2010 + day // 336}, {rest // 60:02d}:{rest % 60:02d} - "
-                        f"{'Me' if j % 2 else f'Friend {c}'}: {_text(rnd, int(rnd.lognormvariate(4.0, 0.7)))[:400].replace(chr(10), ' ')}\n")
+                line = _text(rnd, int(rnd.lognormvariate(4.0, 0.7)))[:400].replace("\n", " ")
+                f.write(f"{1 + day % 28:02d}/{1 + (day // 28) % 12:02d}/{2010 + day // 336}, "
+                        f"{rest // 60:02d}:{rest % 60:02d} - {'Me' if j % 2 else f'Friend {c}'}: {line}\n")
     with files["vcard"].open("w", encoding="utf-8") as f:
         for i in range(round(5_000 * scale)):
+            note = _text(rnd, 60).replace("\n", " ")  # one line: a bare newline would end the card
             f.write(f"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:archive-{i}\r\nFN:Person {i} {rnd.choice(WORDS).title()}\r\n"
-                    f"EMAIL:p{i}@example.org\r\nTEL:+44 20 7946 {i % 10000:04d}\r\nNOTE:{_text(rnd, 60).replace(chr(10), chr(32))}\r\nEND:VCARD\r\n")
+                    f"EMAIL:p{i}@example.org\r\nTEL:+44 20 7946 {i % 10000:04d}\r\nNOTE:{note}\r\nEND:VCARD\r\n")
     return files
 
 

@@ -207,10 +207,6 @@ class Vault:
         r = self.log.event(proj.seq)
         return proj.has_version(r.event.kind, r.event.record_id, r.seq, iso(r.recorded_at))
 
-    @projection.setter
-    def projection(self, proj: Projection) -> None:
-        self._projection = proj
-
     def _drop_projection(self) -> None:
         if self._projection is not None:
             self._projection.close()
