@@ -15,6 +15,7 @@ reference replays.
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
@@ -22,7 +23,10 @@ from .codec import dumps, fields_json, loads, source_json
 from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
-PROJECTION_VERSION = 3  # 2: full-text indexes in the projection; 3: live records a view of the open versions
+# The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
+# records a view of the open versions); the checksum changes with the kinds' FIELDS (their columns), so a state
+# file made under other FIELDS is rebuilt rather than misread.
+PROJECTION_VERSION = (3 << 32) | zlib.crc32(repr(sorted(FIELDS.items())).encode())
 # Columns indexed for full-text search, per kind.
 FTS_COLUMNS = {
     Kind.CONTACT: ["name", "emails", "phones", "organization", "note"],
