@@ -25,7 +25,7 @@ from .verify import count_events, verify_blind, verify_vault
 CLI_SOURCE = Source("cli")
 
 
-_STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses, if any
+_STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses
 _VAULT_FILE = "lifevault.vault_file"  # ctx.meta key: the vault file the command reads
 _AS_JSON = "lifevault.as_json"  # ctx.meta key: the command was asked for JSON, refusals included
 
@@ -129,24 +129,18 @@ def resolve_path(vault_path: Path | None) -> Path:
     return vault_path or default_vault_path()
 
 
-def open_vault(vault_path: Path | None, passphrase_file: Any, *, in_memory: bool = False) -> Vault:
-    """Unlock the vault and close it when the command ends. $LIFEVAULT_STATE=file keeps its state in an
-    encrypted file beside it (bounded memory) unless the command needs it `in_memory`."""
+def open_vault(vault_path: Path | None, passphrase_file: Any) -> Vault:
+    """Unlock the vault and close it when the command ends; why its state file is rebuilt, if it is, goes to stderr."""
     path = resolve_path(vault_path)
-    state = os.environ.get("LIFEVAULT_STATE") or "memory"
-    if state not in ("memory", "file"):
-        raise click.ClickException(f"LIFEVAULT_STATE must be memory or file, not {state!r}.")
     from .schema import connect  # fail on a missing file before asking for a passphrase
 
     click.get_current_context().meta[_VAULT_FILE] = path
     connect(path).close()
     secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase")
-    vault = Vault.open(path, secret, state_file=state == "file" and not in_memory)
+    vault = Vault.open(path, secret)
+    vault.notify = lambda sentence: click.echo(sentence, err=True)
     warn_if_behind(vault)
-    if vault.state_file:
-        from .state_file import path_for
-
-        click.get_current_context().meta[_STATE_FILE] = path_for(path)
+    click.get_current_context().meta[_STATE_FILE] = vault.state_path
     click.get_current_context().call_on_close(vault.close)
     return vault
 
