@@ -33,6 +33,7 @@ _FROM_LINE = re.compile(rb"^From \S*\s.*\d:\d\d")
 _QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
 _SEPARATOR = re.compile(rb"\n\r?\nFrom ")  # a blank line, then what may be a From_ line
 _HEADER = re.compile(rb"^[!-9;-~]+:")
+_VCARD_BEGIN = re.compile(rb"^(?:[A-Za-z0-9-]+\.)?BEGIN:VCARD\s*$", re.I)
 _MAIL_HEADERS = re.compile(
     rb"^(from|to|date|subject|message-id|received|return-path|mime-version|delivered-to|x-[a-z-]+):",
     re.IGNORECASE | re.MULTILINE,
@@ -150,6 +151,8 @@ def _head(path: Path, size: int = 4096) -> bytes:
 def _looks_like_message(head: bytes) -> bool:
     top = head.lstrip(b"\r\n").split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
     first = top.split(b"\n", 1)[0]
+    if _VCARD_BEGIN.match(first):  # a vCard's `X-…:` lines look like headers
+        return False
     return bool(_HEADER.match(first)) and len(_MAIL_HEADERS.findall(top)) >= 2
 
 

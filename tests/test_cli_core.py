@@ -41,13 +41,6 @@ def fails(run, path: Path, args: list[str], message: str) -> None:
     assert (path.read_bytes() if path.exists() else None) == before
 
 
-@pytest.fixture(autouse=True, params=["memory", "file"])
-def state(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every command, with the vault's state in memory and in a state file (LIFEVAULT_STATE)."""
-    monkeypatch.setenv("LIFEVAULT_STATE", request.param)
-    return request.param
-
-
 @pytest.fixture
 def vault_file(created: tuple[Path, str]) -> Path:
     return created[0]

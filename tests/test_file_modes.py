@@ -58,7 +58,7 @@ def test_every_file_and_folder_created_is_private_under_umask_022(umask_022, tmp
     lifevault("init", "--vault", str(vault))
     lifevault("add", "note", "--vault", str(vault), "--json", '{"title": "T", "body": "private words"}')
     lifevault("import", str(FIXTURES / "vcard" / "contacts.vcf"), "--vault", str(vault))
-    lifevault("stats", "--vault", str(vault), LIFEVAULT_STATE="file")
+    lifevault("stats", "--vault", str(vault))
     assert vault.with_name("vault.db.state").exists()
     r = lifevault("export", "vcard", str(out / "contacts.vcf"), "--vault", str(vault))
     assert "plaintext, made readable only by you (0600)" in r.stderr

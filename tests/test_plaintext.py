@@ -1,8 +1,10 @@
-"""Nothing readable in the vault file or its -wal: no names, emails, bodies, field names or event types.
+"""Nothing readable in the vault file, its state file or their -wal: no names, emails, bodies, field names
+or event types.
 
-The raw bytes are searched while the vault is open (the WAL still holds the new
-pages) and again after close. A positive control (a restore file written from
-the same vault) shows the search does find plaintext when it is there.
+The raw bytes are searched while the vault is open (the WALs still hold the new
+pages), while it is served and browsed, and again after close. A positive
+control (a restore file written from the same vault) shows the search does find
+plaintext when it is there.
 """
 
 from __future__ import annotations
@@ -51,8 +53,7 @@ def fill(v: Vault) -> None:
     v.delete(c2, SRC)
     v.delete(n, SRC)
     v.revert(c2, Instant(seq=2), SRC)  # revived
-    v.snapshot()
-    v.add(Kind.NOTE, {"title": "after snapshot", "body": BODIES[1] + " again"}, SRC)
+    v.add(Kind.NOTE, {"title": "later", "body": BODIES[1] + " again"}, SRC)
 
 
 def leaks(data: bytes) -> list[str]:
@@ -62,7 +63,9 @@ def leaks(data: bytes) -> list[str]:
 
 
 def vault_files(path: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()}
+    """The vault file and its state file, with whatever SQLite keeps beside each (WAL, shared memory, journal)."""
+    names = [f"{base}{suffix}" for base in (path, f"{path}.state") for suffix in ("", "-wal", "-shm", "-journal")]
+    return {Path(n).name: Path(n).read_bytes() for n in names if Path(n).exists()}
 
 
 def test_schema_text_has_none_of_the_words() -> None:
@@ -77,12 +80,13 @@ def test_vault_file_and_wal_hold_no_plaintext(created: tuple[Path, str]) -> None
         fill(v)
         open_files = vault_files(path)
         assert len(open_files.get(f"{path.name}-wal", b"")) > 0, "the WAL should still hold pages while open"
+        assert len(open_files.get(f"{path.name}.state-wal", b"")) > 0, "so should the state file's"
         for name, data in open_files.items():
             assert leaks(data) == [], f"{name} (vault open) contains plaintext"
     finally:
         v.close()
     closed = vault_files(path)
-    assert path.name in closed
+    assert path.name in closed and f"{path.name}.state" in closed
     for name, data in closed.items():
         assert leaks(data) == [], f"{name} (vault closed) contains plaintext"
 
@@ -106,3 +110,30 @@ def test_after_checkpoint_main_file_still_clean(created: tuple[Path, str], check
         v.conn.execute(f"PRAGMA wal_checkpoint({checkpoint})")
         for name, data in vault_files(path).items():
             assert leaks(data) == [], f"{name} after a {checkpoint} checkpoint contains plaintext"
+
+
+def test_nothing_readable_on_disk_while_serving(created: tuple[Path, str], tmp_path: Path) -> None:
+    """Browsing, searching, past states and CSV/JSON exports read the encrypted state file through SQLCipher:
+    every file in the vault's folder (the state file and its WAL included) stays ciphertext meanwhile."""
+    from starlette.testclient import TestClient
+
+    from vault.web import LiveVault
+    from vault.web.server import create_app
+
+    path = created[0]
+    v = Vault.open(path, PASSPHRASE)
+    fill(v)
+    site = create_app(LiveVault(v))
+    with TestClient(site, base_url="http://127.0.0.1", headers={"Origin": "http://127.0.0.1"}) as client:
+        pages = ["/vault/contacts", "/vault/messages.csv", "/vault/notes.json", "/-/search?q=pineapple",
+                 "/vault/contacts?_search=Zebulon", "/vault.json?sql=select+*+from+notes_history", "/asof_3/contacts",
+                 "/asof_3.json?sql=select+*+from+contacts", "/-/search?q=Zebulon&db=asof_3"]
+        for page in pages:
+            r = client.get(page)
+            assert r.status_code == 200, page
+        assert "Zebulon" in client.get("/vault/contacts?_search=Zebulon").text  # the pages did read plaintext
+        files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+        assert f"{path.name}.state-wal" in {p.name for p in files}
+        for p, data in files.items():
+            assert leaks(data) == [], f"{p.name} (while serving) contains plaintext"
+    site.live.close()

@@ -73,8 +73,6 @@ def test_a_replay_through_the_child_builds_the_same_projection(built: Path, read
         here = v.replay_from_zero()
         assert read_here_calls == [(0, N)]
         for table in ("notes_history", "notes"):
-            through_child.refresh_live()
-            here.refresh_live()
             query = f"SELECT * FROM {table} ORDER BY rowid"
             assert through_child.conn.execute(query).fetchall() == here.conn.execute(query).fetchall()
 

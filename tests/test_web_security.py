@@ -49,9 +49,7 @@ def data(vault: Vault) -> dict[str, Any]:
 
 
 def _site(vault: Vault, **kw: Any) -> Site:
-    site = create_app(LiveVault(vault), **kw)
-    site.search.build()
-    return site
+    return create_app(LiveVault(vault), **kw)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from vault import Kind, Source, Vault
 from vault.web import LiveVault
 from vault.web.login import LoginRequired, set_password
 from vault.web.server import Site, create_app
+from vault.web.state_db import AsOfDatabase
 
 from conftest import PASSPHRASE
 
@@ -41,7 +42,6 @@ def data(vault: Vault) -> dict[str, str]:
 def site(vault: Vault, data: dict[str, str]) -> Iterator[Site]:
     live = LiveVault(vault)
     site = create_app(live)
-    site.search.build()
     yield site
     site.asof.close()
 
@@ -206,35 +206,26 @@ def test_demo_no_serve_prints_the_tour(tmp_path, run):
     assert "Demo vault:" in r.stdout
 
 
-def test_search_index_built_while_the_vault_changes_matches_the_tables(vault, data, monkeypatch):
-    from vault.web import search
-    from vault.web.search import SearchIndex
+def test_search_index_follows_every_change_and_every_past_state(vault, data):
+    """The index inside the state file is kept current by each append: complete at once, no build."""
+    from vault.web.search import search
 
-    monkeypatch.setattr(search, "CHUNK", 1)  # one row per step, so changes land mid-build
     for i in range(6):
         vault.add(Kind.NOTE, {"title": f"walrus {i}"}, Source("cli"))
     live = LiveVault(vault)
-    index = SearchIndex(live)
-    assert not index.build_step()
-    live.write(lambda v: v.add(Kind.NOTE, {"title": "walrus late"}, Source("cli")))
+    before = live.seq
     first = live.read(lambda v: next(rid for rid, f in v.projection.state(Kind.NOTE) if f["title"] == "walrus 0"))
     live.write(lambda v: v.delete(first, Source("cli")))
-    index.build()
-    assert index.ready.is_set()
-    live.write(lambda v: v.add(Kind.NOTE, {"title": "walrus after"}, Source("cli")))
+    live.write(lambda v: v.update(data["note"], {"title": "walrus now"}, Source("cli")))
     reader = live.reader()
-    index.attach(reader)
-    found = {r["id"] for r in index.search(reader, "walrus", limit=100)["notes"]}
+    found = {r["id"] for r in search(reader, "walrus", limit=100)["notes"]}
     expected = {rid for rid, f in live.vault.projection.state(Kind.NOTE) if "walrus" in f["title"]}
-    assert found == expected and len(found) == 7
-    assert reader.execute("SELECT count(*) FROM notes_fts").fetchone()[0] == live.vault.projection.count(Kind.NOTE)
-
-
-def test_served_memory_databases_are_not_capped_at_one_gib(site):
-    from vault.memdb import size_limit as memdb_size_limit
-
-    assert memdb_size_limit(site.live.name) > 1 << 30
-    assert memdb_size_limit(site.search.name) > 1 << 30
+    assert found == expected and len(found) == 6 and first not in found and data["note"] in found
+    then = {rid for rid, _ in live.vault.projection.state(Kind.NOTE, before)}
+    past = AsOfDatabase(None, live.state_path, live.state_key, before, None)._open()
+    assert {r[0] for r in past.execute("SELECT id FROM notes")} == then
+    assert {r["id"] for r in search(past, "walrus", limit=100)["notes"]} == {
+        rid for rid, f in live.vault.projection.state(Kind.NOTE, before) if "walrus" in f["title"]}
 
 
 def test_nothing_is_written_while_browsing_in_process(site, client, data, created, tmp_path):
@@ -243,7 +234,7 @@ def test_nothing_is_written_while_browsing_in_process(site, client, data, create
                  "/-/search?q=zeppelin", f"/-/record/{data['ada']}"):
         assert client.get(page).status_code == 200
     after = {p: p.stat().st_size for p in tmp_path.rglob("*") if p.is_file()}
-    assert after == before  # browsing, as-of states and search live only in memory
+    assert after == before  # browsing, as-of states and search read the state file and write nothing
 
 
 def test_a_past_state_link_works_after_it_was_dropped(client, site, data):
@@ -261,10 +252,7 @@ def test_messages_link_to_their_thread(client, data):
     assert "1 row" in thread and "Lunch" in thread
 
 
-def test_large_past_states_are_indexed_when_first_searched(client, site, data, monkeypatch):
-    from vault.web import asof
-
-    monkeypatch.setattr(asof, "EAGER_FTS_ROWS", 0)
+def test_past_states_are_searchable(client, site, data):
     seq = int(data["before_delete"])
     assert "Ada Lovelace" in client.get(f"/asof_{seq}/contacts").text
     assert "zeppelin" in client.get("/-/search", params={"q": "zeppelin", "db": f"asof_{seq}"}).text
@@ -289,3 +277,29 @@ def test_serve_on_a_port_in_use_says_so(run):
         busy.listen()
         r = run("serve", "--port", str(busy.getsockname()[1]))
     assert r.exit_code != 0 and "Cannot listen on 127.0.0.1 port" in r.output
+
+
+# -- Datasette's own behaviour over SQLCipher connections (web/state_db.py) ---------------------------
+def test_datasette_features_work_over_the_encrypted_state_file(client, data):
+    assert "Grace Hopper" in client.get("/vault/contacts", params={"_sort": "name"}).text
+    faceted = client.get("/vault/contacts.json", params={"_facet": "name", "_shape": "objects"}).json()
+    assert {r["name"] for r in faceted["rows"]} == {"Grace Hopper"}
+    assert faceted["facet_results"]["name"]["results"][0]["count"] == 1
+    csv = client.get("/vault/contacts.csv")
+    assert csv.status_code == 200 and csv.text.startswith("rowid,id,name,") and "Grace Hopper" in csv.text
+    rows = client.get("/vault.json", params={"sql": "select name from contacts", "_shape": "array"}).json()
+    assert rows == [{"name": "Grace Hopper"}]
+    past = client.get(f"/asof_{data['before_delete']}.json", params={"sql": "select name from contacts order by name",
+                                                                       "_shape": "array"}).json()
+    assert past == [{"name": "Ada Lovelace"}, {"name": "Grace Hopper"}]
+
+
+def test_datasette_sql_errors_and_time_limit_keep_their_own_pages(client, site):
+    bad = client.get("/vault", params={"sql": "select nope from contacts"})
+    assert bad.status_code == 400 and "no such column: nope" in bad.text
+    refused = client.get("/vault", params={"sql": "delete from contacts"})
+    assert refused.status_code == 400 and "Statement must be a SELECT" in refused.text
+    site.datasette._settings["sql_time_limit_ms"] = 50
+    slow = "with recursive n(i) as (select 1 union all select i + 1 from n) select count(*) from n"
+    r = client.get("/vault", params={"sql": slow})
+    assert r.status_code == 400 and "SQL query took too long" in r.text

@@ -25,7 +25,7 @@ from .verify import count_events, verify_blind, verify_vault
 CLI_SOURCE = Source("cli")
 
 
-_STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses, if any
+_STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses
 _VAULT_FILE = "lifevault.vault_file"  # ctx.meta key: the vault file the command reads
 _AS_JSON = "lifevault.as_json"  # ctx.meta key: the command was asked for JSON, refusals included
 
@@ -132,24 +132,18 @@ def resolve_path(vault_path: Path | None) -> Path:
     return vault_path or default_vault_path()
 
 
-def open_vault(vault_path: Path | None, passphrase_file: Any, *, in_memory: bool = False) -> Vault:
-    """Unlock the vault and close it when the command ends. $LIFEVAULT_STATE=file keeps its state in an
-    encrypted file beside it (bounded memory) unless the command needs it `in_memory`."""
+def open_vault(vault_path: Path | None, passphrase_file: Any) -> Vault:
+    """Unlock the vault and close it when the command ends; why its state file is rebuilt, if it is, goes to stderr."""
     path = resolve_path(vault_path)
-    state = os.environ.get("LIFEVAULT_STATE") or "memory"
-    if state not in ("memory", "file"):
-        raise click.ClickException(f"LIFEVAULT_STATE must be memory or file, not {state!r}.")
     from .schema import connect  # fail on a missing file before asking for a passphrase
 
     click.get_current_context().meta[_VAULT_FILE] = path
     connect(path).close()
     secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase")
-    vault = Vault.open(path, secret, state_file=state == "file" and not in_memory)
+    vault = Vault.open(path, secret)
+    vault.notify = lambda sentence: click.echo(sentence, err=True)
     warn_if_behind(vault)
-    if vault.state_file:
-        from .state_file import path_for
-
-        click.get_current_context().meta[_STATE_FILE] = path_for(path)
+    click.get_current_context().meta[_STATE_FILE] = vault.state_path
     click.get_current_context().call_on_close(vault.close)
     return vault
 
@@ -246,22 +240,45 @@ def rm(record_id: str, vault_path: Path | None, passphrase_file: Any) -> None:
 @cli.command()
 @click.argument("record_id")
 @click.option("--at", "at", default=None, help="Show it as it was then: ISO 8601 (naive = local) or seq:N.")
+@click.option("--provenance", is_flag=True, help="Say where each value came from (the version and source that brought it).")
 @json_option
 @vault_option
 @passphrase_option
-def show(record_id: str, at: str | None, as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+def show(record_id: str, at: str | None, provenance: bool, as_json: bool, vault_path: Path | None,
+         passphrase_file: Any) -> None:
     """Show a record, now or at an instant.
 
     Example: lifevault show c_4k9x0m2q7r1t --at 2024-05-01T09:00
     """
-    instant = parse_instant(at) if at else None
-    data = open_vault(vault_path, passphrase_file).get(record_id, instant)
+    vault = open_vault(vault_path, passphrase_file)
+    if provenance:
+        if at:
+            raise click.UsageError("--provenance describes the record as it is now; it does not take --at.")
+        show_provenance(record_id, vault.provenance(record_id), as_json)
+        return
+    data = vault.get(record_id, parse_instant(at) if at else None)
     if as_json:
         echo_json({"id": record_id, **data})
         return
     click.echo(f"id: {record_id}")
     for name, value in sorted(data.items()):
-        click.echo(f"{name}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
+        click.echo(f"{name}: {_text(value)}")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def show_provenance(record_id: str, fields: dict[str, list[dict[str, Any]]], as_json: bool) -> None:
+    """Each value with the event, instant and source that brought it."""
+    if as_json:
+        echo_json({"id": record_id, "fields": fields})
+        return
+    click.echo(f"id: {record_id}")
+    for name, items in sorted(fields.items()):
+        for item in items:
+            src = Source.from_dict(item["source"]).describe()
+            click.echo(f"{name}: {_text(item['value'])}  (seq {item['seq']}, {item['at']}, via {src})")
 
 
 def describe_change(prev: dict[str, Any] | None, cur: dict[str, Any] | None) -> str:

@@ -29,7 +29,7 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def serve_vault(vault: Vault, sock: socket.socket, allow_hosts: tuple[str, ...] = ()) -> None:
-    """Serve an unlocked vault on a bound socket until Ctrl+C; the vault is closed (maybe snapshotted) after."""
+    """Serve an unlocked vault on a bound socket until Ctrl+C; the vault is closed after."""
     from .web import LiveVault
     from .web.server import create_app
 
@@ -96,7 +96,7 @@ def serve(host: str, port: int, allow_hosts: tuple[str, ...], vault_path: Path |
     # Importing Datasette and FastAPI takes a second or two: do it while the passphrase is typed and the vault opens.
     warm = threading.Thread(target=importlib.import_module, args=("vault.web.server",), daemon=True)
     warm.start()
-    vault = open_vault(vault_path, passphrase_file, in_memory=True)  # Datasette reads an in-memory database
+    vault = open_vault(vault_path, passphrase_file)
     warm.join()
     serve_vault(vault, sock, allow_hosts)
 

@@ -144,7 +144,7 @@ def recovery_kek(recovery_key: str, vault_id: bytes) -> bytes:
 class Keys:
     """Subkeys derived from an unwrapped data key. Never printed, never stored."""
 
-    __slots__ = ("data_key", "event", "head", "blob", "blob_id", "snapshot", "state", "seal", "seen", "token_hash",
+    __slots__ = ("data_key", "event", "head", "blob", "blob_id", "state", "seal", "seen", "token_hash",
                  "token_mac", "api_batch", "manifest", "signing")
 
     def __init__(self, data_key: bytes) -> None:
@@ -153,7 +153,6 @@ class Keys:
         self.head = blake2b(b"", key=data_key, person=b"lv-head-mac")
         self.blob = blake2b(b"", key=data_key, person=b"lv-blob-key")
         self.blob_id = blake2b(b"", key=data_key, person=b"lv-blob-id")
-        self.snapshot = blake2b(b"", key=data_key, person=b"lv-snapshot-key")
         self.state = blake2b(b"", key=data_key, person=b"lv-state-file")
         self.seal = blake2b(b"", key=data_key, person=b"lv-seal-mac")
         self.seen = blake2b(b"", key=data_key, person=b"lv-seen-heads")

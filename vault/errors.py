@@ -14,7 +14,6 @@
     ├── BadInstant(text)            an instant that cannot be parsed or is out of range
     ├── InvalidRecord(reason)       fields or a patch that the domain refuses
     ├── WeakPassphrase(score, advice)  a new passphrase is too easy to guess (in passphrase.py, beside zxcvbn)
-    ├── StateTooLarge               the decrypted state outgrew what one in-memory database holds
     └── IngestError(path, location, reason)  an input file that cannot be read
 
 Each class carries `http_status` so an HTTP layer can map it without a table.
@@ -124,15 +123,6 @@ class BadInstant(VaultError):
 
 class InvalidRecord(VaultError):
     http_status = 422
-
-
-class StateTooLarge(VaultError):
-    http_status = 507
-
-    def __init__(self) -> None:
-        super().__init__("The decrypted state of this vault has outgrown the 2 GiB one in-memory SQLite "
-                         "database can hold; nothing was changed (LIFEVAULT_STATE=file keeps it in an encrypted "
-                         "file instead).")
 
 
 class IngestError(VaultError):

@@ -1,11 +1,15 @@
 """The projection: plain SQLite tables rebuilt by replaying events.
 
-Per kind, a live table (`contacts`, `messages`, `notes`: one row per live
-record, one column per known field, unknown fields in `extra`) and a history
-table (`contacts_history`, …: one row per version with seq_from/seq_to and
-valid_from/valid_to), so "as of" is plain SQL. The database is in memory, or
-an encrypted state file (`state_file`): plaintext never reaches disk except
-through `restore` or an export.
+Per kind, a history table (`contacts_history`, …: one row per version with
+seq_from/seq_to and valid_from/valid_to, the fields as JSON), an FTS5 index of
+every version (`contacts_fts`, …, fed by a trigger) and a view of the live
+records (`contacts`, `messages`, `notes`: the open versions, one column per
+known field, unknown fields in `extra`). The live records are not copied: the
+view reads the open versions through a partial index, so an append writes each
+version once, and "as of" is the same SQL with another seq (`state_select`). The database is the vault's
+encrypted state file (state_file.py), so plaintext never reaches disk except
+through `restore` or an export; a private in-memory one serves tests and
+reference replays.
 """
 
 from __future__ import annotations
@@ -15,16 +19,20 @@ import zlib
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-from . import memdb
 from .codec import dumps, fields_json, loads, source_json
-from .errors import StateTooLarge
 from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
-# The tables' layout: the hand-kept number changes with how events fold; the checksum changes with the kinds'
-# FIELDS (their columns), so a state file or snapshot made under other FIELDS is rebuilt rather than misread.
-PROJECTION_VERSION = (1 << 32) | zlib.crc32(repr(sorted(FIELDS.items())).encode())
-_BULK = 2000  # past this many touched records, rebuild live tables wholesale
+# The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
+# records a view of the open versions); the checksum changes with the kinds' FIELDS (their columns), so a state
+# file made under other FIELDS is rebuilt rather than misread.
+PROJECTION_VERSION = (3 << 32) | zlib.crc32(repr(sorted(FIELDS.items())).encode())
+# Columns indexed for full-text search, per kind.
+FTS_COLUMNS = {
+    Kind.CONTACT: ["name", "emails", "phones", "organization", "note"],
+    Kind.MESSAGE: ["from", "to", "subject", "body"],
+    Kind.NOTE: ["title", "body", "tags"],
+}
 _CHUNK = 10_000  # events folded in memory between writes to SQLite
 _INSERT = "INSERT INTO {}_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _CLOSE = "UPDATE {}_history SET seq_to = ?, valid_to = ? WHERE id = ? AND seq_to IS NULL"
@@ -40,32 +48,61 @@ def live_columns(kind: Kind) -> list[str]:
 
 def _ddl(kind: Kind) -> str:
     t = kind.table
-    cols = ", ".join(f"{_q(f)}" for f in FIELDS[kind])
     return f"""
-    CREATE TABLE {t} (id TEXT PRIMARY KEY, {cols}, extra TEXT, created_at TEXT, updated_at TEXT);
     CREATE TABLE {t}_history (
         id TEXT NOT NULL, seq_from INTEGER NOT NULL, seq_to INTEGER,
         valid_from TEXT NOT NULL, valid_to TEXT, event TEXT NOT NULL,
         deleted INTEGER NOT NULL, source TEXT NOT NULL, data TEXT
     );
     CREATE INDEX {t}_history_id ON {t}_history (id, seq_to);
+    CREATE INDEX {t}_history_open ON {t}_history (seq_from) WHERE seq_to IS NULL AND deleted = 0;
+    CREATE VIEW {t} AS {state_select(kind)};
+    CREATE VIEW {t}_text AS SELECT rowid AS version, {_fts_values(kind, "data")} FROM {t}_history;
+    CREATE VIRTUAL TABLE {t}_fts USING fts5({_fts_cols(kind)}, content={t}_text, content_rowid=version);
+    {_fts_trigger(kind)}
     """
 
 
-def _live_select(kind: Kind) -> str:
-    """SQL selecting live-table rows from open versions: known fields as columns (lists and objects
-    as JSON text), the rest in `extra`. SQLite's JSON functions do this 3-4x faster than Python."""
+def _fts_cols(kind: Kind) -> str:
+    return ", ".join(_q(c) for c in FTS_COLUMNS[kind])
+
+
+def _fts_values(kind: Kind, data: str) -> str:
+    """The searchable fields of a version's JSON `data`, named as columns."""
+    return ", ".join(f"json_extract({data}, '$.{_q(c)}') AS {_q(c)}" for c in FTS_COLUMNS[kind])
+
+
+def _fts_trigger(kind: Kind) -> str:
+    """Every version gets indexed as it is written: one index serves now and every past instant, since a
+    version's rowid is its live row's rowid while it is the open one (see `_live_select`)."""
+    t = kind.table
+    return (f"CREATE TRIGGER {t}_fts_new AFTER INSERT ON {t}_history WHEN new.data IS NOT NULL BEGIN "
+            f"INSERT INTO {t}_fts (rowid, {_fts_cols(kind)}) SELECT new.rowid, {_fts_values(kind, 'new.data')}; END;")
+
+
+def state_select(kind: Kind, seq: int | None = None) -> str:
+    """SQL for the records live after event `seq` (default: now), shaped like a table: `rowid` (the version's,
+    which the search index knows), `id`, the known fields as columns (lists and objects as JSON text), the rest
+    in `extra`, `created_at` and `updated_at`."""
     t, fields = kind.table, FIELDS[kind]
-    extracts = ", ".join(f"json_extract(h.data, '$.{_q(f)}')" for f in fields)
+    extracts = ", ".join(f"json_extract(h.data, '$.{_q(f)}') AS {_q(f)}" for f in fields)
     paths = ", ".join(f"'$.{_q(f)}'" for f in fields)
-    return (f"SELECT h.id, {extracts}, NULLIF(json_remove(h.data, {paths}), '{{}}'), "
-            f"(SELECT MIN(f.valid_from) FROM {t}_history f WHERE f.id = h.id), h.valid_from "
-            f"FROM {t}_history h WHERE h.seq_to IS NULL AND h.deleted = 0")
+    when = ("h.seq_to IS NULL" if seq is None
+            else f"h.seq_from <= {int(seq)} AND (h.seq_to IS NULL OR h.seq_to > {int(seq)})")
+    return (f"SELECT h.rowid AS rowid, h.id AS id, {extracts}, NULLIF(json_remove(h.data, {paths}), '{{}}') AS extra, "
+            f"(SELECT min(f.valid_from) FROM {t}_history f WHERE f.id = h.id) AS created_at, "
+            f"h.valid_from AS updated_at FROM {t}_history h WHERE {when} AND h.deleted = 0")
 
 
-def _is_full(e: BaseException) -> bool:
-    """Whether SQLite failed for want of room in the in-memory database."""
-    return isinstance(e, MemoryError) or (isinstance(e, sqlite3.OperationalError) and "full" in str(e))
+def _run(conn: Any, script: str) -> None:
+    """Run SQL statements one by one (`executescript` would commit the caller's transaction)."""
+    statement = ""
+    for part in script.split(";"):
+        statement += part + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                conn.execute(statement)
+            statement = ""
 
 
 class _Folder:
@@ -108,128 +145,85 @@ class _Folder:
 
 
 class Projection:
-    """An SQLite database (in memory, or a state file) holding the state the log describes up to `seq`."""
+    """An SQLite database (the state file, or a private in-memory one) holding the state the log describes up to `seq`.
 
-    def __init__(self, name: str | None = None, conn: Any = None) -> None:
-        """The projection held in memdb `name` (a fresh, empty one if None; `conn` if already connected).
+    Several processes may share a state file: each reads it at will, and writes
+    to it (catching up, appending) inside `transaction`, which holds its write
+    lock and first rereads `seq`, since another process may have moved it on.
+    """
 
-        With `conn` and no name, the projection in that connection's database (a state file, see
-        `state_file`): it keeps its live tables current, since whoever opens it next cannot know
-        which ones this process left stale."""
+    def __init__(self, conn: Any = None) -> None:
+        """The projection in `conn`'s main database (made there if empty); a fresh in-memory one if None."""
         if conn is None:
-            name = name or memdb.new_name()
-            conn = memdb.connect(name)
-        self.name, self.conn = name, conn
-        if self.conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0:
-            self.conn.executescript(  # one transaction: a state file is never left half made
-                "BEGIN;" + "".join(_ddl(k) for k in Kind)
-                + "CREATE TABLE _projection (seq INTEGER NOT NULL, version INTEGER NOT NULL);"
-                + f"INSERT INTO _projection VALUES (0, {PROJECTION_VERSION}); COMMIT;")
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self.conn = conn
+        self.conn.execute("BEGIN IMMEDIATE")  # two processes may find the same empty file
+        try:
+            if self.conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0:
+                self._create()
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
         self.seq, version = self.conn.execute("SELECT seq, version FROM _projection").fetchone()
         if version != PROJECTION_VERSION:
             raise sqlite3.DatabaseError(f"projection version {version}, not {PROJECTION_VERSION}")
-        self.eager_live = self.in_file  # True: every apply refreshes the live tables
-        self._stale: dict[Kind, set[str] | None] = {k: set() for k in Kind}  # None: the whole table
 
-    @property
-    def in_file(self) -> bool:
-        """Whether this projection lives in a state file rather than a named memdb."""
-        return self.name is None
+    def _create(self) -> None:
+        _run(self.conn, "".join(_ddl(k) for k in Kind))
+        self.conn.execute("CREATE TABLE _projection (seq INTEGER NOT NULL, version INTEGER NOT NULL)")
+        self.conn.execute(f"INSERT INTO _projection VALUES (0, {PROJECTION_VERSION})")
+
+    def reset(self) -> None:
+        """Empty the projection in place (it does not match the log): other processes may hold the file open."""
+        with self.transaction():
+            found = self.conn.execute("SELECT type, name FROM sqlite_schema WHERE type IN ('table', 'view') "
+                                      "AND name NOT LIKE 'sqlite_%' ORDER BY sql NOT LIKE 'CREATE VIRTUAL%'").fetchall()
+            for type_, name in found:  # virtual tables first: each drops its own shadow tables
+                self.conn.execute(f"DROP {type_.upper()} IF EXISTS {_q(name)}")
+            self._create()
+            self.seq = 0
 
     def close(self) -> None:
-        """Close the connection (a memdb projection is dropped with its last one)."""
         self.conn.close()
-
-    @classmethod
-    def load(cls, parts: Iterable[bytes]) -> "Projection":
-        """A projection from the pieces `pieces` gave (a serialized SQLite database)."""
-        name = memdb.new_name()
-        try:
-            return cls(name, memdb.load(name, parts))
-        except MemoryError as e:
-            raise StateTooLarge() from e
-
-    def pieces(self, size: int) -> Iterator[bytes]:
-        """The projection serialized, in pieces of `size` bytes; no writes until exhausted."""
-        return memdb.pieces(self.conn, self.name, size)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Apply inside one transaction; on error the projection is as before."""
-        seq, stale = self.seq, {k: None if ids is None else set(ids) for k, ids in self._stale.items()}
-        self.conn.execute("BEGIN")
+        """Apply inside one write transaction (rereading `seq` under its lock); on error the projection is as before."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        seq = self.seq
         try:
+            self.seq = self.conn.execute("SELECT seq FROM _projection").fetchone()[0]
             yield
             self.conn.execute("COMMIT")
-        except BaseException as e:
-            if self.conn.in_transaction:  # SQLite may already have rolled it back (out of memory)
+        except BaseException:
+            if self.conn.in_transaction:  # SQLite may already have rolled it back (disk full)
                 self.conn.execute("ROLLBACK")
             self.seq = seq
-            # A refresh inside the transaction was rolled back too: what was stale before still is.
-            self._stale = {k: None if ids is None or self._stale[k] is None else ids | self._stale[k]
-                           for k, ids in stale.items()}
-            if _is_full(e):
-                raise StateTooLarge() from e
             raise
 
     # -- applying events -----------------------------------------------------
     def apply(self, events: Iterable[Recorded]) -> int:
-        """Fold events (in seq order, following `seq`) into the tables; returns how many.
-
-        The history tables change at once; the live tables when `refresh_live` runs
-        (at once if `eager_live`), since rebuilding live rows costs more than the
-        rest of an append and most appends are never followed by a look at them.
-        """
+        """Fold events (in seq order, following `seq`) into the history and its search index; returns how many."""
         folder = _Folder(self.conn)
+        first = self.seq == 0  # a first build: the search indexes are filled in one pass at the end
+        if first:
+            for kind in Kind:
+                self.conn.execute(f"DROP TRIGGER {kind.table}_fts_new")
         n = 0
         for r in events:
             folder.fold(r)
-            ids = self._stale[r.event.kind]
-            if ids is not None:
-                ids.add(r.event.record_id)
-                if len(ids) > _BULK:
-                    self._stale[r.event.kind] = None
             self.seq = r.seq
             n += 1
             if len(folder.open) >= _CHUNK:
                 folder.flush()
         folder.flush()
-        if self.eager_live:
-            self.refresh_live()
+        if first:  # several times faster than a trigger per row
+            for kind in Kind:
+                self.conn.execute(f"INSERT INTO {kind.table}_fts ({kind.table}_fts) VALUES ('rebuild')")
+                _run(self.conn, _fts_trigger(kind))
         self.conn.execute("UPDATE _projection SET seq = ?", (self.seq,))
         return n
-
-    def refresh_live(self) -> None:
-        """Bring the live tables in line with the history (a few rows, or whole tables after a big replay)."""
-        stale, self._stale = self._stale, {k: set() for k in Kind}
-        try:
-            self.conn.execute("SAVEPOINT live")
-            for kind, ids in stale.items():
-                if ids is None or ids:
-                    self._refresh_live(kind, ids)
-            self.conn.execute("RELEASE live")
-        except BaseException as e:
-            if self.conn.in_transaction:  # SQLite may already have rolled everything back
-                self.conn.execute("ROLLBACK TO live")
-                self.conn.execute("RELEASE live")
-            self._stale = stale
-            if _is_full(e):
-                raise StateTooLarge() from e
-            raise
-
-    def _refresh_live(self, kind: Kind, ids: set[str] | None) -> None:
-        """Rewrite the live rows of `ids` (None: of every record) from their open versions."""
-        t = kind.table
-        if ids is None:
-            self.conn.execute(f"DELETE FROM {t}")
-            self.conn.execute(f"INSERT INTO {t} {_live_select(kind)}")
-            return
-        ordered = sorted(ids)
-        for i in range(0, len(ordered), 500):
-            chunk = ordered[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            self.conn.execute(f"DELETE FROM {t} WHERE id IN ({marks})", chunk)
-            self.conn.execute(f"INSERT INTO {t} {_live_select(kind)} AND h.id IN ({marks})", chunk)
 
     # -- reading -------------------------------------------------------------
     def record(self, kind: Kind, record_id: str, seq: int | None = None) -> dict[str, Any] | None:
@@ -297,10 +291,10 @@ class Projection:
             yield rid, loads(data)
 
     def count(self, kind: Kind) -> int:
-        self.refresh_live()
-        return self.conn.execute(f"SELECT count(*) FROM {kind.table}").fetchone()[0]
+        return self.conn.execute(
+            f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL AND deleted = 0").fetchone()[0]
 
     def count_deleted(self, kind: Kind) -> int:
-        return self.conn.execute(
-            f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL AND deleted = 1"
-        ).fetchone()[0]
+        # Open versions are counted from the (id, seq_to) index alone, live ones from the partial index: no row is read.
+        opened = self.conn.execute(f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL").fetchone()[0]
+        return opened - self.count(kind)

@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import sqlite_utils
 
@@ -21,16 +21,8 @@ from .errors import AlreadyExists, CannotWrite
 from .events import FIELDS, Kind
 from .instants import iso
 from .paths import private_file
-from .projection import live_columns
+from .projection import FTS_COLUMNS, live_columns
 from .vault import Vault
-
-# Columns indexed for full-text search, per kind.
-FTS_COLUMNS = {
-    Kind.CONTACT: ["name", "emails", "phones", "organization", "note"],
-    Kind.MESSAGE: ["from", "to", "subject", "body"],
-    Kind.NOTE: ["title", "body", "tags"],
-}
-
 
 def flat_row(kind: Kind, record_id: str, data: dict[str, Any]) -> dict[str, Any]:
     """One table row for a record: known fields as columns (lists/objects as JSON), the rest in `extra`."""
@@ -41,6 +33,12 @@ def flat_row(kind: Kind, record_id: str, data: dict[str, Any]) -> dict[str, Any]
     extra = {k: v for k, v in data.items() if k not in FIELDS[kind]}
     row["extra"] = json.dumps(extra, ensure_ascii=False) if extra else None
     return row
+
+
+def _rows(vault: Vault, kind: Kind, seq: int, referenced: set[str]) -> Iterator[dict[str, Any]]:
+    for rid, data in vault.projection.state(kind, seq):
+        referenced.update(referenced_blobs(data))
+        yield flat_row(kind, rid, data)
 
 
 def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
@@ -57,15 +55,11 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
         tmp.unlink(missing_ok=True)  # left by a crash of a process with our pid
         db = sqlite_utils.Database(private_file(tmp))  # plaintext: the owner's alone, and so its -journal
         for kind in Kind:
-            rows = []
-            for rid, data in vault.projection.state(kind, seq):
-                referenced.update(referenced_blobs(data))
-                rows.append(flat_row(kind, rid, data))
             table = db.table(kind.table)
             table.create({c: str for c in live_columns(kind) if c not in ("created_at", "updated_at")}, pk="id")
-            table.insert_all(rows, batch_size=1000)
+            table.insert_all(_rows(vault, kind, seq, referenced), batch_size=1000)  # streamed, never listed
             table.enable_fts(FTS_COLUMNS[kind], create_triggers=True)
-            counts[kind.table] = len(rows)
+            counts[kind.table] = table.count
         db.table("attachments").create({"blob": str, "content": bytes}, pk="blob")
         db.table("attachments").insert_all(
             ({"blob": b, "content": vault.referenced_blob(b)} for b in sorted(referenced)), batch_size=100

@@ -51,7 +51,6 @@ CREATE TABLE head (
     seq INTEGER NOT NULL, hash BLOB NOT NULL, mac BLOB NOT NULL, sig BLOB NOT NULL
 );
 CREATE TABLE blobs (id BLOB PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE snapshots (seq INTEGER NOT NULL, part INTEGER NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (seq, part));
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
     BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
 CREATE TRIGGER events_no_delete BEFORE DELETE ON events
@@ -123,7 +122,8 @@ def check_structure(conn: sqlite3.Connection, path: Path) -> None:
         raise DamagedFile(path, f"SQLite's integrity check reports {(lines or ['damage'])[0]!r}{more}")
 
 
-# The tables the checks rely on; `snapshots` is a cache whose parts carry their own seals.
+# The tables the checks rely on. A `snapshots` table (sealed projection caches written by older lifevaults)
+# is ignored where found: dropping its pages for good would take a VACUUM, a rewrite of the whole file.
 _CHECKED_TABLES = ("meta", "events", "head", "blobs", "seal", "api_tokens")
 
 

@@ -1,16 +1,14 @@
 """The Vault: one object to create, unlock, change and read a vault file.
 
-It ties the encrypted log to two states derived from it, each loaded on
-first use from its newest encrypted snapshot plus the events after it: the
-projection (every version of every record: what reads need) and the record
-index (which records exist: all an append needs to check). Every append goes
-to the log and, in the same transaction, to whichever of them is loaded, so
-writing to a large vault never has to load the projection.
+It ties the encrypted log to the state derived from it, the projection (every
+version of every record), which lives in the encrypted state file beside the
+vault (state_file.py): opened on first use and caught up with the events it
+lacks. Every append goes to the log and then, before the write lock is let
+go, to the state file, so the file is never ahead of the log.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import re
@@ -18,27 +16,26 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from . import blobs, keyring, rollback, schema, seal, snapshots
+from . import blobs, keyring, rollback, schema, seal, state_file
 from .blobs import missing_blobs, referenced_blobs
 from .codec import LazyFields, fields_json
 from .crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
-from .errors import AlreadyExists, BadInstant, CannotWrite, InvalidRecord, NotFound, TamperDetected, VaultLocked
+from .errors import AlreadyExists, BadInstant, CannotWrite, InvalidRecord, NotFound, TamperDetected
 from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
 from .instants import Instant, iso
 from .log import EventLog, Writer
 from .passphrase import check_strength
 from .paths import private_dir
 from .projection import Projection
-from .record_index import RecordIndex
+from .provenance import trace
 from .verify import check_log
 
-S = TypeVar("S", Projection, RecordIndex)
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
-SNAPSHOT_MIN_EVENTS = 5000  # write a snapshot at close once this many events (and 10%) are new
 # A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
 GC_FREEZE_FROM = 5000
+PROGRESS_EVERY = 50_000  # a replay this long says how far it is, every this many events (`notify`)
 REMEMBER_EVERY_S = 1.0  # how often a run of writes raises this machine's memory of the head (rollback.py)
 
 # Which state a record must be in for each event type.
@@ -53,9 +50,9 @@ _REQUIRES = {
 class Vault:
     """An unlocked vault. Use `Vault.create` / `Vault.open`; close it (or use `with`)."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, keys: Keys, *, state_file: bool = False) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, keys: Keys) -> None:
         self.path, self.conn, self.keys = path, conn, keys
-        self.state_file = state_file  # keep the projection in an encrypted file beside the vault (`state_file`)
+        self.notify: Callable[[str], None] = lambda _: None  # told, in one sentence, why the state file is rebuilt
         self.log = EventLog(conn, path, keys)
         self._check_head()
         self.rollback: rollback.Behind | None = None  # set when the file is behind what this machine saw of it
@@ -63,8 +60,6 @@ class Vault:
         self.log.on_commit = self._committed
         self._check_seal()
         self._projection: Projection | None = None
-        self._index: RecordIndex | None = None
-        self._snapshot_seq = self._index_snapshot_seq = 0
         self._writer: Writer | None = None  # the open write transaction, if any
 
     def __repr__(self) -> str:
@@ -73,7 +68,7 @@ class Vault:
     # -- opening -------------------------------------------------------------
     @classmethod
     def create(cls, path: Path | str, passphrase: str, kdf_cost: str = DEFAULT_KDF_COST, *,
-               state_file: bool = False, weak_ok: bool = False) -> tuple["Vault", str]:
+               weak_ok: bool = False) -> tuple["Vault", str]:
         """Make a new vault file (never overwriting); returns it and the recovery key to show once.
         A passphrase zxcvbn finds easy to guess is refused (WeakPassphrase) unless `weak_ok`."""
         path = Path(path)
@@ -102,44 +97,34 @@ class Vault:
             raise AlreadyExists(path) from None
         finally:
             tmp.unlink()
-        return cls.open(path, passphrase, state_file=state_file), recovery
+        return cls.open(path, passphrase), recovery
 
     @classmethod
-    def open(cls, path: Path | str, passphrase: str, *, state_file: bool = False) -> "Vault":
-        """Unlock a vault with its passphrase. `state_file`: keep the projection in an encrypted file
-        beside it (bounded memory, nothing to load on reopen) rather than in memory."""
+    def open(cls, path: Path | str, passphrase: str) -> "Vault":
+        """Unlock a vault with its passphrase."""
         path = Path(path)
         conn = schema.connect(path)
-        return cls._unlocked(path, conn, lambda: keyring.unlock(conn, passphrase), state_file)
+        return cls._unlocked(path, conn, lambda: keyring.unlock(conn, passphrase))
 
     @classmethod
-    def open_with_recovery(cls, path: Path | str, recovery_key: str, *, state_file: bool = False) -> "Vault":
+    def open_with_recovery(cls, path: Path | str, recovery_key: str) -> "Vault":
         """Unlock a vault with its recovery key."""
         path = Path(path)
         conn = schema.connect(path)
-        return cls._unlocked(path, conn, lambda: keyring.unlock_with_recovery(conn, recovery_key), state_file)
+        return cls._unlocked(path, conn, lambda: keyring.unlock_with_recovery(conn, recovery_key))
 
     @classmethod
-    def _unlocked(cls, path: Path, conn: sqlite3.Connection, unlock, state_file: bool) -> "Vault":
+    def _unlocked(cls, path: Path, conn: sqlite3.Connection, unlock) -> "Vault":
         try:
-            return cls(path, conn, unlock(), state_file=state_file)
+            return cls(path, conn, unlock())
         except BaseException:
             conn.close()
             raise
 
     def close(self) -> None:
-        """Write snapshots of what is loaded if enough is new, then close the file."""
+        """Close the state file and the vault file."""
         try:
-            proj, index = self._projection, self._index
-            if proj is not None and proj.in_file:  # the state file is its own cache
-                self._drop_projection()
-                proj = None
-            if proj is not None and proj.seq - self._snapshot_seq >= max(SNAPSHOT_MIN_EVENTS, proj.seq // 10):
-                self.snapshot()  # the index too
-            elif index is not None and index.seq - self._index_snapshot_seq >= SNAPSHOT_MIN_EVENTS:
-                self._save_index(index)
-        except VaultLocked:
-            pass  # a snapshot is only a cache: another process is writing, so the next close will try again
+            self._drop_projection()
         finally:
             try:
                 if self._unremembered:
@@ -195,125 +180,109 @@ class Vault:
             self._unremembered = True
 
     @property
-    def projection(self) -> Projection:
-        """Every version of every record (in memory, or in the state file); loaded on first use."""
-        if self._projection is None:
-            head = self._upto()
-            proj = self._state_file_projection(head) if self.state_file else None
-            if proj is None:  # in memory (also when another process holds the state file)
-                proj = snapshots.load_snapshot(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
-                self._snapshot_seq = proj.seq if proj else 0  # an unusable snapshot counts as none: replace it
-            self._projection = self._caught_up(proj or Projection(), head)
-        return self._projection
-
-    def _state_file_projection(self, head: int) -> Projection | None:
-        """The projection in this vault's state file if it matches the log (else rebuilt there);
-        None if another process holds it."""
-        from . import state_file  # SQLCipher is loaded only by vaults that use a state file
-
-        def matches(proj: Projection) -> bool:  # a crash may leave it ahead of the log; a rollback, beside it
-            if proj.seq > head:
-                return False
-            if proj.seq == 0:
-                return True
-            r = self.log.event(proj.seq)
-            return proj.has_version(r.event.kind, r.event.record_id, r.seq, iso(r.recorded_at))
-
-        return state_file.open_projection(state_file.path_for(self.path), self.keys.state, matches)
-
-    @projection.setter
-    def projection(self, proj: Projection) -> None:
-        self._projection = proj
-
-    def _drop_projection(self) -> None:
-        if self._projection is not None and self._projection.in_file:
-            self._projection.close()  # releases the state file
-        self._projection = None
+    def state_path(self) -> Path:
+        """The encrypted state file beside the vault."""
+        return state_file.path_for(self.path)
 
     @property
-    def index(self) -> RecordIndex:
-        """Which records exist and which are deleted; loaded on first use (from the projection if it is)."""
-        if self._index is None:
-            head = self._upto()
-            cached = snapshots.latest_snapshot_seq(self.conn, head, snapshots.INDEX)
-            if self._projection is None and cached + SNAPSHOT_MIN_EVENTS < snapshots.latest_snapshot_seq(self.conn, head):
-                self.projection  # its snapshot is much newer (or the index was never cached): cheaper than replaying
-            if self._projection is not None:
-                self._index = RecordIndex.of(self._projection)
-            else:
-                index = snapshots.load_index(self.conn, self.keys, self.log.vault_id, head, self.log.hash_at)
-                cached = index.seq if index else 0
-                self._index = self._caught_up(index or RecordIndex(), head)
-            self._index_snapshot_seq = cached
-        return self._index
+    def projection(self) -> Projection:
+        """Every version of every record, in the state file; opened (and caught up) on first use."""
+        if self._projection is None:
+            proj = state_file.open_projection(self.state_path, self.keys.state, self._matches, self.notify)
+            try:
+                self._projection = self._caught_up(proj)
+            except BaseException:
+                proj.close()
+                raise
+        return self._projection
+
+    def _matches(self, proj: Projection) -> bool:
+        """Whether the state file holds a prefix of this log: its last event made a version with the same seq
+        and instant. Its seq is read before the head, and the file commits after the log, so a prefix is never
+        taken for a file ahead of the log."""
+        head = self._upto()
+        if proj.seq > head:
+            return False
+        if proj.seq == 0:
+            return True
+        r = self.log.event(proj.seq)
+        return proj.has_version(r.event.kind, r.event.record_id, r.seq, iso(r.recorded_at))
+
+    def _drop_projection(self) -> None:
+        if self._projection is not None:
+            self._projection.close()
+        self._projection = None
 
     def _upto(self) -> int:
-        """The last seq a state must include: the head, or inside a transaction its latest append."""
+        """The last seq the state must include: the head, or inside a transaction its latest append."""
         return self._writer.seq if self._writer is not None else self.log.head().seq
 
-    def _caught_up(self, state: S, upto: int) -> S:
-        """`state` with the events after its seq, up to `upto`, applied."""
-        if upto < state.seq:
-            raise TamperDetected(upto + 1, f"the log ends before the state already seen (seq {state.seq}): rolled back")
-        if upto == state.seq:
-            return state
-        long = upto - state.seq >= GC_FREEZE_FROM
+    def _caught_up(self, proj: Projection) -> Projection:
+        """`proj` with the events after its seq applied, under its write lock (another process may be
+        catching it up too: its seq is reread there, then the head)."""
+        if proj.seq == self._upto():  # the usual case: nothing to write, so no lock to take
+            return proj
+        with proj.transaction():
+            upto = self._upto()
+            if upto < proj.seq:
+                raise TamperDetected(upto + 1, f"the log ends before the state already seen (seq {proj.seq}): rolled back")
+            if upto > proj.seq:
+                self._replay(proj, upto)
+        return proj
+
+    def _replay(self, proj: Projection, upto: int) -> None:
+        long = upto - proj.seq >= GC_FREEZE_FROM
         if long:  # long replays allocate many short-lived objects; keep the collector off old ones
             gc.collect()
             gc.freeze()
+        events = self.log.read(proj.seq, upto)
+        if upto - proj.seq >= PROGRESS_EVERY:
+            events = self._reporting(events, proj.seq, upto)
         try:
-            with state.transaction():
-                state.apply(self.log.read(state.seq, upto))
+            proj.apply(events)
         finally:
             if long:
                 gc.unfreeze()
-        return state
 
-    def _loaded(self) -> list[Projection | RecordIndex]:
-        return [s for s in (self._projection, self._index) if s is not None]
+    def _reporting(self, events: Iterator[Recorded], start: int, upto: int) -> Iterator[Recorded]:
+        """`events`, telling `notify` how far a long replay is."""
+        self.notify(f"Building the state file {self.state_path} from {upto - start:,} events…")
+        for r in events:
+            if (r.seq - start) % PROGRESS_EVERY == 0:
+                self.notify(f"… {r.seq - start:,} of {upto - start:,} events")
+            yield r
 
     def refresh(self) -> int:
         """Catch up with events other processes appended; returns how many were applied."""
-        head = self.log.head().seq
-        before = max((s.seq for s in self._loaded()), default=head)
-        for state in self._loaded():
-            self._caught_up(state, head)
-        return head - before
-
-    def snapshot(self) -> None:
-        """Seal the current projection (and the record index it implies) into the vault so the next open
-        replays less; a projection in a state file is its own cache, so only the index is sealed."""
-        proj = self.projection
-        if not proj.in_file:
-            snapshots.save_snapshot(self.conn, self.keys, self.log.vault_id, proj, self.log.hash_at(proj.seq))
-            self._snapshot_seq = proj.seq
-        self._save_index(self._index if self._index is not None and self._index.seq == proj.seq else RecordIndex.of(proj))
-
-    def _save_index(self, index: RecordIndex) -> None:
-        snapshots.save_index(self.conn, self.keys, self.log.vault_id, index, self.log.hash_at(index.seq))
-        self._index_snapshot_seq = index.seq
+        if self._projection is None:
+            return 0
+        before = self._projection.seq
+        self._caught_up(self._projection)
+        return self._projection.seq - before
 
     def replay_from_zero(self) -> Projection:
-        """A fresh projection built from event 1, ignoring snapshots."""
-        return self._caught_up(Projection(), self.log.head().seq)
+        """A fresh in-memory projection built from event 1 (a reference to compare the state file with)."""
+        proj = Projection()
+        with proj.transaction():
+            self._replay(proj, self.log.head().seq)
+        return proj
 
     # -- writing ---------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator["Transaction"]:
-        """All appends inside commit together or not at all (log, projection and index)."""
+        """All appends inside commit together or not at all. The log commits first, then the state file
+        (still under the log's write lock): a crash between leaves the file behind the log, never ahead."""
+        proj = self.projection
         try:
-            with self.log.writer() as w, contextlib.ExitStack() as states:
-                self.refresh()
-                for state in self._loaded():
-                    states.enter_context(state.transaction())
-                self._writer = w
-                yield Transaction(self, w)
+            with proj.transaction():
+                with self.log.writer() as w:
+                    self._writer = w
+                    if w.seq > proj.seq:  # another process appended and has not caught the file up (it crashed)
+                        self._replay(proj, w.seq)
+                    yield Transaction(self, w)
         except BaseException:
-            head = self.log.head().seq  # a state loaded or changed mid-transaction may be ahead of the log now
-            if self._projection is not None and self._projection.seq != head:
-                self._drop_projection()
-            if self._index is not None and self._index.seq != head:
-                self._index = None
+            if self._projection is not None and self._projection.seq != self.log.head().seq:
+                self._drop_projection()  # reopened and caught up at next use
             raise
         finally:
             self._writer = None
@@ -394,6 +363,11 @@ class Vault:
             raise NotFound(record_id)
         return versions
 
+    def provenance(self, record_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Where each value of the record as it is now came from: per field (per list item) the version, instant
+        and source since which it has been there."""
+        return trace(self.history(record_id))
+
     def events(self, since: Instant | None = None, limit: int | None = None) -> Iterator[Recorded]:
         """Decrypted events after `since` (default: all), at most the last `limit`."""
         head = self.log.head().seq
@@ -426,10 +400,10 @@ class Vault:
             out[kind.table] = self.projection.count(kind)
             out[f"deleted_{kind.table}"] = self.projection.count_deleted(kind)
         out["blobs"] = self.conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
-        out["snapshot_seq"] = snapshots.latest_snapshot_seq(self.conn, head)
         out["first_change"] = iso(self.log.recorded_at(1)) if head else None
         out["last_change"] = iso(self.log.recorded_at(head)) if head else None
         out["bytes_on_disk"] = sum(p.stat().st_size for p in _vault_files(self.path))
+        out["state_bytes"] = sum(p.stat().st_size for p in _vault_files(self.state_path))
         out["key_fingerprint"] = self.key_fingerprint
         return out
 
@@ -439,7 +413,7 @@ def _vault_files(path: Path) -> list[Path]:
 
 
 class Transaction:
-    """Appends within one write transaction; the loaded states see each change at once."""
+    """Appends within one write transaction; the projection sees each change at once."""
 
     def __init__(self, vault: Vault, writer: Writer) -> None:
         self.vault, self.writer = vault, writer
@@ -447,7 +421,7 @@ class Transaction:
     def append(self, events: Sequence[Event]) -> list[Recorded]:
         """Check each event against the current state, then record them all."""
         vault = self.vault
-        known = vault._projection if vault._projection is not None else vault.index  # what is loaded already
+        known = vault.projection
         for e in events:
             if kind_of(e.record_id) is not e.kind:
                 raise InvalidRecord(f"Record id {e.record_id!r} is not a {e.kind.value} id.")
@@ -463,8 +437,7 @@ class Transaction:
         events = [Event(e.type, e.kind, e.record_id, LazyFields.wrap(e.changes), e.source, e.recorded_at) for e in events]
         self._check_attachments(events)
         recorded = self.writer.append(events)
-        for state in vault._loaded():
-            state.apply(recorded)
+        known.apply(recorded)
         return recorded
 
     def _check_attachments(self, events: Sequence[Event]) -> None:

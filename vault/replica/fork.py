@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import keyring, schema
+from .. import keyring, schema, state_file
 from ..events import Event, EventType, Recorded, Source, apply_patch, diff
 from ..instants import iso
 from ..log import EventLog, now_us
@@ -88,6 +88,7 @@ def pull_fork(vault: Vault, name: str) -> ForkResult:
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
+        state_file.remove(state_file.path_for(tmp))  # the merged vault's own is rebuilt when first needed
     registry.update(log.vault_id, name, pushed_seq=m.head_seq, pushed_hash=m.head_hash.hex())
     return ForkResult(name, fork_at, m.head_seq - fork_at + 1, reapplied, head, kept, stranded)
 

@@ -102,7 +102,7 @@ def extra_template_vars(database: str | None, request: Any, datasette: Any) -> d
     if seq is None and request is not None and request.path == "/-/search":
         seq = seq_of(request.args.get("db", ""))
     here = request.path + (f"?{request.query_string}" if request and request.query_string else "") if request else "/"
-    return {"lv_asof": {"seq": seq, "head": site.live.seq, "next": here, "search_ready": site.search.ready.is_set()}}
+    return {"lv_asof": {"seq": seq, "head": site.live.seq, "next": here}}
 
 
 @hookimpl
@@ -183,8 +183,6 @@ async def search_view(request: Any, datasette: Any) -> Response:
     dbname = request.args.get("db") or LIVE_DB
     if dbname != LIVE_DB and seq_of(dbname) is not None:
         await site.as_of(seq_of(dbname))
-        if q:
-            await site.searchable(seq_of(dbname))
     elif dbname != LIVE_DB:
         raise PageNotFound(f"No database {dbname!r}")
     results: dict[str, list] = {}
@@ -194,8 +192,7 @@ async def search_view(request: Any, datasette: Any) -> Response:
     seq = seq_of(dbname)
     return Response.html(await datasette.render_template(
         "lifevault_search.html",
-        {"q": q, "db": dbname, "results": results, "at": f"seq:{seq}" if seq is not None else "",
-         "ready": site.search.ready.is_set() or dbname != LIVE_DB},
+        {"q": q, "db": dbname, "results": results, "at": f"seq:{seq}" if seq is not None else ""},
         request=request))
 
 

@@ -1,21 +1,20 @@
-"""The vault a server shares: one lock, the projection in a named in-memory database, a refresh loop.
+"""The vault a server shares: one lock, the state file its readers open, a refresh loop.
 
-The Vault's projection already lives in a SQLite "memdb" database with a name,
-so any number of read-only connections (Datasette's) open it by that name and
-see it live while the vault keeps writing to it; memdb never touches disk. Every use of the Vault object
-itself (appends, blobs, refresh) happens under `lock`: it owns one connection.
+The Vault's projection lives in the encrypted state file (vault/state_file.py),
+shared through SQLite's WAL: Datasette's read-only connections (web/state_db.py)
+see every commit of the vault's writer connection, and of other processes
+appending, without a copy. Every use of the Vault object itself (appends,
+blobs, refresh) happens under `lock`: it owns one connection.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
-from typing import Callable, TypeVar
+from pathlib import Path
+from typing import Any, Callable, TypeVar
 
-from .. import memdb
-from ..errors import VaultError
-from ..projection import Projection
+from ..state_file import connect_reader
 from ..vault import Vault
 
 T = TypeVar("T")
@@ -30,22 +29,15 @@ class LiveVault:
 
     `on_change` callbacks get the new head seq after every change the server sees
     (its own writes or another process's appends): the hook for replica pushes.
-    `on_publish` callbacks get the projection's writer connection whenever it is
-    (re)placed in shared memory, so derived indexes can attach to it.
     """
 
     def __init__(self, vault: Vault) -> None:
-        if vault.state_file:
-            raise VaultError(f"{vault.path} is open with its state in a file; serving needs it in memory.")
         self.vault = vault
         self.lock = threading.RLock()
-        self.name = vault.projection.name  # readers open it by name; a reloaded projection is copied into it
+        self.state_path: Path = vault.state_path
+        self.state_key: bytes = vault.keys.state
         self.on_change: list[Callable[[int], None]] = []
-        self.on_publish: list[Callable[[sqlite3.Connection], None]] = []
-        self._conn = vault.projection.conn
-        vault.projection.eager_live = True  # readers see the live tables directly
-        vault.projection.refresh_live()
-        self._seen = vault.projection.seq
+        self._seen = vault.projection.seq  # opens (or rebuilds) the state file now, before serving
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -56,26 +48,9 @@ class LiveVault:
     def seq(self) -> int:
         return self.vault.projection.seq
 
-    def reader(self) -> sqlite3.Connection:
-        """A new read-only connection to the live projection."""
-        return memdb.connect(self.name, readonly=True)
-
-    # -- keeping the shared projection current ---------------------------------
-    def _publish(self) -> None:
-        """After the vault reloaded its projection (a failed commit), copy it into the served memdb."""
-        fresh = self.vault.projection.conn
-        if fresh is self._conn:
-            return
-        try:
-            self.vault.projection.refresh_live()
-            fresh.backup(self._conn)
-        except sqlite3.OperationalError as e:  # e.g. the memdb cap could not be lifted on this platform
-            raise VaultError(f"The decrypted state of {self.vault.path} cannot be served from memory: {e}.") from e
-        self.vault.projection = Projection(self.name, self._conn)
-        self.vault.projection.eager_live = True
-        fresh.close()
-        for fn in self.on_publish:
-            fn(self._conn)  # the served projection's writer connection, as before the reload
+    def reader(self) -> Any:
+        """A new read-only connection to the state file."""
+        return connect_reader(self.state_path, self.state_key)
 
     def write(self, fn: Callable[[Vault], T]) -> T:
         """Run `fn(vault)` alone (appends, blob reads), then tell `on_change` what changed."""
@@ -83,7 +58,6 @@ class LiveVault:
             try:
                 return fn(self.vault)
             finally:
-                self._publish()  # a failed commit makes the vault reload a private projection
                 self._notify()
 
     read = write  # reads through the Vault object need the same lock: it owns one connection
@@ -91,7 +65,6 @@ class LiveVault:
     def refresh(self) -> int:
         """Catch up with events other processes appended; returns how many."""
         with self.lock:
-            self._publish()
             n = 0
             if self.vault.log.head().seq != self.vault.projection.seq:
                 n = self.vault.refresh()
@@ -132,8 +105,7 @@ class LiveVault:
             self._thread = None
 
     def close(self) -> None:
-        """Stop refreshing, close the vault (it may write an encrypted snapshot), drop the memdb."""
+        """Stop refreshing and close the vault."""
         self.stop()
         with self.lock:
             self.vault.close()
-            self._conn.close()

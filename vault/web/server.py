@@ -3,10 +3,10 @@
     site = create_app(LiveVault(vault), host="127.0.0.1")
     uvicorn.run(site, ...)            # or serve(live, host, port)
 
-Datasette reads the live projection (and, for "as of" pages, materialized past
-states) through read-only connections to named in-memory databases; nothing
-decrypted is written to disk. The site's lifespan starts the refresh loop and
-the background search-index build.
+Datasette reads the encrypted state file through read-only SQLCipher
+connections (web/state_db.py): the live views, and for "as of" pages views
+of the history at a past instant; nothing decrypted is written to disk. The
+site's lifespan starts the refresh loop (and replica pushes).
 """
 
 from __future__ import annotations
@@ -14,24 +14,23 @@ from __future__ import annotations
 import asyncio
 import secrets
 from http.cookies import SimpleCookie
-import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import datasette
 import datasette_auth_passwords
 from datasette.app import Datasette
-from datasette.database import Database
 
-from .. import memdb
 from ..events import Kind
+from ..instants import iso
 from . import datasette_plugin
 from .datasette_plugin import LIVE_DB
 from .asof import AsOfStates, database_name, seq_of
 from .gate import Gate, content_security_policy, served_names, template_script_hashes
 from .live import LiveVault
 from .login import auth_passwords_config, datasette_metadata, login_policy
-from .search import SearchIndex, fts_table
+from .search import fts_table
+from .state_db import AsOfDatabase, StateDatabase
 
 API_PREFIX = "/api"
 TEMPLATES = __file__.rsplit("/", 1)[0] + "/templates"
@@ -51,30 +50,6 @@ class LifevaultDatasette(Datasette):
         return super().plugin_config(plugin_name, database=database, table=table, fallback=fallback)
 
 
-class MemdbDatabase(Database):
-    """A Datasette database whose connections are read-only views of a named memdb."""
-
-    def __init__(self, ds: Datasette, memdb: str, prepare: Callable[[sqlite3.Connection], None] | None = None) -> None:
-        super().__init__(ds, is_mutable=True, is_memory=True)
-        self.memdb, self.prepare = memdb, prepare
-        self._readers: list[sqlite3.Connection] = []
-
-    def connect(self, write: bool = False) -> sqlite3.Connection:
-        if write:
-            raise PermissionError("lifevault's browsing databases are read-only")
-        conn = memdb.connect(self.memdb, readonly=True)
-        if self.prepare:
-            self.prepare(conn)
-        self._readers.append(conn)
-        return conn
-
-    def close(self) -> None:
-        """Close every reader (Datasette keeps one per thread), so a dropped state's memory is freed."""
-        for conn in self._readers:
-            conn.close()
-        self._readers.clear()
-
-
 def datasette_script_hashes() -> list[str]:
     """CSP hashes of the inline scripts in Datasette's templates, the login plugin's and ours: they hold no data."""
     folders = [Path(m.__file__).parent / "templates" for m in (datasette, datasette_auth_passwords)] + [Path(TEMPLATES)]
@@ -83,7 +58,8 @@ def datasette_script_hashes() -> list[str]:
 
 def _table_metadata() -> dict[str, Any]:
     # No default sort or facets: on a million rows each is a full scan per page view; the UI adds them on demand.
-    return {kind.table: {"fts_table": fts_table(kind)} for kind in Kind}
+    # The index holds every version; a version's rowid is its row's in the live view and in a past state's.
+    return {kind.table: {"fts_table": fts_table(kind), "fts_pk": "rowid"} for kind in Kind}
 
 
 class Site:
@@ -93,21 +69,20 @@ class Site:
                  allow_hosts: Iterable[str] = ()) -> None:
         self.live, self.host = live, host
         self.login = login_policy(host)  # refuses a non-loopback host without a password
-        self.search = SearchIndex(live)
-        self.asof = AsOfStates(live)
-        metadata = {"title": "lifevault", "databases": {LIVE_DB: {"tables": _table_metadata()}},
+        self.asof = AsOfStates()
+        self._metadata = {"tables": _table_metadata()}
+        metadata = {"title": "lifevault", "databases": {LIVE_DB: self._metadata},
                     **datasette_metadata(self.login)}
         self.datasette = LifevaultDatasette(
             memory=False, auth_config=auth_passwords_config(self.login), metadata=metadata, template_dir=TEMPLATES, secret=secrets.token_hex(32),
             settings={"suggest_facets": False, "default_page_size": 50, "sql_time_limit_ms": 3000},
         )
-        self.datasette.add_database(MemdbDatabase(self.datasette, live.name, self.search.attach), name=LIVE_DB)
+        self.datasette.add_database(StateDatabase(self.datasette, live.state_path, live.state_key), name=LIVE_DB)
         datasette_plugin.register(self)
         self.api = api if api is not None else _make_api(live)
         self._datasette_app = self.datasette.app()
         self.gate = Gate(self._route, names=served_names(host, allow_hosts),
                          csp=content_security_policy(datasette_script_hashes()), api_prefix=API_PREFIX)
-        self._build: Any = None
         self.pusher: Any = None  # pushes to every replica after changes (vault.replica)
 
     @property
@@ -116,22 +91,22 @@ class Site:
 
     # -- past states ------------------------------------------------------------------
     async def as_of(self, seq: int) -> str:
-        """The Datasette route of the state after `seq`, building it if needed."""
+        """The Datasette route of the state after `seq`, registering it if needed."""
         route = database_name(seq)
-        memdb, evicted = await asyncio.to_thread(self.asof.ensure, seq)
+        new, evicted = self.asof.use(seq)
         for old in evicted:
             self._drop(database_name(old))
-        current = self._database(route)
-        if current is not None and current.memdb != memdb:  # dropped and built again
-            self._drop(route)
-            current = None
-        if current is None:
-            # A fresh name per build: Datasette keeps each thread's connection under the name.
-            self.datasette.add_database(MemdbDatabase(self.datasette, memdb), name=f"{route}_b{memdb.rsplit('-b', 1)[1]}",
-                                        route=route)
+        if new or self._database(route) is None:
+            recorded_at = await asyncio.to_thread(self.live.read, lambda v: iso(v.log.recorded_at(seq)) if seq else None)
+            if self._database(route) is None:
+                self.asof.registrations += 1
+                name = f"{route}_b{self.asof.registrations}"
+                self.datasette._metadata_local["databases"][name] = self._metadata  # searched like the live views
+                self.datasette.add_database(AsOfDatabase(self.datasette, self.live.state_path, self.live.state_key,
+                                                         seq, recorded_at), name=name, route=route)
         return route
 
-    def _database(self, route: str) -> "MemdbDatabase | None":
+    def _database(self, route: str) -> "StateDatabase | None":
         try:
             return self.datasette.get_database(route=route)
         except KeyError:
@@ -141,27 +116,23 @@ class Site:
         db = self._database(route)
         if db is not None:
             self.datasette.remove_database(db.name)
-            db.close()  # frees the state's memory: nothing else holds it
+            self.datasette._metadata_local["databases"].pop(db.name, None)
+            db.close()  # its readers' page caches
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
-        """Begin polling the log and indexing for search (the lifespan does this under uvicorn)."""
+        """Begin polling the log and pushing to replicas (the lifespan does this under uvicorn)."""
         self.live.start()
         if self.pusher is None:
             from ..replica import push_on_change
 
             self.pusher = push_on_change(self.live)
-        if self._build is None:
-            self._build = self.search.start()
 
     def stop(self) -> None:
         self.live.stop()
-        self.search.stop()
         if self.pusher is not None:
             self.pusher.stop()
             self.pusher = None
-        if self._build is not None:
-            self._build.join()
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         await self.gate(scope, receive, send)  # Host, origin and CSRF checks before any route; security headers
@@ -177,18 +148,13 @@ class Site:
 
     async def _rebuild_past_state(self, scope: dict) -> None:
         """An /asof_N/… link outlives the server that built it: build N again (for a logged-in visitor)."""
-        seq = seq_of(scope["path"].split("/")[1]) if scope["path"].count("/") >= 1 else None
+        segment = scope["path"].split("/")[1] if scope["path"].count("/") >= 1 else ""
+        seq = seq_of(segment.split(".", 1)[0])  # `/asof_N.json?sql=…` too
         if seq is None or seq >= self.live.seq:
             return
         if self.requires_login and not self._signed_in(scope):
             return
         await self.as_of(seq)  # a no-op when the state is kept
-        if b"_search" in scope.get("query_string", b""):
-            await self.searchable(seq)
-
-    async def searchable(self, seq: int) -> None:
-        """Make sure the past state after `seq` has its full-text index (big ones get it on first search)."""
-        await asyncio.to_thread(self.asof.ensure_searchable, seq)
 
     def _signed_in(self, scope: dict) -> bool:
         cookies = SimpleCookie()
