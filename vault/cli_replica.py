@@ -86,6 +86,22 @@ def replica_remove(name: str, vault_path: Path | None) -> None:
     click.echo(f"Removed replica {rep.name}; its files at {rep.target} were not touched.", err=True)
 
 
+@replica.command("unlock")
+@click.argument("name")
+@vault_option
+def replica_unlock(name: str, vault_path: Path | None) -> None:
+    """Remove the push lease a machine left on a replica when it died mid-push; only when no push is running
+    there (a live push then fails its checks rather than write over another).
+
+    Example: lifevault replica unlock cloud
+    """
+    removed = rp.unlock(_vault_id(vault_path), name)
+    if not removed:
+        click.echo(f"Replica {name} holds no push lease.", err=True)
+    for lease in removed:
+        click.echo(f"Removed the push lease of {lease.describe()} from replica {name}.", err=True)
+
+
 @replica.command("verify")
 @click.argument("name")
 @click.option("--blind", is_flag=True, help="Check without the passphrase: manifest signature, files, chain, head.")

@@ -11,7 +11,7 @@ passphrase or recovery key `clone` rebuilds an identical vault from it.
 from .check import ReplicaReport, clone, verify, verify_replica
 from .compare import Relation, relation
 from .errors import (
-    ForeignReplica, ReplicaAhead, ReplicaDamaged, ReplicaError, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
+    ForeignReplica, ReplicaAhead, ReplicaBusy, ReplicaConflict, ReplicaDamaged, ReplicaError, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
     ReplicaUnreachable, UnknownReplica,
 )
 from .fork import ForkResult, pull_fork
@@ -22,12 +22,12 @@ from .registry import get as get_replica
 from .registry import remove as remove_replica
 from .registry import replicas
 from .status import CopyStatus, Status, status
-from .sync import PullResult, PushResult, pull, push, relation_of
+from .sync import PullResult, PushResult, pull, push, relation_of, unlock
 from .targets import LocalFolder, RcloneRemote, target_for
 
 __all__ = [
     "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "RcloneRemote", "Replica",
-    "ReplicaAhead", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
+    "ReplicaAhead", "ReplicaBusy", "ReplicaConflict", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
     "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica",
-    "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "verify", "verify_replica",
+    "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "unlock", "verify", "verify_replica",
 ]

@@ -24,8 +24,9 @@ from ..log import EventLog, now_us
 from ..vault import Vault
 from . import registry, repair
 from .compare import Relation, ahead_sentence, fork_sentence, relation
-from .errors import ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
-from .manifest import MANIFEST_NAME, Manifest
+from . import lease
+from .errors import ReplicaAhead, ReplicaConflict, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
+from .manifest import MANIFEST_NAME, Manifest, parse
 from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, chunk_events, segment_range
 from .targets import LocalFolder, Target, target_for
@@ -92,12 +93,15 @@ def push(log: EventLog, name: str, *, deep: bool = False) -> PushResult:
     bytes are re-read only when `deep`), then its new manifest; the vault is only read."""
     assert log.keys is not None, "pushing signs the manifest: unlock the vault"
     with registry.push_lock(log.vault_id, name):
-        return _push(log, registry.get(log.vault_id, name), deep)  # read under the lock: the last push is current
+        rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
+        target = target_for(rep.target)
+        with lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
+            return _push(log, rep, target, deep, mine)
 
 
-def _push(log: EventLog, rep: registry.Replica, deep: bool) -> PushResult:
+def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine: str | None) -> PushResult:
     assert log.keys is not None
-    name, target = rep.name, target_for(rep.target)
+    name = rep.name
     opened = _open_checked(log, rep, target)
     m = opened.manifest
     head = log.head()
@@ -127,12 +131,35 @@ def _push(log: EventLog, rep: registry.Replica, deep: bool) -> PushResult:
         new = Manifest(log.vault_id, keyring.verify_key(log.conn), head.seq, head.hash, head.mac, head.sig, meta,
                        (m.events if m else ()) + tuple(new_events), (m.blobs if m else ()) + tuple(new_blobs),
                        now, ((m.repairs if m else ()) + repairs)[-_KEPT_REPAIRS:])
+        lease.still_held(target, opened.where, name, mine)
+        _unchanged(target, opened.where, m)
+        sealed = new.sealed(log.keys)
         with target.writer() as put:  # only after every segment above is in place
-            put(MANIFEST_NAME, new.sealed(log.keys))
+            put(MANIFEST_NAME, sealed)
+        _took_effect(target, opened.where, sealed)
         target.remove(_leftovers(opened, m, new))
     registry.update(log.vault_id, name, pushed_seq=head.seq, pushed_hash=head.hash.hex(), pushed_at=iso(now_us()))
     return PushResult(name, target.location, head.seq, head.seq - start, sum(len(s.blob_ids) for s in new_blobs),
                       sum(s.size for s in new_events + new_blobs), written, repairs)
+
+
+def _unchanged(target: Target, where: str, m: Manifest | None) -> None:
+    """The manifest is still the one this push started from (no one pushed meanwhile)."""
+    present = m is not None or MANIFEST_NAME in (target.listing() or {})  # a first push: only list
+    data = target.read(MANIFEST_NAME) if present else None
+    now = parse(data, where) if data is not None else None
+    if (now.body if now else None) != (m.body if m else None):
+        raise ReplicaConflict(f"{where} was pushed to by another machine during this push (it now ends at event "
+                              f"{now.head_seq if now else 0}); this push's manifest was not written, so nothing "
+                              "changed there. Run push again to see where the two stand.")
+
+
+def _took_effect(target: Target, where: str, sealed: bytes) -> None:
+    """Re-read the manifest just written: a push is reported only when its own head is the one there."""
+    if target.read(MANIFEST_NAME) != sealed:
+        raise ReplicaConflict(f"{where} was pushed to by another machine at the same moment and holds its manifest, "
+                              "not this push's; this push did not take effect. Run push again to see where the two "
+                              "stand.")
 
 
 def _leftovers(opened: Opened, old: Manifest | None, new: Manifest) -> list[str]:
@@ -166,6 +193,11 @@ def _blob_segments(log: EventLog, m: Manifest | None):
             batch, size = [], 0
     if batch:
         yield blob_segment(ordinal + 1, batch)
+
+
+def unlock(vault_id: bytes, name: str) -> list[lease.Lease]:
+    """Remove every push lease on replica `name` (a machine that died mid-push left it)."""
+    return lease.unlock(target_for(registry.get(vault_id, name).target))
 
 
 def relation_of(log: EventLog, name: str) -> Relation:

@@ -45,6 +45,9 @@ class Target(Protocol):
     def writer(self) -> AbstractContextManager[Put]:
         """A context giving put(name, data); every file is in place when it exits."""
 
+    def put_one(self, name: str, data: bytes) -> None:
+        """Write one small file now, touching nothing else (a lease)."""
+
     def local_copy(self, names: list[str]) -> AbstractContextManager[Path]:
         """A local folder holding (at least) these files, for the duration of the context."""
 
@@ -90,14 +93,19 @@ class LocalFolder:
     @contextmanager
     def writer(self) -> Iterator[Put]:
         with self._errors("write to"):
-            for stale in self.path.glob(f".*{PARTIAL}"):  # left by an interrupted push
-                stale.unlink()
+            for stale in self.path.glob(f".*{PARTIAL}"):  # left by an interrupted push (the writer holds the lease)
+                if not stale.name.startswith(".lock-"):  # another pusher's lease, being written as we look
+                    stale.unlink(missing_ok=True)
             yield self._put
             fd = os.open(self.path, os.O_RDONLY)
             try:
                 os.fsync(fd)  # make the renames durable
             finally:
                 os.close(fd)
+
+    def put_one(self, name: str, data: bytes) -> None:
+        with self._errors("write to"):
+            self._put(name, data)
 
     def _put(self, name: str, data: bytes) -> None:
         tmp = self.path / f".{name}{PARTIAL}"
@@ -127,7 +135,7 @@ class RcloneRemote:
         sep = "" if self.location.endswith(":") else "/"
         return f"{self.location}{sep}{name}" if name else self.location
 
-    def _run(self, *args: str, ok_missing: bool = False) -> subprocess.CompletedProcess | None:
+    def _run(self, *args: str, ok_missing: bool = False, data: bytes | None = None) -> subprocess.CompletedProcess | None:
         if shutil.which("rclone") is None:
             raise ReplicaUnreachable(f"Cannot reach {self.location}: rclone is not installed.")
         timeout = min(_COPY_TIMEOUT if args[0] == "copy" else _CALL_TIMEOUT,
@@ -135,7 +143,7 @@ class RcloneRemote:
         try:  # on a timeout, subprocess.run kills rclone before raising
             # umask for rclone alone: what it writes locally (fetched segments, a local remote) is private
             proc = subprocess.run(["rclone", *args, *_RCLONE_FLAGS], capture_output=True, timeout=timeout,
-                                  umask=0o077)
+                                  umask=0o077, input=data)
         except subprocess.TimeoutExpired:
             raise ReplicaUnreachable(f"{self.location} is unreachable: rclone {args[0]} got no answer within "
                                      f"{timeout:.0f} s (a frozen server?).") from None
@@ -167,6 +175,9 @@ class RcloneRemote:
             yield put
             if staged:  # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
                 self._run("copy", "--ignore-times", "--no-traverse", tmp, self._path())
+
+    def put_one(self, name: str, data: bytes) -> None:
+        self._run("rcat", self._path(name), data=data)
 
     @contextmanager
     def local_copy(self, names: list[str]) -> Iterator[Path]:
