@@ -45,13 +45,14 @@ def replica() -> None:
 @replica.command("add")
 @click.argument("name")
 @click.argument("target")
+@click.option("--offsite", is_flag=True, help="This copy is kept in another place (counts for the 3-2-1 rule).")
 @vault_option
-def replica_add(name: str, target: str, vault_path: Path | None) -> None:
+def replica_add(name: str, target: str, offsite: bool, vault_path: Path | None) -> None:
     """Add a replica: a local folder (created now) or an rclone remote `remote:path`.
 
-    Example: lifevault replica add cloud b2:my-bucket/lifevault
+    Example: lifevault replica add cloud b2:my-bucket/lifevault --offsite
     """
-    rep = rp.add_replica(_vault_id(vault_path), name, target)
+    rep = rp.add_replica(_vault_id(vault_path), name, target, offsite)
     click.echo(f"Added replica {rep.name} at {rep.target}; `lifevault push {rep.name}` fills it.", err=True)
 
 
@@ -72,6 +73,19 @@ def replica_list(as_json: bool, vault_path: Path | None) -> None:
     for r in reps:
         pushed = f"pushed up to event {r.pushed_seq} at {r.pushed_at}" if r.pushed_at else "never pushed"
         click.echo(f"{r.name}\t{r.target}\t{pushed}; verified {r.verified_at or 'never'}")
+
+
+@replica.command("mark")
+@click.argument("name")
+@click.option("--offsite/--onsite", required=True, help="Whether this copy is kept in another place.")
+@vault_option
+def replica_mark(name: str, offsite: bool, vault_path: Path | None) -> None:
+    """Mark a replica as kept off-site (or on-site), for the 3-2-1 verdict of `lifevault status`.
+
+    Example: lifevault replica mark cloud --offsite
+    """
+    rep = rp.mark_offsite(_vault_id(vault_path), name, offsite)
+    click.echo(f"Replica {rep.name} is marked {'off-site' if offsite else 'on-site'}.", err=True)
 
 
 @replica.command("remove")
@@ -217,18 +231,27 @@ def clone(target: str, path: Path, recovery: bool, passphrase_file: Any, recover
 
 
 @click.command()
+@click.option("--timeout", "time_limit", type=float, default=rp.status_module.TIME_LIMIT, show_default=True,
+              help="Seconds each replica may take to answer (all are read in parallel).")
+@click.option("--verified-within", type=float, default=rp.status_module.VERIFIED_WITHIN_DAYS, show_default=True,
+              help="Days after which a replica's last verification is too old.")
 @json_option
 @vault_option
-def status(as_json: bool, vault_path: Path | None) -> None:
+@click.pass_context
+def status(ctx: click.Context, time_limit: float, verified_within: float, as_json: bool,
+           vault_path: Path | None) -> None:
     """Every copy of the vault: where, how far behind, last push and verification, and the 3-2-1 verdict.
+    Exits 0 when all is well, 1 when a copy is at risk, 2 when one is broken (for monitoring).
 
-    Example: lifevault status
+    Example: lifevault status --json
     """
-    s = rp.status(resolve_path(vault_path))
+    s = rp.status(resolve_path(vault_path), time_limit=time_limit, verified_within=verified_within)
     if as_json:
-        echo_json({"vault": s.vault, "head_seq": s.head_seq, "ok": s.ok, "verdict": s.verdict,
-                   "copies": [dict(c.__dict__, stale=c.stale) for c in s.copies]})
-        return
+        echo_json({"vault": s.vault, "head_seq": s.head_seq, "ok": s.ok, "level": s.level,
+                   "state": rp.status_module.LEVELS[s.level], "verdict": s.verdict,
+                   "copies": [dict(c.__dict__, stale=c.stale, problem=c.problem,
+                                   state=rp.status_module.LEVELS[c.level]) for c in s.copies]})
+        ctx.exit(s.level)
     click.echo(f"vault\t{s.vault}\tevent {s.head_seq}")
     for c in s.copies:
         if c.head_seq is None:
@@ -239,10 +262,13 @@ def status(as_json: bool, vault_path: Path | None) -> None:
             where = f"event {c.head_seq}, {c.ahead} ahead of this vault"
         else:
             where = f"event {c.head_seq}, {c.behind} behind"
-        click.echo(f"{c.name}\t{c.location}\t{where}; pushed {c.pushed_at or 'never'}; verified {c.verified_at or 'never'}")
-        if c.problem:
-            click.echo(f"\t! {c.problem}")
+        site = " (off-site)" if c.offsite else ""
+        click.echo(f"{c.name}{site}\t{c.location}\t{where}; pushed {c.pushed_at or 'never'}; "
+                   f"verified {c.verified_at or 'never'}")
+        for problem in c.problems:
+            click.echo(f"\t! {problem}")
     click.echo(s.verdict)
+    ctx.exit(s.level)
 
 
 def register(group: click.Group) -> None:

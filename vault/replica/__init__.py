@@ -19,8 +19,10 @@ from .pusher import Pusher, push_on_change
 from .registry import Replica, registry_path
 from .registry import add as add_replica
 from .registry import get as get_replica
+from .registry import mark_offsite
 from .registry import remove as remove_replica
 from .registry import replicas
+from . import status as status_module
 from .status import CopyStatus, Status, status
 from .sync import PullResult, PushResult, pull, push, relation_of, unlock
 from .targets import LocalFolder, RcloneRemote, target_for
@@ -28,6 +30,6 @@ from .targets import LocalFolder, RcloneRemote, target_for
 __all__ = [
     "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "RcloneRemote", "Replica",
     "ReplicaAhead", "ReplicaBusy", "ReplicaConflict", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
-    "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica",
+    "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica", "mark_offsite", "status_module",
     "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "unlock", "verify", "verify_replica",
 ]

@@ -40,6 +40,7 @@ class Replica:
     pushed_at: str | None = None
     verified_at: str | None = None
     verified_seq: int | None = None
+    offsite: bool = False  # in another place than the vault (the 3-2-1 rule wants one)
 
 
 def registry_path() -> Path:
@@ -87,7 +88,7 @@ def get(vault_id: bytes, name: str) -> Replica:
     raise UnknownReplica(name)
 
 
-def add(vault_id: bytes, name: str, target: str) -> Replica:
+def add(vault_id: bytes, name: str, target: str, offsite: bool = False) -> Replica:
     """Remember a new replica; a local folder is created now (a later push never creates it)."""
     if not _NAME.match(name):
         raise InvalidRecord(f"Replica name {name!r} must be letters, digits, '.', '_' or '-' (at most 64).")
@@ -103,7 +104,7 @@ def add(vault_id: bytes, name: str, target: str) -> Replica:
                 private_dir(t.path)
             except OSError as e:
                 raise ReplicaError(f"Cannot create the replica folder {t.path}: {e.strerror}.") from e
-        rep = Replica(name, t.location, iso(now_us()))
+        rep = Replica(name, t.location, iso(now_us()), offsite=offsite)
         mine[name] = asdict(rep)
     return rep
 
@@ -132,8 +133,15 @@ def push_lock(vault_id: bytes, name: str) -> Iterator[None]:
 
 
 def update(vault_id: bytes, name: str, **changes: object) -> None:
-    """Record a push or a verification."""
+    """Record a push, a verification or a mark (offsite)."""
     with _locked() as data:
         mine = data.get(vault_id.hex(), {})
         if name in mine:
             mine[name] = asdict(replace(Replica(**mine[name]), **changes))
+
+
+def mark_offsite(vault_id: bytes, name: str, offsite: bool) -> Replica:
+    """Mark a replica as kept off-site (or not), for the 3-2-1 verdict."""
+    rep = get(vault_id, name)
+    update(vault_id, name, offsite=offsite)
+    return replace(rep, offsite=offsite)

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -28,9 +29,17 @@ Put = Callable[[str, bytes], None]
 _REMOTE = re.compile(r"^[^/\\]*:")  # `name:path` or rclone's `:backend:path`
 # A frozen server accepts the connection and then says nothing: --timeout (idle I/O) ends that, and a
 # process timeout (longer for copies, which may send gigabytes) backs it up, so a push never hangs.
-_RCLONE_FLAGS = ["--low-level-retries", "2", "--retries", "1", "--contimeout", "5s", "--timeout", "30s"]
 _CALL_TIMEOUT, _COPY_TIMEOUT = 120.0, 3600.0  # seconds; $LIFEVAULT_RCLONE_TIMEOUT caps both
-_RCLONE_NOT_FOUND = (3, 4)  # rclone's exit codes for "directory not found" and "file not found"
+_RCLONE_NOT_FOUND = (3, 4)
+
+
+def rclone_flags() -> list[str]:
+    """rclone's own retry and idle-timeout settings: $LIFEVAULT_RCLONE_RETRIES (default 1) and
+    $LIFEVAULT_RCLONE_IO_TIMEOUT (seconds without any I/O, default 30)."""
+    retries = os.environ.get("LIFEVAULT_RCLONE_RETRIES") or "1"
+    idle = os.environ.get("LIFEVAULT_RCLONE_IO_TIMEOUT") or "30"
+    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", retries, "--contimeout", "5s",
+            "--timeout", f"{idle}s"]  # rclone's exit codes for "directory not found" and "file not found"
 
 
 class Target(Protocol):
@@ -55,10 +64,11 @@ class Target(Protocol):
         """Delete these files (only ever leftovers of an interrupted push)."""
 
 
-def target_for(text: str) -> Target:
-    """A Target for what the user typed: `remote:path` is rclone, anything else a folder."""
+def target_for(text: str, deadline: float | None = None) -> Target:
+    """A Target for what the user typed: `remote:path` is rclone, anything else a folder. With `deadline`
+    (time.monotonic()), no rclone call runs past it."""
     if _REMOTE.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
-        return RcloneRemote(text)
+        return RcloneRemote(text, deadline)
     return LocalFolder(Path(text).expanduser().resolve())
 
 
@@ -128,8 +138,8 @@ class LocalFolder:
 class RcloneRemote:
     """Any rclone remote; each operation is one `rclone` process."""
 
-    def __init__(self, spec: str) -> None:
-        self.location = spec.rstrip("/")
+    def __init__(self, spec: str, deadline: float | None = None) -> None:
+        self.location, self.deadline = spec.rstrip("/"), deadline
 
     def _path(self, name: str = "") -> str:
         sep = "" if self.location.endswith(":") else "/"
@@ -140,9 +150,11 @@ class RcloneRemote:
             raise ReplicaUnreachable(f"Cannot reach {self.location}: rclone is not installed.")
         timeout = min(_COPY_TIMEOUT if args[0] == "copy" else _CALL_TIMEOUT,
                       float(os.environ.get("LIFEVAULT_RCLONE_TIMEOUT") or _COPY_TIMEOUT))
+        if self.deadline is not None:
+            timeout = max(min(timeout, self.deadline - time.monotonic()), 0.1)
         try:  # on a timeout, subprocess.run kills rclone before raising
             # umask for rclone alone: what it writes locally (fetched segments, a local remote) is private
-            proc = subprocess.run(["rclone", *args, *_RCLONE_FLAGS], capture_output=True, timeout=timeout,
+            proc = subprocess.run(["rclone", *args, *rclone_flags()], capture_output=True, timeout=timeout,
                                   umask=0o077, input=data)
         except subprocess.TimeoutExpired:
             raise ReplicaUnreachable(f"{self.location} is unreachable: rclone {args[0]} got no answer within "
