@@ -119,22 +119,60 @@ def replica_unlock(name: str, vault_path: Path | None) -> None:
 @replica.command("verify")
 @click.argument("name")
 @click.option("--blind", is_flag=True, help="Check without the passphrase: manifest signature, files, chain, head.")
+@click.option("--key", "expected_key", default=None, metavar="FINGERPRINT",
+              help="The vault's key fingerprint: pins the key that signs the replica (implies --blind; needs no "
+                   "vault file, so an untrusted host or a new machine can check a folder or remote:path).")
 @vault_option
 @passphrase_option
-def replica_verify(name: str, blind: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+def replica_verify(name: str, blind: bool, expected_key: str | None, vault_path: Path | None,
+                   passphrase_file: Any) -> None:
     """Check a replica (NAME, or a folder or remote:path) is complete and intact: manifest, every segment,
     the chain and (with the key) every tag.
 
-    Example: lifevault replica verify usb --blind
+    Example: lifevault replica verify /media/usb/lifevault --blind --key K7QM-2XRA-9DLF-WB4E
     """
-    if blind:
-        report = rp.verify(resolve_path(vault_path), name)
+    path = resolve_path(vault_path)
+    if expected_key:
+        target = name
+        if path.exists():
+            try:
+                target = rp.get_replica(_vault_id(vault_path), name).target
+            except rp.UnknownReplica:
+                pass
+        report, blind = rp.verify_pinned(target, expected_key), True
+    elif blind and not path.exists():
+        raise click.ClickException(f"There is no vault file at {path}; to check a replica alone give its folder or "
+                                   "remote:path and --key FINGERPRINT (the vault's key fingerprint, shown by "
+                                   "`lifevault create` and `lifevault stats`).")
+    elif blind:
+        report = rp.verify(path, name)
     else:
         vault = open_vault(vault_path, passphrase_file)
         report = rp.verify(vault.path, name, vault.keys)
     what = "manifest signature, segments, chain and head" if blind else "manifest, segments, chain, every tag and blob"
+    pinned = f", signed by key {expected_key.strip().upper()}" if expected_key else ""
     click.echo(f"OK: replica {name} holds {report.events} events and {report.blobs} blobs "
-               f"in {report.segments} segments ({what}).")
+               f"in {report.segments} segments ({what}{pinned}).")
+
+
+@replica.command("survey")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--key", "expected_key", default=None, metavar="FINGERPRINT", help="Pin the vault's signing key.")
+@json_option
+def replica_survey(targets: tuple[str, ...], expected_key: str | None, as_json: bool) -> None:
+    """Before `clone` on a new machine: each candidate replica's head, when it was written and whether it
+    verifies (blind, no vault file or passphrase needed), to choose which one to clone.
+
+    Example: lifevault replica survey /media/usb/lifevault b2:my-bucket/lifevault --key K7QM-2XRA-9DLF-WB4E
+    """
+    found = rp.survey(list(targets), expected_key)
+    if as_json:
+        echo_json([c.__dict__ for c in found])
+        return
+    for c in found:
+        head = f"event {c.head_seq} ({c.head_hash[:12]}…) written {c.written_at}" if c.head_seq is not None else "no head"
+        verdict = f"FAILED: {c.problem}" if c.problem else "verified (blind)"
+        click.echo(f"{c.location}\t{head}\tkey {c.fingerprint or '?'}\t{verdict}")
 
 
 @click.command()
@@ -215,7 +253,8 @@ def pull(name: str, keep_both: bool, vault_path: Path | None, passphrase_file: A
 @click.option("--recovery-key-file", type=click.File("r"), default=None,
               help="Read the recovery key from this file (else $LIFEVAULT_RECOVERY_KEY, else a prompt).")
 def clone(target: str, path: Path, recovery: bool, passphrase_file: Any, recovery_key_file: Any) -> None:
-    """Rebuild a vault file from a replica alone (a folder or `remote:path`), then verify it fully.
+    """Rebuild a vault file from a replica alone (a folder or `remote:path`), then verify it fully;
+    `lifevault replica survey` first shows each candidate's head, date and verification.
 
     Example: lifevault clone /media/usb/lifevault ~/vault.db
     """

@@ -8,7 +8,7 @@ passphrase or recovery key `clone` rebuilds an identical vault from it.
     from vault.replica import add_replica, push, verify_replica, clone
 """
 
-from .check import ReplicaReport, clone, verify, verify_replica
+from .check import Candidate, ReplicaReport, clone, survey, verify, verify_pinned, verify_replica
 from .compare import Relation, relation
 from .errors import (
     ForeignReplica, ReplicaAhead, ReplicaBusy, ReplicaConflict, ReplicaDamaged, ReplicaError, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
@@ -28,7 +28,7 @@ from .sync import PullResult, PushResult, pull, push, relation_of, unlock
 from .targets import LocalFolder, RcloneRemote, target_for
 
 __all__ = [
-    "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "RcloneRemote", "Replica",
+    "Candidate", "survey", "verify_pinned", "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "RcloneRemote", "Replica",
     "ReplicaAhead", "ReplicaBusy", "ReplicaConflict", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
     "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica", "mark_offsite", "status_module",
     "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "unlock", "verify", "verify_replica",
