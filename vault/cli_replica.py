@@ -6,12 +6,16 @@ prints. Registered on the main group by `register(cli)`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import keyring, schema
+from .crypto import PushKeys
+from .log import EventLog
+from .replica import push_key
 from .cli import echo_json, json_option, open_vault, passphrase_option, read_secret, resolve_path, vault_option
 from .errors import VaultError
 from . import replica as rp
@@ -155,6 +159,28 @@ def replica_verify(name: str, blind: bool, expected_key: str | None, vault_path:
                f"in {report.segments} segments ({what}{pinned}).")
 
 
+@replica.group("push-key")
+def push_key_group() -> None:
+    """A credential that lets `lifevault push` run without the passphrase (cron, a systemd timer).
+
+    Example: lifevault replica push-key create
+    """
+
+
+@push_key_group.command("create")
+@vault_option
+@passphrase_option
+def push_key_create(vault_path: Path | None, passphrase_file: Any) -> None:
+    """Write this vault's push credential (0600, in $LIFEVAULT_HOME), replacing any: it signs and MACs replica
+    manifests and cannot open, write or sign an event.
+
+    Example: lifevault replica push-key create
+    """
+    vault = open_vault(vault_path, passphrase_file)
+    path = push_key.create(vault.log.vault_id, vault.keys)
+    click.echo(f"Wrote the push credential {path}; `lifevault push` now runs without the passphrase.", err=True)
+
+
 @replica.command("survey")
 @click.argument("targets", nargs=-1, required=True)
 @click.option("--key", "expected_key", default=None, metavar="FINGERPRINT", help="Pin the vault's signing key.")
@@ -175,6 +201,19 @@ def replica_survey(targets: tuple[str, ...], expected_key: str | None, as_json: 
         click.echo(f"{c.location}\t{head}\tkey {c.fingerprint or '?'}\t{verdict}")
 
 
+def _pushing_log(vault_path: Path | None, passphrase_file: Any) -> tuple[EventLog, PushKeys | None]:
+    """With no passphrase given and a push credential present, the vault read blind and the credential;
+    else the unlocked vault's log."""
+    if passphrase_file is None and not os.environ.get("LIFEVAULT_PASSPHRASE"):
+        path = resolve_path(vault_path)
+        conn = schema.connect(path)
+        click.get_current_context().call_on_close(conn.close)
+        credential = push_key.load(keyring.vault_id(conn), keyring.verify_key(conn))
+        if credential is not None:
+            return EventLog(conn, path, None), credential
+    return open_vault(vault_path, passphrase_file).log, None
+
+
 @click.command()
 @click.argument("name", required=False)
 @click.option("--deep", is_flag=True,
@@ -183,18 +222,19 @@ def replica_survey(targets: tuple[str, ...], expected_key: str | None, as_json: 
 @passphrase_option
 def push(name: str | None, deep: bool, vault_path: Path | None, passphrase_file: Any) -> None:
     """Send each replica (or only NAME) what it lacks, and re-send any of its segments that no longer match
-    its manifest; safe to interrupt and re-run.
+    its manifest; safe to interrupt and re-run. With no passphrase given, uses the push credential
+    (`lifevault replica push-key create`) when there is one, so cron can run it.
 
     Example: lifevault push usb
     """
-    vault = open_vault(vault_path, passphrase_file)
-    names = [name] if name else [r.name for r in rp.replicas(vault.log.vault_id)]
+    log, signer = _pushing_log(vault_path, passphrase_file)
+    names = [name] if name else [r.name for r in rp.replicas(log.vault_id)]
     if not names:
         raise click.ClickException("This vault has no replicas; add one with `lifevault replica add NAME TARGET`.")
     failures = []
     for n in names:
         try:
-            r = rp.push(vault.log, n, deep=deep)
+            r = rp.push(log, n, deep=deep, signer=signer)
         except VaultError as e:
             failures.append(str(e))
             continue

@@ -179,6 +179,39 @@ class Keys:
     def sign(self, message: bytes) -> bytes:
         return self.signing.sign(message).signature
 
+    def delegate_push(self) -> "PushKeys":
+        """A fresh push credential: its own signing key, vouched for by the vault's, and the manifest MAC key."""
+        seed = nacl.utils.random(KEY_BYTES)
+        push_vk = bytes(nacl.signing.SigningKey(seed).verify_key)
+        return PushKeys(seed, self.manifest, self.verify_key, self.sign(push_delegation_message(self.verify_key, push_vk)))
+
+
+def push_delegation_message(vault_verify_key: bytes, push_verify_key: bytes) -> bytes:
+    """What the vault's key signs to let a push key sign manifests (and nothing else)."""
+    return b"lv-push-key" + vault_verify_key + push_verify_key
+
+
+class PushKeys:
+    """What a push needs and nothing more: a manifest-signing key the vault's key vouched for, and the manifest
+    MAC key. No event, head or blob key: it cannot open, write or sign an event, only list sealed rows."""
+
+    __slots__ = ("seed", "manifest", "vault_verify_key", "delegation", "signing")
+
+    def __init__(self, seed: bytes, manifest_key: bytes, vault_verify_key: bytes, delegation: bytes) -> None:
+        self.seed, self.manifest = seed, manifest_key
+        self.vault_verify_key, self.delegation = vault_verify_key, delegation
+        self.signing = nacl.signing.SigningKey(seed)
+
+    def __repr__(self) -> str:
+        return "PushKeys(<hidden>)"
+
+    @property
+    def verify_key(self) -> bytes:
+        return bytes(self.signing.verify_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return self.signing.sign(message).signature
+
 
 def check_signature(verify_key: bytes, message: bytes, signature: bytes) -> bool:
     """Whether `signature` is the vault's signature of `message` (no secret needed)."""

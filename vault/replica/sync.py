@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import keyring
+from ..crypto import Keys, PushKeys
 from ..errors import TamperDetected
 from ..instants import iso
 from ..log import EventLog, now_us
@@ -88,19 +89,21 @@ def _continues(log: EventLog, opened: Opened, name: str, doing: str) -> Relation
     return rel
 
 
-def push(log: EventLog, name: str, *, deep: bool = False) -> PushResult:
+def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | None = None) -> PushResult:
     """Send what replica `name` lacks and re-send its segments that no longer match the manifest (a remote's
-    bytes are re-read only when `deep`), then its new manifest; the vault is only read."""
-    assert log.keys is not None, "pushing signs the manifest: unlock the vault"
+    bytes are re-read only when `deep`), then its new manifest, signed with the vault's keys or, for a vault
+    opened without them, the push credential `signer`; the vault is only read."""
+    signer = signer or log.keys
+    assert signer is not None, "pushing signs the manifest: unlock the vault or give a push credential"
     with registry.push_lock(log.vault_id, name):
         rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
         target = target_for(rep.target)
         with lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
-            return _push(log, rep, target, deep, mine)
+            return _push(log, rep, target, deep, mine, signer)
 
 
-def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine: str | None) -> PushResult:
-    assert log.keys is not None
+def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine: str | None,
+          signer: Keys | PushKeys) -> PushResult:
     name = rep.name
     opened = _open_checked(log, rep, target)
     m = opened.manifest
@@ -130,10 +133,11 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
     if written:
         new = Manifest(log.vault_id, keyring.verify_key(log.conn), head.seq, head.hash, head.mac, head.sig, meta,
                        (m.events if m else ()) + tuple(new_events), (m.blobs if m else ()) + tuple(new_blobs),
-                       now, ((m.repairs if m else ()) + repairs)[-_KEPT_REPAIRS:])
+                       now, ((m.repairs if m else ()) + repairs)[-_KEPT_REPAIRS:],
+                       *((signer.verify_key, signer.delegation) if isinstance(signer, PushKeys) else ()))
         lease.still_held(target, opened.where, name, mine)
         _unchanged(target, opened.where, m)
-        sealed = new.sealed(log.keys)
+        sealed = new.sealed(signer)
         with target.writer() as put:  # only after every segment above is in place
             put(MANIFEST_NAME, sealed)
         _took_effect(target, opened.where, sealed)
