@@ -50,13 +50,14 @@ def replica() -> None:
 @click.argument("name")
 @click.argument("target")
 @click.option("--offsite", is_flag=True, help="This copy is kept in another place (counts for the 3-2-1 rule).")
+@click.option("--no-check", is_flag=True, help="Add a remote without checking that it answers (while offline).")
 @vault_option
-def replica_add(name: str, target: str, offsite: bool, vault_path: Path | None) -> None:
+def replica_add(name: str, target: str, offsite: bool, no_check: bool, vault_path: Path | None) -> None:
     """Add a replica: a local folder (created now) or an rclone remote `remote:path`.
 
     Example: lifevault replica add cloud b2:my-bucket/lifevault --offsite
     """
-    rep = rp.add_replica(_vault_id(vault_path), name, target, offsite)
+    rep = rp.add_replica(_vault_id(vault_path), name, target, offsite, check=not no_check)
     click.echo(f"Added replica {rep.name} at {rep.target}; `lifevault push {rep.name}` fills it.", err=True)
 
 
@@ -102,6 +103,23 @@ def replica_remove(name: str, vault_path: Path | None) -> None:
     """
     rep = rp.remove_replica(_vault_id(vault_path), name)
     click.echo(f"Removed replica {rep.name}; its files at {rep.target} were not touched.", err=True)
+
+
+@replica.command("reseed")
+@click.argument("name")
+@vault_option
+@passphrase_option
+def replica_reseed(name: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Fill a replica anew from this vault (one holding another history, or stranded by `pull --fork`): its
+    files are moved to a sibling folder and kept, and what it held is recorded in `replica list --json`.
+
+    Example: lifevault replica reseed nas
+    """
+    log, signer = _pushing_log(vault_path, passphrase_file)
+    aside, r = rp.reseed(log, name, signer=signer)
+    kept = f"its old files are kept at {aside}" if aside else "it held nothing"
+    click.echo(f"Reseeded {name}: {kept}; pushed {r.events} events, {r.blobs} blobs ({_size(r.bytes)}), it now "
+               f"ends at event {r.head_seq}.", err=True)
 
 
 @replica.command("unlock")
@@ -273,8 +291,8 @@ def pull(name: str, keep_both: bool, vault_path: Path | None, passphrase_file: A
                    err=True)
         for other in f.stranded:
             click.echo(f"Replica {other} holds this vault's old events past event {f.fork_at - 1}, now another "
-                       f"history (their changes are in the vault): move its files aside, then `lifevault replica "
-                       f"remove {other}`, `lifevault replica add {other} TARGET` and `lifevault push {other}`.",
+                       f"history (their changes are in the vault): `lifevault replica reseed {other}` fills it anew "
+                       "(its files are kept aside).",
                        err=True)
         return
     r = rp.pull(vault, name)

@@ -15,7 +15,7 @@ from .errors import (
     ReplicaUnreachable, UnknownReplica,
 )
 from .fork import ForkResult, pull_fork
-from .pusher import Pusher, push_on_change
+from .pusher import Pusher, failing_replicas, push_on_change
 from .registry import Replica, registry_path
 from .registry import add as add_replica
 from .registry import get as get_replica
@@ -24,12 +24,12 @@ from .registry import remove as remove_replica
 from .registry import replicas
 from . import status as status_module
 from .status import CopyStatus, Status, status
-from .sync import PullResult, PushResult, pull, push, relation_of, unlock
+from .sync import PullResult, PushResult, pull, push, relation_of, reseed, unlock
 from .targets import LocalFolder, RcloneRemote, target_for
 
 __all__ = [
-    "Candidate", "survey", "verify_pinned", "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "RcloneRemote", "Replica",
+    "Candidate", "survey", "verify_pinned", "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "failing_replicas", "RcloneRemote", "Replica",
     "ReplicaAhead", "ReplicaBusy", "ReplicaConflict", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
     "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica", "mark_offsite", "status_module",
-    "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "unlock", "verify", "verify_replica",
+    "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "reseed", "unlock", "verify", "verify_replica",
 ]

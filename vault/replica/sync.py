@@ -199,6 +199,26 @@ def _blob_segments(log: EventLog, m: Manifest | None):
         yield blob_segment(ordinal + 1, batch)
 
 
+def reseed(log: EventLog, name: str, *, signer: PushKeys | None = None) -> tuple[str | None, PushResult]:
+    """Fill replica `name` anew from this vault (after a fork, or a replica another vault's history stranded):
+    its present files are moved to a sibling folder, kept, and the head this vault had pushed there is recorded
+    in the replica's entry before the full push. Returns where the old files went and the push."""
+    signer = signer or log.keys
+    assert signer is not None, "pushing signs the manifest: unlock the vault or give a push credential"
+    with registry.push_lock(log.vault_id, name):
+        rep = registry.get(log.vault_id, name)
+        target = target_for(rep.target)
+        with lease.held(target, _where(rep), name, rep.pushed_seq is None):
+            pass  # no other machine is pushing there now
+        now = iso(now_us())
+        aside = target.set_aside(f".before-reseed-{now[:19].replace(':', '')}") if target.listing() else None
+        record = {"at": now, "seq": rep.pushed_seq, "hash": rep.pushed_hash, "set_aside": aside}
+        registry.update(log.vault_id, name, pushed_seq=None, pushed_hash=None, reseeds=(*rep.reseeds, record))
+        rep = registry.get(log.vault_id, name)
+        with lease.held(target, _where(rep), name, True) as mine:
+            return aside, _push(log, rep, target, False, mine, signer)
+
+
 def unlock(vault_id: bytes, name: str) -> list[lease.Lease]:
     """Remove every push lease on replica `name` (a machine that died mid-push left it)."""
     return lease.unlock(target_for(registry.get(vault_id, name).target))

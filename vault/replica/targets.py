@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from ..paths import private_file
+from ..paths import private_dir, private_file
 from .errors import ReplicaUnreachable
 
 PARTIAL = ".partial"
@@ -62,6 +62,9 @@ class Target(Protocol):
 
     def remove(self, names: list[str]) -> None:
         """Delete these files (only ever leftovers of an interrupted push)."""
+
+    def set_aside(self, suffix: str) -> str:
+        """Move the whole replica to a sibling named with `suffix` (kept, never deleted); returns where it went."""
 
 
 def target_for(text: str, deadline: float | None = None) -> Target:
@@ -134,6 +137,13 @@ class LocalFolder:
             for name in names:
                 (self.path / name).unlink(missing_ok=True)
 
+    def set_aside(self, suffix: str) -> str:
+        aside = self.path.with_name(self.path.name + suffix)
+        with self._errors("move aside"):
+            os.rename(self.path, aside)
+            private_dir(self.path)
+        return str(aside)
+
 
 class RcloneRemote:
     """Any rclone remote; each operation is one `rclone` process."""
@@ -204,6 +214,10 @@ class RcloneRemote:
     def remove(self, names: list[str]) -> None:
         for name in names:
             self._run("deletefile", self._path(name), ok_missing=True)
+
+    def set_aside(self, suffix: str) -> str:
+        self._run("move", "--no-traverse", self._path(), self.location + suffix)
+        return self.location + suffix
 
 
 def _reason(stderr: bytes) -> str:
