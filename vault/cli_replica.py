@@ -122,6 +122,25 @@ def replica_reseed(name: str, vault_path: Path | None, passphrase_file: Any) -> 
                f"ends at event {r.head_seq}.", err=True)
 
 
+@replica.command("compact")
+@click.argument("name")
+@vault_option
+@passphrase_option
+def replica_compact(name: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Merge a replica's small event segments into large ones under a new signed manifest (safe to interrupt:
+    the old segments go only once the new manifest is checked). Pushes do it past
+    $LIFEVAULT_COMPACT_SEGMENTS small segments (500).
+
+    Example: lifevault replica compact cloud
+    """
+    log, signer = _pushing_log(vault_path, passphrase_file)
+    r = rp.compact(log.vault_id, keyring.verify_key(log.conn), name, signer or log.keys)
+    if r.before == r.after:
+        click.echo(f"{name} has nothing to merge ({r.after} event segments).", err=True)
+    else:
+        click.echo(f"Compacted {name}: {r.before} event segments into {r.after}.", err=True)
+
+
 @replica.command("unlock")
 @click.argument("name")
 @vault_option

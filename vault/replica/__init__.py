@@ -8,6 +8,7 @@ passphrase or recovery key `clone` rebuilds an identical vault from it.
     from vault.replica import add_replica, push, verify_replica, clone
 """
 
+from .compact import CompactResult, compact
 from .check import Candidate, ReplicaReport, clone, survey, verify, verify_pinned, verify_replica
 from .compare import Relation, relation
 from .errors import (
@@ -28,6 +29,7 @@ from .sync import PullResult, PushResult, pull, push, relation_of, reseed, unloc
 from .targets import LocalFolder, RcloneRemote, target_for
 
 __all__ = [
+    "CompactResult", "compact",
     "Candidate", "survey", "verify_pinned", "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "failing_replicas", "RcloneRemote", "Replica",
     "ReplicaAhead", "ReplicaBusy", "ReplicaConflict", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
     "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica", "mark_offsite", "status_module",

@@ -15,23 +15,26 @@ the vault (the same bytes) and the repair is recorded in the manifest.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from .. import keyring
 from ..crypto import Keys, PushKeys
-from ..errors import TamperDetected
+from ..errors import TamperDetected, VaultError
 from ..instants import iso
 from ..log import EventLog, now_us
 from ..vault import Vault
 from . import registry, repair
 from .compare import Relation, ahead_sentence, fork_sentence, relation
 from . import lease
+from .compact import compact_held, threshold as compact_threshold
 from .errors import ReplicaAhead, ReplicaConflict, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
 from .manifest import MANIFEST_NAME, Manifest, parse
 from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, chunk_events, segment_range
 from .targets import LocalFolder, Target, target_for
 
+logger = logging.getLogger("lifevault.replica")
 _KEPT_REPAIRS = 100  # the manifest remembers this many repairs
 
 
@@ -99,7 +102,14 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
         rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
         target = target_for(rep.target)
         with lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
-            return _push(log, rep, target, deep, mine, signer)
+            result = _push(log, rep, target, deep, mine, signer)
+            if result.manifest_written and compact_threshold():  # past the threshold of small segments only
+                identity = (log.vault_id, keyring.verify_key(log.conn))
+                try:
+                    compact_held(target, _where(rep), name, identity, signer, mine, force=False)
+                except VaultError as e:  # the push itself took effect; the next one tries again
+                    logger.warning("compacting %s after a push failed: %s", name, e)
+            return result
 
 
 def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine: str | None,
