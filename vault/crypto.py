@@ -233,9 +233,19 @@ def genesis_hash(vault_id: bytes) -> bytes:
     return blake2b(vault_id, person=b"lv-genesis")
 
 
+# Copying a hasher made once skips hashlib's keyword parsing, which cost ~8x the hash of a 600-byte event
+# here (19 µs against 2.3 µs): the chain is hashed for every event of every push, pull, verify and clone.
+_CHAIN = hashlib.blake2b(digest_size=HASH_BYTES, person=b"lv-chain")
+_SEQ = struct.Struct(">Q").pack
+
+
 def chain_hash(prev: bytes, seq: int, sealed: bytes) -> bytes:
     """Unkeyed, so anyone holding a copy can check the chain without the passphrase."""
-    return blake2b(prev + struct.pack(">Q", seq) + sealed, person=b"lv-chain")
+    h = _CHAIN.copy()
+    h.update(prev)
+    h.update(_SEQ(seq))
+    h.update(sealed)
+    return h.digest()
 
 
 def event_aad(vault_id: bytes, seq: int, prev: bytes) -> bytes:
