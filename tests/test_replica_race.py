@@ -66,6 +66,7 @@ def _race(machines: list[tuple[Path, Path]], targets: list[str]) -> list[tuple[s
                 p.stdin.write(name + "\n")
                 p.stdin.flush()
             results.append(tuple(p.stdout.readline().strip() for p in procs))
+            assert all(results[-1]), [p.stderr.read() for p in procs if p.poll() is not None]
         return results
     finally:
         for p in procs:

@@ -57,6 +57,8 @@ class Lease:
         return time.time() > self.expires_at or (self.host == socket.gethostname() and not _alive(self.pid))
 
     def describe(self) -> str:
+        if not self.taken_at:  # unreadable: being written as we looked, or damaged
+            return self.owner
         return f"{self.owner} (since {iso(int(self.taken_at * 1e6))}, lease until {iso(int(self.expires_at * 1e6))})"
 
 
@@ -87,7 +89,7 @@ def _read(target: Target, name: str) -> Lease | None:
         return Lease(name, str(d["owner"]), float(d["taken_at"]), float(d["expires_at"]), str(d.get("host", "")),
                      int(d.get("pid", 0)))
     except (ValueError, KeyError, TypeError):  # caught mid-upload, or damaged: held until `replica unlock`
-        return Lease(name, f"an unreadable lease file {name}", 0.0, float("inf"))
+        return Lease(name, f"whoever is writing the lease file {name} (unreadable yet)", 0.0, float("inf"))
 
 
 def leases(target: Target, listing: dict[str, int] | None = None) -> list[Lease]:
@@ -99,9 +101,8 @@ def leases(target: Target, listing: dict[str, int] | None = None) -> list[Lease]
 
 def _others_live(target: Target, mine: str | None) -> list[Lease]:
     out = []
-    for lease in leases(target):
-        if lease.file == mine:
-            continue
+    listing = {n: size for n, size in (target.listing() or {}).items() if n != mine}
+    for lease in leases(target, listing):
         if lease.expired:
             target.remove([lease.file])  # its pusher died; the manifest checks catch one that merely stalled
         else:
@@ -127,13 +128,11 @@ def held(target: Target, where: str, name: str, first: bool) -> Iterator[str | N
     body = json.dumps({"owner": _owner(), "host": socket.gethostname(), "pid": os.getpid(), "taken_at": now,
                        "expires_at": now + lease_seconds()}).encode()
     for attempt in range(_TRIES):
-        if others := _others_live(target, None):
-            raise _busy(where, others[0], name)
-        target.put_one(mine, body)
+        target.put_one(mine, body)  # written first, then the listing shows whether anyone else holds one
         if not (others := _others_live(target, mine)):
             break
-        target.remove([mine])  # both wrote before either listed: both step back, and retry apart
-        if attempt == _TRIES - 1:
+        target.remove([mine])  # another holds it, or both wrote before either listed: step back, retry apart
+        if attempt == _TRIES - 1 or any(o.taken_at < now for o in others):
             raise _busy(where, others[0], name)
         time.sleep(random.uniform(0.05, 0.4) * (attempt + 1))
     try:
