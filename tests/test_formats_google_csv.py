@@ -8,6 +8,7 @@ import pytest
 
 from ingest.google_csv import GoogleCsvImporter
 from vault import IngestError
+from vault.contacts import texts
 from vault.formats import SourceRecord
 
 FIXTURES = Path(__file__).parent / "fixtures" / "google_csv"
@@ -21,22 +22,24 @@ def test_current_header_bom_separators_labels_and_multiline_cells() -> None:
     ada, acme, juergen, other = read("contacts.csv")
     f = ada.fields
     assert f["name"] == "Ada Lovelace" and f["organization"] == "Analytical Engines Ltd"
-    assert f["emails"] == ["ada@example.org", "ada.work@example.org", "ada.home@example.net"]  # " ::: " split
+    assert texts(f["emails"]) == ["ada@example.org", "ada.work@example.org", "ada.home@example.net"]  # " ::: " split
     assert f["groups"] == ["Friends"] and f["starred"] is True  # system labels dropped, starred kept
     assert f["note"] == 'First line of the note.\nSecond line, with "quotes" and a comma.'
     assert f["addresses"] == [{"street": "12 St James's Square", "city": "London", "code": "SW1Y 4JH",
-                               "country": "United Kingdom", "type": "home"}]
+                               "country": "United Kingdom", "types": ["home"], "label": None, "pref": None,
+                               "formatted": "12 St James's Square\nLondon SW1Y 4JH\nUnited Kingdom"}]
     assert ada.location == "row 1 (line 5)"  # the multi-line cells count as lines
-    assert acme.fields["name"] == "Acme Plumbing" and acme.fields["phones"] == ["+1 555 0100"]
+    assert acme.fields["name"] == "Acme Plumbing" and texts(acme.fields["phones"]) == ["+1 555 0100"]
     assert juergen.fields["name"] == "Dr. Jürgen Müller Jr." and juergen.fields["addresses"][0]["formatted"]
-    assert other.fields == {"emails": ["someone@example.com"], "name": "someone@example.com"}
+    assert other.fields == {"emails": [{"value": "someone@example.com", "types": [], "label": None, "pref": 1}],
+                            "name": "someone@example.com"}  # a bare "* " label: primary, no label
 
 
 def test_legacy_header() -> None:
     grace, alan = read("legacy.csv")
-    assert grace.fields["phones"] == ["+1 555 0199", "+1 555 0198"] and grace.fields["department"] == "Computing"
+    assert texts(grace.fields["phones"]) == ["+1 555 0199", "+1 555 0198"] and grace.fields["department"] == "Computing"
     assert grace.fields["title"] == "Rear Admiral" and grace.fields["groups"] == ["Navy"]
-    assert alan.fields["addresses"][0]["type"] == "work"
+    assert alan.fields["addresses"][0]["types"] == ["work"]
 
 
 def test_source_ids_are_stable_and_distinct() -> None:

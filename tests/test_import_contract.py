@@ -62,14 +62,17 @@ def blob_count(vault: Vault) -> int:
     return vault.conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
 
 
-def as_read(fmt: str, path: Path) -> dict[str, Any]:
-    """What the importer reads from `path`: per source id, its kind, fields and attachments."""
-    out = {}
+def as_read(fmt: str, path: Path) -> list[Any]:
+    """What the importer reads from `path`: each record's kind, fields and attachments, in a fixed order.
+
+    Not keyed by source id: a source id may be scoped to its file (a vCard without a UID), and the
+    re-import of an export finds its records by the vault ids the export carries."""
+    out = []
     for r in plugins.registry().importer(fmt).read(path):
         if isinstance(r, SourceRecord):
             atts = sorted((a.field, a.data, a.name or "", a.content_type or "") for a in r.attachments)
-            out[r.source_id] = (r.kind, r.fields, atts)
-    return out
+            out.append((r.kind, r.fields, atts))
+    return sorted(out, key=repr)
 
 
 class Interrupting:

@@ -143,7 +143,7 @@ def test_plugins_command_lists_plugins_and_formats(run) -> None:
     assert r.exit_code == 0, r.output
     assert "ingest.vcard (built-in)" in r.output and "importer vcard" in r.output and "exporter vcard" in r.output
     listed = {p["name"]: p for p in json.loads(run("plugins", "--json").output)}
-    assert listed["ingest.google_csv"]["importers"] == ["google-csv"] and listed["ingest.google_csv"]["exporters"] == []
+    assert listed["ingest.google_csv"]["importers"] == ["google-csv"] and listed["ingest.google_csv"]["exporters"] == ["google-csv"]
 
 
 def test_example_plugin_installs_and_imports_through_its_entry_point(created, tmp_path: Path) -> None:

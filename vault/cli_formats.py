@@ -1,4 +1,4 @@
-"""`lifevault import`, `export`, `undo-import` and `plugins`: thin commands over importing/exporting.
+"""`lifevault import`, `export`, `undo-import`, `upgrade` and `plugins`: thin commands over importing/exporting.
 
 Installed plugins (entry-point group `lifevault`) are loaded here, when a
 command needs formats, and never by the library on its own.
@@ -17,6 +17,7 @@ from . import parse_instant, plugins
 from .cli import echo_json, json_option, open_vault, passphrase_option, vault_option
 from .exporting import export_file
 from .importing import ImportSummary, import_file, undo_import
+from .upgrade import upgrade_records
 
 
 def _formats() -> plugins.Registry:
@@ -104,6 +105,22 @@ def undo_import_(import_id: str, as_json: bool, vault_path: Path | None, passphr
     _print_summary(summary, as_json, f"Undid {import_id} (recorded as {summary.import_id})")
 
 
+@click.command()
+@json_option
+@vault_option
+@passphrase_option
+def upgrade(as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Bring records stored in an older field shape to the current one, by appending update events.
+
+    Example: lifevault upgrade
+    """
+    n = upgrade_records(open_vault(vault_path, passphrase_file))
+    if as_json:
+        echo_json({"upgraded": n})
+    else:
+        click.echo(f"Upgraded {n} record{'s' * (n != 1)} (history unchanged; `lifevault history ID` shows the step).")
+
+
 @click.command(name="plugins")
 @json_option
 def plugins_(as_json: bool) -> None:
@@ -124,4 +141,4 @@ def plugins_(as_json: bool) -> None:
                 click.echo(f"  {what[:-1]:<8} {name:<12} {table[name].fmt.description}")
 
 
-COMMANDS = (import_, export, undo_import_, plugins_)
+COMMANDS = (import_, export, undo_import_, upgrade, plugins_)

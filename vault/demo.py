@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import Kind, Source, Vault
+from .contacts import address, texts, typed
 from .instants import to_us
 
 DEMO_PASSPHRASE = "correct horse battery staple"
@@ -33,9 +34,10 @@ def sample_contact(rng: random.Random) -> dict:
     user = f"{given}.{family}".lower().replace("-", "")
     return {
         "name": f"{given} {family}", "given_name": given, "family_name": family,
-        "emails": [f"{user}@example.org"],
-        "phones": [f"+44 20 7946 {rng.randrange(10000):04d}"],
-        "addresses": [{"city": rng.choice(CITIES), "street": f"{rng.randrange(1, 200)} High Street"}],
+        "emails": [typed(f"{user}@example.org", ["home"], pref=1)],
+        "phones": [typed(f"+44 20 7946 {rng.randrange(10000):04d}", ["work", "voice"])],
+        "addresses": [address({"city": rng.choice(CITIES), "street": f"{rng.randrange(1, 200)} High Street"},
+                              ["home"])],
         "organization": rng.choice(["Analytical Engines Ltd", "Compilers & Co", "", "Bletchley Park"]) or "Freelance",
     }
 
@@ -76,7 +78,7 @@ def build_demo(directory: Path, records: int = 300, kdf_cost: str = "moderate", 
                 contacts.append(rid)
             elif r < 0.8:
                 people = [vault.projection.record(Kind.CONTACT, c) or {} for c in rng.sample(contacts, 1)]
-                sender = (people[0].get("emails") or ["someone@example.org"])[0]
+                sender = (texts(people[0].get("emails")) or ["someone@example.org"])[0]
                 rid = tx.create(Kind.MESSAGE, sample_message(rng, [sender], t), src, recorded_at=to_us(t))
             else:
                 rid = tx.create(Kind.NOTE, sample_note(rng), src, recorded_at=to_us(t))
@@ -85,7 +87,8 @@ def build_demo(directory: Path, records: int = 300, kdf_cost: str = "moderate", 
                 t += step / 3
                 target = rng.choice([c for c in contacts if c in live] or live)
                 if target.startswith("c_"):
-                    patch = {"phones": [f"+44 7700 900{rng.randrange(1000):03d}"], "note": "Changed number"}
+                    patch = {"phones": [typed(f"+44 7700 900{rng.randrange(1000):03d}", ["cell"], "Mobile")],
+                             "note": "Changed number"}
                 else:
                     patch = {"body": (vault.projection.record(Kind(_kind(target)), target) or {}).get("body", "") + "\nP.S. updated"}
                 tx.update(target, patch, src, recorded_at=to_us(t))

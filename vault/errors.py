@@ -13,6 +13,7 @@
     ├── NotFound(record_id)         no such record (now, or at the instant asked)
     ├── BadInstant(text)            an instant that cannot be parsed or is out of range
     ├── InvalidRecord(reason)       fields or a patch that the domain refuses
+    ├── WeakPassphrase(score, advice)  a new passphrase is too easy to guess (in passphrase.py, beside zxcvbn)
     ├── StateTooLarge               the decrypted state outgrew what one in-memory database holds
     └── IngestError(path, location, reason)  an input file that cannot be read
 

@@ -38,11 +38,12 @@ class Kind(str, Enum):
 
 _KIND_OF_PREFIX = {k.prefix: k for k in Kind}
 
-# The fields each kind knows; anything else a source brings is kept in `extra`.
+# The fields each kind knows; anything else a source brings is kept in `extra`. The shape of a contact's
+# typed values (phones, emails, urls, impps: value, types, label, pref) and addresses is in vault/contacts.py.
 FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.CONTACT: (
         "name", "given_name", "family_name", "nickname", "emails", "phones", "addresses",
-        "birthday", "organization", "title", "urls", "groups", "note", "photo",
+        "birthday", "organization", "title", "urls", "groups", "note", "photo", "impps",
     ),
     Kind.MESSAGE: (
         "kind", "thread", "from", "to", "cc", "date", "subject", "body",

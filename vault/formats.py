@@ -35,6 +35,9 @@ class SourceRecord:
     attachments: tuple[Attachment, ...] = ()
     location: str = ""  # where in the file: "line 12", "card 3", "message 7"
     record_id: str | None = None  # a vault id the source carries (lifevault's own exports); else derived
+    # Source ids an earlier version of the importer gave this record: when the current one is new to the vault,
+    # the record found under one of these, last imported from a file of the same name, is kept (no duplicate).
+    previous_source_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -165,6 +165,8 @@ class _Run:
                 raise InvalidRecord(f"Record id {rid} is not a {rec.kind.value} id.")
         else:
             rid = derive_record_id(self.vault, rec.kind, self.namespace, rec.source_id)
+            if rec.previous_source_ids and self.vault.projection.status(rec.kind, rid) == "absent":
+                rid = self.previous_record(rec) or rid
         try:
             text = json.dumps({k: v for k, v in rec.fields.items() if v is not None}, ensure_ascii=False,
                               allow_nan=False)
@@ -182,6 +184,18 @@ class _Run:
             else:
                 desired[att.field] = ref
         return rid, check_fields(desired)
+
+    def previous_record(self, rec: SourceRecord) -> str | None:
+        """The record an earlier importer version made for `rec` from a file of this name, if any."""
+        for old in rec.previous_source_ids:
+            rid = derive_record_id(self.vault, rec.kind, self.namespace, old)
+            row = self.vault.projection.conn.execute(
+                f"SELECT json_extract(source, '$.file') FROM {rec.kind.table}_history WHERE id = ? "
+                "AND json_extract(source, '$.detail.fingerprint') IS NOT NULL ORDER BY seq_from DESC LIMIT 1",
+                (rid,)).fetchone()
+            if row and row[0] == self.path.name:
+                return rid
+        return None
 
     def source(self, desired: dict[str, Any], kind: Kind) -> Source:
         blob = json.dumps({"kind": kind.value, "fields": desired}, sort_keys=True, ensure_ascii=False).encode()

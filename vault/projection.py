@@ -20,7 +20,7 @@ from .errors import StateTooLarge
 from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
-PROJECTION_VERSION = 1
+PROJECTION_VERSION = 2  # 2: contacts gained the `impps` column (older snapshots are replayed past)
 _BULK = 2000  # past this many touched records, rebuild live tables wholesale
 _CHUNK = 10_000  # events folded in memory between writes to SQLite
 _INSERT = "INSERT INTO {}_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"

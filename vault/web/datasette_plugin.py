@@ -24,7 +24,8 @@ from ..errors import VaultError
 from ..events import Kind, Source, kind_of
 from ..instants import Instant, parse_instant
 from .asof import seq_of
-from .rendering import INLINE_TYPES, content_type, render_attachments, render_markdown
+from .rendering import (INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown,
+                        render_typed_values)
 from .search import search
 
 if TYPE_CHECKING:
@@ -117,6 +118,8 @@ def render_cell(value: Any, column: str, table: str | None, database: str, datas
         return Markup('<a href="{}">{}</a>').format(href, value)
     if column in ATTACHMENT_COLUMNS:
         return render_attachments(value)
+    if base == Kind.CONTACT.table and column in TYPED_COLUMNS:
+        return render_typed_values(column, value)
     if base == Kind.MESSAGE.table and column == "thread" and isinstance(value, str):
         return Markup('<a href="{}">{}</a>').format(thread_url(database if base == table else LIVE_DB, value), value)
     if base == Kind.NOTE.table and column == "body" and isinstance(value, str):
@@ -233,6 +236,8 @@ def _rendered_fields(kind: Kind, data: dict[str, Any]) -> list[tuple[str, Any]]:
     for name, value in sorted(data.items()):
         if name in ATTACHMENT_COLUMNS and render_attachments(value):
             out.append((name, render_attachments(value)))
+        elif kind is Kind.CONTACT and name in TYPED_COLUMNS and render_typed_values(name, value):
+            out.append((name, render_typed_values(name, value)))
         elif kind is Kind.NOTE and name == "body" and isinstance(value, str):
             out.append((name, render_markdown(value)))
         else:

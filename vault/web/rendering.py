@@ -17,6 +17,8 @@ from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup, escape
 
+from ..contacts import ADDRESS_PARTS, TYPED_FIELDS, addresses, typed_values
+
 SAFE_SCHEMES = {"http", "https", "mailto"}
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
@@ -87,3 +89,26 @@ def render_attachments(value: Any) -> Markup | None:
         parts.append(Markup('<span class="attachment">{}<a href="{}">{}</a> (<a href="{}">download</a>)</span>')
                      .format(thumb, view, ref["name"], down))
     return Markup("<br>").join(parts)
+
+
+TYPED_COLUMNS = {*TYPED_FIELDS, "addresses"}  # a contact's typed values (vault/contacts.py), either stored shape
+
+
+def render_typed_values(column: str, value: Any) -> Markup | None:
+    """A contact's phones, emails, … one a line: the value, then its label or types, `(preferred)` for pref 1."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if column == "addresses":
+        items = [(a.get("formatted") or ", ".join(a[k] for k in ADDRESS_PARTS if a.get(k)), a) for a in addresses(value)]
+    else:
+        items = [(v["value"], v) for v in typed_values(value)]
+    if not items:
+        return None
+    lines = []
+    for text, v in items:
+        kinds = v["label"] or ", ".join(v["types"])
+        lines.append(Markup("{}{}{}").format(text, f" ({kinds})" if kinds else "", " (preferred)" if v["pref"] == 1 else ""))
+    return Markup("<br>").join(lines)
