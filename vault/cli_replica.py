@@ -134,7 +134,9 @@ def replica_compact(name: str, vault_path: Path | None, passphrase_file: Any) ->
     Example: lifevault replica compact cloud
     """
     log, signer = _pushing_log(vault_path, passphrase_file)
-    r = rp.compact(log.vault_id, keyring.verify_key(log.conn), name, signer or log.keys)
+    key = signer or log.keys
+    assert key is not None  # _pushing_log unlocks the vault when there is no credential
+    r = rp.compact(log.vault_id, keyring.verify_key(log.conn), name, key)
     if r.before == r.after:
         click.echo(f"{name} has nothing to merge ({r.after} event segments).", err=True)
     else:
@@ -233,7 +235,7 @@ def replica_survey(targets: tuple[str, ...], expected_key: str | None, as_json: 
         echo_json([c.__dict__ for c in found])
         return
     for c in found:
-        head = f"event {c.head_seq} ({c.head_hash[:12]}…) written {c.written_at}" if c.head_seq is not None else "no head"
+        head = f"event {c.head_seq} ({(c.head_hash or '')[:12]}…) written {c.written_at}" if c.head_seq is not None else "no head"
         verdict = f"FAILED: {c.problem}" if c.problem else "verified (blind)"
         click.echo(f"{c.location}\t{head}\tkey {c.fingerprint or '?'}\t{verdict}")
 

@@ -27,7 +27,7 @@ MANIFEST_NAME = "manifest.json"
 _SIG_PREFIX = b"lv-manifest"
 
 
-def _mac(keys: Keys, body: bytes) -> bytes:
+def _mac(keys: Keys | PushKeys, body: bytes) -> bytes:
     return crypto.blake2b(body, key=keys.manifest, person=b"lv-manifest")
 
 

@@ -116,8 +116,11 @@ def _copy_status(path: Path, rep: registry.Replica, deadline: float, verified_wi
         conn.close()
     found.sort(key=lambda f: -f[0])
     level, problems = (found[0][0] if found else OK), tuple(s for _, s in found)
-    seqs = (rel.replica_seq, rel.behind, rel.ahead, rel.fork_at) if rel else (None, None, None, None)
-    return CopyStatus(rep.name, rep.target, *seqs, rep.pushed_at, rep.verified_at, rep.offsite, level, problems)
+    if rel is None:
+        return CopyStatus(rep.name, rep.target, None, None, None, None, rep.pushed_at, rep.verified_at, rep.offsite,
+                          level, problems)
+    return CopyStatus(rep.name, rep.target, rel.replica_seq, rel.behind, rel.ahead, rel.fork_at, rep.pushed_at,
+                      rep.verified_at, rep.offsite, level, problems)
 
 
 def _unanswered(rep: registry.Replica, limit: float) -> CopyStatus:

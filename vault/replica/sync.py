@@ -96,17 +96,17 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
     """Send what replica `name` lacks and re-send its segments that no longer match the manifest (a remote's
     bytes are re-read only when `deep`), then its new manifest, signed with the vault's keys or, for a vault
     opened without them, the push credential `signer`; the vault is only read."""
-    signer = signer or log.keys
-    assert signer is not None, "pushing signs the manifest: unlock the vault or give a push credential"
+    key: Keys | PushKeys | None = signer or log.keys
+    assert key is not None, "pushing signs the manifest: unlock the vault or give a push credential"
     with registry.push_lock(log.vault_id, name):
         rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
         target = target_for(rep.target)
         with lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
-            result = _push(log, rep, target, deep, mine, signer)
+            result = _push(log, rep, target, deep, mine, key)
             if result.manifest_written and compact_threshold():  # past the threshold of small segments only
                 identity = (log.vault_id, keyring.verify_key(log.conn))
                 try:
-                    compact_held(target, _where(rep), name, identity, signer, mine, force=False)
+                    compact_held(target, _where(rep), name, identity, key, mine, force=False)
                 except VaultError as e:  # the push itself took effect; the next one tries again
                     logger.warning("compacting %s after a push failed: %s", name, e)
             return result
@@ -213,8 +213,8 @@ def reseed(log: EventLog, name: str, *, signer: PushKeys | None = None) -> tuple
     """Fill replica `name` anew from this vault (after a fork, or a replica another vault's history stranded):
     its present files are moved to a sibling folder, kept, and the head this vault had pushed there is recorded
     in the replica's entry before the full push. Returns where the old files went and the push."""
-    signer = signer or log.keys
-    assert signer is not None, "pushing signs the manifest: unlock the vault or give a push credential"
+    key: Keys | PushKeys | None = signer or log.keys
+    assert key is not None, "pushing signs the manifest: unlock the vault or give a push credential"
     with registry.push_lock(log.vault_id, name):
         rep = registry.get(log.vault_id, name)
         target = target_for(rep.target)
@@ -226,7 +226,7 @@ def reseed(log: EventLog, name: str, *, signer: PushKeys | None = None) -> tuple
         registry.update(log.vault_id, name, pushed_seq=None, pushed_hash=None, reseeds=(*rep.reseeds, record))
         rep = registry.get(log.vault_id, name)
         with lease.held(target, _where(rep), name, True) as mine:
-            return aside, _push(log, rep, target, False, mine, signer)
+            return aside, _push(log, rep, target, False, mine, key)
 
 
 def unlock(vault_id: bytes, name: str) -> list[lease.Lease]:
