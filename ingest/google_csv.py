@@ -22,7 +22,7 @@ from ingest import bounded_lines, check_text_file, decode_text, text_head
 from vault.contacts import address, addresses, typed, typed_values
 from vault.errors import IngestError
 from vault.events import Kind
-from vault.formats import BadRecord, Exporter, ExportRecord, Importer, SourceRecord
+from vault.formats import BadRecord, Exporter, ExportRecord, Importer, Notice, SourceRecord
 from vault.hookspecs import hookimpl
 
 SEP = " ::: "
@@ -47,6 +47,14 @@ def _split(cell: str) -> list[str]:
     return [v.strip() for v in cell.split(SEP) if v.strip()]
 
 
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 class GoogleCsvImporter:
     name = "google-csv"
     version = "2"  # 2: typed values with labels (vault/contacts.py), unmapped columns kept
@@ -57,20 +65,32 @@ class GoogleCsvImporter:
         return "E-mail 1 - Value" in first or ("Given Name" in first and "Family Name" in first) or \
             ("First Name" in first and "Last Name" in first and "Phone 1 - Value" in first)
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord | Notice]:
         check_text_file(path, "a Google Contacts CSV file")
         last: list[str] = [""]  # the latest physical line: one without a line break ends the file
+        guessed: list[int] = []  # lines that are not UTF-8, read as Windows-1252: said, never silent
 
         def lines(f: BinaryIO) -> Iterator[str]:
-            for raw in bounded_lines(f, path):
+            for n, raw in enumerate(bounded_lines(f, path), 1):
                 last[0] = decode_text(raw)
+                if not _is_utf8(raw):
+                    guessed.append(n)
                 yield last[0]
+
+        def said() -> Iterator[Notice]:
+            if guessed:
+                yield Notice(f"line {guessed[0]}", f"line{'s' * (len(guessed) > 1)} {', '.join(map(str, guessed))} "
+                             f"{'are' if len(guessed) > 1 else 'is'} not UTF-8: read as Windows-1252 (a guess)")
+                guessed.clear()
 
         with path.open("rb") as f:
             reader = csv.reader(lines(f), strict=True)
             old_limit = csv.field_size_limit(MAX_FIELD)
             try:
-                yield from self._rows(path, reader, last)
+                for item in self._rows(path, reader, last):
+                    yield from said()
+                    yield item
+                yield from said()
             except csv.Error as e:
                 raise IngestError(path, f"line {reader.line_num}", f"broken CSV ({e})") from None
             finally:

@@ -52,6 +52,10 @@ class _TextCollector(HTMLParser):
         elif tag in ("td", "th"):
             self.out.append(" ")
 
+    def unknown_decl(self, data: str) -> None:
+        if data.startswith("CDATA["):  # a CDATA section inside XHTML/ENML: its text is text
+            self.handle_data(data[6:])
+
     def handle_data(self, data: str) -> None:
         if not self.skipping:
             self.out.append(re.sub(r"[\s\x00\x01]+", " ", data))

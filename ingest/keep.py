@@ -7,6 +7,13 @@ when the JSON has one (newer Takeouts), else the file's path. A checklist
 becomes `- [ ] item` / `- [x] item` lines in `body` and is also kept as
 `checklist`. Attachments are found beside the JSON; Takeout sometimes names the
 file `.jpeg` where the JSON says `.jpg`, so a file with the same stem is used.
+
+A note in Keep's trash (`isTrashed`) comes in as a deleted record: its content
+is stored (in history, where `lifevault history` and `revert` reach it) and then
+deleted, as Keep holds it. Skipping it would lose a note the Takeout still
+holds; importing it live would show a note its owner threw away. Restored in
+Keep and imported again, it comes back; emptied from the trash, it stays as it
+was. It keeps `trashed: true`.
 """
 
 from __future__ import annotations
@@ -126,7 +133,7 @@ class KeepImporter:
     """Reads Google Keep notes from a Takeout zip, its unpacked folder, or one note's JSON."""
 
     name = "keep"
-    version = "1"
+    version = "2"  # 2: trashed notes are deleted records
     description = "Google Keep notes from Google Takeout (zip, folder, or one .json)"
 
     def detect(self, path: Path) -> bool:
@@ -192,7 +199,7 @@ class KeepImporter:
                 fields.setdefault("missing_attachments", []).append(wanted)
         created = note.get("createdTimestampUsec")
         source_id = f"created:{created}" if isinstance(created, int) and created > 0 else "file:" + PurePosixPath(name).name
-        return SourceRecord(Kind.NOTE, source_id, fields, tuple(files), name)
+        return SourceRecord(Kind.NOTE, source_id, fields, tuple(files), name, deleted=note.get("isTrashed") is True)
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""Email in and out: mbox <->, Maildir and single .eml files.
+"""Email in and out: mbox, Maildir and .eml files (one, or a folder of them), each both ways.
 
 All three read the same way (ingest/mime.py), so a message has the same source id
 (its Message-ID, or a content hash when it has none) and the same fields whichever
@@ -24,7 +24,7 @@ from vault.events import Kind
 from vault.formats import BadRecord, ExportRecord, SourceRecord
 from vault.hookspecs import hookimpl
 
-from .mime import MalformedMessage, read_message, write_message
+from .mime import MAILDIR_FLAGS, MalformedMessage, read_message, write_message
 
 MAX_MESSAGE_BYTES = 64 * 2**20  # one message larger than this is refused, not buffered
 _CHUNK = 2**20  # the most read at once, even from a line with no end
@@ -33,18 +33,34 @@ _FROM_LINE = re.compile(rb"^From \S*\s.*\d:\d\d")
 _QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
 _SEPARATOR = re.compile(rb"\n\r?\nFrom ")  # a blank line, then what may be a From_ line
 _HEADER = re.compile(rb"^[!-9;-~]+:")
+_VCARD_BEGIN = re.compile(rb"^(?:[A-Za-z0-9-]+\.)?BEGIN:VCARD\s*$", re.I)
 _MAIL_HEADERS = re.compile(
     rb"^(from|to|date|subject|message-id|received|return-path|mime-version|delivered-to|x-[a-z-]+):",
     re.IGNORECASE | re.MULTILINE,
 )
 
 
-def _record(raw: bytes, location: str) -> SourceRecord | BadRecord:
+def _record(raw: bytes, location: str, envelope: bytes | None = None,
+            flags: Iterable[str] = ()) -> SourceRecord | BadRecord:
+    """One message as a source record. Its identity is its content fingerprint, so two different messages
+    that share a Message-ID (or have none) stay two records (vault/importing.py)."""
     try:
-        source_id, fields, files = read_message(raw)
+        read = read_message(raw, envelope)
     except MalformedMessage as e:
         return BadRecord(location, str(e))
-    return SourceRecord(Kind.MESSAGE, source_id, fields, tuple(files), location)
+    fields = read.fields
+    if flags:
+        fields["flags"] = sorted(set(fields.get("flags", ())) | set(flags))
+    return SourceRecord(Kind.MESSAGE, read.source_id, fields, tuple(read.files), location,
+                        identity=read.identity, warnings=tuple(read.warnings))
+
+
+def _split_envelope(raw: bytes) -> tuple[bytes | None, bytes]:
+    """A single message saved with its mbox `From ` line (some programs save .eml that way): (line, message)."""
+    if _FROM_LINE.match(raw[:4096]):
+        line, _, rest = raw.partition(b"\n")
+        return line, rest
+    return None, raw
 
 
 def _too_big(path: Path, location: str) -> IngestError:
@@ -52,8 +68,9 @@ def _too_big(path: Path, location: str) -> IngestError:
                                        "the most lifevault reads as one message")
 
 
-def _first_from_line(path: Path, f: BinaryIO) -> tuple[bytearray, int]:
-    """Skip leading blank lines and check the first From_ line; returns the rest of the buffer and its line."""
+def _first_from_line(path: Path, f: BinaryIO) -> tuple[bytearray, int, bytes]:
+    """Skip leading blank lines and check the first From_ line; returns the rest of the buffer, its line
+    number and the line."""
     buf, line = bytearray(), 1
     while True:
         nl = buf.find(b"\n")
@@ -65,21 +82,21 @@ def _first_from_line(path: Path, f: BinaryIO) -> tuple[bytearray, int]:
             if not _FROM_LINE.match(first):
                 raise IngestError(path, f"line {line}", "text before the first 'From ' line, so this is not an mbox file")
             del buf[:end]  # keep the From_ line's own newline: a blank line may follow at once
-            return buf, line
+            return buf, line, first.rstrip(b"\r\n")
         if not buf:
             raise IngestError(path, None, "has no 'From ' line, so it is not an mbox file")
         del buf[:end + 1]
         line += 1
 
 
-def split_mbox(path: Path) -> Iterator[tuple[int, int, bytes]]:
-    """Each message in an mbox file as (number from 1, line of its From_ line, raw bytes).
+def split_mbox(path: Path) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """Each message in an mbox file as (number from 1, line of its From_ line, the From_ line, raw bytes).
 
     Reads blocks, not lines, and looks for a blank line followed by a From_ line;
     `buf` always starts with the newline that ends the current message's From_ line.
     """
     with open(path, "rb") as f:
-        buf, start = _first_from_line(path, f)
+        buf, start, envelope = _first_from_line(path, f)
         number, scan, eof = 1, 0, False
         while True:
             m = _SEPARATOR.search(buf, scan)
@@ -93,12 +110,13 @@ def split_mbox(path: Path) -> Iterator[tuple[int, int, bytes]]:
                 if not _FROM_LINE.match(bytes(buf[cand:end + 1])):
                     scan = m.start() + 1
                     continue
-                yield number, start, _unquote(buf[1:m.start() + 1])
+                yield number, start, envelope, _unquote(buf[1:m.start() + 1])
                 start += buf.count(b"\n", 0, cand)
+                envelope = bytes(buf[cand:end]).rstrip(b"\r")
                 del buf[:end]
                 number, scan = number + 1, 0
             elif eof:
-                yield number, start, _unquote(_drop_separator(buf[1:]))
+                yield number, start, envelope, _unquote(_drop_separator(buf[1:]))
                 return
             else:
                 if len(buf) > MAX_MESSAGE_BYTES:
@@ -133,6 +151,8 @@ def _head(path: Path, size: int = 4096) -> bytes:
 def _looks_like_message(head: bytes) -> bool:
     top = head.lstrip(b"\r\n").split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
     first = top.split(b"\n", 1)[0]
+    if _VCARD_BEGIN.match(first):  # a vCard's `X-…:` lines look like headers
+        return False
     return bool(_HEADER.match(first)) and len(_MAIL_HEADERS.findall(top)) >= 2
 
 
@@ -140,7 +160,7 @@ class MboxImporter:
     """Reads an mbox file (mboxo, mboxrd; Thunderbird, Apple Mail, Google Takeout) as a stream."""
 
     name = "mbox"
-    version = "1"
+    version = "2"  # 2: identity by content, every header, flags (issue 12)
     namespace = "mail"
     description = "Email from an mbox file (Thunderbird, Apple Mail, Google Takeout)"
 
@@ -150,9 +170,9 @@ class MboxImporter:
     def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
         check_text_file(path, "an mbox file")
         found = False
-        for number, line, raw in split_mbox(path):
+        for number, line, envelope, raw in split_mbox(path):
             found = True
-            yield _record(raw, f"message {number} (line {line})")
+            yield _record(raw, f"message {number} (line {line})", envelope)
         if not found:
             raise IngestError(path, None, "has no 'From ' line, so it is not an mbox file")
 
@@ -161,7 +181,7 @@ class MaildirImporter:
     """Reads a Maildir folder (cur/ and new/, and Maildir++ subfolders like .Sent/)."""
 
     name = "maildir"
-    version = "1"
+    version = "2"  # 2: identity by content, every header, flags (issue 12)
     namespace = "mail"
     description = "Email from a Maildir folder (cur/, new/)"
 
@@ -180,14 +200,23 @@ class MaildirImporter:
                     location = str(file.relative_to(path))
                     if file.stat().st_size > MAX_MESSAGE_BYTES:
                         raise _too_big(path, location)
-                    yield _record(file.read_bytes(), location)
+                    envelope, raw = _split_envelope(file.read_bytes())
+                    yield _record(raw, location, envelope, _maildir_flags(file.name))
+
+
+def _maildir_flags(name: str) -> list[str]:
+    """The flags in a Maildir file name's info part (`…:2,RS`; `;2,` on file systems that forbid `:`)."""
+    for sep in (":2,", ";2,", "!2,"):
+        if sep in name:
+            return [MAILDIR_FLAGS[c] for c in name.rpartition(sep)[2] if c in MAILDIR_FLAGS]
+    return []
 
 
 class EmlImporter:
     """Reads messages saved as .eml files: one file, or a folder of them (as dragged out of a mail program)."""
 
     name = "eml"
-    version = "1"
+    version = "2"  # 2: identity by content, every header, flags (issue 12)
     namespace = "mail"
     description = "Email saved as .eml: one file or a folder of them"
 
@@ -218,17 +247,28 @@ class EmlImporter:
             raise _too_big(root, location)
         if file is root:
             check_text_file(file, "an email (.eml) file")
-        if not _looks_like_message(_head(file, 65536)):  # before reading it all: a huge non-mail file
+        _, head = _split_envelope(_head(file, 65536))
+        if not _looks_like_message(head):  # before reading it all: a huge non-mail file
             if file is root:
                 raise IngestError(file, "line 1", "does not start with mail headers, so it is not an email")
             return BadRecord(location, "does not start with mail headers, so it is not an email")
-        return _record(file.read_bytes(), location)
+        envelope, raw = _split_envelope(file.read_bytes())
+        return _record(raw, location, envelope)
 
 
 # -- export ---------------------------------------------------------------------
 def _attachment_files(refs: list[Any], get_blob: Callable[[str], bytes]) -> list[tuple[bytes, Any, Any]]:
     """(bytes, name, type) for each blob reference (vault.blobs.blob_ref's shape)."""
     return [(get_blob(ref["blob"]), ref.get("name"), ref.get("type")) for ref in refs if isinstance(ref, dict)]
+
+
+def _emails(records: Iterable[ExportRecord], get_blob: Callable[[str], bytes]) -> Iterator[tuple[dict[str, Any], bytes]]:
+    """(fields, message bytes) for each email record; SMS, chats and other kinds are not mail."""
+    for record in records:
+        if record.kind != Kind.MESSAGE or record.fields.get("kind", "email") != "email":
+            continue
+        fields = {k: v for k, v in record.fields.items() if k != "attachments"}
+        yield fields, write_message(fields, _attachment_files(record.fields.get("attachments") or [], get_blob))
 
 
 def _from_line(fields: dict[str, Any]) -> bytes:
@@ -240,8 +280,26 @@ def _from_line(fields: dict[str, Any]) -> bytes:
     return f"From {sender[0]} {time.strftime('%a %b %d %H:%M:%S %Y', when)}\n".encode()
 
 
+def _single(fields: dict[str, Any], raw: bytes) -> bytes:
+    """A message for a file of its own: with its `From ` line only when that line is where its date came from."""
+    return _from_line(fields) + raw if fields.get("date_source") == "envelope" else raw
+
+
 def _escape_from(raw: bytes) -> bytes:
     return re.sub(rb"(?m)^(>*From )", rb">\1", raw)
+
+
+def _stamp(fields: dict[str, Any]) -> int:
+    try:
+        return max(0, int(datetime.fromisoformat(str(fields.get("date"))).timestamp()))
+    except ValueError:
+        return 0
+
+
+def _safe_name(text: str) -> str:
+    """A file name part from a subject: no separators or control characters, not hidden, not too long."""
+    name = re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", "_", text).strip(" .")[:80]
+    return name or "message"
 
 
 class MboxExporter:
@@ -254,14 +312,48 @@ class MboxExporter:
     def write(self, records: Iterable[ExportRecord], out: Path, get_blob: Callable[[str], bytes]) -> int:
         written = 0
         with open(out, "wb") as f:
-            for record in records:
-                if record.kind != Kind.MESSAGE or record.fields.get("kind", "email") != "email":
-                    continue
-                fields = {k: v for k, v in record.fields.items() if k != "attachments"}
-                files = _attachment_files(record.fields.get("attachments") or [], get_blob)
-                raw = _escape_from(write_message(fields, files))
+            for fields, raw in _emails(records, get_blob):
+                raw = _escape_from(raw)
                 f.write(_from_line(fields) + raw + (b"" if raw.endswith(b"\n") else b"\n") + b"\n")
                 written += 1
+        return written
+
+
+_FLAG_LETTERS = {name: letter for letter, name in MAILDIR_FLAGS.items()}
+
+
+class MaildirExporter:
+    """Writes email records as a Maildir folder (cur/, new/, tmp/), read flags in each file's name."""
+
+    name = "maildir"
+    description = "Email records as a Maildir folder (Dovecot, mutt, offlineimap)"
+    kinds = (Kind.MESSAGE,)
+
+    def write(self, records: Iterable[ExportRecord], out: Path, get_blob: Callable[[str], bytes]) -> int:
+        for sub in ("cur", "new", "tmp"):
+            (out / sub).mkdir(parents=True)
+        written = 0
+        for fields, raw in _emails(records, get_blob):
+            written += 1
+            letters = "".join(sorted(_FLAG_LETTERS[f] for f in fields.get("flags") or () if f in _FLAG_LETTERS))
+            # Unique by the running number, ordered by date as Maildir readers expect of the time part.
+            (out / "cur" / f"{_stamp(fields)}.M{written}.lifevault:2,{letters}").write_bytes(_single(fields, raw))
+        return written
+
+
+class EmlExporter:
+    """Writes each email record as an .eml file in a folder, named by number and subject."""
+
+    name = "eml"
+    description = "Email records as a folder of .eml files"
+    kinds = (Kind.MESSAGE,)
+
+    def write(self, records: Iterable[ExportRecord], out: Path, get_blob: Callable[[str], bytes]) -> int:
+        out.mkdir()
+        written = 0
+        for fields, raw in _emails(records, get_blob):
+            written += 1
+            (out / f"{written:05d} {_safe_name(fields.get('subject', ''))}.eml").write_bytes(_single(fields, raw))
         return written
 
 
@@ -275,3 +367,5 @@ def register_importers(register):
 @hookimpl
 def register_exporters(register):
     register(MboxExporter())
+    register(MaildirExporter())
+    register(EmlExporter())

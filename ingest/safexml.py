@@ -13,6 +13,14 @@ Android apps write characters outside the BMP (emoji) as two character
 references to UTF-16 surrogates, `&#55357;&#56832;`, which XML forbids; they
 are joined into the one real character before expat sees them, and references
 to characters XML cannot carry become U+FFFD.
+
+Elements named as `raw_text` (Evernote's `<content>`, XHTML in CDATA) are
+taken as text whatever their CDATA sections look like: everything from the
+first `<![CDATA[` to the last `]]>`, adjacent sections joined (the correct
+`]]]]><![CDATA[>` split of a `]]>` inside), so a section left nested or split
+wrongly by the exporting app (Evernote 10 does both) comes in whole instead of
+refusing the file. Their control characters, which XML cannot carry at all,
+become U+FFFD.
 """
 
 from __future__ import annotations
@@ -122,12 +130,79 @@ class _Builder:
             self.texts[-1].append(text)
 
 
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+class _RawText:
+    """Rewrites the content of the `raw_text` elements as escaped text, chunk by chunk (see the docstring)."""
+
+    def __init__(self, path: Path, names: frozenset[str]) -> None:
+        self.path = path
+        self.opens = [b"<%s>" % n.encode() for n in sorted(names)]
+        self.carry = b""
+        self.inside: bytes | None = None  # the closing tag while inside one, else None
+        self.held: list[bytes] = []
+        self.size = 0
+
+    def feed(self, chunk: bytes, final: bool) -> bytes:
+        data, self.carry, out = self.carry + chunk, b"", []
+        while data:
+            if self.inside is None:
+                hits = [(i, tag) for tag in self.opens if (i := data.find(tag)) >= 0]
+                if not hits:  # hold back only what may be the start of a cut tag (no copy otherwise)
+                    lt = -1 if final else data.rfind(b"<", max(0, len(data) - max(map(len, self.opens)) + 1))
+                    out.append(data if lt < 0 else data[:lt])
+                    self.carry = b"" if lt < 0 else data[lt:]
+                    break
+                i, tag = min(hits)
+                out.append(data[:i + len(tag)])
+                data, self.inside, self.held, self.size = data[i + len(tag):], b"</" + tag[1:], [], 0
+            else:
+                end = data.find(self.inside)
+                if end < 0:
+                    keep = 0 if final else len(self.inside) - 1
+                    self._hold(data[:len(data) - keep])
+                    self.carry = data[len(data) - keep:]
+                    break
+                self._hold(data[:end])
+                out.append(_as_text(b"".join(self.held)) + self.inside)
+                data, self.inside = data[end + len(self.inside):], None
+        if final and self.inside is not None:  # cut off inside: hand on what there is, expat names the line
+            out.append(b"".join(self.held))
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _hold(self, part: bytes) -> None:
+        self.size += len(part)
+        if self.size > ingest.MAX_RECORD:
+            raise IngestError(self.path, None, f"one value is longer than {ingest.MAX_RECORD >> 20} MB; "
+                                               "this is not a real export")
+        self.held.append(part)
+
+
+def _as_text(region: bytes) -> bytes:
+    """An element's content with CDATA sections made plain escaped text; line breaks kept where they were."""
+    start = region.find(b"<![CDATA[")
+    if start < 0:
+        return _CONTROL.sub("\ufffd".encode(), region)  # already escaped text
+    end = region.rfind(b"]]>")
+    end = end if end > start else len(region)
+    body = region[start + 9:end].replace(b"]]><![CDATA[", b"")
+    text = b"".join(_escape(part) for part in (region[:start], body, region[end + 3:]))
+    return _CONTROL.sub("\ufffd".encode(), text)
+
+
+def _escape(data: bytes) -> bytes:
+    return data.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;")
+
+
 def _refuse_entities(*_args: object) -> None:
     raise _Refused("it declares XML entities, which lifevault refuses to expand")
 
 
-def iter_records(path: Path, root: str, records: frozenset[str], what: str) -> Iterator[tuple[str, Element]]:
+def iter_records(path: Path, root: str, records: frozenset[str], what: str,
+                 raw_text: frozenset[str] = frozenset()) -> Iterator[tuple[str, Element]]:
     """Each record element under <root> as (location like "sms 3 (line 12)", element), streamed."""
+    raw = _RawText(path, raw_text) if raw_text else None
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     parser.buffer_text = True
@@ -141,7 +216,7 @@ def iter_records(path: Path, root: str, records: frozenset[str], what: str) -> I
     with open(path, "rb") as f:
         while True:
             chunk = f.read(_CHUNK)
-            data = carry + chunk
+            data = carry + (raw.feed(chunk, not chunk) if raw else chunk)
             carry = b""
             if chunk:
                 data, carry = _split_tail(data)

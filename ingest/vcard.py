@@ -25,10 +25,10 @@ from ingest import bounded_lines, check_text_file, text_head
 from vault.contacts import ADDRESS_PARTS, address, addresses, typed, typed_values
 from vault.errors import IngestError
 from vault.events import Kind
-from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord
+from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, Notice, SourceRecord
 from vault.hookspecs import hookimpl
 
-_CHARSET = re.compile(rb";CHARSET=([A-Za-z0-9_.:-]+)", re.I)
+_CHARSET = re.compile(rb";CHARSET=([A-Za-z0-9_.-]+)", re.I)
 _GROUP = re.compile(r"^[A-Z0-9-]+\.(?=(BEGIN|END):VCARD$)")
 _PHOTO = re.compile(r"^(?:[\w-]+\.)?PHOTO([;:])", re.I)
 _ADR_PARTS = ("box", "extended", "street", "city", "region", "code", "country")
@@ -46,25 +46,30 @@ _KNOWN = {"uid", "name", "given_name", "family_name", "middle_name", "name_prefi
           "note", "photo", "photo_url", "impps", "revision", "kind", "vcard_params", "vcard_extra"}
 
 
-def _decode_line(raw: bytes) -> str:
-    """A physical line as text: UTF-8, else the CHARSET it names, else Windows-1252 (old phone exports)."""
+def _decode_line(raw: bytes, guessed: list[int], n: int) -> str:
+    """A physical line as text: UTF-8, else the CHARSET it names, else Windows-1252 (old phone exports),
+    the last being a guess whose line number goes into `guessed`."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         m = _CHARSET.search(raw)
-        try:
-            return raw.decode(m.group(1).decode() if m else "cp1252")
-        except (LookupError, UnicodeDecodeError):
-            return raw.decode("cp1252", errors="replace")
+        if m:
+            try:
+                return raw.decode(m.group(1).decode())
+            except (LookupError, UnicodeDecodeError):
+                pass
+        guessed.append(n)
+        return raw.decode("cp1252", errors="replace")
 
 
-def split_cards(path: Path) -> Iterator[tuple[int, int, list[str]]]:
-    """(card number, first line, physical lines) per BEGIN:VCARD … END:VCARD block."""
+def split_cards(path: Path) -> Iterator[tuple[int, int, list[str], list[int]]]:
+    """(card number, first line, physical lines, lines whose charset was guessed) per BEGIN:VCARD … END:VCARD block."""
     card: list[str] | None = None
+    guessed: list[int] = []
     depth, number, start = 0, 0, 0
     with path.open("rb") as f:
         for n, raw in enumerate(bounded_lines(f, path), 1):
-            line = _decode_line(raw).rstrip("\r\n")
+            line = _decode_line(raw, guessed, n).rstrip("\r\n")
             word = _GROUP.sub("", line.strip().upper())  # `home.BEGIN:VCARD`: a group prefix is allowed here too
             if card is None:
                 if word == "BEGIN:VCARD":
@@ -80,8 +85,8 @@ def split_cards(path: Path) -> Iterator[tuple[int, int, list[str]]]:
                 raise IngestError(path, f"card {number} (line {start})", "the card is absurdly large")
             depth += (word == "BEGIN:VCARD") - (word == "END:VCARD")  # vCard 2.1 AGENT may nest a card
             if depth == 0:
-                yield number, start, card
-                card = None
+                yield number, start, card, guessed
+                card, guessed = None, []
     if card is not None:
         raise IngestError(path, f"card {number} (line {start})", "the file ends inside a card (truncated?)")
     if number == 0:
@@ -289,10 +294,14 @@ class VcardImporter:
         first = text_head(path, 512).lstrip().split("\n", 1)[0].strip().upper()
         return _GROUP.sub("", first) == "BEGIN:VCARD"
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord | Notice]:
         check_text_file(path, "a vCard file")
         seen: dict[str, int] = {}
-        for number, start, lines in split_cards(path):
+        for number, start, lines, guessed in split_cards(path):
+            if guessed:
+                yield Notice(f"card {number} (line {start})", f"line{'s' * (len(guessed) > 1)} "
+                             f"{', '.join(map(str, guessed))} {'are' if len(guessed) > 1 else 'is'} not UTF-8 and "
+                             f"name{'s' * (len(guessed) == 1)} no charset: read as Windows-1252 (a guess)")
             yield parse_card(lines, number, start, seen, path.name)
 
 

@@ -11,13 +11,21 @@ apps write depending on phone and language:
              \u200e[05.03.24, 09:13:01] Ada: \u200e<Anhang: 00000012-PHOTO-2024-03-05-09-13-01.jpg>
 
 Lines that do not start that way continue the message before. Whether 03/05
-is the 3rd of May or the 5th of March is decided once per file: a first number
-above 12 means day first, a second above 12 means month first; otherwise dots
-and 24-hour times mean day first and AM/PM means month first. Times carry no
-zone (the phone's local time), so `date` is ISO 8601 without an offset.
+is the 3rd of May or the 5th of March is decided once per chat from all its
+dates, never from how one app writes them (an iPhone and an Android phone
+export the same chat with different brackets and clocks): the order under
+which every date exists wins; if both do, the one under which the messages run
+in time order and closest together; if that is a tie too, dots or zero-padded
+four-digit years mean day first, US-style `3/5/24 … AM` month first, else day
+first. Whenever no date settles it, a warning says how it was read and
+`--date-order dmy|mdy` overrides it. The times are the phone's wall clock: they
+are read in `--tz` (default: this machine's zone, recorded with the import, as
+every option is) and `date` is ISO 8601 with that offset.
 
 The export has no message ids: a message's source id is a hash of the chat, its
-time, sender and text, numbered when the same one occurs twice in a minute.
+wall-clock time, sender and text, numbered when the same one occurs twice in a minute. Where version 1
+of this importer read a chat's day/month order otherwise, the id it gave is passed on as a previous source id,
+so a re-import corrects those records instead of adding new ones.
 Media appear as placeholders ("<Media omitted>", "image omitted", "IMG-….jpg
 (file attached)", "<attached: …>"); the file is attached when it lies beside
 the chat text, in its folder or in the zip WhatsApp shares (read through ingest/safezip.py).
@@ -27,18 +35,20 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import os
 import re
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date as Date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Callable, Iterator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import ingest
 from ingest import bounded_lines, check_text_file, decode_text, safezip, text_head
 from vault.errors import IngestError
 from vault.events import Kind
-from vault.formats import Attachment, BadRecord, SourceRecord
+from vault.formats import Attachment, BadRecord, ImportOption, Notice, SourceRecord
 from vault.hookspecs import hookimpl
 
 _MARKS = "\u200e\u200f\ufeff"
@@ -73,6 +83,17 @@ class _Pending:
     rest: str
     more: list[str] = field(default_factory=list)
     size: int = 0
+    broken: str = ""  # why its text cannot be read (not UTF-8), or ""
+    date1: str | None = None  # the wall-clock time as importer version 1 read it, when that differs
+
+
+def _line(raw: bytes, n: int) -> tuple[str, str]:
+    """A line as text, and why it is not UTF-8 ("" when it is): its message is skipped, never guessed."""
+    try:
+        return raw.decode("utf-8").rstrip("\r\n"), ""
+    except UnicodeDecodeError as e:
+        why = f"line {n} is not UTF-8 (byte 0x{raw[e.start]:02x}), so the message was skipped, not guessed"
+        return raw.decode("utf-8", "replace").rstrip("\r\n"), why
 
 
 def _numbers(date: str) -> tuple[int, int, int]:
@@ -80,29 +101,95 @@ def _numbers(date: str) -> tuple[int, int, int]:
     return a, b, c
 
 
-def _day_first(src: "_ChatSource") -> bool:
-    """Whether dates in this file are day/month (see the module docstring for how it is decided)."""
-    dots = ampm = False
+def local_zone() -> str:
+    """This machine's time zone by name ($TZ, else /etc/localtime's target), else its current UTC offset."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            target = os.path.realpath("/etc/localtime")
+            name = target.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in target else ""
+        except OSError:
+            name = ""
+    if name and _zone(name) is not None:
+        return name
+    offset = datetime.now().astimezone().utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    return f"{'-' if minutes < 0 else '+'}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _zone(name: str) -> tzinfo | None:
+    m = re.fullmatch(r"([+-])(\d{2}):(\d{2})", name)
+    if m:
+        minutes = int(m[2]) * 60 + int(m[3])
+        return timezone(timedelta(minutes=-minutes if m[1] == "-" else minutes))
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def _day(date: str, day_first: bool) -> Date | None:
+    a, b, c = _numbers(date)
+    day, month = (a, b) if day_first else (b, a)
+    try:
+        return Date(c + 2000 if c < 100 else c, month, day)
+    except ValueError:
+        return None
+
+
+def _score(dates: list[str], day_first: bool) -> tuple[int, int, int]:
+    """(dates that do not exist, steps back in time, days from first to last) under one order."""
+    days = [_day(d, day_first) for d in dates]
+    real = [d for d in days if d is not None]
+    back = sum(1 for x, y in zip(real, real[1:]) if y < x)
+    span = sum((y - x).days for x, y in zip(real, real[1:]) if y > x)
+    return len(days) - len(real), back, span
+
+
+def _version1(dates: list[str], hints: dict[str, bool]) -> bool:
+    """How importer version 1 read the order (the first date with a number above 12, else dots or a 24-hour
+    clock mean day first): only to find the records it made when this version reads the dates otherwise."""
+    for a, b, _ in map(_numbers, dates):
+        if a > 12 or b > 12:
+            return a > 12
+    return hints["dots"] or not hints["ampm"]
+
+
+def _date_order(src: "_ChatSource") -> tuple[bool, Notice | None, bool]:
+    """Whether this chat's dates are day first, a warning when no date settles it, and version 1's reading."""
+    dates: list[str] = []
+    first_line, hints = 0, {"dots": False, "us": False, "padded": False, "ampm": False}
     with src.open_text() as f:
-        for raw in bounded_lines(f, src.path, ingest.MAX_LINE):
-            m = _HEADER.match(decode_text(raw).rstrip("\r\n"))
-            if not m:
+        for n, raw in enumerate(bounded_lines(f, src.path, ingest.MAX_LINE), 1):
+            m = _HEADER.match(raw.decode("utf-8", "replace").rstrip("\r\n"))
+            if not m or len(re.split(r"[./-]", m["d1"] or m["d2"])[0]) == 4:  # year first: y-m-d, no question
                 continue
             date = m["d1"] or m["d2"]
-            a, b, _ = _numbers(date)
-            if len(re.split(r"[./-]", date)[0]) == 4:  # year first: y-m-d, no question
-                continue
-            if a > 12:
-                return True
-            if b > 12:
-                return False
-            dots = dots or "." in date
-            ampm = ampm or bool(m["ap1"] or m["ap2"])
-    return dots or not ampm
+            dates.append(date)
+            first_line = first_line or n
+            parts = re.split(r"[./-]", date)
+            hints["dots"] |= "." in date
+            hints["padded"] |= len(parts[0]) == 2 and len(parts[2]) == 4
+            hints["us"] |= bool(m["ap1"] or m["ap2"]) and len(parts[2]) == 2
+            hints["ampm"] |= bool(m["ap1"] or m["ap2"])
+    if not dates:
+        return True, None, True
+    dmy, mdy = _score(dates, True), _score(dates, False)
+    if dmy[0] != mdy[0]:
+        return dmy[0] < mdy[0], None, _version1(dates, hints)  # some date exists only one way round: settled
+    if dmy != mdy:
+        day_first, how = dmy < mdy, "by the order of the messages in time"
+    else:
+        day_first = hints["dots"] or hints["padded"] or not hints["us"]
+        how = "by how the dates are written"
+    order, other = ("day/month", "mdy") if day_first else ("month/day", "dmy")
+    return day_first, Notice(f"line {first_line}", f"no date in this chat settles whether {dates[0]} is day/month "
+                             f"or month/day; read as {order} ({how}); import again with --date-order {other} "
+                             "if that is wrong"), _version1(dates, hints)
 
 
 def _instant(date: str, time: str, ampm: str | None, day_first: bool) -> str:
-    """ISO 8601 local time; ValueError for a date that does not exist."""
+    """ISO 8601 wall-clock time, without a zone; ValueError for a date that does not exist."""
     a, b, c = _numbers(date)
     if len(re.split(r"[./-]", date)[0]) == 4:
         year, month, day = a, b, c
@@ -174,7 +261,12 @@ class WhatsappImporter:
     """Reads a chat exported with WhatsApp's "Export chat": the .txt, its folder with the media, or the zip."""
 
     name = "whatsapp"
-    version = "1"
+    version = "2"  # 2: day/month order per chat from all its dates; dates carry the zone's offset
+    options = (
+        ImportOption("date_order", "day/month or month/day, when the chat's dates leave it open",
+                     ("dmy", "mdy")),
+        ImportOption("tz", "the time zone the phone's clock was in (IANA name or +HH:MM)", default=local_zone),
+    )
     description = "WhatsApp \"Export chat\" (Android and iOS): .txt, folder or .zip; media beside it attached"
 
     def detect(self, path: Path) -> bool:
@@ -191,23 +283,42 @@ class WhatsappImporter:
         lines = [line for line in text.splitlines()[:6] if line.strip()]
         return bool(lines) and sum(bool(_HEADER.match(line)) for line in lines) >= min(2, len(lines))
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
+    def read(self, path: Path, date_order: str | None = None,
+             tz: str | None = None) -> Iterator[SourceRecord | BadRecord | Notice]:
+        zone = _zone(tz or local_zone())
+        if zone is None:
+            raise IngestError(path, None, f"--tz {tz} is not a time zone (use a name like Europe/Paris, or +02:00)")
         if path.is_file() and zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
-                yield from self._read(_from_zip(path, zf))
+                yield from self._read(_from_zip(path, zf), date_order, zone)
             return
         src = _from_folder(path)
         check_text_file(src.file or path, "a WhatsApp chat export")
-        yield from self._read(src)
+        yield from self._read(src, date_order, zone)
 
-    def _read(self, src: _ChatSource) -> Iterator[SourceRecord | BadRecord]:
-        yield from _ChatReader(src, _chat_name(PurePosixPath(src.text_name)), _day_first(src)).records()
+    def _read(self, src: _ChatSource, date_order: str | None, zone: tzinfo) -> Iterator[SourceRecord | BadRecord | Notice]:
+        decided, notice, version1 = _date_order(src)
+        if date_order:
+            decided = date_order == "dmy"
+        elif notice:
+            yield notice
+        chat = _chat_name(PurePosixPath(src.text_name))
+        yield from _ChatReader(src, chat, decided, zone, None if version1 == decided else version1).records()
+
+
+def _source_id(seen: dict[str, int], parts: list[str]) -> str:
+    """A hash of the message's chat, wall-clock time, sender, text and media, numbered from its second time."""
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+    seen[digest] = seen.get(digest, 0) + 1
+    return digest if seen[digest] == 1 else f"{digest}#{seen[digest]}"
 
 
 class _ChatReader:
-    def __init__(self, src: _ChatSource, chat: str, day_first: bool) -> None:
-        self.src, self.path, self.chat, self.day_first = src, src.path, chat, day_first
+    def __init__(self, src: _ChatSource, chat: str, day_first: bool, zone: tzinfo, version1: bool | None) -> None:
+        self.src, self.path, self.chat, self.day_first, self.zone = src, src.path, chat, day_first, zone
+        self.version1 = version1  # version 1's reading of the order, when it differs from this one
         self.seen: dict[str, int] = {}
+        self.seen1: dict[str, int] = {}
         self.found = False
 
     def records(self) -> Iterator[SourceRecord | BadRecord]:
@@ -216,17 +327,20 @@ class _ChatReader:
         orphan = 0  # the first line of text that belongs to no message
         with self.src.open_text() as f:
             for n, raw in enumerate(bounded_lines(f, self.path, ingest.MAX_LINE), 1):
-                line = decode_text(raw).rstrip("\r\n")
+                line, broken = _line(raw, n)
                 m = _HEADER.match(line)
                 if m:
                     if pending:
                         yield self.finish(pending)
                     pending = self.start(n, m)
+                    if isinstance(pending, _Pending):
+                        pending.broken = broken
                     skipping = isinstance(pending, BadRecord)
                     if skipping:
                         yield pending
                         pending = None
                 elif pending:
+                    pending.broken = pending.broken or broken
                     pending.more.append(line)
                     pending.size += len(raw)
                     if pending.size > ingest.MAX_RECORD:
@@ -246,12 +360,21 @@ class _ChatReader:
             when = _instant(date, time, ampm, self.day_first)
         except ValueError as e:
             return BadRecord(f"line {n}", f"'{date} {time}' is not a real date and time ({e})")
-        return _Pending(n, when, m["rest"])
+        pending = _Pending(n, when, m["rest"])
+        if self.version1 is not None:
+            try:
+                pending.date1 = _instant(date, time, ampm, self.version1)
+            except ValueError:
+                pass  # version 1 could not read it either: it made no record for it
+        return pending
 
-    def finish(self, p: _Pending) -> SourceRecord:
+    def finish(self, p: _Pending) -> SourceRecord | BadRecord:
         self.found = True
+        if p.broken:
+            return BadRecord(f"line {p.line}", p.broken)
         text = "\n".join([p.rest, *p.more])
-        fields: dict[str, Any] = {"kind": "chat", "thread": self.chat, "date": p.date}
+        when = datetime.fromisoformat(p.date).replace(tzinfo=self.zone).isoformat()
+        fields: dict[str, Any] = {"kind": "chat", "thread": self.chat, "date": when}
         sender = _SENDER.match(text)
         if sender:
             fields["from"] = sender["name"].strip(_MARKS + " ")
@@ -268,11 +391,11 @@ class _ChatReader:
             fields["deleted"] = True
         if text:
             fields["body"] = text
-        key = "\x00".join([self.chat, p.date, fields.get("from", ""), text, fields.get("media", "")])
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        self.seen[digest] = self.seen.get(digest, 0) + 1
-        source_id = digest if self.seen[digest] == 1 else f"{digest}#{self.seen[digest]}"
-        return SourceRecord(Kind.MESSAGE, source_id, fields, tuple(files), f"line {p.line}")
+        rest = [fields.get("from", ""), text, fields.get("media", "")]
+        source_id = _source_id(self.seen, [self.chat, p.date, *rest])
+        previous = (_source_id(self.seen1, [self.chat, p.date1, *rest]),) if p.date1 else ()
+        return SourceRecord(Kind.MESSAGE, source_id, fields, tuple(files), f"line {p.line}",
+                            previous_source_ids=previous)
 
     def media(self, text: str, fields: dict[str, Any]) -> list[Attachment]:
         """Take a media placeholder off the first line into `media`; attach the file if it is here."""

@@ -163,3 +163,13 @@ def test_demo_writes_the_typed_shape(tmp_path: Path) -> None:
     c = sample_contact(random.Random(1))
     assert c["phones"][0]["types"] == ["work", "voice"] and texts(c["emails"])[0].endswith("@example.org")
     assert upgraded(c) == c
+
+
+def test_a_csv_that_is_not_utf8_is_read_as_a_reported_guess(vault: Vault, tmp_path: Path) -> None:
+    path = tmp_path / "outlook-era.csv"
+    path.write_bytes("Given Name,Family Name,Notes\r\nZoë,Café,naïve\r\nAda,Lovelace,plain\r\n".encode("cp1252"))
+    summary = import_file(vault, path)
+    assert summary.created == 2 and vault.get(next(iter(
+        rid for rid, f in vault.projection.state(Kind.CONTACT) if f.get("family_name") == "Café")))["note"] == "naïve"
+    (warning,) = summary.warnings
+    assert warning["file"] == str(path) and warning["location"] == "line 2" and "Windows-1252" in warning["reason"]

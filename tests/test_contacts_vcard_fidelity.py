@@ -279,3 +279,24 @@ def test_a_kept_property_cannot_break_out_of_its_card(vault: Vault, tmp_path: Pa
     (r,) = read(tmp_path / "out.vcf")
     assert r.fields["name"] == "Mallory" and r.fields["vcard_extra"][0]["value"].count("\\n") == 3
     assert r.fields["impps"][0]["types"] == ["a^nend:vcard"] and r.fields["impps"][0]["params"] == {"X-A": ["p^nBEGIN:VCARD"]}
+
+
+def test_bytes_that_are_not_utf8_and_name_no_charset_are_read_as_a_reported_guess(vault: Vault, tmp_path: Path) -> None:
+    path = tmp_path / "old-phone.vcf"
+    declared = "BEGIN:VCARD\r\nVERSION:2.1\r\nN;CHARSET=ISO-8859-1:M\xfcller;J\xfcrgen\r\nEND:VCARD\r\n".encode("latin-1")
+    undeclared = card("FN:Zo\xeb Caf\xe9", "NOTE:na\xefve").encode("cp1252")
+    path.write_bytes(declared + undeclared)
+    summary = import_file(vault, path)
+    assert summary.created == 2 and {"Zoë Café", "Jürgen Müller"} <= set(contacts(vault))
+    (warning,) = summary.warnings  # the declared charset is no guess; the card naming none is
+    assert warning["file"] == str(path) and warning["location"] == "card 2 (line 5)"
+    assert "lines 7, 8" in warning["reason"] and "Windows-1252" in warning["reason"]
+
+
+def test_an_exported_vcard_with_x_properties_is_not_taken_for_an_email(vault: Vault, tmp_path: Path) -> None:
+    from ingest.mail import EmlImporter
+
+    path = tmp_path / "apple.vcf"
+    path.write_text(card("FN:Chidi Okafor", "X-ABUID:1234", "X-PHONETIC-FIRST-NAME:CHEE-dee", "X-SOCIAL:x"))
+    assert not EmlImporter().detect(path)
+    assert import_file(vault, path).format == "vcard"

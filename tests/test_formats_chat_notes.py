@@ -31,6 +31,12 @@ def good(items) -> list[SourceRecord]:
 
 
 # -- WhatsApp -------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def berlin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's zone, which a WhatsApp import uses unless --tz names one (March 2024 in Berlin: +01:00)."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+
+
 def test_whatsapp_android_day_first_multiline_media_and_a_bad_date() -> None:
     out = read(WhatsappImporter(), WA / "WhatsApp Chat with Ada Lovelace.txt")
     bad = [r for r in out if isinstance(r, BadRecord)]
@@ -40,7 +46,7 @@ def test_whatsapp_android_day_first_multiline_media_and_a_bad_date() -> None:
                for m in msgs)
     system, hello, shopping, media, ok1, ok2, deleted, edited, last = msgs
     assert system.fields["system"] is True and "from" not in system.fields
-    assert hello.fields == {"kind": "chat", "thread": "Ada Lovelace", "date": "2024-03-05T09:12:00",
+    assert hello.fields == {"kind": "chat", "thread": "Ada Lovelace", "date": "2024-03-05T09:12:00+01:00",
                             "from": "Ada Lovelace", "body": "Good morning! \U0001F600"}
     assert shopping.fields["body"] == "Morning. Shopping list for Friday:\n- bread\n- cheese: the good one\n- wine"
     assert shopping.location == "line 3" and media.location == "line 7"
@@ -48,7 +54,7 @@ def test_whatsapp_android_day_first_multiline_media_and_a_bad_date() -> None:
     assert ok1.source_id != ok2.source_id and ok2.source_id.endswith("#2")  # same minute, same text
     assert deleted.fields["deleted"] is True
     assert edited.fields["edited"] is True and edited.fields["body"] == "Are we still on for Friday?"
-    assert edited.fields["date"] == "2024-03-13T18:02:00" and last.fields["date"] == "2024-03-14T08:00:00"
+    assert edited.fields["date"] == "2024-03-13T18:02:00+01:00" and last.fields["date"] == "2024-03-14T08:00:00+01:00"
 
 
 def test_whatsapp_us_month_first_with_media_beside_the_chat(tmp_path: Path) -> None:
@@ -56,7 +62,7 @@ def test_whatsapp_us_month_first_with_media_beside_the_chat(tmp_path: Path) -> N
     shutil.copytree(WA / "android-us", folder)
     (folder / "IMG-20240305-WA0001.jpg").write_bytes(PNG)  # the photo exported "with media"
     look, photo, nice, voice = good(read(WhatsappImporter(), folder))
-    assert look.fields["date"] == "2024-03-05T09:12:00" and nice.fields["date"] == "2024-03-05T12:30:00"
+    assert look.fields["date"] == "2024-03-05T09:12:00+01:00" and nice.fields["date"] == "2024-03-05T12:30:00+01:00"
     assert photo.fields["media"] == "IMG-20240305-WA0001.jpg" and photo.fields["body"] == "The view from the office"
     (att,) = photo.attachments
     assert (att.name, att.content_type, att.data) == ("IMG-20240305-WA0001.jpg", "image/jpeg", PNG)
@@ -68,7 +74,7 @@ def test_whatsapp_ios_german_brackets_seconds_marks_and_crlf() -> None:
     folder = WA / "ios-de" / "WhatsApp Chat - Familie"
     system, hallo, photo, schoen, omitted = good(read(WhatsappImporter(), folder))
     assert system.fields["system"] is True and system.fields["body"].startswith("Nachrichten und Anrufe")
-    assert hallo.fields == {"kind": "chat", "thread": "Familie", "date": "2024-03-05T09:12:45",
+    assert hallo.fields == {"kind": "chat", "thread": "Familie", "date": "2024-03-05T09:12:45+01:00",
                             "from": "Ada", "body": "Hallo zusammen!"}
     assert photo.fields["media"] == "00000012-PHOTO-2024-03-05-09-13-01.jpg"
     assert schoen.fields["body"] == "Schön!\nWann kommt ihr an?"
@@ -98,12 +104,12 @@ def test_whatsapp_zip_with_an_escaping_path_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("lines, dates", [
-    (["12/03/2024, 09:00 - A: x", "13/03/2024, 09:00 - A: y"], ["2024-03-12T09:00:00", "2024-03-13T09:00:00"]),
-    (["03/12/2024, 9:00 PM - A: x", "03/13/2024, 9:00 AM - A: y"], ["2024-03-12T21:00:00", "2024-03-13T09:00:00"]),
-    (["2024-03-05 09:12 - A: iso"], ["2024-03-05T09:12:00"]),
-    (["05/03/2024 à 09:12 - A : bonjour"], ["2024-03-05T09:12:00"]),
-    (["[3/5/24, 12:05:09\u202fAM] A: midnight"], ["2024-03-05T00:05:09"]),
-    (["5.3.24, 09:12 - A: dots"], ["2024-03-05T09:12:00"]),
+    (["12/03/2024, 09:00 - A: x", "13/03/2024, 09:00 - A: y"], ["2024-03-12T09:00:00+01:00", "2024-03-13T09:00:00+01:00"]),
+    (["03/12/2024, 9:00 PM - A: x", "03/13/2024, 9:00 AM - A: y"], ["2024-03-12T21:00:00+01:00", "2024-03-13T09:00:00+01:00"]),
+    (["2024-03-05 09:12 - A: iso"], ["2024-03-05T09:12:00+01:00"]),
+    (["05/03/2024 à 09:12 - A : bonjour"], ["2024-03-05T09:12:00+01:00"]),
+    (["[3/5/24, 12:05:09\u202fAM] A: midnight"], ["2024-03-05T00:05:09+01:00"]),
+    (["5.3.24, 09:12 - A: dots"], ["2024-03-05T09:12:00+01:00"]),
 ])
 def test_whatsapp_date_locales(tmp_path: Path, lines: list[str], dates: list[str]) -> None:
     path = tmp_path / "WhatsApp Chat with A.txt"

@@ -49,6 +49,7 @@ CASES = [
     Case("whatsapp", "whatsapp/WhatsApp Chat with Ada Lovelace.txt", "whatsapp/WhatsApp Chat with Ada Lovelace.txt", "line 12"),
     Case("enex", "enex/notes.enex", "enex/notes.enex", "note 3 (line 45)"),
     Case("keep", "keep/Takeout", "keep/one-bad", "Cut off.json"),
+    Case("telegram", "telegram/DataExport_2024-03-10", "telegram/one-bad", "Ada Lovelace, message 2"),
 ]
 
 MiB = 1024 * 1024

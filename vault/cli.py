@@ -27,12 +27,23 @@ CLI_SOURCE = Source("cli")
 
 _STATE_FILE = "lifevault.state_file"  # ctx.meta key: the state file the command's vault uses, if any
 _VAULT_FILE = "lifevault.vault_file"  # ctx.meta key: the vault file the command reads
+_AS_JSON = "lifevault.as_json"  # ctx.meta key: the command was asked for JSON, refusals included
 
 
 class VaultGroup(click.Group):
     """Maps library errors to one-line messages and a non-zero exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return self._invoke(ctx)
+        except click.ClickException as e:
+            if ctx.meta.get(_AS_JSON):  # a script asked for JSON: the refusal is JSON on stdout too
+                cause = e.__cause__ if isinstance(e.__cause__, VaultError) else None
+                echo_json({"error": refusal(cause) if cause else {"type": type(e).__name__,
+                                                                   "message": e.format_message(), "status": 400}})
+            raise
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except VaultError as e:
@@ -81,7 +92,22 @@ def kdf_option(fn: Callable) -> Callable:
     )(fn)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_AS_JSON] = True
+    return value
+
+
+json_option = click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_remember_json,
+                           help="Print JSON (a refusal too: {\"error\": {...}} on stdout, exit code 1).")
+
+
+def refusal(e: VaultError) -> dict[str, Any]:
+    """A library error as the JSON object `--json` prints: type, sentence, HTTP status, and what it names."""
+    out: dict[str, Any] = {"type": type(e).__name__, "message": str(e), "status": e.http_status}
+    out.update({k: v for k in ("path", "location", "reason", "record_id", "seq")
+                if (v := getattr(e, k, None)) is not None})
+    return out
 weak_ok_option = click.option("--weak-passphrase-ok", "weak_ok", is_flag=True,
                               help="Accept a new passphrase that is easy to guess (refused otherwise).")
 
@@ -217,22 +243,45 @@ def rm(record_id: str, vault_path: Path | None, passphrase_file: Any) -> None:
 @cli.command()
 @click.argument("record_id")
 @click.option("--at", "at", default=None, help="Show it as it was then: ISO 8601 (naive = local) or seq:N.")
+@click.option("--provenance", is_flag=True, help="Say where each value came from (the version and source that brought it).")
 @json_option
 @vault_option
 @passphrase_option
-def show(record_id: str, at: str | None, as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+def show(record_id: str, at: str | None, provenance: bool, as_json: bool, vault_path: Path | None,
+         passphrase_file: Any) -> None:
     """Show a record, now or at an instant.
 
     Example: lifevault show c_4k9x0m2q7r1t --at 2024-05-01T09:00
     """
-    instant = parse_instant(at) if at else None
-    data = open_vault(vault_path, passphrase_file).get(record_id, instant)
+    vault = open_vault(vault_path, passphrase_file)
+    if provenance:
+        if at:
+            raise click.UsageError("--provenance describes the record as it is now; it does not take --at.")
+        show_provenance(record_id, vault.provenance(record_id), as_json)
+        return
+    data = vault.get(record_id, parse_instant(at) if at else None)
     if as_json:
         echo_json({"id": record_id, **data})
         return
     click.echo(f"id: {record_id}")
     for name, value in sorted(data.items()):
-        click.echo(f"{name}: {value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}")
+        click.echo(f"{name}: {_text(value)}")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def show_provenance(record_id: str, fields: dict[str, list[dict[str, Any]]], as_json: bool) -> None:
+    """Each value with the event, instant and source that brought it."""
+    if as_json:
+        echo_json({"id": record_id, "fields": fields})
+        return
+    click.echo(f"id: {record_id}")
+    for name, items in sorted(fields.items()):
+        for item in items:
+            src = Source.from_dict(item["source"]).describe()
+            click.echo(f"{name}: {_text(item['value'])}  (seq {item['seq']}, {item['at']}, via {src})")
 
 
 def describe_change(prev: dict[str, Any] | None, cur: dict[str, Any] | None) -> str:

@@ -16,7 +16,7 @@ import click
 from . import parse_instant, plugins
 from .cli import echo_json, json_option, open_vault, passphrase_option, vault_option
 from .exporting import export_file
-from .importing import ImportSummary, import_file, undo_import
+from .importing import ImportSummary, import_file, resolve_options, undo_import
 from .upgrade import upgrade_records
 
 
@@ -37,26 +37,52 @@ def _print_summary(s: ImportSummary, as_json: bool, headline: str) -> None:
                f"{s.unchanged} unchanged, {s.deleted} deleted, {len(s.skipped)} skipped.")
     for bad in s.skipped:
         click.echo(f"  skipped {bad['location'] or '?'}: {bad['reason']}", err=True)
+    for note in s.warnings:
+        click.echo(f"  warning {note['location'] or '?'}: {note['reason']}", err=True)
 
 
-@click.command(name="import")
-@click.argument("format_or_path")
-@click.argument("path", required=False, type=click.Path(path_type=Path))
+def split_import_args(args: tuple[str, ...]) -> tuple[str | None, Path, dict[str, str]]:
+    """[FORMAT] PATH and the importer's own options (`--date-order dmy`, `--tz=Europe/Paris`)."""
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    items = iter(args)
+    for item in items:
+        if item.startswith("--") and len(item) > 2:
+            name, eq, value = item[2:].partition("=")
+            if not eq:
+                following = next(items, None)
+                if following is None:
+                    raise click.UsageError(f"--{name} needs a value.")
+                value = following
+            options[name] = value
+        else:
+            positional.append(item)
+    if not 1 <= len(positional) <= 2:
+        raise click.UsageError("Give the path to import, optionally after its format: [FORMAT] PATH.")
+    fmt = positional[0] if len(positional) == 2 else None
+    return fmt, Path(positional[-1]), options
+
+
+@click.command(name="import", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, required=True, metavar="[FORMAT] PATH [--FORMAT-OPTION VALUE]...")
 @click.option("--mirror", is_flag=True, help="The file is the whole source: delete records earlier imports of this format made that it lacks.")
 @click.option("--strict", is_flag=True, help="Abort on the first bad record; nothing is imported.")
 @click.option("--silent", is_flag=True, help="Hide the progress bar.")
 @json_option
 @vault_option
 @passphrase_option
-def import_(format_or_path: str, path: Path | None, mirror: bool, strict: bool, silent: bool, as_json: bool,
+def import_(args: tuple[str, ...], mirror: bool, strict: bool, silent: bool, as_json: bool,
             vault_path: Path | None, passphrase_file: Any) -> None:
     """Import a file or folder; the format is detected from its content unless you name it first.
 
-    Example: lifevault import contacts.vcf  (or: lifevault import google-csv contacts.csv --json)
+    A format's own options follow the path (`lifevault plugins` lists them), and are recorded with the import.
+
+    Example: lifevault import contacts.vcf  (or: lifevault import whatsapp chat.txt --date-order dmy --tz Europe/Paris)
     """
-    fmt, target = (format_or_path, path) if path is not None else (None, Path(format_or_path))
+    fmt, target, options = split_import_args(args)
     registry = _formats()
     fmt = fmt or registry.detect(target).name  # before the bar, so a refusal is the only line printed
+    resolve_options(registry.importer(fmt), options)  # a bad option is refused before the passphrase is asked
     vault = open_vault(vault_path, passphrase_file)
     with ExitStack() as stack:
         bars: list[Any] = []
@@ -68,7 +94,8 @@ def import_(format_or_path: str, path: Path | None, mirror: bool, strict: bool, 
                     file=sys.stderr, update_min_steps=50)))
             bars[0].update(1)
 
-        summary = import_file(vault, target, fmt, mirror=mirror, strict=strict, on_record=tick, registry=registry)
+        summary = import_file(vault, target, fmt, mirror=mirror, strict=strict, on_record=tick, registry=registry,
+                              options=options)
     _print_summary(summary, as_json, f"Imported {target} ({summary.format}) as {summary.import_id}")
 
 
@@ -139,6 +166,9 @@ def plugins_(as_json: bool) -> None:
             for name in p[what]:
                 table = registry.importers if what == "importers" else registry.exporters
                 click.echo(f"  {what[:-1]:<8} {name:<12} {table[name].fmt.description}")
+                for o in getattr(table[name].fmt, "options", ()) if what == "importers" else ():
+                    choices = "|".join(o.choices) or "TEXT"
+                    click.echo(f"    --{o.name.replace('_', '-')} {choices}: {o.help}")
 
 
 COMMANDS = (import_, export, undo_import_, upgrade, plugins_)

@@ -48,6 +48,8 @@ FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.MESSAGE: (
         "kind", "thread", "from", "to", "cc", "date", "subject", "body",
         "attachments", "message_id", "in_reply_to",
+        # email: every header not held in a field above is in `headers`, whole ([name, value] pairs)
+        "bcc", "reply_to", "flags", "headers", "date_source", "shares_source_id_with",
     ),
     Kind.NOTE: ("title", "body", "tags", "created", "updated", "attachments"),
 }

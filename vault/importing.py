@@ -22,7 +22,7 @@ from . import crypto, plugins
 from .blobs import blob_ref
 from .errors import IngestError, InvalidRecord, VaultError
 from .events import Event, EventType, Kind, Source, check_fields, kind_of
-from .formats import BadRecord, Importer, SourceRecord
+from .formats import BadRecord, Importer, Notice, SourceRecord
 from .vault import Transaction, Vault
 
 BATCH = 500  # events appended per call; fewer, larger appends are much faster
@@ -49,11 +49,38 @@ class ImportSummary:
     unchanged: int = 0
     deleted: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)  # imported, but something was guessed
+    options: dict[str, str] = field(default_factory=dict)  # the importer's own options, as resolved
 
     def as_dict(self) -> dict[str, Any]:
         return {"import_id": self.import_id, "format": self.format, "file": self.file, "created": self.created,
                 "updated": self.updated, "unchanged": self.unchanged, "deleted": self.deleted,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "warnings": self.warnings, "options": self.options}
+
+
+class BadOption(VaultError):
+    """An import option the importer does not take, or a value outside its choices."""
+
+    http_status = 400
+
+
+def resolve_options(importer: Importer, given: dict[str, str] | None) -> dict[str, str]:
+    """Every option the importer declares, as given or by its default; BadOption for anything else."""
+    declared = {o.name: o for o in getattr(importer, "options", ())}
+    given = {k.replace("-", "_"): v for k, v in (given or {}).items()}
+    for name, value in given.items():
+        if name not in declared:
+            takes = ", ".join("--" + n.replace("_", "-") for n in declared) or "no options"
+            raise BadOption(f"The {importer.name} importer has no option --{name.replace('_', '-')} (it takes {takes}).")
+        choices = declared[name].choices
+        if choices and value not in choices:
+            raise BadOption(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, not {value!r}.")
+    out: dict[str, str] = {}
+    for name, option in declared.items():
+        chosen = given.get(name) or (option.default() if option.default else None)
+        if chosen is not None:
+            out[name] = chosen
+    return out
 
 
 def new_import_id() -> str:
@@ -83,19 +110,24 @@ def file_sha256(path: Path) -> str:
 
 def import_file(vault: Vault, path: Path | str, fmt: str | None = None, *, mirror: bool = False,
                 strict: bool = False, on_record: Callable[[], None] | None = None,
-                registry: plugins.Registry | None = None, detail: dict[str, Any] | None = None) -> ImportSummary:
+                registry: plugins.Registry | None = None, detail: dict[str, Any] | None = None,
+                options: dict[str, str] | None = None) -> ImportSummary:
     """Import a file or folder (format detected from content unless `fmt` names one) in one transaction.
 
-    `detail` is added to every event's source detail, e.g. {"api_token": "phone"} for an upload."""
+    `detail` is added to every event's source detail, e.g. {"api_token": "phone"} for an upload; `options`
+    are the importer's own (see ImportOption), recorded in every event with their defaults filled in."""
     path = Path(path)
     reg = registry or plugins.registry()
     importer = reg.importer(fmt) if fmt else reg.detect(path)
     if not path.exists():
         raise IngestError(path, None, "no such file or folder")
+    chosen = resolve_options(importer, options)
     run = _Run(vault, importer, path, file_sha256(path), strict)
+    if chosen:
+        run.base["options"] = run.summary.options = chosen
     run.base.update({k: v for k, v in (detail or {}).items() if k not in run.base})
     with vault.transaction() as tx:
-        for item in _read_guarded(importer, path):
+        for item in _read_guarded(importer, path, chosen):
             run.take(tx, item)
             if on_record:
                 on_record()
@@ -107,11 +139,12 @@ def import_file(vault: Vault, path: Path | str, fmt: str | None = None, *, mirro
     return run.summary
 
 
-def _read_guarded(importer: Importer, path: Path) -> Iterator[SourceRecord | BadRecord]:
+def _read_guarded(importer: Importer, path: Path,
+                  options: dict[str, str]) -> Iterator[SourceRecord | BadRecord | Notice]:
     """The importer's records; anything it raises besides a VaultError becomes one IngestError."""
     where = None
     try:
-        for item in importer.read(path):
+        for item in importer.read(path, **options) if options else importer.read(path):
             where = item.location or where
             yield item
     except VaultError:
@@ -134,23 +167,41 @@ class _Run:
         self.pending: list[Event] = []
         self.pending_ids: set[str] = set()
         self.seen: set[str] = set()
+        self.claimed: dict[str, str] = {}  # record id -> the identity that holds it in this run
+        self.first_at: dict[str, str] = {}  # record id -> where its first copy was, for records with an identity
 
-    def take(self, tx: Transaction, item: SourceRecord | BadRecord) -> None:
+    def take(self, tx: Transaction, item: SourceRecord | BadRecord | Notice) -> None:
         if isinstance(item, BadRecord):
             return self.bad(item.location, item.reason)
+        if isinstance(item, Notice):
+            self.summary.warnings.append({"file": str(self.path), "location": item.location, "reason": item.message})
+            return None
         try:
             rid, desired = self.prepare(tx, item)
         except InvalidRecord as e:
             return self.bad(item.location, str(e).rstrip("."))
+        self.summary.warnings += [{"file": str(self.path), "location": item.location, "reason": w}
+                                  for w in item.warnings]
         if rid in self.pending_ids:  # the same record twice in one file: compare with the first
             self.flush(tx)
+        if item.identity is not None:
+            rid = self.resolve_identity(tx, item, rid, desired)
+            if rid in self.first_at:  # a copy of one already read (same source id, same identity): the first wins
+                self.summary.unchanged += 1
+                self.summary.warnings.append({"file": str(self.path), "location": item.location, "reason":
+                                              f"a copy of {self.first_at[rid]}; the first copy is kept"})
+                return None
+            self.first_at[rid] = item.location
         self.seen.add(rid)
-        event = self.compare(rid, item.kind, desired)
-        if event is not None:
-            self.pending.append(event)
-            self.pending_ids.add(rid)
-            if len(self.pending) >= BATCH:
-                self.flush(tx)
+        events = self.compare_deleted(rid, item.kind, desired) if item.deleted else [self.compare(rid, item.kind, desired, item.identity)]
+        for event in events:
+            if event is not None:
+                if rid in self.pending_ids:  # a record created and deleted by one source record
+                    self.flush(tx)
+                self.pending.append(event)
+                self.pending_ids.add(rid)
+        if len(self.pending) >= BATCH:
+            self.flush(tx)
 
     def bad(self, location: str, reason: str) -> None:
         if self.strict:
@@ -197,26 +248,49 @@ class _Run:
                 return rid
         return None
 
-    def source(self, desired: dict[str, Any], kind: Kind) -> Source:
+    def resolve_identity(self, tx: Transaction, rec: SourceRecord, rid: str, desired: dict[str, Any]) -> str:
+        """The record for a source record whose source id another, different record may already hold.
+
+        The first identity to reach a record keeps it (a record imported before identities were recorded,
+        or under another scheme — the text before the first ':' — is taken by the first that comes); any
+        other identity gets a record of its own, derived from both, with `shares_source_id_with` naming the
+        first. So a re-import meets each one where it left it."""
+        identity = rec.identity or ""
+        held = self.claimed.get(rid) or _last_import_detail(self.vault, rec.kind, rid).get("identity")
+        if held is not None and held.partition(":")[0] != identity.partition(":")[0]:
+            held = None
+        if held is None or held == identity:
+            self.claimed[rid] = identity
+            return rid
+        other = derive_record_id(self.vault, rec.kind, self.namespace, f"{rec.source_id}\x00{identity}")
+        if other in self.pending_ids:
+            self.flush(tx)
+        desired["shares_source_id_with"] = rid
+        self.claimed[other] = identity
+        return other
+
+    def source(self, desired: dict[str, Any], kind: Kind, identity: str | None = None) -> Source:
         blob = json.dumps({"kind": kind.value, "fields": desired}, sort_keys=True, ensure_ascii=False).encode()
         detail = {**self.base, "fingerprint": hashlib.sha256(blob).hexdigest()[:32], "fields": sorted(desired)}
+        if identity is not None:
+            detail["identity"] = identity
         return Source("import", self.importer.name, self.path.name, detail)
 
-    def compare(self, rid: str, kind: Kind, desired: dict[str, Any]) -> Event | None:
+    def compare(self, rid: str, kind: Kind, desired: dict[str, Any], identity: str | None = None) -> Event | None:
         """The event that brings the vault's record in line with the source, or None."""
         proj = self.vault.projection
         status = proj.status(kind, rid)
         if status == "absent":
             self.summary.created += 1
-            return Event(EventType.CREATED, kind, rid, desired, self.source(desired, kind))
+            return Event(EventType.CREATED, kind, rid, desired, self.source(desired, kind, identity))
         last = _last_source(self.vault, kind, rid)
         if status == "deleted":
             if last.get("via") != "import":  # deleted by the user: respect it
                 self.summary.unchanged += 1
                 return None
             self.summary.created += 1
-            return Event(EventType.REVIVED, kind, rid, desired, self.source(desired, kind))
-        source = self.source(desired, kind)
+            return Event(EventType.REVIVED, kind, rid, desired, self.source(desired, kind, identity))
+        source = self.source(desired, kind, identity)
         prev = _last_import_detail(self.vault, kind, rid)
         if prev.get("fingerprint") == source.detail["fingerprint"]:
             self.summary.unchanged += 1  # the source has not changed: keep any edits made in the vault
@@ -229,6 +303,24 @@ class _Run:
             return None
         self.summary.updated += 1
         return Event(EventType.UPDATED, kind, rid, patch, source)
+
+    def compare_deleted(self, rid: str, kind: Kind, desired: dict[str, Any]) -> list[Event | None]:
+        """A record the source holds as deleted: its content goes into history, then a tombstone.
+
+        Already deleted in the vault: nothing (a tombstone takes no update; a user's delete is respected)."""
+        status = self.vault.projection.status(kind, rid)
+        if status == "deleted":
+            self.summary.unchanged += 1
+            return []
+        first = self.compare(rid, kind, desired)
+        if status == "absent":
+            self.summary.created -= 1  # counted once, as deleted below
+        elif first is not None:
+            self.summary.updated -= 1
+        else:
+            self.summary.unchanged -= 1
+        self.summary.deleted += 1
+        return [first, Event(EventType.DELETED, kind, rid, {}, self.source(desired, kind))]
 
     def flush(self, tx: Transaction) -> None:
         if self.pending:

@@ -29,6 +29,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ingest.markdown",
     "ingest.mail",
     "ingest.sms", "ingest.whatsapp", "ingest.enex", "ingest.keep",
+    "ingest.telegram",
 )
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 NO_ENTRYPOINTS_ENV = "LIFEVAULT_NO_ENTRYPOINTS"  # set by the test suite: only explicit plugins

@@ -11,6 +11,7 @@ through `restore` or an export.
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
@@ -20,7 +21,9 @@ from .errors import StateTooLarge
 from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
-PROJECTION_VERSION = 2  # 2: contacts gained the `impps` column (older snapshots are replayed past)
+# The tables' layout: the hand-kept number changes with how events fold; the checksum changes with the kinds'
+# FIELDS (their columns), so a state file or snapshot made under other FIELDS is rebuilt rather than misread.
+PROJECTION_VERSION = (1 << 32) | zlib.crc32(repr(sorted(FIELDS.items())).encode())
 _BULK = 2000  # past this many touched records, rebuild live tables wholesale
 _CHUNK = 10_000  # events folded in memory between writes to SQLite
 _INSERT = "INSERT INTO {}_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"

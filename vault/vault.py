@@ -31,6 +31,7 @@ from .log import EventLog, Writer
 from .passphrase import check_strength
 from .paths import private_dir
 from .projection import Projection
+from .provenance import trace
 from .record_index import RecordIndex
 from .verify import check_log
 
@@ -393,6 +394,11 @@ class Vault:
         if not versions:
             raise NotFound(record_id)
         return versions
+
+    def provenance(self, record_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Where each value of the record as it is now came from: per field (per list item) the version, instant
+        and source since which it has been there."""
+        return trace(self.history(record_id))
 
     def events(self, since: Instant | None = None, limit: int | None = None) -> Iterator[Recorded]:
         """Decrypted events after `since` (default: all), at most the last `limit`."""

@@ -410,7 +410,8 @@ def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
         if token.can_read:
             return result
         response.status_code = 202  # append-only: no counts ("unchanged" would confirm current values)
-        return ImportAccepted(import_id=result.import_id, format=result.format, file=result.file, skipped=result.skipped)
+        return ImportAccepted(import_id=result.import_id, format=result.format, file=result.file, skipped=result.skipped,
+                              warnings=result.warnings)
 
     body = {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     add("POST", "/import", import_upload, "write", tags=["import"], max_body=max_upload,

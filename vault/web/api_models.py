@@ -180,6 +180,9 @@ class ImportResult(BaseModel):
     unchanged: int
     deleted: int
     skipped: list[dict[str, str]] = Field(description="Parts of the file that could not be read: location and reason.")
+    warnings: list[dict[str, str]] = Field(default_factory=list,
+                                           description="What the importer had to guess (e.g. a date order): location and warning.")
+    options: dict[str, str] = Field(default_factory=dict, description="The importer's options, defaults included.")
 
 
 class ImportAccepted(BaseModel):
@@ -190,6 +193,8 @@ class ImportAccepted(BaseModel):
     format: str
     file: str
     skipped: list[dict[str, str]] = Field(description="Parts of the file that could not be read: location and reason.")
+    warnings: list[dict[str, str]] = Field(default_factory=list,
+                                           description="What the importer had to guess (e.g. a date order): location and warning.")
 
 
 class BlobRef(BaseModel):
