@@ -7,8 +7,8 @@ process so its peak RSS is its own:
 
 - baseline: the stdlib `mailbox.mbox` walks the file and decodes every part (the parsing work alone);
 - lifevault: `import_file` into a fresh vault (split, parse, diff, seal blobs, encrypt and chain events,
-  project) — peak RSS is taken when the import returns, and again after `Vault.close`, which may write
-  the encrypted projection snapshot (a cost of the core, reported separately).
+  project into the encrypted state file) — peak RSS is taken when the import returns, and again after
+  `Vault.close` (reported separately).
 
     python bench/bench_mbox_large.py                 # ~1 GB, one repetition
     python bench/bench_mbox_large.py --mb 200 --reps 3 --json
@@ -129,7 +129,7 @@ def main() -> None:
     for kind, label in (("baseline", "stdlib mailbox parse"), ("lifevault", "lifevault import")):
         print(f"  {label:<22} {out[f'{kind}_records_per_s']:>7,} messages/s  {out[f'{kind}_mb_per_s']:>6} MB/s"
               f"   peak RSS {out[f'{kind}_peak_rss_mb']} MB")
-    print(f"  after Vault.close (snapshot written): peak RSS {out['lifevault_peak_rss_after_close_mb']} MB;"
+    print(f"  after Vault.close: peak RSS {out['lifevault_peak_rss_after_close_mb']} MB;"
           f" import under {TARGET_RSS_MB} MB: {out['import_under_target']}")
 
 

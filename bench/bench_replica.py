@@ -1,4 +1,4 @@
-"""Replica benchmark: push to an empty local folder, an incremental push, an up-to-date push, blind verify, clone.
+"""Replica benchmark: push, incremental push, compaction and clone beside the raw copy floor, to a folder and WebDAV.
 
 Builds an N-event vault from the shared workload (not timed; a replica gets
 the first 99% on the way), then times a push of the last 1% to it, and, as
@@ -6,8 +6,11 @@ medians of --reps repetitions, each into a fresh folder: a full push, a push
 with nothing new (a new process re-hashes every segment of a folder to repair any damage; the same process,
 as `serve`, only what changed since), a blind
 verification, and a clone (which rebuilds the vault file and verifies every
-tag). Baseline in the same run: copying the
-vault file with fsync (the least any backup of it costs).
+tag). Baselines in the same run: copying the
+vault file with fsync, and the copy floor of the replica's own bytes: `cp -r`
+of the pushed folder (then sync) and `rclone copy` of it to `rclone serve
+webdav` on loopback, beside a full push and a clone over that same WebDAV.
+Compaction: the same rows pushed as 1,000 small segments, then merged.
 
     python bench/bench_replica.py              # 100,000 events
     python bench/bench_replica.py --n 1000000 --json
@@ -73,6 +76,78 @@ def _copy_file(src: Path, dst: Path) -> None:
     os.close(fd)
 
 
+def _cp_floor(src: Path, dst: Path) -> None:
+    import subprocess
+
+    subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+    subprocess.run(["sync", "-f", str(dst)], check=True)
+
+
+def _webdav(root: Path):
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["rclone", "serve", "webdav", str(root), "--addr", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ.update(RCLONE_CONFIG_LVBENCH_TYPE="webdav", RCLONE_CONFIG_LVBENCH_URL=f"http://127.0.0.1:{port}",
+                      RCLONE_CONFIG=str(root.parent / "no-rclone.conf"))
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    return proc
+
+
+def _floors_and_compaction(log, d: Path, reps: int, n: int) -> dict:
+    """Folder push vs `cp -r` of its bytes, WebDAV push and clone vs `rclone copy` of them, and compaction."""
+    import subprocess
+
+    from vault.replica import add_replica, clone, compact, push
+
+    out: dict = {}
+    cp_s, fpush_s, dpush_s, rc_s, dclone_s = [], [], [], [], []
+    server = _webdav(d / "dav") if shutil.which("rclone") else None
+    try:
+        for i in range(reps):
+            add_replica(log.vault_id, f"f{i}", str(d / f"f{i}"))
+            fpush_s.append(_timed(lambda: push(log, f"f{i}")))
+            cp_s.append(_timed(lambda: _cp_floor(d / f"f{i}", d / f"cp{i}")))
+            shutil.rmtree(d / f"cp{i}")
+            if server is not None:
+                add_replica(log.vault_id, f"w{i}", f"lvbench:w{i}", check=False)
+                dpush_s.append(_timed(lambda: push(log, f"w{i}")))
+                rc_s.append(_timed(lambda: subprocess.run(["rclone", "copy", str(d / f"f{i}"), f"lvbench:rc{i}"],
+                                                          check=True, capture_output=True)))
+                dclone_s.append(_timed(lambda: clone(f"lvbench:w{i}", d / f"dclone{i}.db", PASS)))
+                (d / f"dclone{i}.db").unlink()
+            shutil.rmtree(d / f"f{i}")
+        os.environ["LIFEVAULT_SEGMENT_EVENTS"] = str(max(n // 1000, 1))  # 1,000 small segments
+        os.environ["LIFEVAULT_COMPACT_SEGMENTS"] = "0"
+        compact_s = []
+        for i in range(reps):
+            add_replica(log.vault_id, f"c{i}", str(d / f"c{i}"))
+            push(log, f"c{i}")
+            compact_s.append(_timed(lambda: compact(log.vault_id, log.keys.verify_key, f"c{i}", log.keys)))
+            shutil.rmtree(d / f"c{i}")
+    finally:
+        os.environ.pop("LIFEVAULT_SEGMENT_EVENTS", None)
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+    med = statistics.median
+    out.update({"folder_push_s": med(fpush_s), "cp_floor_s": med(cp_s), "folder_push_vs_cp": med(fpush_s) / med(cp_s),
+                "compact_1000_segments_s": med(compact_s)})
+    if dpush_s:
+        out.update({"webdav_push_s": med(dpush_s), "rclone_copy_floor_s": med(rc_s), "webdav_clone_s": med(dclone_s),
+                    "webdav_push_vs_rclone_copy": med(dpush_s) / med(rc_s)})
+    return out
+
+
 def run(n: int, reps: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-replica-") as tmp:
         d = Path(tmp)
@@ -104,6 +179,7 @@ def run(n: int, reps: int) -> dict:
             copy_s.append(_timed(lambda: _copy_file(path, d / "copy.db")))
             (d / "copy.db").unlink()
             shutil.rmtree(d / f"r{i}")
+        out.update(_floors_and_compaction(log, d, reps, n))
         conn.close()
         replica_mb = statistics.median(sizes) / 1e6
         p, c, v, cp = (statistics.median(x) for x in (push_s, clone_s, verify_s, copy_s))
@@ -139,6 +215,13 @@ def main() -> None:
           f"{r['uptodate_push_mb_per_s']:.0f} MB/s); again in the same process: {r['uptodate_push_again_s']:.3f} s")
     print(f"blind verify:            {r['verify_blind_s']:7.2f} s  {r['verify_blind_events_per_s']:>10,.0f} events/s")
     print(f"clone (+ full verify):   {r['clone_s']:7.2f} s  {r['clone_events_per_s']:>10,.0f} events/s  {r['clone_mb_per_s']:6.1f} MB/s")
+    print(f"full push to a folder:   {r['folder_push_s']:7.2f} s  vs `cp -r` of its bytes {r['cp_floor_s']:.2f} s: "
+          f"{r['folder_push_vs_cp']:.2f} x the floor")
+    if "webdav_push_s" in r:
+        print(f"full push to WebDAV:     {r['webdav_push_s']:7.2f} s  vs `rclone copy` of the same bytes "
+              f"{r['rclone_copy_floor_s']:.2f} s: {r['webdav_push_vs_rclone_copy']:.2f} x the floor; clone from it "
+              f"{r['webdav_clone_s']:.2f} s")
+    print(f"compaction of 1,000 small segments: {r['compact_1000_segments_s']:.2f} s")
 
 
 if __name__ == "__main__":

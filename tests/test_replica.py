@@ -300,19 +300,22 @@ def test_pull_names_a_fork(history: Vault, usb: Path, tmp_path: Path, created) -
 
 # -- status, list, bad input ----------------------------------------------------------
 def test_status_verdict_follows_3_2_1(history: Vault, tmp_path: Path, env) -> None:
-    result = cli_run("status", env=env)
-    assert result.exit_code == 0 and "AT RISK: 1 copy" in result.output
-    add_replica(history.log.vault_id, "usb", str(tmp_path / "usb"))
+    result = cli_run("status", env=env)  # issue 15: at risk exits 1 (it exited 0 before)
+    assert result.exit_code == 1 and "AT RISK: 1 good copy" in result.output
+    add_replica(history.log.vault_id, "usb", str(tmp_path / "usb"), offsite=True)
     add_replica(history.log.vault_id, "nas", str(tmp_path / "nas"))
     push(history.log, "usb")
     push(history.log, "nas")
+    verify(history.path, "usb")
+    verify(history.path, "nas")
     s = status(history.path)
-    assert s.ok and s.verdict.startswith("OK: 3 copies")
+    assert s.ok and s.verdict.startswith("OK: 3 copies (this vault and 2 replicas, 1 off-site)"), s.verdict
     build_history(history, n=2, start=40)
     push(history.log, "usb")
     result = cli_run("status", "--json", env=env)
+    assert result.exit_code == 1
     data = json.loads(result.output)
-    assert data["ok"] is False and "Replica nas is 2 events behind" in data["verdict"]
+    assert data["ok"] is False and "Replica nas (" in data["verdict"] and "is 2 events behind" in data["verdict"]
     assert [(c["name"], c["behind"]) for c in data["copies"]] == [("usb", 0), ("nas", 2)]
     verify(history.path, "usb")
     assert get_replica(history.log.vault_id, "usb").verified_seq == 42

@@ -68,3 +68,36 @@ def test_serve_pushes_after_changes(created, tmp_path: Path, lifevault_home: Pat
         proc.wait(30)
     assert verify(path, "usb", keys).events == 2
     assert_no_plaintext(tmp_path / "usb")
+
+
+def test_health_shows_failing_replica_pushes(created, tmp_path: Path, lifevault_home: Path) -> None:
+    """Issue 15: a replica whose pushes fail while serving turns /api/health "degraded" (a count, no names)."""
+    path = created[0]
+    with Vault.open(path, PASSPHRASE) as v:
+        add_replica(v.log.vault_id, "usb", str(tmp_path / "usb"))
+        add_replica(v.log.vault_id, "gone", str(tmp_path / "gone"))
+    (tmp_path / "gone").rmdir()  # an unmounted drive: every push to it fails
+    port, log = _port(), tmp_path / "serve.log"
+    env = dict(os.environ, LIFEVAULT_HOME=str(lifevault_home), LIFEVAULT_PATH=str(path),
+               LIFEVAULT_PASSPHRASE=PASSPHRASE, LIFEVAULT_KDF_COST="min")
+    proc = subprocess.Popen([sys.executable, "-c", "from vault.cli import cli; cli()", "serve", "--port", str(port)],
+                            env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    seen: list[dict] = []
+
+    def degraded() -> bool:
+        assert proc.poll() is None, log.read_text(errors="replace")
+        try:
+            seen.append(httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).json())
+        except httpx.TransportError:
+            return False
+        return seen[-1].get("status") == "degraded"
+
+    try:
+        _wait(degraded, "health reports the failing replica", log)
+        assert seen[-1] == {"status": "degraded", "replicas_failing": 1}
+        assert _replica_head(tmp_path / "usb") == 0  # the other replica was pushed all the same
+        (tmp_path / "gone").mkdir()  # the drive is back: the retry succeeds and health is ok again
+        _wait(lambda: degraded() is False and seen[-1] == {"status": "ok"}, "health ok again", log, timeout=90)
+    finally:
+        proc.terminate()
+        proc.wait(30)

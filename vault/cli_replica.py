@@ -6,12 +6,16 @@ prints. Registered on the main group by `register(cli)`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import keyring, schema
+from .crypto import PushKeys
+from .log import EventLog
+from .replica import push_key
 from .cli import echo_json, json_option, open_vault, passphrase_option, read_secret, resolve_path, vault_option
 from .errors import VaultError
 from . import replica as rp
@@ -45,13 +49,15 @@ def replica() -> None:
 @replica.command("add")
 @click.argument("name")
 @click.argument("target")
+@click.option("--offsite", is_flag=True, help="This copy is kept in another place (counts for the 3-2-1 rule).")
+@click.option("--no-check", is_flag=True, help="Add a remote without checking that it answers (while offline).")
 @vault_option
-def replica_add(name: str, target: str, vault_path: Path | None) -> None:
+def replica_add(name: str, target: str, offsite: bool, no_check: bool, vault_path: Path | None) -> None:
     """Add a replica: a local folder (created now) or an rclone remote `remote:path`.
 
-    Example: lifevault replica add cloud b2:my-bucket/lifevault
+    Example: lifevault replica add cloud b2:my-bucket/lifevault --offsite
     """
-    rep = rp.add_replica(_vault_id(vault_path), name, target)
+    rep = rp.add_replica(_vault_id(vault_path), name, target, offsite, check=not no_check)
     click.echo(f"Added replica {rep.name} at {rep.target}; `lifevault push {rep.name}` fills it.", err=True)
 
 
@@ -74,6 +80,19 @@ def replica_list(as_json: bool, vault_path: Path | None) -> None:
         click.echo(f"{r.name}\t{r.target}\t{pushed}; verified {r.verified_at or 'never'}")
 
 
+@replica.command("mark")
+@click.argument("name")
+@click.option("--offsite/--onsite", required=True, help="Whether this copy is kept in another place.")
+@vault_option
+def replica_mark(name: str, offsite: bool, vault_path: Path | None) -> None:
+    """Mark a replica as kept off-site (or on-site), for the 3-2-1 verdict of `lifevault status`.
+
+    Example: lifevault replica mark cloud --offsite
+    """
+    rep = rp.mark_offsite(_vault_id(vault_path), name, offsite)
+    click.echo(f"Replica {rep.name} is marked {'off-site' if offsite else 'on-site'}.", err=True)
+
+
 @replica.command("remove")
 @click.argument("name")
 @vault_option
@@ -86,25 +105,152 @@ def replica_remove(name: str, vault_path: Path | None) -> None:
     click.echo(f"Removed replica {rep.name}; its files at {rep.target} were not touched.", err=True)
 
 
+@replica.command("reseed")
+@click.argument("name")
+@vault_option
+@passphrase_option
+def replica_reseed(name: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Fill a replica anew from this vault (one holding another history, or stranded by `pull --fork`): its
+    files are moved to a sibling folder and kept, and what it held is recorded in `replica list --json`.
+
+    Example: lifevault replica reseed nas
+    """
+    log, signer = _pushing_log(vault_path, passphrase_file)
+    aside, r = rp.reseed(log, name, signer=signer)
+    kept = f"its old files are kept at {aside}" if aside else "it held nothing"
+    click.echo(f"Reseeded {name}: {kept}; pushed {r.events} events, {r.blobs} blobs ({_size(r.bytes)}), it now "
+               f"ends at event {r.head_seq}.", err=True)
+
+
+@replica.command("compact")
+@click.argument("name")
+@vault_option
+@passphrase_option
+def replica_compact(name: str, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Merge a replica's small event segments into large ones under a new signed manifest (safe to interrupt:
+    the old segments go only once the new manifest is checked). Pushes do it past
+    $LIFEVAULT_COMPACT_SEGMENTS small segments (500).
+
+    Example: lifevault replica compact cloud
+    """
+    log, signer = _pushing_log(vault_path, passphrase_file)
+    key = signer or log.keys
+    assert key is not None  # _pushing_log unlocks the vault when there is no credential
+    r = rp.compact(log.vault_id, keyring.verify_key(log.conn), name, key)
+    if r.before == r.after:
+        click.echo(f"{name} has nothing to merge ({r.after} event segments).", err=True)
+    else:
+        click.echo(f"Compacted {name}: {r.before} event segments into {r.after}.", err=True)
+
+
+@replica.command("unlock")
+@click.argument("name")
+@vault_option
+def replica_unlock(name: str, vault_path: Path | None) -> None:
+    """Remove the push lease a machine left on a replica when it died mid-push; only when no push is running
+    there (a live push then fails its checks rather than write over another).
+
+    Example: lifevault replica unlock cloud
+    """
+    removed = rp.unlock(_vault_id(vault_path), name)
+    if not removed:
+        click.echo(f"Replica {name} holds no push lease.", err=True)
+    for lease in removed:
+        click.echo(f"Removed the push lease of {lease.describe()} from replica {name}.", err=True)
+
+
 @replica.command("verify")
 @click.argument("name")
 @click.option("--blind", is_flag=True, help="Check without the passphrase: manifest signature, files, chain, head.")
+@click.option("--key", "expected_key", default=None, metavar="FINGERPRINT",
+              help="The vault's key fingerprint: pins the key that signs the replica (implies --blind; needs no "
+                   "vault file, so an untrusted host or a new machine can check a folder or remote:path).")
 @vault_option
 @passphrase_option
-def replica_verify(name: str, blind: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+def replica_verify(name: str, blind: bool, expected_key: str | None, vault_path: Path | None,
+                   passphrase_file: Any) -> None:
     """Check a replica (NAME, or a folder or remote:path) is complete and intact: manifest, every segment,
     the chain and (with the key) every tag.
 
-    Example: lifevault replica verify usb --blind
+    Example: lifevault replica verify /media/usb/lifevault --blind --key K7QM-2XRA-9DLF-WB4E
     """
-    if blind:
-        report = rp.verify(resolve_path(vault_path), name)
+    path = resolve_path(vault_path)
+    if expected_key:
+        target = name
+        if path.exists():
+            try:
+                target = rp.get_replica(_vault_id(vault_path), name).target
+            except rp.UnknownReplica:
+                pass
+        report, blind = rp.verify_pinned(target, expected_key), True
+    elif blind and not path.exists():
+        raise click.ClickException(f"There is no vault file at {path}; to check a replica alone give its folder or "
+                                   "remote:path and --key FINGERPRINT (the vault's key fingerprint, shown by "
+                                   "`lifevault create` and `lifevault stats`).")
+    elif blind:
+        report = rp.verify(path, name)
     else:
         vault = open_vault(vault_path, passphrase_file)
         report = rp.verify(vault.path, name, vault.keys)
     what = "manifest signature, segments, chain and head" if blind else "manifest, segments, chain, every tag and blob"
+    pinned = f", signed by key {expected_key.strip().upper()}" if expected_key else ""
     click.echo(f"OK: replica {name} holds {report.events} events and {report.blobs} blobs "
-               f"in {report.segments} segments ({what}).")
+               f"in {report.segments} segments ({what}{pinned}).")
+
+
+@replica.group("push-key")
+def push_key_group() -> None:
+    """A credential that lets `lifevault push` run without the passphrase (cron, a systemd timer).
+
+    Example: lifevault replica push-key create
+    """
+
+
+@push_key_group.command("create")
+@vault_option
+@passphrase_option
+def push_key_create(vault_path: Path | None, passphrase_file: Any) -> None:
+    """Write this vault's push credential (0600, in $LIFEVAULT_HOME), replacing any: it signs and MACs replica
+    manifests and cannot open, write or sign an event.
+
+    Example: lifevault replica push-key create
+    """
+    vault = open_vault(vault_path, passphrase_file)
+    path = push_key.create(vault.log.vault_id, vault.keys)
+    click.echo(f"Wrote the push credential {path}; `lifevault push` now runs without the passphrase.", err=True)
+
+
+@replica.command("survey")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--key", "expected_key", default=None, metavar="FINGERPRINT", help="Pin the vault's signing key.")
+@json_option
+def replica_survey(targets: tuple[str, ...], expected_key: str | None, as_json: bool) -> None:
+    """Before `clone` on a new machine: each candidate replica's head, when it was written and whether it
+    verifies (blind, no vault file or passphrase needed), to choose which one to clone.
+
+    Example: lifevault replica survey /media/usb/lifevault b2:my-bucket/lifevault --key K7QM-2XRA-9DLF-WB4E
+    """
+    found = rp.survey(list(targets), expected_key)
+    if as_json:
+        echo_json([c.__dict__ for c in found])
+        return
+    for c in found:
+        head = f"event {c.head_seq} ({(c.head_hash or '')[:12]}…) written {c.written_at}" if c.head_seq is not None else "no head"
+        verdict = f"FAILED: {c.problem}" if c.problem else "verified (blind)"
+        click.echo(f"{c.location}\t{head}\tkey {c.fingerprint or '?'}\t{verdict}")
+
+
+def _pushing_log(vault_path: Path | None, passphrase_file: Any) -> tuple[EventLog, PushKeys | None]:
+    """With no passphrase given and a push credential present, the vault read blind and the credential;
+    else the unlocked vault's log."""
+    if passphrase_file is None and not os.environ.get("LIFEVAULT_PASSPHRASE"):
+        path = resolve_path(vault_path)
+        conn = schema.connect(path)
+        click.get_current_context().call_on_close(conn.close)
+        credential = push_key.load(keyring.vault_id(conn), keyring.verify_key(conn))
+        if credential is not None:
+            return EventLog(conn, path, None), credential
+    return open_vault(vault_path, passphrase_file).log, None
 
 
 @click.command()
@@ -115,18 +261,19 @@ def replica_verify(name: str, blind: bool, vault_path: Path | None, passphrase_f
 @passphrase_option
 def push(name: str | None, deep: bool, vault_path: Path | None, passphrase_file: Any) -> None:
     """Send each replica (or only NAME) what it lacks, and re-send any of its segments that no longer match
-    its manifest; safe to interrupt and re-run.
+    its manifest; safe to interrupt and re-run. With no passphrase given, uses the push credential
+    (`lifevault replica push-key create`) when there is one, so cron can run it.
 
     Example: lifevault push usb
     """
-    vault = open_vault(vault_path, passphrase_file)
-    names = [name] if name else [r.name for r in rp.replicas(vault.log.vault_id)]
+    log, signer = _pushing_log(vault_path, passphrase_file)
+    names = [name] if name else [r.name for r in rp.replicas(log.vault_id)]
     if not names:
         raise click.ClickException("This vault has no replicas; add one with `lifevault replica add NAME TARGET`.")
     failures = []
     for n in names:
         try:
-            r = rp.push(vault.log, n, deep=deep)
+            r = rp.push(log, n, deep=deep, signer=signer)
         except VaultError as e:
             failures.append(str(e))
             continue
@@ -165,8 +312,8 @@ def pull(name: str, keep_both: bool, vault_path: Path | None, passphrase_file: A
                    err=True)
         for other in f.stranded:
             click.echo(f"Replica {other} holds this vault's old events past event {f.fork_at - 1}, now another "
-                       f"history (their changes are in the vault): move its files aside, then `lifevault replica "
-                       f"remove {other}`, `lifevault replica add {other} TARGET` and `lifevault push {other}`.",
+                       f"history (their changes are in the vault): `lifevault replica reseed {other}` fills it anew "
+                       "(its files are kept aside).",
                        err=True)
         return
     r = rp.pull(vault, name)
@@ -185,7 +332,8 @@ def pull(name: str, keep_both: bool, vault_path: Path | None, passphrase_file: A
 @click.option("--recovery-key-file", type=click.File("r"), default=None,
               help="Read the recovery key from this file (else $LIFEVAULT_RECOVERY_KEY, else a prompt).")
 def clone(target: str, path: Path, recovery: bool, passphrase_file: Any, recovery_key_file: Any) -> None:
-    """Rebuild a vault file from a replica alone (a folder or `remote:path`), then verify it fully.
+    """Rebuild a vault file from a replica alone (a folder or `remote:path`), then verify it fully;
+    `lifevault replica survey` first shows each candidate's head, date and verification.
 
     Example: lifevault clone /media/usb/lifevault ~/vault.db
     """
@@ -201,18 +349,27 @@ def clone(target: str, path: Path, recovery: bool, passphrase_file: Any, recover
 
 
 @click.command()
+@click.option("--timeout", "time_limit", type=float, default=rp.status_module.TIME_LIMIT, show_default=True,
+              help="Seconds each replica may take to answer (all are read in parallel).")
+@click.option("--verified-within", type=float, default=rp.status_module.VERIFIED_WITHIN_DAYS, show_default=True,
+              help="Days after which a replica's last verification is too old.")
 @json_option
 @vault_option
-def status(as_json: bool, vault_path: Path | None) -> None:
+@click.pass_context
+def status(ctx: click.Context, time_limit: float, verified_within: float, as_json: bool,
+           vault_path: Path | None) -> None:
     """Every copy of the vault: where, how far behind, last push and verification, and the 3-2-1 verdict.
+    Exits 0 when all is well, 1 when a copy is at risk, 2 when one is broken (for monitoring).
 
-    Example: lifevault status
+    Example: lifevault status --json
     """
-    s = rp.status(resolve_path(vault_path))
+    s = rp.status(resolve_path(vault_path), time_limit=time_limit, verified_within=verified_within)
     if as_json:
-        echo_json({"vault": s.vault, "head_seq": s.head_seq, "ok": s.ok, "verdict": s.verdict,
-                   "copies": [dict(c.__dict__, stale=c.stale) for c in s.copies]})
-        return
+        echo_json({"vault": s.vault, "head_seq": s.head_seq, "ok": s.ok, "level": s.level,
+                   "state": rp.status_module.LEVELS[s.level], "verdict": s.verdict,
+                   "copies": [dict(c.__dict__, stale=c.stale, problem=c.problem,
+                                   state=rp.status_module.LEVELS[c.level]) for c in s.copies]})
+        ctx.exit(s.level)
     click.echo(f"vault\t{s.vault}\tevent {s.head_seq}")
     for c in s.copies:
         if c.head_seq is None:
@@ -223,10 +380,13 @@ def status(as_json: bool, vault_path: Path | None) -> None:
             where = f"event {c.head_seq}, {c.ahead} ahead of this vault"
         else:
             where = f"event {c.head_seq}, {c.behind} behind"
-        click.echo(f"{c.name}\t{c.location}\t{where}; pushed {c.pushed_at or 'never'}; verified {c.verified_at or 'never'}")
-        if c.problem:
-            click.echo(f"\t! {c.problem}")
+        site = " (off-site)" if c.offsite else ""
+        click.echo(f"{c.name}{site}\t{c.location}\t{where}; pushed {c.pushed_at or 'never'}; "
+                   f"verified {c.verified_at or 'never'}")
+        for problem in c.problems:
+            click.echo(f"\t! {problem}")
     click.echo(s.verdict)
+    ctx.exit(s.level)
 
 
 def register(group: click.Group) -> None:

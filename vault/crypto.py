@@ -178,6 +178,39 @@ class Keys:
     def sign(self, message: bytes) -> bytes:
         return self.signing.sign(message).signature
 
+    def delegate_push(self) -> "PushKeys":
+        """A fresh push credential: its own signing key, vouched for by the vault's, and the manifest MAC key."""
+        seed = nacl.utils.random(KEY_BYTES)
+        push_vk = bytes(nacl.signing.SigningKey(seed).verify_key)
+        return PushKeys(seed, self.manifest, self.verify_key, self.sign(push_delegation_message(self.verify_key, push_vk)))
+
+
+def push_delegation_message(vault_verify_key: bytes, push_verify_key: bytes) -> bytes:
+    """What the vault's key signs to let a push key sign manifests (and nothing else)."""
+    return b"lv-push-key" + vault_verify_key + push_verify_key
+
+
+class PushKeys:
+    """What a push needs and nothing more: a manifest-signing key the vault's key vouched for, and the manifest
+    MAC key. No event, head or blob key: it cannot open, write or sign an event, only list sealed rows."""
+
+    __slots__ = ("seed", "manifest", "vault_verify_key", "delegation", "signing")
+
+    def __init__(self, seed: bytes, manifest_key: bytes, vault_verify_key: bytes, delegation: bytes) -> None:
+        self.seed, self.manifest = seed, manifest_key
+        self.vault_verify_key, self.delegation = vault_verify_key, delegation
+        self.signing = nacl.signing.SigningKey(seed)
+
+    def __repr__(self) -> str:
+        return "PushKeys(<hidden>)"
+
+    @property
+    def verify_key(self) -> bytes:
+        return bytes(self.signing.verify_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return self.signing.sign(message).signature
+
 
 def check_signature(verify_key: bytes, message: bytes, signature: bytes) -> bool:
     """Whether `signature` is the vault's signature of `message` (no secret needed)."""
@@ -199,9 +232,19 @@ def genesis_hash(vault_id: bytes) -> bytes:
     return blake2b(vault_id, person=b"lv-genesis")
 
 
+# Copying a hasher made once skips hashlib's keyword parsing, which cost ~8x the hash of a 600-byte event
+# here (19 µs against 2.3 µs): the chain is hashed for every event of every push, pull, verify and clone.
+_CHAIN = hashlib.blake2b(digest_size=HASH_BYTES, person=b"lv-chain")
+_SEQ = struct.Struct(">Q").pack
+
+
 def chain_hash(prev: bytes, seq: int, sealed: bytes) -> bytes:
     """Unkeyed, so anyone holding a copy can check the chain without the passphrase."""
-    return blake2b(prev + struct.pack(">Q", seq) + sealed, person=b"lv-chain")
+    h = _CHAIN.copy()
+    h.update(prev)
+    h.update(_SEQ(seq))
+    h.update(sealed)
+    return h.digest()
 
 
 def event_aad(vault_id: bytes, seq: int, prev: bytes) -> bytes:

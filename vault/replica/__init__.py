@@ -8,26 +8,30 @@ passphrase or recovery key `clone` rebuilds an identical vault from it.
     from vault.replica import add_replica, push, verify_replica, clone
 """
 
-from .check import ReplicaReport, clone, verify, verify_replica
+from .compact import CompactResult, compact
+from .check import Candidate, ReplicaReport, clone, survey, verify, verify_pinned, verify_replica
 from .compare import Relation, relation
 from .errors import (
-    ForeignReplica, ReplicaAhead, ReplicaDamaged, ReplicaError, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
+    ForeignReplica, ReplicaAhead, ReplicaBusy, ReplicaConflict, ReplicaDamaged, ReplicaError, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
     ReplicaUnreachable, UnknownReplica,
 )
 from .fork import ForkResult, pull_fork
-from .pusher import Pusher, push_on_change
+from .pusher import Pusher, failing_replicas, push_on_change
 from .registry import Replica, registry_path
 from .registry import add as add_replica
 from .registry import get as get_replica
+from .registry import mark_offsite
 from .registry import remove as remove_replica
 from .registry import replicas
+from . import status as status_module
 from .status import CopyStatus, Status, status
-from .sync import PullResult, PushResult, pull, push, relation_of
+from .sync import PullResult, PushResult, pull, push, relation_of, reseed, unlock
 from .targets import LocalFolder, RcloneRemote, target_for
 
 __all__ = [
-    "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "RcloneRemote", "Replica",
-    "ReplicaAhead", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
-    "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica",
-    "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "verify", "verify_replica",
+    "CompactResult", "compact",
+    "Candidate", "survey", "verify_pinned", "CopyStatus", "ForeignReplica", "ForkResult", "Relation", "pull_fork", "relation", "relation_of", "LocalFolder", "PullResult", "PushResult", "Pusher", "failing_replicas", "RcloneRemote", "Replica",
+    "ReplicaAhead", "ReplicaBusy", "ReplicaConflict", "ReplicaDamaged", "ReplicaError", "ReplicaForked", "ReplicaMissing", "ReplicaReport",
+    "ReplicaRolledBack", "ReplicaUnreachable", "Status", "UnknownReplica", "add_replica", "clone", "get_replica", "mark_offsite", "status_module",
+    "pull", "push", "push_on_change", "registry_path", "remove_replica", "replicas", "status", "target_for", "reseed", "unlock", "verify", "verify_replica",
 ]

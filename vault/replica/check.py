@@ -16,13 +16,14 @@ from pathlib import Path
 
 from .. import keyring, schema
 from ..crypto import Keys
-from ..errors import AlreadyExists, CannotWrite, TamperDetected
+from ..crypto import key_fingerprint
+from ..errors import AlreadyExists, CannotWrite, TamperDetected, VaultError
 from ..instants import iso
 from ..log import EventLog, now_us
 from ..paths import private_dir
 from ..verify import check_log
 from . import registry
-from .errors import ReplicaDamaged, UnknownReplica
+from .errors import ForeignReplica, ReplicaDamaged, UnknownReplica
 from .manifest import Manifest
 from .reader import (
     Opened, build_vault_file, checked_blobs, checked_rows, damaged, digest_problems, file_problems, open_replica,
@@ -91,6 +92,56 @@ def verify_replica(target: Target, where: str, keys: Keys | None = None,
                 build_vault_file(path, m, folder, where)
                 n_blobs = _full_check(m, path, keys, where)
     return ReplicaReport(where, m.head_seq, n_blobs, len(m.segments), keys is None)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A replica as a new machine sees it before cloning: its head, when it was written, whether it checks out."""
+
+    location: str
+    head_seq: int | None
+    head_hash: str | None
+    written_at: str | None
+    fingerprint: str | None
+    problem: str | None  # None when the blind verification passed (and the key matched, if one was given)
+
+
+def _pinned(opened: Opened, fingerprint: str) -> Manifest:
+    m = require_manifest(opened)
+    found = key_fingerprint(m.verify_key)
+    if found.upper() != fingerprint.strip().upper():
+        raise ForeignReplica(f"{opened.where} is signed by key {found}, not the expected {fingerprint.strip()}: "
+                             "it is another vault's, or its manifest was replaced.")
+    return m
+
+
+def verify_pinned(target_text: str, fingerprint: str) -> ReplicaReport:
+    """Blind-check a replica with no vault file at hand: its manifest carries the public key, and `fingerprint`
+    (the vault's, known from elsewhere) pins it, so a replica re-signed by someone else fails."""
+    target = target_for(target_text)
+    where = f"Replica {target.location}"
+    m = _pinned(open_replica(target, where), fingerprint)
+    return verify_replica(target, where, None, (m.vault_id, m.verify_key))
+
+
+def survey(targets: list[str], fingerprint: str | None = None) -> list[Candidate]:
+    """Each candidate replica's head, date and blind verification (pinned to `fingerprint` if given), so a new
+    machine can choose which one to clone."""
+    out = []
+    for text in targets:
+        target = target_for(text)
+        where = f"Replica {target.location}"
+        m, problem = None, None
+        try:
+            m = require_manifest(open_replica(target, where))
+            if fingerprint:
+                _pinned(open_replica(target, where), fingerprint)
+            verify_replica(target, where, None, (m.vault_id, m.verify_key))
+        except VaultError as e:
+            problem = str(e)
+        out.append(Candidate(target.location, m.head_seq if m else None, m.head_hash.hex() if m else None,
+                             m.written_at if m else None, key_fingerprint(m.verify_key) if m else None, problem))
+    return out
 
 
 def clone(target_text: str, path: Path | str, passphrase: str | None = None,

@@ -8,6 +8,8 @@
         ├── ReplicaRolledBack        its head is older than what this vault already pushed
         ├── ReplicaForked            same seq, different hash: another history
         ├── ReplicaAhead             it holds events this vault lacks (pull first)
+        ├── ReplicaBusy              another machine holds its lease (is pushing there)
+        ├── ReplicaConflict          another push replaced the manifest while this one wrote it
         ├── ReplicaDamaged           a missing, extra, truncated or altered file, or a bad chain/signature
         └── ForeignReplica           it belongs to another vault
 """
@@ -46,6 +48,14 @@ class ReplicaForked(ReplicaError):
 
 
 class ReplicaAhead(ReplicaError):
+    pass
+
+
+class ReplicaBusy(ReplicaError):
+    pass
+
+
+class ReplicaConflict(ReplicaError):
     pass
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import crypto
-from ..crypto import Keys
+from ..crypto import Keys, PushKeys
 from .errors import ReplicaDamaged
 from .segments import SegmentInfo
 
@@ -27,7 +27,7 @@ MANIFEST_NAME = "manifest.json"
 _SIG_PREFIX = b"lv-manifest"
 
 
-def _mac(keys: Keys, body: bytes) -> bytes:
+def _mac(keys: Keys | PushKeys, body: bytes) -> bytes:
     return crypto.blake2b(body, key=keys.manifest, person=b"lv-manifest")
 
 
@@ -54,6 +54,8 @@ class Manifest:
     blobs: tuple[SegmentInfo, ...] = ()
     written_at: str = ""
     repairs: tuple[dict[str, str], ...] = ()  # {"segment", "at", "why"}: segments a push re-sent from the vault
+    signer: bytes = b""  # a push key's public key (push-key credential), vouched for by `delegation`; b"": the vault's
+    delegation: bytes = b""
     body: bytes = field(default=b"", compare=False, repr=False)
     sig: bytes = field(default=b"", compare=False, repr=False)
     mac: bytes = field(default=b"", compare=False, repr=False)
@@ -76,17 +78,25 @@ class Manifest:
         }
         if self.repairs:  # absent until the first repair, so older readers see the same body
             d["repairs"] = list(self.repairs)
+        if self.signer:
+            d["signer"] = {"key": self.signer.hex(), "delegation": self.delegation.hex()}
         return json.dumps(d, sort_keys=True, separators=(",", ":")).encode()
 
-    def sealed(self, keys: Keys) -> bytes:
-        """The manifest file's bytes, signed and MACed with the vault's keys."""
+    def sealed(self, keys: Keys | PushKeys) -> bytes:
+        """The manifest file's bytes, signed and MACed with the vault's keys (or a push credential's)."""
         body = self._body()
         sig = keys.sign(_SIG_PREFIX + body)
         return json.dumps({"body": body.decode(), "sig": sig.hex(), "mac": _mac(keys, body).hex()}).encode()
 
     def check_signatures(self, where: str) -> None:
-        """Blind checks: the manifest's and the head's Ed25519 signatures."""
-        if not crypto.check_signature(self.verify_key, _SIG_PREFIX + self.body, self.sig):
+        """Blind checks: the manifest's and the head's Ed25519 signatures (and a push key's delegation)."""
+        signer = self.verify_key
+        if self.signer:
+            if not crypto.check_signature(self.verify_key, crypto.push_delegation_message(self.verify_key, self.signer),
+                                          self.delegation):
+                raise ReplicaDamaged(f"The manifest of {where} is signed by a push key this vault's key never vouched for.")
+            signer = self.signer
+        if not crypto.check_signature(signer, _SIG_PREFIX + self.body, self.sig):
             raise ReplicaDamaged(f"The manifest of {where} is altered: its signature does not verify.")
         msg = crypto.head_message(self.vault_id, self.head_seq, self.head_hash)
         if self.head_seq and not crypto.check_signature(self.verify_key, msg, self.head_sig):
@@ -114,7 +124,9 @@ def parse(data: bytes, where: str) -> Manifest:
             bytes.fromhex(d["vault_id"]), bytes.fromhex(d["verify_key"]), int(h["seq"]), bytes.fromhex(h["hash"]),
             bytes.fromhex(h["mac"]), bytes.fromhex(h["sig"]), _decode_meta(d["meta"]),
             tuple(SegmentInfo.from_dict(s) for s in d["events"]), tuple(SegmentInfo.from_dict(s) for s in d["blobs"]),
-            d.get("written_at", ""), tuple(d.get("repairs", ())), body, bytes.fromhex(outer["sig"]), bytes.fromhex(outer["mac"]),
+            d.get("written_at", ""), tuple(d.get("repairs", ())), bytes.fromhex(d.get("signer", {}).get("key", "")),
+            bytes.fromhex(d.get("signer", {}).get("delegation", "")), body, bytes.fromhex(outer["sig"]),
+            bytes.fromhex(outer["mac"]),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ReplicaDamaged(f"The manifest of {where} cannot be read ({type(e).__name__}: {e}).") from e

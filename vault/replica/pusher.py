@@ -27,6 +27,16 @@ from .errors import UnknownReplica
 from .sync import PushResult, push
 
 logger = logging.getLogger("lifevault.replica")
+_running: dict[str, "Pusher"] = {}  # by vault file, so a health check can ask without holding the Pusher
+
+
+def failing_replicas(vault_path: Path | str) -> int:
+    """How many replicas the running Pusher of this vault file currently fails to push to (0 if none runs)."""
+    pusher = _running.get(str(Path(vault_path).resolve()))
+    if pusher is None:
+        return 0
+    with pusher._wake:
+        return sum(1 for s in pusher.states.values() if s.last_error is not None)
 
 
 @dataclass
@@ -53,6 +63,7 @@ class Pusher:
         self._thread = threading.Thread(target=self._run, name="lifevault-pusher", daemon=True)
 
     def start(self) -> Pusher:
+        _running[str(self.path.resolve())] = self
         self._thread.start()
         return self
 
@@ -64,6 +75,7 @@ class Pusher:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop scheduling; wait (up to `timeout` in all) for pushes under way, which a frozen remote may outlast."""
+        _running.pop(str(self.path.resolve()), None)
         with self._wake:
             self._stopping = True
             self._wake.notify_all()

@@ -7,6 +7,7 @@ file, byte-for-byte the same rows as the vault that pushed them.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,11 @@ from .errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
 from .manifest import MANIFEST_NAME, Manifest, parse
 from .segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
 from .targets import LocalFolder, Target
+
+
+def is_lease_name(name: str) -> bool:
+    """A pusher's lease file (lease.py), which comes and goes beside the manifest."""
+    return bool(re.match(r"^lock-[0-9a-f]{16}\.json$", name))
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ def file_problems(opened: Opened, extras: bool = True) -> list[str]:
         elif size != seg.size:
             problems.append(f"segment {seg.name} is altered ({size} bytes, the manifest says {seg.size})")
     for name in sorted(opened.listing) if extras else ():
-        if name != MANIFEST_NAME and name not in listed:
+        if name != MANIFEST_NAME and name not in listed and not is_lease_name(name):
             kind = "segment" if is_segment_name(name) else "file"
             problems.append(f"extra {kind} {name} is not in the manifest")
     return problems

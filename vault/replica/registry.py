@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,9 +23,10 @@ from ..errors import InvalidRecord
 from ..instants import iso
 from ..log import now_us
 from ..paths import home_dir, private_dir
-from .errors import ReplicaError, UnknownReplica
+from .errors import ReplicaError, ReplicaUnreachable, UnknownReplica
 from .targets import LocalFolder, target_for
 
+ADD_CHECK_SECONDS = 20.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -40,6 +42,8 @@ class Replica:
     pushed_at: str | None = None
     verified_at: str | None = None
     verified_seq: int | None = None
+    offsite: bool = False  # in another place than the vault (the 3-2-1 rule wants one)
+    reseeds: tuple[dict, ...] = ()  # {"at", "seq", "hash", "set_aside"}: what it held before each `replica reseed`
 
 
 def registry_path() -> Path:
@@ -87,11 +91,18 @@ def get(vault_id: bytes, name: str) -> Replica:
     raise UnknownReplica(name)
 
 
-def add(vault_id: bytes, name: str, target: str) -> Replica:
-    """Remember a new replica; a local folder is created now (a later push never creates it)."""
+def add(vault_id: bytes, name: str, target: str, offsite: bool = False, check: bool = True) -> Replica:
+    """Remember a new replica; a local folder is created now (a later push never creates it), and a remote
+    must answer (rclone knows it and can list it) unless `check` is off."""
     if not _NAME.match(name):
         raise InvalidRecord(f"Replica name {name!r} must be letters, digits, '.', '_' or '-' (at most 64).")
     t = target_for(target)
+    if check and not isinstance(t, LocalFolder):
+        try:
+            target_for(target, time.monotonic() + ADD_CHECK_SECONDS).listing()
+        except ReplicaUnreachable as e:
+            raise ReplicaUnreachable(f"Replica {name} was not added: {str(e).rstrip('.')} (see `rclone config`; "
+                                     "`--no-check` adds it anyway).") from e
     with _locked() as data:
         mine = data.setdefault(vault_id.hex(), {})
         if name in mine:
@@ -103,7 +114,7 @@ def add(vault_id: bytes, name: str, target: str) -> Replica:
                 private_dir(t.path)
             except OSError as e:
                 raise ReplicaError(f"Cannot create the replica folder {t.path}: {e.strerror}.") from e
-        rep = Replica(name, t.location, iso(now_us()))
+        rep = Replica(name, t.location, iso(now_us()), offsite=offsite)
         mine[name] = asdict(rep)
     return rep
 
@@ -132,8 +143,15 @@ def push_lock(vault_id: bytes, name: str) -> Iterator[None]:
 
 
 def update(vault_id: bytes, name: str, **changes: object) -> None:
-    """Record a push or a verification."""
+    """Record a push, a verification or a mark (offsite)."""
     with _locked() as data:
         mine = data.get(vault_id.hex(), {})
         if name in mine:
             mine[name] = asdict(replace(Replica(**mine[name]), **changes))
+
+
+def mark_offsite(vault_id: bytes, name: str, offsite: bool) -> Replica:
+    """Mark a replica as kept off-site (or not), for the 3-2-1 verdict."""
+    rep = get(vault_id, name)
+    update(vault_id, name, offsite=offsite)
+    return replace(rep, offsite=offsite)

@@ -97,21 +97,26 @@ def encode_events(rows: list[Row]) -> bytes:
 
 def chunk_events(rows: Iterable[Row]) -> Iterator[tuple[SegmentInfo, bytes]]:
     """Cut rows into segments (by count and size); the cut depends only on the rows, so a re-run
-    after an interruption produces the very same files."""
-    limit, batch, size = max_segment_events(), [], 0
-    for row in rows:
-        batch.append(row)
-        size += len(row[2]) + 44
-        if len(batch) >= limit or size >= MAX_SEGMENT_BYTES:
-            yield _event_segment(batch)
-            batch, size = [], 0
-    if batch:
-        yield _event_segment(batch)
+    after an interruption produces the very same files. Encodes as it goes (the bytes of `encode_events`):
+    a separate pass over each batch cost a third of a full push."""
+    limit, pack = max_segment_events(), _EVENT_ROW.pack
+    parts: list[bytes] = []
+    n = size = first = last = 0
+    for seq, h, payload in rows:
+        if not n:
+            first = seq
+        parts += (pack(seq, len(payload)), h, payload)
+        n, size, last = n + 1, size + len(payload) + 44, seq
+        if n >= limit or size >= MAX_SEGMENT_BYTES:
+            yield _event_segment(first, last, parts)
+            parts, n, size = [], 0, 0
+    if n:
+        yield _event_segment(first, last, parts)
 
 
-def _event_segment(rows: list[Row]) -> tuple[SegmentInfo, bytes]:
-    data = encode_events(rows)
-    return SegmentInfo(events_name(rows[0][0], rows[-1][0]), len(data), digest(data), rows[0][0], rows[-1][0]), data
+def _event_segment(first: int, last: int, parts: list[bytes]) -> tuple[SegmentInfo, bytes]:
+    data = b"".join([EVENTS_MAGIC, struct.pack(">QQ", first, last), *parts])
+    return SegmentInfo(events_name(first, last), len(data), digest(data), first, last), data
 
 
 def blob_segment(ordinal: int, blobs: list[tuple[bytes, bytes]]) -> tuple[SegmentInfo, bytes]:

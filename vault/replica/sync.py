@@ -15,21 +15,26 @@ the vault (the same bytes) and the repair is recorded in the manifest.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from .. import keyring
-from ..errors import TamperDetected
+from ..crypto import Keys, PushKeys
+from ..errors import TamperDetected, VaultError
 from ..instants import iso
 from ..log import EventLog, now_us
 from ..vault import Vault
 from . import registry, repair
 from .compare import Relation, ahead_sentence, fork_sentence, relation
-from .errors import ReplicaAhead, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
-from .manifest import MANIFEST_NAME, Manifest
+from . import lease
+from .compact import compact_held, threshold as compact_threshold
+from .errors import ReplicaAhead, ReplicaConflict, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
+from .manifest import MANIFEST_NAME, Manifest, parse
 from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, chunk_events, segment_range
 from .targets import LocalFolder, Target, target_for
 
+logger = logging.getLogger("lifevault.replica")
 _KEPT_REPAIRS = 100  # the manifest remembers this many repairs
 
 
@@ -87,17 +92,29 @@ def _continues(log: EventLog, opened: Opened, name: str, doing: str) -> Relation
     return rel
 
 
-def push(log: EventLog, name: str, *, deep: bool = False) -> PushResult:
+def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | None = None) -> PushResult:
     """Send what replica `name` lacks and re-send its segments that no longer match the manifest (a remote's
-    bytes are re-read only when `deep`), then its new manifest; the vault is only read."""
-    assert log.keys is not None, "pushing signs the manifest: unlock the vault"
+    bytes are re-read only when `deep`), then its new manifest, signed with the vault's keys or, for a vault
+    opened without them, the push credential `signer`; the vault is only read."""
+    key: Keys | PushKeys | None = signer or log.keys
+    assert key is not None, "pushing signs the manifest: unlock the vault or give a push credential"
     with registry.push_lock(log.vault_id, name):
-        return _push(log, registry.get(log.vault_id, name), deep)  # read under the lock: the last push is current
+        rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
+        target = target_for(rep.target)
+        with lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
+            result = _push(log, rep, target, deep, mine, key)
+            if result.manifest_written and compact_threshold():  # past the threshold of small segments only
+                identity = (log.vault_id, keyring.verify_key(log.conn))
+                try:
+                    compact_held(target, _where(rep), name, identity, key, mine, force=False)
+                except VaultError as e:  # the push itself took effect; the next one tries again
+                    logger.warning("compacting %s after a push failed: %s", name, e)
+            return result
 
 
-def _push(log: EventLog, rep: registry.Replica, deep: bool) -> PushResult:
-    assert log.keys is not None
-    name, target = rep.name, target_for(rep.target)
+def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine: str | None,
+          signer: Keys | PushKeys) -> PushResult:
+    name = rep.name
     opened = _open_checked(log, rep, target)
     m = opened.manifest
     head = log.head()
@@ -126,13 +143,37 @@ def _push(log: EventLog, rep: registry.Replica, deep: bool) -> PushResult:
     if written:
         new = Manifest(log.vault_id, keyring.verify_key(log.conn), head.seq, head.hash, head.mac, head.sig, meta,
                        (m.events if m else ()) + tuple(new_events), (m.blobs if m else ()) + tuple(new_blobs),
-                       now, ((m.repairs if m else ()) + repairs)[-_KEPT_REPAIRS:])
+                       now, ((m.repairs if m else ()) + repairs)[-_KEPT_REPAIRS:],
+                       *((signer.verify_key, signer.delegation) if isinstance(signer, PushKeys) else ()))
+        lease.still_held(target, opened.where, name, mine)
+        _unchanged(target, opened.where, m)
+        sealed = new.sealed(signer)
         with target.writer() as put:  # only after every segment above is in place
-            put(MANIFEST_NAME, new.sealed(log.keys))
+            put(MANIFEST_NAME, sealed)
+        _took_effect(target, opened.where, sealed)
         target.remove(_leftovers(opened, m, new))
     registry.update(log.vault_id, name, pushed_seq=head.seq, pushed_hash=head.hash.hex(), pushed_at=iso(now_us()))
     return PushResult(name, target.location, head.seq, head.seq - start, sum(len(s.blob_ids) for s in new_blobs),
                       sum(s.size for s in new_events + new_blobs), written, repairs)
+
+
+def _unchanged(target: Target, where: str, m: Manifest | None) -> None:
+    """The manifest is still the one this push started from (no one pushed meanwhile)."""
+    present = m is not None or MANIFEST_NAME in (target.listing() or {})  # a first push: only list
+    data = target.read(MANIFEST_NAME) if present else None
+    now = parse(data, where) if data is not None else None
+    if (now.body if now else None) != (m.body if m else None):
+        raise ReplicaConflict(f"{where} was pushed to by another machine during this push (it now ends at event "
+                              f"{now.head_seq if now else 0}); this push's manifest was not written, so nothing "
+                              "changed there. Run push again to see where the two stand.")
+
+
+def _took_effect(target: Target, where: str, sealed: bytes) -> None:
+    """Re-read the manifest just written: a push is reported only when its own head is the one there."""
+    if target.read(MANIFEST_NAME) != sealed:
+        raise ReplicaConflict(f"{where} was pushed to by another machine at the same moment and holds its manifest, "
+                              "not this push's; this push did not take effect. Run push again to see where the two "
+                              "stand.")
 
 
 def _leftovers(opened: Opened, old: Manifest | None, new: Manifest) -> list[str]:
@@ -166,6 +207,31 @@ def _blob_segments(log: EventLog, m: Manifest | None):
             batch, size = [], 0
     if batch:
         yield blob_segment(ordinal + 1, batch)
+
+
+def reseed(log: EventLog, name: str, *, signer: PushKeys | None = None) -> tuple[str | None, PushResult]:
+    """Fill replica `name` anew from this vault (after a fork, or a replica another vault's history stranded):
+    its present files are moved to a sibling folder, kept, and the head this vault had pushed there is recorded
+    in the replica's entry before the full push. Returns where the old files went and the push."""
+    key: Keys | PushKeys | None = signer or log.keys
+    assert key is not None, "pushing signs the manifest: unlock the vault or give a push credential"
+    with registry.push_lock(log.vault_id, name):
+        rep = registry.get(log.vault_id, name)
+        target = target_for(rep.target)
+        with lease.held(target, _where(rep), name, rep.pushed_seq is None):
+            pass  # no other machine is pushing there now
+        now = iso(now_us())
+        aside = target.set_aside(f".before-reseed-{now[:19].replace(':', '')}") if target.listing() else None
+        record = {"at": now, "seq": rep.pushed_seq, "hash": rep.pushed_hash, "set_aside": aside}
+        registry.update(log.vault_id, name, pushed_seq=None, pushed_hash=None, reseeds=(*rep.reseeds, record))
+        rep = registry.get(log.vault_id, name)
+        with lease.held(target, _where(rep), name, True) as mine:
+            return aside, _push(log, rep, target, False, mine, key)
+
+
+def unlock(vault_id: bytes, name: str) -> list[lease.Lease]:
+    """Remove every push lease on replica `name` (a machine that died mid-push left it)."""
+    return lease.unlock(target_for(registry.get(vault_id, name).target))
 
 
 def relation_of(log: EventLog, name: str) -> Relation:

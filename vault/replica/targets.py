@@ -16,11 +16,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from ..paths import private_file
+from ..paths import private_dir, private_file
 from .errors import ReplicaUnreachable
 
 PARTIAL = ".partial"
@@ -28,9 +29,17 @@ Put = Callable[[str, bytes], None]
 _REMOTE = re.compile(r"^[^/\\]*:")  # `name:path` or rclone's `:backend:path`
 # A frozen server accepts the connection and then says nothing: --timeout (idle I/O) ends that, and a
 # process timeout (longer for copies, which may send gigabytes) backs it up, so a push never hangs.
-_RCLONE_FLAGS = ["--low-level-retries", "2", "--retries", "1", "--contimeout", "5s", "--timeout", "30s"]
 _CALL_TIMEOUT, _COPY_TIMEOUT = 120.0, 3600.0  # seconds; $LIFEVAULT_RCLONE_TIMEOUT caps both
-_RCLONE_NOT_FOUND = (3, 4)  # rclone's exit codes for "directory not found" and "file not found"
+_RCLONE_NOT_FOUND = (3, 4)
+
+
+def rclone_flags() -> list[str]:
+    """rclone's own retry and idle-timeout settings: $LIFEVAULT_RCLONE_RETRIES (default 1) and
+    $LIFEVAULT_RCLONE_IO_TIMEOUT (seconds without any I/O, default 30)."""
+    retries = os.environ.get("LIFEVAULT_RCLONE_RETRIES") or "1"
+    idle = os.environ.get("LIFEVAULT_RCLONE_IO_TIMEOUT") or "30"
+    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", retries, "--contimeout", "5s",
+            "--timeout", f"{idle}s"]  # rclone's exit codes for "directory not found" and "file not found"
 
 
 class Target(Protocol):
@@ -45,17 +54,24 @@ class Target(Protocol):
     def writer(self) -> AbstractContextManager[Put]:
         """A context giving put(name, data); every file is in place when it exits."""
 
+    def put_one(self, name: str, data: bytes) -> None:
+        """Write one small file now, touching nothing else (a lease)."""
+
     def local_copy(self, names: list[str]) -> AbstractContextManager[Path]:
         """A local folder holding (at least) these files, for the duration of the context."""
 
     def remove(self, names: list[str]) -> None:
         """Delete these files (only ever leftovers of an interrupted push)."""
 
+    def set_aside(self, suffix: str) -> str:
+        """Move the whole replica to a sibling named with `suffix` (kept, never deleted); returns where it went."""
 
-def target_for(text: str) -> Target:
-    """A Target for what the user typed: `remote:path` is rclone, anything else a folder."""
+
+def target_for(text: str, deadline: float | None = None) -> Target:
+    """A Target for what the user typed: `remote:path` is rclone, anything else a folder. With `deadline`
+    (time.monotonic()), no rclone call runs past it."""
     if _REMOTE.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
-        return RcloneRemote(text)
+        return RcloneRemote(text, deadline)
     return LocalFolder(Path(text).expanduser().resolve())
 
 
@@ -90,14 +106,19 @@ class LocalFolder:
     @contextmanager
     def writer(self) -> Iterator[Put]:
         with self._errors("write to"):
-            for stale in self.path.glob(f".*{PARTIAL}"):  # left by an interrupted push
-                stale.unlink()
+            for stale in self.path.glob(f".*{PARTIAL}"):  # left by an interrupted push (the writer holds the lease)
+                if not stale.name.startswith(".lock-"):  # another pusher's lease, being written as we look
+                    stale.unlink(missing_ok=True)
             yield self._put
             fd = os.open(self.path, os.O_RDONLY)
             try:
                 os.fsync(fd)  # make the renames durable
             finally:
                 os.close(fd)
+
+    def put_one(self, name: str, data: bytes) -> None:
+        with self._errors("write to"):
+            self._put(name, data)
 
     def _put(self, name: str, data: bytes) -> None:
         tmp = self.path / f".{name}{PARTIAL}"
@@ -116,26 +137,35 @@ class LocalFolder:
             for name in names:
                 (self.path / name).unlink(missing_ok=True)
 
+    def set_aside(self, suffix: str) -> str:
+        aside = self.path.with_name(self.path.name + suffix)
+        with self._errors("move aside"):
+            os.rename(self.path, aside)
+            private_dir(self.path)
+        return str(aside)
+
 
 class RcloneRemote:
     """Any rclone remote; each operation is one `rclone` process."""
 
-    def __init__(self, spec: str) -> None:
-        self.location = spec.rstrip("/")
+    def __init__(self, spec: str, deadline: float | None = None) -> None:
+        self.location, self.deadline = spec.rstrip("/"), deadline
 
     def _path(self, name: str = "") -> str:
         sep = "" if self.location.endswith(":") else "/"
         return f"{self.location}{sep}{name}" if name else self.location
 
-    def _run(self, *args: str, ok_missing: bool = False) -> subprocess.CompletedProcess | None:
+    def _run(self, *args: str, ok_missing: bool = False, data: bytes | None = None) -> subprocess.CompletedProcess | None:
         if shutil.which("rclone") is None:
             raise ReplicaUnreachable(f"Cannot reach {self.location}: rclone is not installed.")
         timeout = min(_COPY_TIMEOUT if args[0] == "copy" else _CALL_TIMEOUT,
                       float(os.environ.get("LIFEVAULT_RCLONE_TIMEOUT") or _COPY_TIMEOUT))
+        if self.deadline is not None:
+            timeout = max(min(timeout, self.deadline - time.monotonic()), 0.1)
         try:  # on a timeout, subprocess.run kills rclone before raising
             # umask for rclone alone: what it writes locally (fetched segments, a local remote) is private
-            proc = subprocess.run(["rclone", *args, *_RCLONE_FLAGS], capture_output=True, timeout=timeout,
-                                  umask=0o077)
+            proc = subprocess.run(["rclone", *args, *rclone_flags()], capture_output=True, timeout=timeout,
+                                  umask=0o077, input=data)
         except subprocess.TimeoutExpired:
             raise ReplicaUnreachable(f"{self.location} is unreachable: rclone {args[0]} got no answer within "
                                      f"{timeout:.0f} s (a frozen server?).") from None
@@ -168,6 +198,9 @@ class RcloneRemote:
             if staged:  # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
                 self._run("copy", "--ignore-times", "--no-traverse", tmp, self._path())
 
+    def put_one(self, name: str, data: bytes) -> None:
+        self._run("rcat", self._path(name), data=data)
+
     @contextmanager
     def local_copy(self, names: list[str]) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="lifevault-fetch-") as tmp:
@@ -181,6 +214,10 @@ class RcloneRemote:
     def remove(self, names: list[str]) -> None:
         for name in names:
             self._run("deletefile", self._path(name), ok_missing=True)
+
+    def set_aside(self, suffix: str) -> str:
+        self._run("move", "--no-traverse", self._path(), self.location + suffix)
+        return self.location + suffix
 
 
 def _reason(stderr: bytes) -> str:

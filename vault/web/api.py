@@ -12,7 +12,7 @@ them in its thread pool and the lock serialises them.
 
 Routes (relative to the mount point; OpenAPI at /docs and /openapi.json):
 
-    GET    /health                     open   {"status": "ok"}, says nothing about the vault
+    GET    /health                     open   {"status": "ok"}, or "degraded" with how many replica pushes fail
     GET    /{contacts|messages|notes}  read   the records now or `at` T, paged by id
     POST   /{contacts|messages|notes}  write  create; 201 with the new id and seq
     GET    /{table}/{id}               read   one record now or `at` T
@@ -59,6 +59,7 @@ from ..errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultErro
 from ..events import Event, EventType, Kind, Source, check_fields, kind_of, new_record_id
 from ..importing import import_file
 from ..instants import Instant, iso, parse_instant
+from ..replica.pusher import failing_replicas
 from ..vault import Transaction, Vault
 from .. import tokens
 from . import api_batches
@@ -483,10 +484,12 @@ def create_api(holder: Holder, *, max_body: int = MAX_BODY_BYTES, max_upload: in
                                  route_class_override=_guarded_route(holder, access, max_body), **kw)
 
     def health() -> Health:
-        """Open to all: says the server answers, nothing about the vault."""
-        return Health()
+        """Open to all: says the server answers and how many replica pushes fail (not which, nor why)."""
+        failing = failing_replicas(holder.vault.path)
+        return Health(status="degraded", replicas_failing=failing) if failing else Health()
 
-    add("GET", "/health", health, "open", tags=["health"], summary="Is the server up")
+    add("GET", "/health", health, "open", tags=["health"], summary="Is the server up",
+        response_model_exclude_none=True)
     for kind in Kind:
         _add_record_routes(add, holder, kind)
     _add_sync_routes(add, holder)

@@ -54,7 +54,8 @@ FIELDS_MODELS: dict[Kind, type[RecordFields]] = {kind: _fields_model(kind) for k
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = "ok"
+    replicas_failing: int | None = None  # only when pushes to some replicas fail (a count: names are not open)
 
 
 class Written(BaseModel):
