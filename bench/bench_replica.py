@@ -115,15 +115,15 @@ def _floors_and_compaction(log, d: Path, reps: int, n: int) -> dict:
     try:
         for i in range(reps):
             add_replica(log.vault_id, f"f{i}", str(d / f"f{i}"))
-            fpush_s.append(_timed(lambda: push(log, f"f{i}")))
-            cp_s.append(_timed(lambda: _cp_floor(d / f"f{i}", d / f"cp{i}")))
+            fpush_s.append(_timed(partial(push, log, f"f{i}")))
+            cp_s.append(_timed(partial(_cp_floor, d / f"f{i}", d / f"cp{i}")))
             shutil.rmtree(d / f"cp{i}")
             if server is not None:
                 add_replica(log.vault_id, f"w{i}", f"lvbench:w{i}", check=False)
-                dpush_s.append(_timed(lambda: push(log, f"w{i}")))
-                rc_s.append(_timed(lambda: subprocess.run(["rclone", "copy", str(d / f"f{i}"), f"lvbench:rc{i}"],
-                                                          check=True, capture_output=True)))
-                dclone_s.append(_timed(lambda: clone(f"lvbench:w{i}", d / f"dclone{i}.db", PASS)))
+                dpush_s.append(_timed(partial(push, log, f"w{i}")))
+                rc_s.append(_timed(partial(subprocess.run, ["rclone", "copy", str(d / f"f{i}"), f"lvbench:rc{i}"],
+                                           check=True, capture_output=True)))
+                dclone_s.append(_timed(partial(clone, f"lvbench:w{i}", d / f"dclone{i}.db", PASS)))
                 (d / f"dclone{i}.db").unlink()
             shutil.rmtree(d / f"f{i}")
         os.environ["LIFEVAULT_SEGMENT_EVENTS"] = str(max(n // 1000, 1))  # 1,000 small segments
@@ -132,7 +132,7 @@ def _floors_and_compaction(log, d: Path, reps: int, n: int) -> dict:
         for i in range(reps):
             add_replica(log.vault_id, f"c{i}", str(d / f"c{i}"))
             push(log, f"c{i}")
-            compact_s.append(_timed(lambda: compact(log.vault_id, log.keys.verify_key, f"c{i}", log.keys)))
+            compact_s.append(_timed(partial(compact, log.vault_id, log.keys.verify_key, f"c{i}", log.keys)))
             shutil.rmtree(d / f"c{i}")
     finally:
         os.environ.pop("LIFEVAULT_SEGMENT_EVENTS", None)

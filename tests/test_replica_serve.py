@@ -62,7 +62,7 @@ def test_serve_pushes_after_changes(created, tmp_path: Path, lifevault_home: Pat
         for seq in (1, 2):  # another process appends; the server sees it and pushes
             subprocess.run([*cmd, "add", "note", "--json", f'{{"title": "{SECRET} {seq}"}}'], env=env, check=True,
                            capture_output=True)
-            _wait(lambda: _replica_head(tmp_path / "usb") == seq, f"the push of event {seq}", log)
+            _wait(lambda seq=seq: _replica_head(tmp_path / "usb") == seq, f"the push of event {seq}", log)  # bound now
     finally:
         proc.terminate()
         proc.wait(30)
