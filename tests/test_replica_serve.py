@@ -71,7 +71,8 @@ def test_serve_pushes_after_changes(created, tmp_path: Path, lifevault_home: Pat
 
 
 def test_health_shows_failing_replica_pushes(created, tmp_path: Path, lifevault_home: Path) -> None:
-    """Issue 15: a replica whose pushes fail while serving turns /api/health "degraded" (a count, no names)."""
+    """Issue 15: a replica whose pushes fail while serving turns /api/health "degraded" (a count, no names: the
+    route is open) and is named, with its error, on the owner's pages."""
     path = created[0]
     with Vault.open(path, PASSPHRASE) as v:
         add_replica(v.log.vault_id, "usb", str(tmp_path / "usb"))
@@ -96,8 +97,11 @@ def test_health_shows_failing_replica_pushes(created, tmp_path: Path, lifevault_
         _wait(degraded, "health reports the failing replica", log)
         assert seen[-1] == {"status": "degraded", "replicas_failing": 1}
         assert _replica_head(tmp_path / "usb") == 0  # the other replica was pushed all the same
+        page = httpx.get(f"http://127.0.0.1:{port}/vault", timeout=10).text  # no password: the owner's own pages
+        assert "Replica gone is not being updated:" in page and "Replica usb" not in page
         (tmp_path / "gone").mkdir()  # the drive is back: the retry succeeds and health is ok again
         _wait(lambda: degraded() is False and seen[-1] == {"status": "ok"}, "health ok again", log, timeout=90)
+        assert "is not being updated" not in httpx.get(f"http://127.0.0.1:{port}/vault", timeout=10).text
     finally:
         proc.terminate()
         proc.wait(30)
