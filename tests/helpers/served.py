@@ -23,17 +23,23 @@ def free_port() -> int:
 
 
 class Served:
-    """`lifevault serve ARGS…` as a subprocess; `output()` is its log, for failure messages."""
+    """`lifevault serve ARGS…` as a subprocess; `output()` is its log, for failure messages.
+
+    It runs in a working folder and TMPDIR of its own under `tmp` (`.cwd`, `.tmpdir`), so a test can search
+    everything the server could have written."""
 
     def __init__(self, tmp: Path, vault_path: Path, home: Path, passphrase: str, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.cwd, self.tmpdir = tmp / f"serve-{self.port}-cwd", tmp / f"serve-{self.port}-tmp"
+        self.cwd.mkdir()
+        self.tmpdir.mkdir()
         self.env = dict(os.environ, LIFEVAULT_HOME=str(home), LIFEVAULT_PATH=str(vault_path),
-                        LIFEVAULT_PASSPHRASE=passphrase, LIFEVAULT_KDF_COST="min")
+                        LIFEVAULT_PASSPHRASE=passphrase, LIFEVAULT_KDF_COST="min", TMPDIR=str(self.tmpdir))
         self.log = tmp / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from vault.cli import cli; cli()", "serve", "--port", str(self.port), *args],
-            env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+            cwd=self.cwd, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, f"server exited:\n{self.output()}"
@@ -50,7 +56,17 @@ class Served:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", "from vault.cli import cli; cli()", *args],
-                              env=self.env, capture_output=True, text=True, timeout=120, check=False)
+                              cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=120, check=False)
+
+    def wait_for(self, path: str, text: str) -> str:
+        """The page once it shows `text` (the refresh loop polls every 0.5 s); fails after 20 s."""
+        deadline = time.monotonic() + 20
+        while True:
+            page = httpx.get(self.url + path, timeout=10).text
+            if text in page:
+                return page
+            assert time.monotonic() < deadline, f"{path} never showed {text!r}:\n{self.output()}"
+            time.sleep(0.2)
 
     def raw(self, request: bytes) -> bytes:
         """Send bytes as they are (any Host header) and return the whole answer."""
@@ -63,7 +79,7 @@ class Served:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.terminate()  # uvicorn shuts down cleanly on SIGTERM; the vault is closed
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
