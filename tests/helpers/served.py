@@ -8,8 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
+
+from vault.replica.manifest import parse
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -22,13 +25,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until(cond: Callable[[], bool], what: str, log: Path, timeout: float = 60) -> None:
+    """Poll `cond` until it holds; after `timeout` s fail, naming `what` and attaching the server's log."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"never: {what}\n{log.read_text(errors='replace')}"
+        time.sleep(0.2)
+
+
+def replica_head(folder: Path) -> int:
+    """The last event a folder replica's manifest names (-1 before its first push)."""
+    try:
+        return parse((folder / "manifest.json").read_bytes(), "test").head_seq
+    except FileNotFoundError:
+        return -1
+
+
 class Served:
     """`lifevault serve ARGS…` as a subprocess; `output()` is its log, for failure messages.
 
     It runs in a working folder and TMPDIR of its own under `tmp` (`.cwd`, `.tmpdir`), so a test can search
     everything the server could have written."""
 
-    def __init__(self, tmp: Path, vault_path: Path, home: Path, passphrase: str, *args: str) -> None:
+    def __init__(self, tmp: Path, vault_path: Path, home: Path, passphrase: str, *args: str,
+                 umask: int = -1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cwd, self.tmpdir = tmp / f"serve-{self.port}-cwd", tmp / f"serve-{self.port}-tmp"
@@ -39,7 +59,7 @@ class Served:
         self.log = tmp / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from vault.cli import cli; cli()", "serve", "--port", str(self.port), *args],
-            cwd=self.cwd, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+            cwd=self.cwd, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, umask=umask)
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, f"server exited:\n{self.output()}"
