@@ -15,11 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import PASSPHRASE
-from test_replica_serve import _port, _replica_head, _wait
+from helpers.served import Served, replica_head, wait_until
 
 from vault.cli import cli
 from vault.paths import make_private, private_dir, private_file
@@ -135,26 +134,15 @@ def test_what_serve_creates_is_private(tmp_path: Path, lifevault_home: Path) -> 
     cmd = [sys.executable, "-c", "from vault.cli import cli; cli()"]
     for args in (["init"], ["replica", "add", "usb", str(usb)]):
         subprocess.run([*cmd, *args], env=env, check=True, capture_output=True, umask=0o022)
-    port, log = _port(), tmp_path / "serve.log"
-    proc = subprocess.Popen([*cmd, "serve", "--port", str(port)], env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, umask=0o022)
+    server = Served(tmp_path, path, lifevault_home, PASSPHRASE, umask=0o022)
     try:
-        def up() -> bool:
-            assert proc.poll() is None, log.read_text(errors="replace")
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        _wait(up, "the server answered", log)
         subprocess.run([*cmd, "add", "note", "--json", '{"title": "T"}'], env=env, check=True, capture_output=True,
                        umask=0o022)
-        _wait(lambda: _replica_head(usb) == 1, "the push of event 1", log)
+        wait_until(lambda: replica_head(usb) == 1, "the push of event 1", server.log)
         for root in (folder.parent, lifevault_home, usb.parent):
-            assert too_open(root) == [], log.read_text(errors="replace")
+            assert too_open(root) == [], server.output()
     finally:
-        proc.terminate()
-        proc.wait(30)
+        server.stop()
 
 
 def test_export_into_a_missing_folder_is_one_sentence(created, tmp_path: Path) -> None:

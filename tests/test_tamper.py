@@ -231,15 +231,15 @@ def test_event_copied_from_another_vault_and_chain_recomputed(target: Path, othe
 
 
 # -- tampering behind the state file (it is only a cache) -------------------------------
-def snapshot_at_head(path: Path) -> None:
+def state_caught_up(path: Path) -> None:
     """The state file caught up with the head, so opening the vault decrypts no old event."""
     with Vault.open(path, PASSPHRASE) as v:
         _ = v.projection
 
 
 @pytest.mark.parametrize("seq", [1, 3, N])
-def test_flipped_byte_behind_a_snapshot(target: Path, seq: int) -> None:
-    snapshot_at_head(target)
+def test_flipped_byte_behind_the_state_file(target: Path, seq: int) -> None:
+    state_caught_up(target)
     with closing(attacker(target)) as conn:
         conn.execute("UPDATE events SET payload = ? WHERE seq = ?", (flip(rows(target)[seq][1], 50), seq))
     assert library_seq(target) == seq
@@ -247,8 +247,8 @@ def test_flipped_byte_behind_a_snapshot(target: Path, seq: int) -> None:
     assert blind_seq(target) == seq
 
 
-def test_swap_with_the_last_event_behind_a_snapshot(target: Path) -> None:
-    snapshot_at_head(target)
+def test_swap_with_the_last_event_behind_the_state_file(target: Path) -> None:
+    state_caught_up(target)
     stored = rows(target)
     with closing(attacker(target)) as conn:
         for a, b in ((2, N), (N, 2)):

@@ -8,8 +8,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
+
+from vault.replica.manifest import parse
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -22,18 +25,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class Served:
-    """`lifevault serve ARGS…` as a subprocess; `output()` is its log, for failure messages."""
+def wait_until(cond: Callable[[], bool], what: str, log: Path, timeout: float = 60) -> None:
+    """Poll `cond` until it holds; after `timeout` s fail, naming `what` and attaching the server's log."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"never: {what}\n{log.read_text(errors='replace')}"
+        time.sleep(0.2)
 
-    def __init__(self, tmp: Path, vault_path: Path, home: Path, passphrase: str, *args: str) -> None:
+
+def replica_head(folder: Path) -> int:
+    """The last event a folder replica's manifest names (-1 before its first push)."""
+    try:
+        return parse((folder / "manifest.json").read_bytes(), "test").head_seq
+    except FileNotFoundError:
+        return -1
+
+
+class Served:
+    """`lifevault serve ARGS…` as a subprocess; `output()` is its log, for failure messages.
+
+    It runs in a working folder and TMPDIR of its own under `tmp` (`.cwd`, `.tmpdir`), so a test can search
+    everything the server could have written."""
+
+    def __init__(self, tmp: Path, vault_path: Path, home: Path, passphrase: str, *args: str,
+                 umask: int = -1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.cwd, self.tmpdir = tmp / f"serve-{self.port}-cwd", tmp / f"serve-{self.port}-tmp"
+        self.cwd.mkdir()
+        self.tmpdir.mkdir()
         self.env = dict(os.environ, LIFEVAULT_HOME=str(home), LIFEVAULT_PATH=str(vault_path),
-                        LIFEVAULT_PASSPHRASE=passphrase, LIFEVAULT_KDF_COST="min")
+                        LIFEVAULT_PASSPHRASE=passphrase, LIFEVAULT_KDF_COST="min", TMPDIR=str(self.tmpdir))
         self.log = tmp / f"serve-{self.port}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from vault.cli import cli; cli()", "serve", "--port", str(self.port), *args],
-            env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+            cwd=self.cwd, env=self.env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT, umask=umask)
         deadline = time.monotonic() + 60
         while True:
             assert self.proc.poll() is None, f"server exited:\n{self.output()}"
@@ -50,7 +76,17 @@ class Served:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-c", "from vault.cli import cli; cli()", *args],
-                              env=self.env, capture_output=True, text=True, timeout=120, check=False)
+                              cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=120, check=False)
+
+    def wait_for(self, path: str, text: str) -> str:
+        """The page once it shows `text` (the refresh loop polls every 0.5 s); fails after 20 s."""
+        deadline = time.monotonic() + 20
+        while True:
+            page = httpx.get(self.url + path, timeout=10).text
+            if text in page:
+                return page
+            assert time.monotonic() < deadline, f"{path} never showed {text!r}:\n{self.output()}"
+            time.sleep(0.2)
 
     def raw(self, request: bytes) -> bytes:
         """Send bytes as they are (any Host header) and return the whole answer."""
@@ -63,7 +99,7 @@ class Served:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.terminate()  # uvicorn shuts down cleanly on SIGTERM; the vault is closed
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:

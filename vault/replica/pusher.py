@@ -30,13 +30,19 @@ logger = logging.getLogger("lifevault.replica")
 _running: dict[str, "Pusher"] = {}  # by vault file, so a health check can ask without holding the Pusher
 
 
-def failing_replicas(vault_path: Path | str) -> int:
-    """How many replicas the running Pusher of this vault file currently fails to push to (0 if none runs)."""
+def push_failures(vault_path: Path | str) -> dict[str, str]:
+    """Replica name -> the last push error, for each replica the running Pusher of this vault file currently
+    fails to push to (empty if none runs)."""
     pusher = _running.get(str(Path(vault_path).resolve()))
     if pusher is None:
-        return 0
+        return {}
     with pusher._wake:
-        return sum(1 for s in pusher.states.values() if s.last_error is not None)
+        return {name: s.last_error for name, s in pusher.states.items() if s.last_error is not None}
+
+
+def failing_replicas(vault_path: Path | str) -> int:
+    """How many replicas the running Pusher of this vault file currently fails to push to (0 if none runs)."""
+    return len(push_failures(vault_path))
 
 
 @dataclass

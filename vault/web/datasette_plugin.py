@@ -23,6 +23,7 @@ from ..codec import loads
 from ..errors import VaultError
 from ..events import Kind, Source, kind_of
 from ..instants import Instant, parse_instant
+from ..replica.pusher import push_failures
 from .asof import seq_of
 from .rendering import (INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown,
                         render_typed_values)
@@ -102,7 +103,8 @@ def extra_template_vars(database: str | None, request: Any, datasette: Any) -> d
     if seq is None and request is not None and request.path == "/-/search":
         seq = seq_of(request.args.get("db", ""))
     here = request.path + (f"?{request.query_string}" if request and request.query_string else "") if request else "/"
-    return {"lv_asof": {"seq": seq, "head": site.live.seq, "next": here}}
+    return {"lv_asof": {"seq": seq, "head": site.live.seq, "next": here},
+            "lv_push_failures": push_failures(site.live.vault.path)}
 
 
 @hookimpl
