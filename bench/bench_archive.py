@@ -171,7 +171,7 @@ def serve(env: dict[str, str], lifevault: list[str], vault: Path) -> dict:
                     break
             except httpx.TransportError:
                 if p.poll() is not None:
-                    raise SystemExit(f"serve died: {p.stderr.read().decode()}")
+                    raise SystemExit(f"serve died: {p.stderr.read().decode()}") from None
                 time.sleep(0.05)
         out["first_page_s"] = time.perf_counter() - t
         r = httpx.get(f"{url}/-/search", params={"q": "garden"}, timeout=60)

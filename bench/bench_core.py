@@ -49,7 +49,8 @@ def phase_baseline(n: int, d: Path) -> dict:
     import sqlite_utils
 
     db = sqlite_utils.Database(d / "baseline.db")
-    gc.collect(); gc.freeze()
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()  # generating the rows is timed too, as it is for append
     with db.conn:
         db["records"].insert_all(workload.record_rows(n), batch_size=BATCH)
@@ -60,7 +61,8 @@ def phase_append(n: int, d: Path) -> dict:
     from vault import Vault
 
     vault, _ = Vault.create(d / "vault.db", PASS, "min")
-    gc.collect(); gc.freeze()
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()  # events are generated as they are appended, as an import would read them
     for batch in workload.batches(workload.events(n), BATCH):
         with vault.transaction() as tx:
@@ -87,7 +89,8 @@ def reference_replay(log, out: Path) -> float:
     out.unlink(missing_ok=True)
     conn = sqlite3.connect(out, isolation_level=None)
     conn.execute("CREATE TABLE versions (id TEXT, seq INTEGER, type TEXT, data TEXT)")
-    gc.collect(); gc.freeze()
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO versions VALUES (?, ?, ?, ?)",
@@ -121,7 +124,7 @@ def phase_replay(n: int, d: Path) -> dict:
     vault = Vault.open(d / "vault.db", PASS)
     gc.collect()
     t = time.perf_counter()
-    vault.projection  # built in the file: a replay from event 1, live tables and search included
+    _ = vault.projection  # built in the file: a replay from event 1, live tables and search included
     elapsed = time.perf_counter() - t
     vault.close()
     return {"replay_events_per_s": n / elapsed, "replay_peak_rss_mb": _rss_mb(),
@@ -137,7 +140,8 @@ def phase_read(n: int, d: Path) -> dict:
     path = d / "vault.db"
     conn = schema.connect(path)
     log = EventLog(conn, path, keyring.unlock(conn, PASS))
-    gc.collect(); gc.freeze()
+    gc.collect()
+    gc.freeze()
     t = time.perf_counter()
     here = sum(1 for _ in log.read_here(0, n)) / (time.perf_counter() - t)
     t = time.perf_counter()
@@ -151,7 +155,7 @@ def phase_reopen(n: int, d: Path) -> dict:
     gc.collect()
     t = time.perf_counter()
     vault = Vault.open(d / "vault.db", PASS)
-    vault.projection  # the state file, opened and checked against the log
+    _ = vault.projection  # the state file, opened and checked against the log
     reopen = time.perf_counter() - t
     first, last = vault.log.recorded_at(1), vault.log.recorded_at(n)
     rng = random.Random(7)

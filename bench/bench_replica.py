@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -114,15 +115,15 @@ def _floors_and_compaction(log, d: Path, reps: int, n: int) -> dict:
     try:
         for i in range(reps):
             add_replica(log.vault_id, f"f{i}", str(d / f"f{i}"))
-            fpush_s.append(_timed(lambda: push(log, f"f{i}")))
-            cp_s.append(_timed(lambda: _cp_floor(d / f"f{i}", d / f"cp{i}")))
+            fpush_s.append(_timed(partial(push, log, f"f{i}")))
+            cp_s.append(_timed(partial(_cp_floor, d / f"f{i}", d / f"cp{i}")))
             shutil.rmtree(d / f"cp{i}")
             if server is not None:
                 add_replica(log.vault_id, f"w{i}", f"lvbench:w{i}", check=False)
-                dpush_s.append(_timed(lambda: push(log, f"w{i}")))
-                rc_s.append(_timed(lambda: subprocess.run(["rclone", "copy", str(d / f"f{i}"), f"lvbench:rc{i}"],
-                                                          check=True, capture_output=True)))
-                dclone_s.append(_timed(lambda: clone(f"lvbench:w{i}", d / f"dclone{i}.db", PASS)))
+                dpush_s.append(_timed(partial(push, log, f"w{i}")))
+                rc_s.append(_timed(partial(subprocess.run, ["rclone", "copy", str(d / f"f{i}"), f"lvbench:rc{i}"],
+                                           check=True, capture_output=True)))
+                dclone_s.append(_timed(partial(clone, f"lvbench:w{i}", d / f"dclone{i}.db", PASS)))
                 (d / f"dclone{i}.db").unlink()
             shutil.rmtree(d / f"f{i}")
         os.environ["LIFEVAULT_SEGMENT_EVENTS"] = str(max(n // 1000, 1))  # 1,000 small segments
@@ -131,7 +132,7 @@ def _floors_and_compaction(log, d: Path, reps: int, n: int) -> dict:
         for i in range(reps):
             add_replica(log.vault_id, f"c{i}", str(d / f"c{i}"))
             push(log, f"c{i}")
-            compact_s.append(_timed(lambda: compact(log.vault_id, log.keys.verify_key, f"c{i}", log.keys)))
+            compact_s.append(_timed(partial(compact, log.vault_id, log.keys.verify_key, f"c{i}", log.keys)))
             shutil.rmtree(d / f"c{i}")
     finally:
         os.environ.pop("LIFEVAULT_SEGMENT_EVENTS", None)
@@ -167,13 +168,13 @@ def run(n: int, reps: int) -> dict:
         inc_s = _timed(lambda: push(log, "inc"))  # the last 1% of the events, to a replica holding the rest
         for i in range(reps):
             add_replica(log.vault_id, f"r{i}", str(d / f"r{i}"))
-            push_s.append(_timed(lambda: push(log, f"r{i}")))
+            push_s.append(_timed(partial(push, log, f"r{i}")))
             sizes.append(sum(p.stat().st_size for p in (d / f"r{i}").iterdir()))
             repair._intact.clear()  # as a new `lifevault push` process: every segment re-hashed
-            same_s.append(_timed(lambda: push(log, f"r{i}")))
-            cached_s.append(_timed(lambda: push(log, f"r{i}")))  # as `serve` pushing again: nothing re-read
-            verify_s.append(_timed(lambda: verify(path, f"r{i}")))
-            clone_s.append(_timed(lambda: clone(str(d / f"r{i}"), d / f"clone{i}.db", PASS)))
+            same_s.append(_timed(partial(push, log, f"r{i}")))
+            cached_s.append(_timed(partial(push, log, f"r{i}")))  # as `serve` pushing again: nothing re-read
+            verify_s.append(_timed(partial(verify, path, f"r{i}")))
+            clone_s.append(_timed(partial(clone, str(d / f"r{i}"), d / f"clone{i}.db", PASS)))
             (d / f"clone{i}.db").unlink()
             copy_s.append(_timed(lambda: _copy_file(path, d / "copy.db")))
             (d / "copy.db").unlink()

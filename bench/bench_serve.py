@@ -59,7 +59,7 @@ def build(path: Path, n: int) -> float:
     if batch:
         with vault.transaction() as tx:
             tx.append(batch)
-    vault.projection  # the state file, as a closing server or CLI leaves it
+    _ = vault.projection  # the state file, as a closing server or CLI leaves it
     vault.close()
     os.rename(tmp, path)
     return time.perf_counter() - t

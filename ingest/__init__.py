@@ -8,7 +8,7 @@ line reader that never holds more than MAX_LINE bytes of one line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import IO, Iterator
 
 from vault.errors import IngestError
 
@@ -50,7 +50,7 @@ def check_text_file(path: Path, what: str) -> None:
         raise IngestError(path, None, f"is binary, not {what}")
 
 
-def bounded_lines(f: BinaryIO, path: Path, limit: int | None = None) -> Iterator[bytes]:
+def bounded_lines(f: IO[bytes], path: Path, limit: int | None = None) -> Iterator[bytes]:
     """Lines of a binary file, each at most `limit` (default MAX_LINE) bytes; IngestError at the first longer one."""
     limit = limit or MAX_LINE  # read at call time, so a test can lower it
     n = 0

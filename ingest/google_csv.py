@@ -110,7 +110,7 @@ class GoogleCsvImporter:
                     raise IngestError(path, where, "the file ends in the middle of a row (truncated?)")
                 yield BadRecord(where, f"{len(row)} columns where the header has {len(header)}")
                 continue
-            fields = row_fields(dict(zip(header, row)))
+            fields = row_fields(dict(zip(header, row, strict=True)))
             if not fields.get("name"):
                 yield BadRecord(where, "the contact has no name, organization, email or phone")
                 continue

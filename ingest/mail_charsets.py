@@ -14,6 +14,7 @@ read as Latin-1.
 from __future__ import annotations
 
 import unicodedata
+from itertools import pairwise
 from email.message import Message
 
 import charset_normalizer
@@ -127,7 +128,7 @@ def _oddness(text: str) -> int:
     """Stray symbols, lower-to-upper flips inside words and, in mostly-Latin text, letters of other scripts:
     what text read in the wrong charset is full of."""
     stray = sum(1 for ch in text if not ch.isascii() and not ch.isalpha())
-    flips = sum(1 for a, b in zip(text, text[1:]) if a.islower() and b.isupper())
+    flips = sum(1 for a, b in pairwise(text) if a.islower() and b.isupper())
     letters = [ch for ch in text if ch.isalpha()]
     latin = [ch for ch in letters if ch.isascii() or unicodedata.name(ch, "").startswith("LATIN")]
     foreign = len(letters) - len(latin) if len(latin) * 2 > len(letters) else 0

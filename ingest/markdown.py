@@ -73,10 +73,18 @@ _FrontLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|
                                    ["~", "n", "N", ""])
 _FrontLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^-?[0-9]+$"), list("-0123456789"))
 _FrontLoader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^-?[0-9]+\.[0-9]+$"), list("-0123456789"))
-_FrontLoader.add_constructor("tag:yaml.org,2002:int", lambda loader, node: loader.as_written(
-    node, yaml.SafeLoader.construct_yaml_int(loader, node)))
-_FrontLoader.add_constructor("tag:yaml.org,2002:float", lambda loader, node: loader.as_written(
-    node, yaml.SafeLoader.construct_yaml_float(loader, node)))
+
+
+def _int_as_written(loader: _FrontLoader, node: yaml.ScalarNode) -> Any:
+    return loader.as_written(node, loader.construct_yaml_int(node))
+
+
+def _float_as_written(loader: _FrontLoader, node: yaml.ScalarNode) -> Any:
+    return loader.as_written(node, loader.construct_yaml_float(node))
+
+
+_FrontLoader.add_constructor("tag:yaml.org,2002:int", _int_as_written)
+_FrontLoader.add_constructor("tag:yaml.org,2002:float", _float_as_written)
 
 
 class _FrontDumper(yaml.SafeDumper):

@@ -269,8 +269,8 @@ def _leaf_parts(msg: Message, depth: int = 0) -> Iterator[Message]:
         if recovered is not None:
             payload = recovered.get_payload()
     if msg.get_content_maintype() == "multipart" and isinstance(payload, list):
-        for part in payload:
-            yield from _leaf_parts(part, depth + 1)
+        for part in payload:  # the parser puts only Messages in a multipart's list; typeshed allows str
+            yield from _leaf_parts(cast(Message, part), depth + 1)
     else:
         yield msg
 
@@ -290,10 +290,10 @@ def _with_boundary_found(ctype: str, text: str) -> Message | None:
 
 def _part_bytes(part: Message) -> bytes:
     data = part.get_payload(decode=True)
-    if data is None:  # message/* parts and malformed multiparts without a boundary
-        raw = part.get_payload()
-        data = raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
-    return data
+    if isinstance(data, bytes):
+        return data
+    raw = part.get_payload()  # None above: message/* parts and malformed multiparts without a boundary
+    return raw.encode("ascii", "surrogateescape") if isinstance(raw, str) else b""
 
 
 def _part_text(part: Message, charsets: MessageCharsets) -> str:
@@ -543,17 +543,18 @@ def write_message(fields: dict[str, Any], files: list[tuple[bytes, str | None, s
     msg.set_content(fields.get("body", ""))
     if fields.get("html"):
         msg.add_alternative(fields["html"], subtype="html")
-    for data, name, ctype in files:
+    for data, filename, ctype in files:
         maintype, _, subtype = (ctype or "application/octet-stream").partition("/")
         if ctype == "message/rfc822":  # a forwarded message goes back in as a message part, byte for byte
             if msg.get_content_type() != "multipart/mixed":
                 msg.make_mixed()
-            msg.attach(_nested_part(data, name))
-        elif maintype == "text":
-            msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-            msg.get_payload()[-1].replace_header("Content-Type", ctype)
+            msg.attach(_nested_part(data, filename))
+        elif ctype and maintype == "text":  # (a text type is always given, never the default)
+            msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=filename)
+            parts = cast(list[Message], msg.get_payload())  # multipart now: a list of parts
+            parts[-1].replace_header("Content-Type", ctype)
         else:
-            msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=name)
+            msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=filename)
     _fix_boundaries(msg)
     return _verbatim_headers(fields.get("headers")) + msg.as_bytes(policy=_OUT_POLICY)
 

@@ -159,7 +159,7 @@ def _typed_line(line: Any, labels: dict[str, str]) -> dict[str, Any] | None:
 
 def _address(line: Any, labels: dict[str, str]) -> dict[str, Any]:
     types, pref, params = _params(line)
-    parts = {key: _text(getattr(line.value, part, "")).strip() for key, part in zip(ADDRESS_PARTS, _ADR_PARTS)}
+    parts = {key: _text(getattr(line.value, part, "")).strip() for key, part in zip(ADDRESS_PARTS, _ADR_PARTS, strict=True)}
     formatted = params.pop("LABEL", [""])[0]  # vCard 4: the formatted address rides on ADR as a parameter
     parts["formatted"] = formatted.replace("\\n", "\n").replace("^n", "\n")
     return address(parts, types, labels.get((line.group or "").lower()), pref, params, line.group)
@@ -328,7 +328,7 @@ def build_card(r: ExportRecord, get_blob: Callable[[str], bytes]) -> Any:
         _set_params(c.add("org"), params.get("ORG")).value = [f["organization"], *f.get("org_units", [])]
     for a in addresses(f.get("addresses")):
         line = groups.add(c, "adr", a)
-        line.value = vobject.vcard.Address(**{p: a.get(k, "") for k, p in zip(ADDRESS_PARTS, _ADR_PARTS)})
+        line.value = vobject.vcard.Address(**{p: a.get(k, "") for k, p in zip(ADDRESS_PARTS, _ADR_PARTS, strict=True)})
         if a.get("formatted"):
             line.params["LABEL"] = [a["formatted"].replace("\n", "\\n")]
     _add_photo(c, f.get("photo"), f.get("photo_url"), get_blob)

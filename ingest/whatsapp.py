@@ -38,10 +38,11 @@ import mimetypes
 import os
 import re
 import zipfile
+from itertools import pairwise
 from dataclasses import dataclass, field
 from datetime import date as Date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import ingest
@@ -141,8 +142,8 @@ def _score(dates: list[str], day_first: bool) -> tuple[int, int, int]:
     """(dates that do not exist, steps back in time, days from first to last) under one order."""
     days = [_day(d, day_first) for d in dates]
     real = [d for d in days if d is not None]
-    back = sum(1 for x, y in zip(real, real[1:]) if y < x)
-    span = sum((y - x).days for x, y in zip(real, real[1:]) if y > x)
+    back = sum(1 for x, y in pairwise(real) if y < x)
+    span = sum((y - x).days for x, y in pairwise(real) if y > x)
     return len(days) - len(real), back, span
 
 
@@ -223,7 +224,7 @@ class _ChatSource:
 
     path: Path  # what the user named, for messages
     text_name: str  # the chat text's own name ("_chat.txt", "WhatsApp Chat with Ada.txt")
-    open_text: Callable[[], BinaryIO]
+    open_text: Callable[[], IO[bytes]]
     media: Callable[[str], bytes | None]
     file: Path | None = None  # the chat text on disk (None inside a zip)
 
@@ -322,7 +323,7 @@ class _ChatReader:
         self.found = False
 
     def records(self) -> Iterator[SourceRecord | BadRecord]:
-        pending: _Pending | BadRecord | None = None
+        pending: _Pending | None = None
         skipping = False  # the lines after a bad date line belong to the skipped message
         orphan = 0  # the first line of text that belongs to no message
         with self.src.open_text() as f:
@@ -332,13 +333,14 @@ class _ChatReader:
                 if m:
                     if pending:
                         yield self.finish(pending)
-                    pending = self.start(n, m)
-                    if isinstance(pending, _Pending):
-                        pending.broken = broken
-                    skipping = isinstance(pending, BadRecord)
-                    if skipping:
-                        yield pending
+                    started = self.start(n, m)
+                    skipping = isinstance(started, BadRecord)
+                    if isinstance(started, BadRecord):
+                        yield started
                         pending = None
+                    else:
+                        started.broken = broken
+                        pending = started
                 elif pending:
                     pending.broken = pending.broken or broken
                     pending.more.append(line)

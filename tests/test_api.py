@@ -14,6 +14,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from vault import Kind, Source, Vault
+from vault.errors import NotFound
 from vault.importing import import_file
 from vault import tokens
 from vault.web.api import VaultHolder, create_api
@@ -396,7 +397,7 @@ def test_a_failing_operation_stores_nothing_and_names_itself(api: Api) -> None:
     assert r.status_code == 404
     assert r.json()["detail"].startswith("Operation 4 (delete m_doesnotexist) was refused, so nothing in the batch was stored")
     assert api.vault.log.head().seq == head
-    with pytest.raises(Exception):
+    with pytest.raises(NotFound):
         api.vault.get("n_clientchosen1")
     # the id was not used up: the corrected batch goes through under it
     r = api.client.post("/batch", json=_batch("b-fails", delete=api.ids[Kind.MESSAGE]), headers=api.h())

@@ -138,7 +138,7 @@ def run_ops(v: Vault, model: Model, data: st.DataObject, n_ops: int, clock: list
             rid = data.draw(st.sampled_from(ids), label="id")
             target = data.draw(st.integers(min_value=BASE_US - 1, max_value=t), label="revert_to_us")
             then, now = model.at(target).get(rid), model.now(rid)
-            with mock.patch.object(vault_log, "now_us", lambda: t):  # the clock of this operation
+            with mock.patch.object(vault_log, "now_us", lambda t=t: t):  # the clock of this operation, bound now
                 recorded = v.revert(rid, Instant(us=target), SRC)
             if then == now:
                 assert recorded == []

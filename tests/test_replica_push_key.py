@@ -15,7 +15,7 @@ import pytest
 from vault import Vault, crypto
 from vault.errors import TamperDetected
 from vault.log import open_event
-from vault.replica import ReplicaDamaged, add_replica, push, target_for, verify, verify_pinned
+from vault.replica import ReplicaDamaged, add_replica, push, verify, verify_pinned
 from vault.replica.push_key import BadPushKey, create, load, push_key_path
 
 from conftest import PASSPHRASE

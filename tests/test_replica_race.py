@@ -52,7 +52,7 @@ def _race(machines: list[tuple[Path, Path]], targets: list[str]) -> list[tuple[s
     for path, home in machines:
         os.environ["LIFEVAULT_HOME"] = str(home)  # restored by the autouse fixture's monkeypatch
         with Vault.open(path, PASSPHRASE) as v:
-            for name, target in zip(names, targets):
+            for name, target in zip(names, targets, strict=True):
                 add_replica(v.log.vault_id, name, target)
         env = {**os.environ, "LIFEVAULT_PASSPHRASE": PASSPHRASE, "PYTHONPATH": os.pathsep.join(sys.path)}
         procs.append(subprocess.Popen([sys.executable, str(HELPER), str(path)], env=env, text=True,
@@ -75,7 +75,7 @@ def _race(machines: list[tuple[Path, Path]], targets: list[str]) -> list[tuple[s
 
 
 def _check(results: list[tuple[str, str]], targets: list[str]) -> None:
-    for (a, b), target in zip(results, targets):
+    for (a, b), target in zip(results, targets, strict=True):
         assert not (a.startswith("Pushed") and b.startswith("Pushed")), (target, a, b)
         for line in (a, b):
             assert line.startswith(("Pushed", "Failed")), line

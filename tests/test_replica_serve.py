@@ -24,7 +24,7 @@ def test_serve_pushes_after_changes(created, tmp_path: Path, lifevault_home: Pat
         wait_until(lambda: replica_head(tmp_path / "usb") == 0, "the start-up push", server.log)
         for seq in (1, 2):  # another process appends; the server sees it and pushes
             assert server.cli("add", "note", "--json", f'{{"title": "{SECRET} {seq}"}}').returncode == 0
-            wait_until(lambda: replica_head(tmp_path / "usb") == seq, f"the push of event {seq}", server.log)  # noqa: B023
+            wait_until(lambda seq=seq: replica_head(tmp_path / "usb") == seq, f"the push of event {seq}", server.log)
     finally:
         server.stop()
     assert verify(path, "usb", keys).events == 2

@@ -221,7 +221,7 @@ def test_where_no_state_file_can_be_made_one_sentence_says_so(filled) -> None:
     state_file.remove(state)
     state.mkdir()  # something in the way that is not a database and cannot be deleted as a file
     with Vault.open(path, PASSPHRASE) as v, pytest.raises(CannotWrite, match=f"Cannot write {state}: "):
-        v.projection
+        _ = v.projection
     assert state.is_dir()
 
 

@@ -234,7 +234,7 @@ def test_event_copied_from_another_vault_and_chain_recomputed(target: Path, othe
 def state_caught_up(path: Path) -> None:
     """The state file caught up with the head, so opening the vault decrypts no old event."""
     with Vault.open(path, PASSPHRASE) as v:
-        v.projection
+        _ = v.projection
 
 
 @pytest.mark.parametrize("seq", [1, 3, N])

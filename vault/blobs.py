@@ -90,7 +90,7 @@ def referenced_blobs(value: Any) -> Iterator[str]:
 
 def missing_blobs(conn: sqlite3.Connection, ids: set[str]) -> set[str]:
     """Which of `ids` the blob store does not hold."""
-    present = set()
+    present: set[str] = set()
     ordered = sorted(ids)
     for i in range(0, len(ordered), 500):
         chunk = [bytes.fromhex(b) for b in ordered[i : i + 500]]

@@ -98,8 +98,11 @@ def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     return value
 
 
-json_option = click.option("--json", "as_json", is_flag=True, is_eager=True, callback=_remember_json,
-                           help="Print JSON (a refusal too: {\"error\": {...}} on stdout, exit code 1).")
+def json_option(fn: Callable) -> Callable:
+    return click.option(
+        "--json", "as_json", is_flag=True, is_eager=True, callback=_remember_json,
+        help="Print JSON (a refusal too: {\"error\": {...}} on stdout, exit code 1).",
+    )(fn)
 
 
 def refusal(e: VaultError) -> dict[str, Any]:
@@ -155,7 +158,7 @@ def parse_json_arg(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as e:
-        raise click.ClickException(f"--json is not valid JSON ({what}): {e.msg} at line {e.lineno} column {e.colno}.")
+        raise click.ClickException(f"--json is not valid JSON ({what}): {e.msg} at line {e.lineno} column {e.colno}.") from e
     except RecursionError:
         raise click.ClickException(f"--json is nested too deeply ({what}).") from None
     if not isinstance(value, dict):
@@ -488,10 +491,16 @@ def demo(directory: Path | None, records: int, kdf_cost: str, no_serve: bool, po
         serve_vault(Vault.open(directory / "demo.db", DEMO_PASSPHRASE), listen("127.0.0.1", port))
 
 
-from .cli_tokens import token as _token; cli.add_command(_token)  # noqa: E402,E702
-from .cli_replica import register as _register_replica; _register_replica(cli)  # noqa: E402,E702
-from .cli_formats import COMMANDS as _format_commands; [cli.add_command(c) for c in _format_commands]  # noqa: E402,E702
-from .cli_web import password as _password, serve as _serve; [cli.add_command(c) for c in (_serve, _password)]  # noqa: E402,E702
+# The subcommand modules import their shared options from this one, so they are imported once it is defined.
+from .cli_tokens import token as _token  # noqa: E402
+from .cli_replica import register as _register_replica  # noqa: E402
+from .cli_formats import COMMANDS as _format_commands  # noqa: E402
+from .cli_web import password as _password, serve as _serve  # noqa: E402
+
+cli.add_command(_token)
+_register_replica(cli)
+for _command in (*_format_commands, _serve, _password):
+    cli.add_command(_command)
 
 
 def main() -> None:  # pragma: no cover - the console script entry point
@@ -499,4 +508,4 @@ def main() -> None:  # pragma: no cover - the console script entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -151,9 +151,3 @@ def event_from_parts(t: int, k: int, at: int, record_id: str, src_bytes: bytes, 
         if len(_sources) < 4096:
             _sources[src_bytes] = source
     return Event(_TYPES[t], _KINDS[k], record_id, LazyFields(changes), source, at)
-
-
-def decode_event(blob: bytes) -> tuple[Event, int]:
-    """The event and its recorded_at, from `encode_event`'s bytes."""
-    parts = decode_parts(blob)
-    return event_from_parts(*parts), parts[2]

@@ -117,7 +117,7 @@ class _Folder:
 
     def fold(self, r: Recorded) -> None:
         e, at = r.event, iso(r.recorded_at)
-        prev_data = None
+        prev_data: str | None = None
         if e.type is not EventType.CREATED:
             prev = self.open.get(e.record_id)
             if prev is not None:
@@ -127,7 +127,9 @@ class _Folder:
                     f"SELECT data FROM {e.kind.table}_history WHERE id = ? AND seq_to IS NULL", (e.record_id,)
                 ).fetchone()[0]
                 self.closes[e.kind].append((r.seq, at, e.record_id))
+        data: str | None
         if e.type is EventType.UPDATED:
+            assert prev_data is not None  # an update follows a live version: the log refuses any other
             data = dumps(apply_patch(loads(prev_data), e.changes))
         else:
             data = None if e.type is EventType.DELETED else fields_json(e.changes)
@@ -271,7 +273,7 @@ class Projection:
         cols = [d[0] for d in cur.description]
         out = []
         for row in cur:
-            v = dict(zip(cols, row))
+            v = dict(zip(cols, row, strict=True))
             v["source"] = loads(v["source"])
             v["data"] = loads(v["data"]) if v["data"] is not None else None
             out.append(v)

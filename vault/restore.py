@@ -55,16 +55,16 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
         tmp.unlink(missing_ok=True)  # left by a crash of a process with our pid
         db = sqlite_utils.Database(private_file(tmp))  # plaintext: the owner's alone, and so its -journal
         for kind in Kind:
-            table = db[kind.table]
+            table = db.table(kind.table)
             table.create({c: str for c in live_columns(kind) if c not in ("created_at", "updated_at")}, pk="id")
             table.insert_all(_rows(vault, kind, seq, referenced), batch_size=1000)  # streamed, never listed
             table.enable_fts(FTS_COLUMNS[kind], create_triggers=True)
             counts[kind.table] = table.count
-        db["attachments"].create({"blob": str, "content": bytes}, pk="blob")
-        db["attachments"].insert_all(
+        db.table("attachments").create({"blob": str, "content": bytes}, pk="blob")
+        db.table("attachments").insert_all(
             ({"blob": b, "content": vault.referenced_blob(b)} for b in sorted(referenced)), batch_size=100
         )
-        db["restored"].insert({"vault": str(vault.path), "seq": seq,
+        db.table("restored").insert({"vault": str(vault.path), "seq": seq,
                                "recorded_at": iso(vault.log.recorded_at(seq)) if seq else None})
         db.conn.commit()
         db.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from .. import crypto
 from ..crypto import Keys, PushKeys
@@ -88,7 +89,7 @@ def _run_rows(run: list[SegmentInfo], folder, where: str) -> list:
     rows = []
     for seg in run:
         rows += decode_events(seg.name, segment_bytes(folder, seg, where))
-    for (seq0, h0, _), (seq, h, payload) in zip(rows, rows[1:]):
+    for (seq0, h0, _), (seq, h, payload) in pairwise(rows):
         if seq != seq0 + 1 or crypto.chain_hash(h0, seq, payload) != h:
             raise damaged(where, [f"event {seq} breaks the hash chain (nothing was compacted)"])
     return rows

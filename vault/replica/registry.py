@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from ..errors import InvalidRecord
 from ..instants import iso
@@ -142,7 +142,7 @@ def push_lock(vault_id: bytes, name: str) -> Iterator[None]:
         os.close(fd)
 
 
-def update(vault_id: bytes, name: str, **changes: object) -> None:
+def update(vault_id: bytes, name: str, **changes: Any) -> None:
     """Record a push, a verification or a mark (offsite)."""
     with _locked() as data:
         mine = data.get(vault_id.hex(), {})

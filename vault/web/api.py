@@ -42,7 +42,7 @@ import json
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path as PathType
-from typing import Any, Callable, Coroutine, Literal, Protocol
+from typing import Any, Callable, Coroutine, Literal, Protocol, cast
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response, Security
 from fastapi.encoders import jsonable_encoder
@@ -66,7 +66,8 @@ from . import api_batches
 from .api_docs import add_docs
 from .api_models import (
     BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,
-    ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordPage, UpdateOp, Version, Written,
+    ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordFields, RecordPage, UpdateOp, Version,
+    Written,
 )
 from .api_upload import memory_file, safe_filename, write_body
 
@@ -79,7 +80,9 @@ AddRoute = Callable[..., None]  # add(method, path, endpoint, access, **FastAPI 
 
 class Holder(Protocol):
     vault: Vault
-    lock: AbstractContextManager[Any]
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...  # read-only, so an RLock attribute satisfies it
 
     def refresh(self) -> int: ...
 
@@ -237,17 +240,19 @@ def _add_record_routes(add: AddRoute, holder: Holder, kind: Kind) -> None:
                         **{k: v[k] for k in ("seq_from", "seq_to", "valid_from", "valid_to", "event", "source")})
                 for v in versions]
 
+    # `model` is this kind's RecordFields subclass, chosen at run time for FastAPI to validate the body with;
+    # mypy cannot take a variable as a type, hence the ignore and the casts.
     def create_record(body: model, response: Response,  # type: ignore[valid-type]
                       token: tokens.Token = Security(current_token)) -> Written | Accepted:
         with holder.lock:
-            rid = holder.vault.add(kind, body.as_dict(), _source(token))
+            rid = holder.vault.add(kind, cast(RecordFields, body).as_dict(), _source(token))
             return _answer(token, response, Written(id=rid, seq=holder.vault.projection.seq, event="created"))
 
     def update_record(body: model, response: Response, record_id: str = RECORD_ID,  # type: ignore[valid-type]
                       token: tokens.Token = Security(current_token)) -> Written | Accepted:
         _check_kind(record_id, kind)
         with holder.lock:
-            r = holder.vault.update(record_id, body.as_dict(), _source(token))
+            r = holder.vault.update(record_id, cast(RecordFields, body).as_dict(), _source(token))
         return _answer(token, response,
                        Written(id=record_id, seq=r.seq if r else None, event="updated" if r else "unchanged"))
 
@@ -302,21 +307,22 @@ class _BatchWriter:
             e = Event(EventType.CREATED, op.kind, rid, check_fields(op.fields.as_dict()), self.source)
         else:
             e = Event(EventType.DELETED, kind_of(op.id), op.id, {}, self.source)
+        event: Literal["created", "deleted"] = "created" if e.type is EventType.CREATED else "deleted"
         current = self.status.get(e.record_id) or self.tx.vault.projection.status(e.kind, e.record_id)
         if kind_of(e.record_id) is not e.kind or current != self._NEEDS[e.type]:
             self.flush()
             seq = self.tx.append([e])[0].seq  # the library refuses it, with its own message for this operation
-            self.results.append(Written(id=e.record_id, seq=seq, event=e.type.value))
+            self.results.append(Written(id=e.record_id, seq=seq, event=event))
             return
         self.pending.append(e)
         self.status[e.record_id] = "live" if e.type is EventType.CREATED else "deleted"
-        self.results.append(Written(id=e.record_id, seq=None, event=e.type.value))  # seq set by flush
+        self.results.append(Written(id=e.record_id, seq=None, event=event))  # seq set by flush
 
     def flush(self) -> None:
         if not self.pending:
             return
         recorded = self.tx.append(self.pending)
-        for written, r in zip(self.results[len(self.results) - len(recorded):], recorded):
+        for written, r in zip(self.results[len(self.results) - len(recorded):], recorded, strict=True):
             written.seq = r.seq
         self.pending, self.status = [], {}
 
@@ -336,7 +342,7 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
         with holder.lock, holder.vault.transaction() as tx:
             stored = api_batches.recall(holder.vault, token.name, body.batch_id, canonical)
             if stored is not None:
-                return BatchOut(batch_id=body.batch_id, replayed=True, results=stored)
+                return BatchOut(batch_id=body.batch_id, replayed=True, results=[Written.model_validate(r) for r in stored])
             writer = _BatchWriter(tx, _source(token))
             for i, op in enumerate(body.operations, 1):
                 try:

@@ -183,8 +183,8 @@ async def search_view(request: Any, datasette: Any) -> Response:
     await _allowed(datasette, request)
     q = (request.args.get("q") or "").strip()
     dbname = request.args.get("db") or LIVE_DB
-    if dbname != LIVE_DB and seq_of(dbname) is not None:
-        await site.as_of(seq_of(dbname))
+    if dbname != LIVE_DB and (seq := seq_of(dbname)) is not None:
+        await site.as_of(seq)
     elif dbname != LIVE_DB:
         raise PageNotFound(f"No database {dbname!r}")
     results: dict[str, list] = {}
@@ -231,7 +231,7 @@ def _timeline(rows: list[Any], at: int | None) -> list[dict[str, Any]]:
 
 
 def _rendered_fields(kind: Kind, data: dict[str, Any]) -> list[tuple[str, Any]]:
-    out = []
+    out: list[tuple[str, Any]] = []
     for name, value in sorted(data.items()):
         if name in ATTACHMENT_COLUMNS and render_attachments(value):
             out.append((name, render_attachments(value)))

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from datasette_auth_passwords.utils import hash_password, verify_password
+from datasette_auth_passwords.utils import hash_password
 
 from ..errors import VaultError
 from ..paths import home_dir, private_dir
@@ -77,11 +77,6 @@ def load_login() -> dict[str, str] | None:
     except ValueError:
         raise BadLoginFile(path, "is not a lifevault login file") from None
     return {"username": data["username"], "password_hash": data["password_hash"]}
-
-
-def check_password(password: str) -> bool:
-    login = load_login()
-    return bool(login) and verify_password(password, login["password_hash"])
 
 
 def login_policy(host: str) -> dict[str, Any] | None:

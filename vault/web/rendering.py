@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import markdown
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from ..contacts import ADDRESS_PARTS, TYPED_FIELDS, addresses, typed_values
 

@@ -199,15 +199,3 @@ def create_app(live: LiveVault, *, host: str = "127.0.0.1", api: Any = None, all
     It answers only requests addressed to loopback names, `host` and `allow_hosts` (421 otherwise)."""
     return Site(live, host=host, api=api, allow_hosts=allow_hosts)
 
-
-def serve(live: LiveVault, host: str, port: int, *, on_ready: Callable[[], None] | None = None,
-          allow_hosts: Iterable[str] = ()) -> None:
-    """Run the site with uvicorn until interrupted; access logs are off (URLs can hold search terms)."""
-    import uvicorn
-
-    site = create_app(live, host=host, allow_hosts=allow_hosts)
-    config = uvicorn.Config(site, host=host, port=port, access_log=False, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    if on_ready:
-        on_ready()
-    server.run()
