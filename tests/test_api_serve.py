@@ -12,14 +12,15 @@ import pytest
 from vault import Kind, Vault
 
 from conftest import PASSPHRASE
-from test_web_serve import Server, files_holding
+from helpers.served import Served
+from test_web_serve import files_holding
 
 CANARIES = ["Ottoline Apiserve", "upload-canary-4417", "batch-canary-9902"]
 
 
 @pytest.fixture
-def server(tmp_path: Path, created, lifevault_home: Path) -> Iterator[Server]:
-    s = Server(tmp_path, created[0], lifevault_home)
+def server(tmp_path: Path, created, lifevault_home: Path) -> Iterator[Served]:
+    s = Served(tmp_path, created[0], lifevault_home, PASSPHRASE)
     yield s
     s.stop()
 
@@ -31,7 +32,7 @@ def _raw_request(port: int, head: str) -> str:
         return s.recv(4096).decode(errors="replace").split("\r\n", 1)[0]
 
 
-def test_tokens_writes_uploads_and_limits_over_real_http(server: Server, created, lifevault_home: Path) -> None:
+def test_tokens_writes_uploads_and_limits_over_real_http(server: Served, created, lifevault_home: Path) -> None:
     made = server.cli("token", "create", "phone")
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip()

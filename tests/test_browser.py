@@ -11,7 +11,7 @@ from vault import Kind, Source, Vault
 from vault.web.login import set_password
 
 from conftest import PASSPHRASE
-from test_web_serve import Server
+from helpers.served import Served
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -31,7 +31,7 @@ def test_login_search_as_of_timeline_revert(tmp_path: Path, created, lifevault_h
         before = v.projection.seq
         v.delete(doomed, cli)
     set_password(LOGIN)
-    server = Server(tmp_path, created[0], lifevault_home)
+    server = Served(tmp_path, created[0], lifevault_home, PASSPHRASE)
     shot = tmp_path / "reverted.png"
     try:
         with playwright_api.sync_playwright() as p:

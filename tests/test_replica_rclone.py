@@ -23,8 +23,7 @@ from vault.verify import check_log
 
 from conftest import PASSPHRASE
 from test_replica import HOUR, SECRET, T0, assert_no_plaintext, build_history, cli_run, rows, states
-from test_replica_serve import _replica_head, _wait
-from test_web_serve import Server
+from helpers.served import Served, replica_head, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
 
@@ -185,7 +184,7 @@ def test_a_frozen_remote_does_not_hold_back_the_other_replicas(created, webdav: 
     with Vault.open(created[0], PASSPHRASE) as v:
         add_replica(v.log.vault_id, "cloud", "lvtest:frozen")
         add_replica(v.log.vault_id, "usb", str(usb))
-    server = Server(tmp_path, created[0], lifevault_home)
+    server = Served(tmp_path, created[0], lifevault_home, PASSPHRASE)
     assert webdav.proc is not None
     stopped = False
     try:
@@ -193,15 +192,15 @@ def test_a_frozen_remote_does_not_hold_back_the_other_replicas(created, webdav: 
         head = Vault.open(created[0], PASSPHRASE)
         seq = head.log.head().seq
         head.close()
-        _wait(lambda: _replica_head(usb) == seq and _replica_head(frozen) == seq, "the start-up pushes", server.log)
+        wait_until(lambda: replica_head(usb) == seq and replica_head(frozen) == seq, "the start-up pushes", server.log)
         os.kill(webdav.proc.pid, signal.SIGSTOP)
         stopped = True
         r = httpx.post(server.url + "/api/notes", json={"title": f"{SECRET} while cloud is frozen"},
                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert r.status_code == 201, r.text + server.output()
         new_seq = r.json()["seq"]
-        _wait(lambda: _replica_head(usb) == new_seq, "the push to the folder replica", server.log, timeout=15)
-        assert _replica_head(frozen) == seq  # the frozen one could not have taken it
+        wait_until(lambda: replica_head(usb) == new_seq, "the push to the folder replica", server.log, timeout=15)
+        assert replica_head(frozen) == seq  # the frozen one could not have taken it
     finally:
         if stopped:
             os.kill(webdav.proc.pid, signal.SIGCONT)
