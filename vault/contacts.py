@@ -34,12 +34,7 @@ _ADDRESS_KEYS = (*ADDRESS_PARTS, "formatted")
 def typed(value: str, types: Iterable[str] = (), label: str | None = None, pref: int | None = None,
           params: dict[str, list[str]] | None = None, group: str | None = None) -> dict[str, Any]:
     """One typed value in the model's shape (optional keys only when they hold something)."""
-    out: dict[str, Any] = {"value": value, "types": list(types), "label": label or None, "pref": pref}
-    if params:
-        out["params"] = params
-    if group:
-        out["group"] = group
-    return out
+    return _qualified({"value": value}, types, label, pref, params, group)
 
 
 def typed_values(items: Any) -> list[dict[str, Any]]:
@@ -58,8 +53,12 @@ def address(parts: dict[str, Any], types: Iterable[str] = (), label: str | None 
             params: dict[str, list[str]] | None = None, group: str | None = None) -> dict[str, Any]:
     """One address in the model's shape; {} when it has no part at all."""
     out: dict[str, Any] = {k: str(parts[k]) for k in _ADDRESS_KEYS if str(parts.get(k) or "").strip()}
-    if not out:
-        return {}
+    return _qualified(out, types, label, pref, params, group) if out else {}
+
+
+def _qualified(out: dict[str, Any], types: Iterable[str], label: str | None, pref: int | None,
+               params: dict[str, list[str]] | None, group: str | None) -> dict[str, Any]:
+    """`out` with what qualifies a value or an address: types, label, pref, and params and group if any."""
     out.update(types=list(types), label=label or None, pref=pref)
     if params:
         out["params"] = params
