@@ -20,6 +20,7 @@ from vault.cli import cli
 from vault.errors import TamperDetected, VaultError, WrongSecret
 
 from conftest import PASSPHRASE
+from helpers.unlock import opens_with
 
 NEW = "a brand new passphrase"
 WRONG_PASS = "Error: Wrong passphrase: it does not unlock this vault.\n"
@@ -45,14 +46,6 @@ def filled(created: tuple[Path, str]) -> tuple[Path, str, str]:
 
 def snapshot_bytes(path: Path) -> bytes:
     return path.read_bytes()
-
-
-def opens_with(path: Path, passphrase: str) -> bool:
-    try:
-        Vault.open(path, passphrase).close()
-        return True
-    except WrongSecret:
-        return False
 
 
 # -- wrong passphrase ---------------------------------------------------------------

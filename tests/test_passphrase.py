@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import PASSPHRASE
+from helpers.unlock import opens_with
 
 from vault import Vault
 from vault.cli import cli
 from vault.demo import DEMO_PASSPHRASE
-from vault.errors import VaultError, WrongSecret
+from vault.errors import VaultError
 from vault.passphrase import WeakPassphrase, check_strength
 
 WEAK = "secret1"
@@ -30,14 +31,6 @@ def lifevault(*args: str, **env: str):
     r = CliRunner().invoke(cli, list(args), env=env)
     assert r.exit_code in (0, 1) and "Traceback" not in r.output, r.output
     return r
-
-
-def opens_with(path: Path, passphrase: str) -> bool:
-    try:
-        Vault.open(path, passphrase).close()
-        return True
-    except WrongSecret:
-        return False
 
 
 def setting_weak(command: str, created: tuple[Path, str], *flags: str):
