@@ -47,14 +47,6 @@ def _split(cell: str) -> list[str]:
     return [v.strip() for v in cell.split(SEP) if v.strip()]
 
 
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
 class GoogleCsvImporter:
     name = "google-csv"
     version = "2"  # 2: typed values with labels (vault/contacts.py), unmapped columns kept
@@ -72,9 +64,11 @@ class GoogleCsvImporter:
 
         def lines(f: BinaryIO) -> Iterator[str]:
             for n, raw in enumerate(bounded_lines(f, path), 1):
-                last[0] = decode_text(raw)
-                if not _is_utf8(raw):
+                try:
+                    last[0] = raw.decode("utf-8").lstrip("\ufeff")
+                except UnicodeDecodeError:
                     guessed.append(n)
+                    last[0] = decode_text(raw)
                 yield last[0]
 
         def said() -> Iterator[Notice]:
