@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from vault.errors import IngestError
+from vault.formats import Notice
 
 MiB = 1024 * 1024
 MAX_LINE = 16 * MiB  # one physical line; longer is hostile or not text
@@ -64,6 +65,13 @@ def bounded_lines(f: IO[bytes], path: Path, limit: int | None = None) -> Iterato
         if b"\x00" in line:
             raise IngestError(path, f"line {n}", "binary data where text was expected")
         yield line
+
+
+def guessed_windows_1252(location: str, lines: list[int]) -> Notice:
+    """The warning for lines that are not UTF-8 and name no charset, read as Windows-1252: a guess, said."""
+    many = len(lines) > 1
+    return Notice(location, f"line{'s' * many} {', '.join(map(str, lines))} {'are' if many else 'is'} not UTF-8 and "
+                            f"name{'' if many else 's'} no charset: read as Windows-1252 (a guess)")
 
 
 def decode_text(data: bytes) -> str:

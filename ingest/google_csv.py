@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
-from ingest import bounded_lines, check_text_file, decode_text, text_head
+from ingest import bounded_lines, check_text_file, decode_text, guessed_windows_1252, text_head
 from vault.contacts import address, addresses, typed, typed_values
 from vault.errors import IngestError
 from vault.events import Kind
@@ -73,8 +73,7 @@ class GoogleCsvImporter:
 
         def said() -> Iterator[Notice]:
             if guessed:
-                yield Notice(f"line {guessed[0]}", f"line{'s' * (len(guessed) > 1)} {', '.join(map(str, guessed))} "
-                             f"{'are' if len(guessed) > 1 else 'is'} not UTF-8: read as Windows-1252 (a guess)")
+                yield guessed_windows_1252(f"line {guessed[0]}", guessed)
                 guessed.clear()
 
         with path.open("rb") as f:

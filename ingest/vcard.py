@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator
 import vobject
 
 import ingest
-from ingest import bounded_lines, check_text_file, text_head
+from ingest import bounded_lines, check_text_file, guessed_windows_1252, text_head
 from vault.contacts import ADDRESS_PARTS, address, addresses, typed, typed_values
 from vault.errors import IngestError
 from vault.events import Kind
@@ -299,9 +299,7 @@ class VcardImporter:
         seen: dict[str, int] = {}
         for number, start, lines, guessed in split_cards(path):
             if guessed:
-                yield Notice(f"card {number} (line {start})", f"line{'s' * (len(guessed) > 1)} "
-                             f"{', '.join(map(str, guessed))} {'are' if len(guessed) > 1 else 'is'} not UTF-8 and "
-                             f"name{'s' * (len(guessed) == 1)} no charset: read as Windows-1252 (a guess)")
+                yield guessed_windows_1252(f"card {number} (line {start})", guessed)
             yield parse_card(lines, number, start, seen, path.name)
 
 
