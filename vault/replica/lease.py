@@ -28,7 +28,7 @@ from typing import Iterator
 import nacl.utils
 
 from ..instants import iso
-from .errors import ReplicaBusy
+from .errors import ReplicaBusy, ReplicaUnreachable
 from .reader import is_lease_name
 from .targets import LocalFolder, Target
 
@@ -81,7 +81,13 @@ def _owner() -> str:
 
 
 def _read(target: Target, name: str) -> Lease | None:
-    data = target.read(name)
+    try:
+        data = target.read(name)
+    except ReplicaUnreachable:
+        # rclone's `cat` lists, then fetches: a lease withdrawn in between fails as a 404, not as "not found"
+        if name not in (target.listing() or {}):
+            return None
+        raise
     if data is None:
         return None  # withdrawn since the listing
     try:
@@ -150,7 +156,11 @@ def still_held(target: Target, where: str, name: str, mine: str | None) -> None:
         raise ReplicaBusy(f"{where} lost this push's lease (removed by `lifevault replica unlock {name}`, or expired); "
                           "its manifest was not written, so the replica is as it was.")
     if others := _others_live(target, mine):
-        raise _busy(where, others[0], name)
+        # A lease newer than ours is a newcomer that steps back on seeing ours (`held`); only one no newer than
+        # ours means another push may be writing.
+        own = _read(target, mine)
+        if earlier := [o for o in others if own is None or o.taken_at <= own.taken_at]:
+            raise _busy(where, earlier[0], name)
 
 
 def unlock(target: Target) -> list[Lease]:

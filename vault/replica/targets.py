@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -75,6 +76,16 @@ def target_for(text: str, deadline: float | None = None) -> Target:
     return LocalFolder(Path(text).expanduser().resolve())
 
 
+def _file_size(p: Path) -> list[tuple[str, int]]:
+    """[(name, size)] for a regular file, [] for anything else or for one removed since it was listed (another
+    pusher's lease, withdrawn)."""
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return []
+    return [(p.name, st.st_size)] if stat.S_ISREG(st.st_mode) else []
+
+
 class LocalFolder:
     """A folder on a mounted drive, NAS or synced directory."""
 
@@ -85,7 +96,8 @@ class LocalFolder:
         if not self.path.is_dir():
             return None
         with self._errors("list"):
-            return {p.name: p.stat().st_size for p in self.path.iterdir() if p.is_file() and not p.name.endswith(PARTIAL)}
+            return {name: size for p in self.path.iterdir() if not p.name.endswith(PARTIAL)
+                    for name, size in _file_size(p)}
 
     def read(self, name: str) -> bytes | None:
         with self._errors("read"):
