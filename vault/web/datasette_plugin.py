@@ -25,6 +25,7 @@ from ..events import Kind, Source, kind_of
 from ..instants import Instant, parse_instant
 from ..replica.pusher import push_failures
 from .asof import seq_of
+from .cells import thread_url
 from .rendering import (INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown,
                         render_typed_values)
 from .search import search
@@ -55,8 +56,9 @@ async def _allowed(datasette: Any, request: Any) -> None:
 
 
 def _fts_query(text: str) -> str:
-    """User words as FTS5 phrases, so quotes and operators cannot make a syntax error."""
-    return " ".join('"' + w.replace('"', '""') + '"' for w in text.split())
+    """User words as FTS5 prefix phrases (`lovel` finds Lovelace), so quotes and operators cannot make a
+    syntax error."""
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in text.split())
 
 
 def _local_path(path: str | None) -> str:
@@ -83,11 +85,6 @@ def retarget(next_path: str, database: str, seq: int | None) -> str:
         return f"/{database}"
     path = "/".join(segments)
     return path + (f"?{urlencode(query)}" if query else "")
-
-
-def thread_url(database: str, thread: str) -> str:
-    """A thread: its messages in date order."""
-    return f"/{database}/messages?" + urlencode({"thread": thread, "_sort": "date"})
 
 
 # -- hooks ---------------------------------------------------------------------------------
@@ -230,20 +227,6 @@ def _timeline(rows: list[Any], at: int | None) -> list[dict[str, Any]]:
     return versions
 
 
-def _rendered_fields(kind: Kind, data: dict[str, Any]) -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for name, value in sorted(data.items()):
-        if name in ATTACHMENT_COLUMNS and render_attachments(value):
-            out.append((name, render_attachments(value)))
-        elif kind is Kind.CONTACT and name in TYPED_COLUMNS and render_typed_values(name, value):
-            out.append((name, render_typed_values(name, value)))
-        elif kind is Kind.NOTE and name == "body" and isinstance(value, str):
-            out.append((name, render_markdown(value)))
-        else:
-            out.append((name, _value_text(value)))
-    return out
-
-
 async def record_view(request: Any, datasette: Any) -> Response:
     """One record's timeline: every version, what made it, the field diff; revert buttons."""
     site = _site(datasette)
@@ -263,7 +246,7 @@ async def record_view(request: Any, datasette: Any) -> Response:
     shown = next((v for v in versions if v["selected"]), versions[-1])
     return Response.html(await datasette.render_template("lifevault_record.html", {
         "record_id": rid, "kind": kind.value, "table": kind.table, "versions": list(reversed(versions)),
-        "shown": shown, "fields": _rendered_fields(kind, shown["data"]) if shown["data"] else [],
+        "shown": shown,
         "status": "deleted" if versions[-1]["deleted"] else "live", "at": at,
         "thread_link": thread_url(LIVE_DB, shown["data"]["thread"])
         if kind is Kind.MESSAGE and isinstance((shown["data"] or {}).get("thread"), str) else None,

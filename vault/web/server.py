@@ -21,15 +21,13 @@ import datasette
 import datasette_auth_passwords
 from datasette.app import Datasette
 
-from ..events import Kind
 from ..instants import iso
-from . import datasette_plugin
+from . import browse, datasette_plugin
 from .datasette_plugin import LIVE_DB
 from .asof import AsOfStates, database_name, seq_of
 from .gate import Gate, content_security_policy, served_names, template_script_hashes
 from .live import LiveVault
 from .login import auth_passwords_config, datasette_metadata, login_policy
-from .search import fts_table
 from .state_db import AsOfDatabase, StateDatabase
 
 API_PREFIX = "/api"
@@ -56,12 +54,6 @@ def datasette_script_hashes() -> list[str]:
     return template_script_hashes(folders, {"datasette_allow_facet": ("true", "false")})
 
 
-def _table_metadata() -> dict[str, Any]:
-    # No default sort or facets: on a million rows each is a full scan per page view; the UI adds them on demand.
-    # The index holds every version; a version's rowid is its row's in the live view and in a past state's.
-    return {kind.table: {"fts_table": fts_table(kind), "fts_pk": "rowid"} for kind in Kind}
-
-
 class Site:
     """The composed ASGI app and what its pages need: the live vault, search, past states."""
 
@@ -70,7 +62,7 @@ class Site:
         self.live, self.host = live, host
         self.login = login_policy(host)  # refuses a non-loopback host without a password
         self.asof = AsOfStates()
-        self._metadata = {"tables": _table_metadata()}
+        self._metadata = {"tables": browse.table_metadata()}
         metadata = {"title": "lifevault", "databases": {LIVE_DB: self._metadata},
                     **datasette_metadata(self.login)}
         self.datasette = LifevaultDatasette(
@@ -78,7 +70,9 @@ class Site:
             settings={"suggest_facets": False, "default_page_size": 50, "sql_time_limit_ms": 3000},
         )
         self.datasette.add_database(StateDatabase(self.datasette, live.state_path, live.state_key), name=LIVE_DB)
+        self.datasette.remove_database("_memory")  # Datasette's scratch database: nothing of the owner's
         datasette_plugin.register(self)
+        browse.register(self)
         self.api = api if api is not None else _make_api(live)
         self._datasette_app = self.datasette.app()
         self.gate = Gate(self._route, names=served_names(host, allow_hosts),

@@ -1,0 +1,278 @@
+"""The pages a person uses: Contacts, Messages and Notes, their record pages and conversation threads.
+
+Datasette keeps browsing, facets, search, export and SQL; this plugin shapes
+it with Datasette's own tools: table metadata (labels, default sorts, facets,
+hidden tables), `render_cell` (values as a person reads them, never raw JSON),
+template variables for the home, table and record pages, and the thread page.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from datasette import hookimpl
+from datasette.plugins import pm
+from datasette.utils.asgi import NotFound as PageNotFound
+from datasette.utils.asgi import Response
+from markupsafe import Markup
+from urllib.parse import urlencode
+
+from ..events import Kind, kind_of
+from ..people import Directory, directory
+from ..threads import thread_messages
+from ..titles import record_title, record_when
+from . import cells
+from .asof import seq_of
+from .rendering import render_attachments, render_markdown
+from .search import fts_table
+
+if TYPE_CHECKING:
+    from .server import Site
+
+LIVE_DB = "vault"
+_SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
+_DIRECTORIES_KEPT = 4  # address books of the states browsed last (one per state: now, or a past one)
+
+LABELS = {Kind.CONTACT: "Contacts", Kind.MESSAGE: "Messages", Kind.NOTE: "Notes"}
+# The columns each list shows, in order, with their headings (every column stays in JSON, CSV and SQL).
+COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "contacts": [("photo", ""), ("name", "Name"), ("phones", "Phone"), ("emails", "Email"),
+                 ("addresses", "Address"), ("organization", "Organization"), ("updated_at", "Changed")],
+    "messages": [("date", "Date"), ("from", "From"), ("to", "To"), ("subject", "Subject"), ("body", "Text"),
+                 ("kind", "Kind"), ("thread", "Thread"), ("attachments", "Attachments")],
+    "notes": [("title", "Title"), ("body", "Text"), ("tags", "Tags"), ("updated_at", "Changed")],
+}
+# A record page lists these first, then any other field by name.
+FIELD_ORDER: dict[Kind, list[tuple[str, str]]] = {
+    Kind.CONTACT: [("photo", "Photo"), ("name", "Name"), ("phones", "Phone"), ("emails", "Email"),
+                   ("addresses", "Address"), ("organization", "Organization"), ("title", "Job title"),
+                   ("birthday", "Birthday"), ("urls", "Web"), ("impps", "Chat"), ("groups", "Groups"),
+                   ("note", "Note")],
+    Kind.MESSAGE: [("date", "Date"), ("from", "From"), ("to", "To"), ("cc", "Cc"), ("bcc", "Bcc"),
+                   ("subject", "Subject"), ("body", "Text"), ("attachments", "Attachments"), ("kind", "Kind")],
+    Kind.NOTE: [("title", "Title"), ("tags", "Tags"), ("body", "Text"), ("attachments", "Attachments"),
+                ("created", "Created"), ("updated", "Updated")],
+}
+_TIME_COLUMNS = {"date", "created_at", "updated_at", "created", "updated", "birthday", "valid_from", "valid_to"}
+_TITLE_COLUMN = {"contacts": "name", "notes": "title"}  # messages link from their subject or text
+_NOT_SHOWN = {"html"}  # a mail's HTML part: kept in the vault, shown as its text instead
+
+
+def register(site: "Site") -> None:
+    """Shape `site.datasette`'s pages with these hooks."""
+    _SITES[site.datasette] = site
+    module = sys.modules[__name__]
+    if not pm.is_registered(module):
+        pm.register(module, name="lifevault-browse")
+
+
+def table_metadata() -> dict[str, Any]:
+    """Datasette metadata for the live views and past states: labels, sorts, facets, search; internals hidden."""
+    sorts: dict[str, dict[str, Any]] = {"contacts": {"sort": "name"}, "messages": {"sort_desc": "date", "facets": ["kind"]},
+             "notes": {"sort_desc": "updated_at", "facets": [{"array": "tags"}]}}
+    out: dict[str, Any] = {}
+    for kind in Kind:
+        out[kind.table] = {"title": LABELS[kind], "fts_table": fts_table(kind), "fts_pk": "rowid", "label_column":
+                           "name" if kind is Kind.CONTACT else "subject" if kind is Kind.MESSAGE else "title",
+                           **sorts[kind.table]}
+        for internal in (f"{kind.table}_history", f"{kind.table}_text", fts_table(kind)):
+            out[internal] = {"hidden": True}
+    out["_projection"] = {"hidden": True}
+    return out
+
+
+def _route(datasette: Any, database: str) -> str:
+    try:
+        return datasette.get_database(database).route or database
+    except KeyError:
+        return database
+
+
+# -- the address book behind sender and recipient names ---------------------------------------
+_directories: "OrderedDict[tuple[int, str, int], Directory]" = OrderedDict()
+
+
+async def _directory(datasette: Any, database: str) -> Directory | None:
+    site = _SITES.get(datasette)
+    if site is None:
+        return None
+    seq = seq_of(database)
+    key = (id(datasette), database, seq if seq is not None else site.live.seq)
+    found = _directories.get(key)
+    if found is None:
+        found = await datasette.get_database(database).execute_fn(directory)
+        _directories[key] = found
+        while len(_directories) > _DIRECTORIES_KEPT:
+            _directories.popitem(last=False)
+    _directories.move_to_end(key)
+    return found
+
+
+# -- hooks ---------------------------------------------------------------------------------
+@hookimpl
+def render_cell(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
+    if datasette not in _SITES or table not in COLUMNS:
+        return None
+
+    async def rendered() -> Any:
+        return await _cell(row, value, column, table, database, datasette)
+    return rendered
+
+
+async def _cell(row: Any, value: Any, column: str, table: str, database: str, datasette: Any) -> Any:
+    seq = seq_of(database)
+    kind = next(k for k in Kind if k.table == table)
+    rid = row["id"] if "id" in row.keys() else None
+    if rid and (column == "id" or column == _TITLE_COLUMN.get(table)):  # every row links to its record page
+        title = value if column == "id" else record_title(kind, dict(zip(row.keys(), row, strict=True)))
+        return cells.link(cells.record_url(rid, seq), Markup("<strong>{}</strong>").format(title))
+    if value is None:
+        return None
+    if column in _TIME_COLUMNS:
+        return cells.when(value)
+    if table == "contacts":
+        if column == "photo":
+            return cells.photo(value)
+        if column == "addresses":
+            return cells.address_list(value)
+        if column in ("phones", "emails", "urls", "impps"):
+            return cells.typed_list(column, value)
+    if table == "messages":
+        if column in ("from", "to", "cc", "bcc", "reply_to"):
+            return cells.people(value, await _directory(datasette, database), seq)
+        if column == "subject" and rid:
+            return cells.link(cells.record_url(rid, seq), value)
+        if column == "body":
+            text = cells.snippet(value)
+            return cells.link(cells.record_url(rid, seq), text) if rid and not row["subject"] else text
+        if column == "thread" and isinstance(value, str):
+            return cells.link(cells.thread_url(_route(datasette, database), value), "conversation")
+    if column == "attachments":
+        return render_attachments(value)
+    if table == "notes":
+        if column == "body":
+            return cells.snippet(value)
+        if column == "tags":
+            route = _route(datasette, database)
+            return cells.tags(value, lambda t: f"/{route}/notes?" + urlencode({"tags__arraycontains": t}))
+    return cells.plain(value)
+
+
+@hookimpl
+def extra_template_vars(template: str, database: str | None, table: str | None, datasette: Any,
+                        request: Any) -> Any:
+    site = _SITES.get(datasette)
+    if site is None or (site.requires_login and not (request and request.actor)):
+        return None
+    if template == "table.html" and table in COLUMNS:
+        # A list, not a database object: no "(view)", no view SQL naming the tables behind it.
+        return {"lv_columns": COLUMNS[table], "is_view": False, "view_definition": None,
+                "allow_execute_sql": False}
+    if template in ("index.html", "database.html"):
+        async def home() -> dict[str, Any]:
+            db = database if database and _is_ours(database) else LIVE_DB
+            return {"lv_home": await _home(datasette, db)}
+        return home
+    return None
+
+
+def _is_ours(database: str) -> bool:
+    return database == LIVE_DB or seq_of(database) is not None
+
+
+async def _home(datasette: Any, database: str) -> dict[str, Any]:
+    db = datasette.get_database(database)
+    counts = (await db.execute("SELECT " + ", ".join(f"(SELECT count(*) FROM {k.table})" for k in Kind))).rows[0]
+    route = db.route or database
+    return {"route": route, "seq": seq_of(database),
+            "lists": [{"label": LABELS[k], "href": f"/{route}/{k.table}", "count": n} for k, n in zip(Kind, counts, strict=True)]}
+
+
+@hookimpl
+def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
+    if datasette not in _SITES:
+        return
+    env.filters["lv_when"] = lambda value: cells.when(value) or ("" if value is None else value)
+    env.globals["lv_record"] = _record_globals(datasette)
+
+
+def _record_globals(datasette: Any) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def lv_record(record_id: str, data: dict[str, Any] | None, versions: list[dict[str, Any]],
+                        at: int | None) -> dict[str, Any]:
+        """What the record page shows of a version: its title and date, and its fields as a person reads them."""
+        kind = kind_of(record_id)
+        named = data or next((v["data"] for v in versions if v.get("data")), None)  # a deleted one keeps its name
+        fields = await record_fields(datasette, kind, data or {}, at)
+        return {"title": record_title(kind, named), "when": record_when(kind, named), "fields": fields,
+                "list": f"/{LIVE_DB}/{kind.table}", "label": LABELS[kind]}
+    return lv_record
+
+
+async def record_fields(datasette: Any, kind: Kind, data: dict[str, Any], at: int | None) -> list[tuple[str, Any]]:
+    """(label, Markup) per field: the kind's main fields first, then the rest by name; the note's body rendered."""
+    order = FIELD_ORDER[kind]
+    known = {name for name, _ in order}
+    names = [(n, label) for n, label in order if n in data] + [
+        (n, n.replace("_", " ").capitalize()) for n in sorted(data) if n not in known and n not in _NOT_SHOWN]
+    people = await _directory(datasette, LIVE_DB) if kind is Kind.MESSAGE else None
+    out = []
+    for name, label in names:
+        value = data[name]
+        shown: Any
+        if kind is Kind.NOTE and name == "body" and isinstance(value, str):
+            shown = Markup('<div class="lv-markdown">{}</div>').format(render_markdown(value))
+        elif kind is Kind.MESSAGE and name == "body" and isinstance(value, str):
+            shown = Markup('<div class="lv-body" style="white-space:pre-wrap">{}</div>').format(value)
+        elif kind is Kind.MESSAGE and name in ("from", "to", "cc", "bcc", "reply_to"):
+            shown = cells.people(value, people, at)
+        elif name in ("attachments",):
+            shown = render_attachments(value)
+        elif name == "photo":
+            shown = cells.photo(value, "8em")
+        elif name == "addresses":
+            shown = cells.address_list(value)
+        elif name in ("phones", "emails", "urls", "impps"):
+            shown = cells.typed_list(name, value)
+        elif name == "tags":
+            shown = cells.tags(value, lambda t: f"/{LIVE_DB}/notes?" + urlencode({"tags__arraycontains": t}))
+        else:
+            shown = None
+        out.append((label, shown if shown is not None else cells.plain(value)))
+    return out
+
+
+@hookimpl
+def register_routes() -> list[tuple[str, Any]]:
+    return [(r"^/-/thread$", thread_view)]
+
+
+async def thread_view(request: Any, datasette: Any) -> Response:
+    """A conversation: every message of a thread, oldest first, replies indented under what they answer."""
+    site = _SITES.get(datasette)
+    if site is None:
+        raise PageNotFound("Not a lifevault site")
+    await datasette.ensure_permissions(request.actor, ["view-instance"])
+    key = request.args.get("key") or ""
+    route = request.args.get("db") or LIVE_DB
+    seq = seq_of(route)
+    if seq is not None:
+        route = await site.as_of(seq)
+    elif route != LIVE_DB:
+        raise PageNotFound(f"No database {route!r}")
+    db = datasette.get_database(route=route)
+    messages = await db.execute_fn(lambda conn: thread_messages(conn, key))
+    if not messages:
+        raise PageNotFound("No messages in this thread.")
+    people = await _directory(datasette, db.name)
+    for m in messages:
+        m["title"] = record_title(Kind.MESSAGE, m)
+        m["sender"] = cells.people(m["from"], people, seq)
+        m["recipients"] = cells.people(m["to"], people, seq)
+        m["files"] = render_attachments(m["attachments"]) if m["attachments"] else None
+        m["href"] = cells.record_url(m["id"], seq)
+    return Response.html(await datasette.render_template("lv_thread.html", {
+        "messages": messages, "subject": messages[0]["title"], "route": route, "seq": seq,
+    }, request=request))
