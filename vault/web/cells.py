@@ -157,6 +157,25 @@ def snippet(text: Any) -> str:
     return words if len(words) <= _SNIPPET else words[:_SNIPPET - 1].rstrip() + "…"
 
 
+def plain_text(value: Any) -> str:
+    """Any stored value as one line of words (for diffs and titles): no JSON, typed values with their labels."""
+    value = parsed(value)
+    if isinstance(value, list):
+        return "; ".join(t for t in (plain_text(v) for v in value) if t)
+    if isinstance(value, dict):
+        if isinstance(value.get("value"), str):  # a typed value (contacts.py)
+            kinds = value.get("label") or ", ".join(str(t) for t in value.get("types") or [])
+            return value["value"] + (f" ({kinds})" if kinds else "")
+        if any(k in value for k in ADDRESS_PARTS + ("formatted",)):
+            return value.get("formatted") or ", ".join(str(value[k]) for k in ADDRESS_PARTS if value.get(k))
+        if isinstance(value.get("blob"), str):  # an attachment
+            return str(value.get("name") or "attachment")
+        return "; ".join(f"{k}: {plain_text(v)}" for k, v in value.items() if v not in (None, "", [], {}))
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else when_text(value) or str(value)
+
+
 def plain(value: Any) -> Markup:
     """Any stored value without JSON: lists as their items, pairs as `name: value`, objects as lines."""
     value = parsed(value)

@@ -25,7 +25,7 @@ from ..events import Kind, Source, kind_of
 from ..instants import Instant, parse_instant
 from ..replica.pusher import push_failures
 from .asof import seq_of
-from .cells import thread_url
+from .cells import plain_text, thread_url
 from .rendering import (INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown,
                         render_typed_values)
 from .search import search
@@ -196,9 +196,7 @@ async def search_view(request: Any, datasette: Any) -> Response:
 
 
 def _value_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return plain_text(value)  # words, never JSON
 
 
 def _changes(prev: dict | None, cur: dict | None) -> list[dict[str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..events import Kind
+from ..titles import record_title, record_when
 
 
 def fts_table(kind: Kind) -> str:
@@ -18,7 +19,7 @@ def fts_table(kind: Kind) -> str:
 
 
 def search(conn: Any, query: str, limit: int = 20) -> dict[str, list[dict[str, Any]]]:
-    """The newest matches per table (id and a snippet) on a connection that sees `*_fts` tables.
+    """The newest matches per table (id, title, date and a snippet) on a connection that sees `*_fts` tables.
 
     Newest first rather than by rank: ranking a common word scores every match,
     seconds on a million rows; walking rowids backwards stops after `limit`.
@@ -26,10 +27,17 @@ def search(conn: Any, query: str, limit: int = 20) -> dict[str, list[dict[str, A
     out: dict[str, list[dict[str, Any]]] = {}
     for kind in Kind:
         fts = fts_table(kind)
-        rows = conn.execute(
-            f"SELECT t.id, snippet({fts}, -1, '[', ']', ' … ', 12) FROM {fts} "
+        cursor = conn.execute(
+            f"SELECT snippet({fts}, -1, '[', ']', ' … ', 12), t.* FROM {fts} "
             f"JOIN {kind.table} t ON t.rowid = {fts}.rowid WHERE {fts} MATCH ? ORDER BY {fts}.rowid DESC LIMIT ?",
             (query, limit),
-        ).fetchall()
-        out[kind.table] = [{"id": rid, "snippet": snip} for rid, snip in rows]
+        )
+        names = [d[0] for d in cursor.description][1:]
+        out[kind.table] = [_hit(kind, row[0], dict(zip(names, row[1:], strict=True))) for row in cursor.fetchall()]
     return out
+
+
+def _hit(kind: Kind, snippet: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A match as a person recognises it: the record's name, subject or title, and its date."""
+    return {"id": fields["id"], "snippet": snippet, "title": record_title(kind, fields),
+            "when": record_when(kind, fields)}
