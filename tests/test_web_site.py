@@ -125,10 +125,14 @@ def test_changes_appear_in_search_without_rebuild(client, site):
 
 
 def test_note_markdown_is_rendered_and_sanitized(client, data):
-    html = client.get("/vault/notes").text
+    # Changed with issue 13: the body is rendered once, on the note's own page; the list shows plain words.
+    html = client.get(f"/-/record/{data['note']}").text
     assert "<h1>Plan</h1>" in html and "<em>roses</em>" in html
     assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
-    assert "javascript:" not in html
+    assert 'href="javascript:' not in html  # the timeline shows the text as written, never as a link
+    listed = client.get("/vault/notes").text
+    assert "<h1>Plan</h1>" not in listed and "<em>" not in listed and "Plan roses" in listed
+    assert "<script>alert(1)" not in listed
 
 
 def test_attachment_is_viewable_and_downloadable(client, data):
@@ -246,10 +250,12 @@ def test_a_past_state_link_works_after_it_was_dropped(client, site, data):
 
 
 def test_messages_link_to_their_thread(client, data):
-    assert "/vault/messages?thread=lunch&amp;_sort=date" in client.get("/vault/messages").text
-    assert "/vault/messages?thread=lunch&amp;_sort=date" in client.get(f"/-/record/{data['msg']}").text
-    thread = client.get("/vault/messages", params={"thread": "lunch", "_sort": "date"}).text
-    assert "1 row" in thread and "Lunch" in thread
+    # Changed with issue 13: a thread has a page of its own (the conversation), not a filtered table.
+    assert "/-/thread?db=vault&amp;key=lunch" in client.get("/vault/messages").text
+    assert "/-/thread?db=vault&amp;key=lunch" in client.get(f"/-/record/{data['msg']}").text
+    thread = client.get("/-/thread", params={"db": "vault", "key": "lunch"}).text
+    assert "1 message," in thread and "Lunch" in thread and "zeppelin cafe" in thread
+    assert client.get("/-/thread", params={"db": "vault", "key": "no such thread"}).status_code == 404
 
 
 def test_past_states_are_searchable(client, site, data):
