@@ -1,0 +1,171 @@
+"""The pages a person uses (issue 13): Contacts, Messages, Notes, their record pages, threads and search, in-process."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from vault import Kind, Source, Vault
+from vault.contacts import address, typed
+from vault.web import LiveVault
+from vault.web.server import Site, create_app
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
+INTERNAL = ("_history", "_fts", "_projection", "_memory", "_text", "sqlite_", "asof_")
+RAW_JSON = ('["', '[{"', "{&#34;", "[&#34;", "[{&#34;")
+
+
+@pytest.fixture
+def data(vault: Vault) -> dict[str, str]:
+    cli = Source("cli")
+    with vault.transaction() as tx:
+        photo = tx.put_blob(PNG)
+        ada = tx.create(Kind.CONTACT, {
+            "name": "Ada Lovelace", "emails": [typed("ada@example.org", ["home"], pref=1)],
+            "phones": [typed("+44 20 7946 0001", ["cell"], "Mobile")],
+            "addresses": [address({"street": "12 St James's Square", "city": "London"}, ["home"])],
+            "photo": {"blob": photo, "type": "image/png"}}, cli)
+    zed = vault.add(Kind.CONTACT, {"name": "Zed Shaw", "emails": ["zed@example.org"]}, cli)  # the old bare shape
+    grace = vault.add(Kind.CONTACT, {"name": "Grace Hopper", "phones": ["020 7946 0002"]}, cli)
+    first = vault.add(Kind.MESSAGE, {"kind": "email", "thread": "<1@x>", "message_id": "<1@x>", "subject": "Engines",
+                                     "from": "Ada Lovelace <ada@example.org>", "to": ["grace@navy.example"],
+                                     "date": "2025-03-03T14:05:00+00:00", "body": "Shall we build one?"}, cli)
+    reply = vault.add(Kind.MESSAGE, {"kind": "email", "thread": "<1@x>", "message_id": "<2@x>",
+                                     "in_reply_to": "<1@x>", "subject": "Re: Engines", "from": "zed@example.org",
+                                     "to": ["Ada <ada@example.org>"], "date": "2025-03-04T09:00:00+00:00",
+                                     "body": "Yes, with cards."}, cli)
+    vault.add(Kind.MESSAGE, {"kind": "sms", "thread": "+442079460002", "from": "+44 20 7946 0002",
+                             "date": "2025-01-01T08:00:00Z", "body": "Bug found in relay 70"}, cli)
+    old = vault.add(Kind.NOTE, {"title": "Garden", "body": "# Plan\n\n*roses*", "tags": ["home", "garden"]}, cli)
+    new = vault.add(Kind.NOTE, {"body": "# Shopping\n\n- cards", "tags": ["home"]}, cli)
+    return {"ada": ada, "zed": zed, "grace": grace, "first": first, "reply": reply, "old": old, "new": new,
+            "photo": photo}
+
+
+@pytest.fixture
+def site(vault: Vault, data: dict[str, str]) -> Iterator[Site]:
+    site = create_app(LiveVault(vault))
+    yield site
+    site.asof.close()
+
+
+@pytest.fixture
+def client(site: Site) -> TestClient:
+    return TestClient(site, base_url="http://127.0.0.1", headers={"Origin": "http://127.0.0.1"})
+
+
+def shown(html: str) -> str:
+    """The page without its scripts (Datasette's own code mentions JSON) and the time-machine control."""
+    return re.sub(r"<script.*?</script>", "", html, flags=re.S)
+
+
+def assert_plain(html: str, page: str) -> None:
+    text = shown(html)
+    for word in INTERNAL:
+        assert word not in text, f"{page} shows {word!r}"
+    for raw in RAW_JSON:
+        assert raw not in text, f"{page} shows raw JSON {raw!r}"
+
+
+def test_home_and_vault_pages_show_contacts_messages_notes_and_search(client) -> None:
+    for page in ("/", "/vault"):
+        html = client.get(page).text
+        assert_plain(html, page)
+        for label, href, count in (("Contacts", "/vault/contacts", 3), ("Messages", "/vault/messages", 3),
+                                   ("Notes", "/vault/notes", 2)):
+            assert re.search(rf'href="{href}"><strong>{label}</strong><span>{count}</span>', html), (page, label)
+        assert 'action="/-/search"' in html
+        assert "CodeMirror" not in html and 'name="sql"' not in html  # no SQL editor as the landing view
+    assert client.get("/-/databases.json").json()[0]["name"] == "vault"  # Datasette's scratch `_memory` is gone
+    # still reachable through SQL (open here: a loopback site without a password)
+    rows = client.get("/vault.json", params={"sql": "select count(*) n from contacts_history", "_shape": "array"})
+    assert rows.json() == [{"n": 3}]
+
+
+def test_contacts_are_sorted_by_name_with_labelled_links_and_photos(client, data) -> None:
+    html = client.get("/vault/contacts").text
+    assert_plain(html, "/vault/contacts")
+    names = re.findall(r'<a href="/-/record/c_\w+"><strong>([^<]+)</strong></a>', html)
+    assert names == ["Ada Lovelace", "Grace Hopper", "Zed Shaw"]
+    assert '<a href="tel:+442079460001">+44 20 7946 0001</a> <span class="lv-kind">Mobile</span>' in html
+    assert '<a href="mailto:ada@example.org">ada@example.org</a> <span class="lv-kind">home, preferred</span>' in html
+    assert '<a href="mailto:zed@example.org">zed@example.org</a>' in html
+    assert "12 St James&#39;s Square, London" in html
+    assert f'<img class="lv-photo" src="/-/blob/{data["photo"]}?name=photo.png"' in html
+    assert client.get(f"/-/blob/{data['photo']}", params={"name": "photo.png"}).content == PNG
+
+
+def test_messages_are_newest_first_with_senders_by_contact_name(client, data) -> None:
+    html = client.get("/vault/messages").text
+    assert_plain(html, "/vault/messages")
+    assert html.index("Re: Engines") < html.index("Engines</a>") < html.index("Bug found")
+    assert f'<a href="/-/record/{data["ada"]}" title="Ada Lovelace &lt;ada@example.org&gt;">Ada Lovelace</a>' in html
+    assert f'title="+44 20 7946 0002">Grace Hopper</a>' in html  # a phone number, written another way
+    assert "grace@navy.example" in html  # nobody known by this address: shown as written
+    assert '<time datetime="2025-03-03T14:05:00+00:00" title="2025-03-03T14:05:00+00:00">' in html
+
+
+def test_a_mail_thread_reads_as_a_conversation(client, data) -> None:
+    page = client.get("/vault/messages").text
+    link = re.search(r'href="(/-/thread\?db=vault&amp;key=%3C1%40x%3E)"', page).group(1).replace("&amp;", "&")
+    html = client.get(link).text
+    assert_plain(html, link)
+    assert "<h1>Engines</h1>" in html and "2 messages, oldest first" in html
+    assert html.index("Shall we build one?") < html.index("Yes, with cards.")
+    assert re.search(r'margin-left: 1\.5em">\s*<div class="lv-head">\s*<strong class="lv-from"><a href="/-/record/'
+                     + data["zed"], html)  # the reply, indented, from Zed by name
+    assert client.get("/-/thread", params={"key": "<1@x>", "db": "elsewhere"}).status_code == 404
+
+
+def test_notes_by_last_change_title_first_tags_as_facets(client, site, data) -> None:
+    site.live.write(lambda v: v.update(data["old"], {"body": "# Plan\n\n*roses* and tulips"}, Source("cli")))
+    html = client.get("/vault/notes").text
+    assert_plain(html, "/vault/notes")
+    titles = re.findall(r'<a href="/-/record/n_\w+"><strong>([^<]+)</strong></a>', html)
+    assert titles == ["Garden", "Shopping"]  # Garden changed last; Shopping has no title: its first line
+    assert "<h1>" not in html.split("lv-list")[1] and "Plan roses and tulips" in html
+    facets = client.get("/vault/notes.json", params={"_shape": "objects"}).json()["facet_results"]
+    assert {r["value"]: r["count"] for r in facets["tags"]["results"]} == {"home": 2, "garden": 1}
+    assert 'href="/vault/notes?tags__arraycontains=garden"' in html
+    assert "1 row" in client.get("/vault/notes", params={"tags__arraycontains": "garden"}).text
+
+
+def test_record_pages_are_headed_by_name_and_show_fields_in_words(client, data) -> None:
+    for rid, heading in ((data["ada"], "Ada Lovelace"), (data["reply"], "Re: Engines"), (data["new"], "Shopping")):
+        html = client.get(f"/-/record/{rid}").text
+        assert re.search(rf'<h1 class="lv-record-title">{re.escape(heading)} <small>', html), rid
+        assert f"<title>{heading}" in html
+        assert "[&#34;" not in html and "[{&#34;" not in html  # the timeline says values in words too
+    ada = client.get(f"/-/record/{data['ada']}").text
+    assert '<a href="tel:+442079460001">' in ada and 'src="/-/blob/' in ada
+    note = client.get(f"/-/record/{data['new']}").text
+    assert note.count("<h1>Shopping</h1>") == 1 and "<li>cards</li>" in note  # the body, rendered once
+
+
+def test_search_hits_name_the_record_and_its_date(client, data) -> None:
+    html = client.get("/-/search", params={"q": "lovel"}).text  # part of a name
+    assert f'<a href="/-/record/{data["ada"]}"><strong>Ada Lovelace</strong></a>' in html
+    mail = client.get("/-/search", params={"q": "cards"}).text
+    assert "<strong>Re: Engines</strong></a> <span class=\"lv-kind\"><time" in mail
+    assert "<strong>Shopping</strong>" in mail
+
+
+def test_deleted_record_keeps_its_name_as_heading(client, site, data) -> None:
+    site.live.write(lambda v: v.delete(data["zed"], Source("cli")))
+    html = client.get(f"/-/record/{data['zed']}").text
+    assert '<h1 class="lv-record-title">Zed Shaw <small>' in html and "deleted now" in html
+
+
+def test_the_new_pages_need_login_like_the_others(vault: Vault, data) -> None:
+    from vault.web.login import set_password
+
+    set_password("a long enough password")
+    site = create_app(LiveVault(vault), host="192.0.2.7")
+    client = TestClient(site, base_url="http://192.0.2.7")
+    for page in ("/", "/vault", "/-/thread?db=vault&key=%3C1%40x%3E", "/vault/contacts", f"/-/record/{data['ada']}"):
+        r = client.get(page, follow_redirects=False)
+        assert r.status_code in (302, 403) and "Ada" not in r.text and "Engines" not in r.text, page
