@@ -155,9 +155,10 @@ def test_search_hits_name_the_record_and_its_date(client, data) -> None:
 
 
 def test_deleted_record_keeps_its_name_as_heading(client, site, data) -> None:
+    site.live.write(lambda v: v.update(data["zed"], {"name": "Zed A. Shaw"}, Source("cli")))
     site.live.write(lambda v: v.delete(data["zed"], Source("cli")))
     html = client.get(f"/-/record/{data['zed']}").text
-    assert '<h1 class="lv-record-title">Zed Shaw <small>' in html and "deleted now" in html
+    assert '<h1 class="lv-record-title">Zed A. Shaw <small>' in html and "deleted now" in html
 
 
 def test_the_new_pages_need_login_like_the_others(vault: Vault, data) -> None:

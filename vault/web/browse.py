@@ -131,8 +131,8 @@ async def _cell(row: Any, value: Any, column: str, table: str, database: str, da
         return cells.link(cells.record_url(rid, seq), Markup("<strong>{}</strong>").format(title))
     if value is None:
         return None
-    if column in _TIME_COLUMNS:
-        return cells.when(value)
+    if column in _TIME_COLUMNS and (stamp := cells.when(value)):
+        return stamp
     if table == "contacts":
         if column == "photo":
             return cells.photo(value)
@@ -196,19 +196,22 @@ def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
     if datasette not in _SITES:
         return
     env.filters["lv_when"] = lambda value: cells.when(value) or ("" if value is None else value)
-    env.globals["lv_record"] = _record_globals(datasette)
+    env.globals["lv_record"] = lv_record
+    env.globals["lv_record_fields"] = _fields_global(datasette)
 
 
-def _record_globals(datasette: Any) -> Callable[..., Awaitable[dict[str, Any]]]:
-    async def lv_record(record_id: str, data: dict[str, Any] | None, versions: list[dict[str, Any]],
-                        at: int | None) -> dict[str, Any]:
-        """What the record page shows of a version: its title and date, and its fields as a person reads them."""
-        kind = kind_of(record_id)
-        named = data or next((v["data"] for v in versions if v.get("data")), None)  # a deleted one keeps its name
-        fields = await record_fields(datasette, kind, data or {}, at)
-        return {"title": record_title(kind, named), "when": record_when(kind, named), "fields": fields,
-                "list": f"/{LIVE_DB}/{kind.table}", "label": LABELS[kind]}
-    return lv_record
+def lv_record(record_id: str, data: dict[str, Any] | None, versions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What heads a record page: the record's title and date (a deleted record keeps its last name; `versions`
+    are newest first, as the page lists them)."""
+    kind = kind_of(record_id)
+    named = data or next((v["data"] for v in versions if v.get("data")), None)
+    return {"title": record_title(kind, named), "when": record_when(kind, named), "label": LABELS[kind]}
+
+
+def _fields_global(datasette: Any) -> Callable[..., Awaitable[list[tuple[str, Any]]]]:
+    async def lv_record_fields(record_id: str, data: dict[str, Any] | None, at: int | None) -> list[tuple[str, Any]]:
+        return await record_fields(datasette, kind_of(record_id), data or {}, at)
+    return lv_record_fields
 
 
 async def record_fields(datasette: Any, kind: Kind, data: dict[str, Any], at: int | None) -> list[tuple[str, Any]]:
