@@ -51,3 +51,12 @@ def test_titles_and_dates_a_person_knows_a_record_by() -> None:
     assert record_when(Kind.MESSAGE, {"date": "2025-03-03T14:05:00Z"}) == "2025-03-03T14:05:00Z"
     assert record_when(Kind.NOTE, {"updated_at": "2025-01-01T00:00:00Z"}) == "2025-01-01T00:00:00Z"
     assert record_when(Kind.CONTACT, {"name": "Ada"}) is None
+
+
+def test_a_long_chat_shows_its_newest_messages(vault: Vault) -> None:
+    with vault.transaction() as tx:
+        for day in range(1, 8):
+            tx.create(Kind.MESSAGE, {"kind": "chat", "thread": "family", "date": f"2025-01-0{day}T12:00:00Z",
+                                     "body": f"day {day}"}, CLI)
+    got = thread_messages(vault.projection.conn, "family", limit=3)
+    assert [m["body"] for m in got] == ["day 5", "day 6", "day 7"]

@@ -12,15 +12,16 @@ from typing import Any
 
 _COLUMNS = ("id", "kind", "from", "to", "cc", "date", "subject", "body", "attachments", "message_id", "in_reply_to")
 _LISTS = {"to", "cc", "attachments"}
-MAX_MESSAGES = 500  # a thread page shows at most this many (the oldest first)
+MAX_MESSAGES = 500  # the newest this many of a long chat
 
 
 def thread_messages(conn: Any, key: str, limit: int = MAX_MESSAGES) -> list[dict[str, Any]]:
-    """The messages whose `thread` is `key`, oldest first, each with `depth` (0 for a message replying to none
-    of the others)."""
+    """The newest `limit` messages whose `thread` is `key`, oldest first, each with `depth` (0 for a message
+    replying to none of the others shown)."""
     cols = ", ".join(f'"{c}"' for c in _COLUMNS)
-    rows = conn.execute(f'SELECT {cols} FROM messages WHERE thread = ? ORDER BY date, rowid LIMIT ?', (key, limit))
-    messages = [{c: _decoded(c, v) for c, v in zip(_COLUMNS, row, strict=True)} for row in rows]
+    rows = conn.execute(f"SELECT {cols} FROM messages WHERE thread = ? ORDER BY date DESC, rowid DESC LIMIT ?",
+                        (key, limit)).fetchall()
+    messages = [{c: _decoded(c, v) for c, v in zip(_COLUMNS, row, strict=True)} for row in reversed(rows)]
     parent = {m["message_id"]: m for m in messages if m["message_id"]}
     for m in messages:
         m["depth"] = 0

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from ..events import Kind, kind_of
 from ..people import Directory, directory
-from ..threads import thread_messages
+from ..threads import MAX_MESSAGES, thread_messages
 from ..titles import record_title, record_when
 from . import cells
 from .asof import seq_of
@@ -278,4 +278,5 @@ async def thread_view(request: Any, datasette: Any) -> Response:
         m["href"] = cells.record_url(m["id"], seq)
     return Response.html(await datasette.render_template("lv_thread.html", {
         "messages": messages, "subject": messages[0]["title"], "route": route, "seq": seq,
+        "cut": len(messages) == MAX_MESSAGES,
     }, request=request))
