@@ -170,3 +170,17 @@ def test_the_new_pages_need_login_like_the_others(vault: Vault, data) -> None:
     for page in ("/", "/vault", "/-/thread?db=vault&key=%3C1%40x%3E", "/vault/contacts", f"/-/record/{data['ada']}"):
         r = client.get(page, follow_redirects=False)
         assert r.status_code in (302, 403) and "Ada" not in r.text and "Engines" not in r.text, page
+
+
+@pytest.mark.parametrize("table, order", [("contacts", "name"), ("messages", "date desc"),
+                                          ("notes", "updated_at desc")])
+def test_each_list_reads_its_first_page_in_index_order_now_and_in_the_past(site, table, order) -> None:
+    """The default sorts stay fast on large vaults: no sort of every record (projection.SORT_INDEXES)."""
+    from vault.web.state_db import AsOfDatabase
+
+    live = site.live
+    past = AsOfDatabase(None, live.state_path, live.state_key, 3, None)._open()
+    for conn in (live.reader(), past):
+        plan = " ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM {table} ORDER BY {order} LIMIT 51"))
+        assert f"USING INDEX {table}_history_sort" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
+    past.close()

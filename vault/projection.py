@@ -24,15 +24,20 @@ from .events import FIELDS, EventType, Kind, Recorded, apply_patch
 from .instants import iso
 
 # The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
-# records a view of the open versions); the checksum changes with the kinds' FIELDS (their columns), so a state
+# records a view of the open versions; 4: the lists' sort indexes); the checksum changes with the kinds' FIELDS (their columns), so a state
 # file made under other FIELDS is rebuilt rather than misread.
-PROJECTION_VERSION = (3 << 32) | zlib.crc32(repr(sorted(FIELDS.items())).encode())
+PROJECTION_VERSION = (4 << 32) | zlib.crc32(repr(sorted(FIELDS.items())).encode())
 # Columns indexed for full-text search, per kind.
 FTS_COLUMNS = {
     Kind.CONTACT: ["name", "emails", "phones", "organization", "note"],
     Kind.MESSAGE: ["from", "to", "subject", "body"],
     Kind.NOTE: ["title", "body", "tags"],
 }
+# The order each kind is listed in (web pages, `list`): an index over every version's value, so the live view
+# and a past state alike read the first page in index order instead of sorting every record (100,000
+# messages: 9 ms instead of 4.7 s at a load of 9).
+SORT_INDEXES = {Kind.CONTACT: "json_extract(data, '$.\"name\"')", Kind.MESSAGE: "json_extract(data, '$.\"date\"')",
+                Kind.NOTE: "valid_from"}
 _CHUNK = 10_000  # events folded in memory between writes to SQLite
 _INSERT = "INSERT INTO {}_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _CLOSE = "UPDATE {}_history SET seq_to = ?, valid_to = ? WHERE id = ? AND seq_to IS NULL"
@@ -56,11 +61,16 @@ def _ddl(kind: Kind) -> str:
     );
     CREATE INDEX {t}_history_id ON {t}_history (id, seq_to);
     CREATE INDEX {t}_history_open ON {t}_history (seq_from) WHERE seq_to IS NULL AND deleted = 0;
+    {_sort_index(kind)};
     CREATE VIEW {t} AS {state_select(kind)};
     CREATE VIEW {t}_text AS SELECT rowid AS version, {_fts_values(kind, "data")} FROM {t}_history;
     CREATE VIRTUAL TABLE {t}_fts USING fts5({_fts_cols(kind)}, content={t}_text, content_rowid=version);
     {_fts_trigger(kind)}
     """
+
+
+def _sort_index(kind: Kind) -> str:
+    return f"CREATE INDEX {kind.table}_history_sort ON {kind.table}_history ({SORT_INDEXES[kind]})"
 
 
 def _fts_cols(kind: Kind) -> str:
@@ -212,6 +222,7 @@ class Projection:
         if first:
             for kind in Kind:
                 self.conn.execute(f"DROP TRIGGER {kind.table}_fts_new")
+                self.conn.execute(f"DROP INDEX {kind.table}_history_sort")
         n = 0
         for r in events:
             folder.fold(r)
@@ -223,6 +234,7 @@ class Projection:
         if first:  # several times faster than a trigger per row
             for kind in Kind:
                 self.conn.execute(f"INSERT INTO {kind.table}_fts ({kind.table}_fts) VALUES ('rebuild')")
+                self.conn.execute(_sort_index(kind))
                 _run(self.conn, _fts_trigger(kind))
         self.conn.execute("UPDATE _projection SET seq = ?", (self.seq,))
         return n
