@@ -21,6 +21,9 @@ def test_an_address_or_a_number_finds_its_contact(vault: Vault) -> None:
     assert found.lookup("tel:+442079460001") == (ada, "Ada Lovelace")
     assert found.lookup("grace@example.org") == (grace, "Grace Hopper")
     assert found.lookup("nobody@example.org") is None and found.lookup("Ada") is None and found.lookup("") is None
+    assert found.lookup("grace hopper") == (grace, "Grace Hopper")  # a chat export's sender name
+    vault.add(Kind.CONTACT, {"name": "Grace Hopper"}, CLI)  # two Graces: the name alone no longer says which
+    assert directory(vault.projection.conn).lookup("Grace Hopper") is None
     assert mail_address("not an address") is None and phone_key("call me") is None
 
 

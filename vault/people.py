@@ -39,22 +39,27 @@ def phone_key(text: str) -> str | None:
 
 
 class Directory:
-    """Contacts by mail address and by phone number."""
+    """Contacts by mail address, by phone number, and by name where only one contact has it."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, Person] = {}
+        self._by_name: dict[str, Person | None] = {}  # None: several contacts share the name
 
     def add(self, person: Person, emails: list[str], phones: list[str]) -> None:
         for key in [mail_address(e) for e in emails] + [phone_key(p) for p in phones]:
             if key:
                 self._by_key.setdefault(key, person)  # the first contact holding an address keeps it
+        name = person.name.strip().casefold()
+        if name:
+            self._by_name[name] = None if name in self._by_name else person
 
     def lookup(self, text: str) -> Person | None:
-        """The contact a `from`/`to` value names, if any."""
-        if not isinstance(text, str) or not text:
+        """The contact a `from`/`to` value names, if any: chat exports (WhatsApp) name senders as the phone's
+        address book did, so a name held by exactly one contact counts too."""
+        if not isinstance(text, str) or not text.strip():
             return None
         key = mail_address(text) or phone_key(text)
-        return self._by_key.get(key) if key else None
+        return self._by_key.get(key) if key else self._by_name.get(text.strip().casefold())
 
     def __len__(self) -> int:
         return len(self._by_key)
