@@ -89,6 +89,13 @@ def test_find_call_read_a_thread_open_a_note(tmp_path: Path, created, lifevault_
             page.wait_for_url("**/vault/contacts")
             _plain(page, "contacts")
             assert page.locator("td.col-name").all_inner_texts() == ["Ada Lovelace", "Charles Babbage"]
+            page.fill("#_search", "babb")  # the list's own search box matches the start of words too
+            page.press("#_search", "Enter")
+            page.wait_for_url("**/vault/contacts?*_search=babb*")
+            _plain(page, "contacts found")
+            assert page.locator("td.col-name").all_inner_texts() == ["Charles Babbage"]
+            page.go_back()
+            page.wait_for_url("**/vault/contacts")
             assert page.locator("td.col-phones a[href='tel:+442079460001']").inner_text() == "+44 20 7946 0001"
             page.screenshot(path=str(shots / "contacts.png"), full_page=True)
 

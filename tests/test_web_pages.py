@@ -146,6 +146,12 @@ def test_record_pages_are_headed_by_name_and_show_fields_in_words(client, data) 
     assert note.count("<h1>Shopping</h1>") == 1 and "<li>cards</li>" in note  # the body, rendered once
 
 
+def test_a_list_search_matches_the_start_of_words(client, data) -> None:
+    html = client.get("/vault/contacts", params={"_search": "lovel"}).text
+    assert "1 row" in html and "Ada Lovelace" in html and "Zed Shaw" not in html
+    assert "1 row" in client.get("/vault/contacts", params={"_search": 'zed "'}).text  # a stray quote: no error
+
+
 def test_search_hits_name_the_record_and_its_date(client, data) -> None:
     html = client.get("/-/search", params={"q": "lovel"}).text  # part of a name
     assert f'<a href="/-/record/{data["ada"]}"><strong>Ada Lovelace</strong></a>' in html

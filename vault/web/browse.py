@@ -27,7 +27,7 @@ from ..titles import record_title, record_when
 from . import cells
 from .asof import seq_of
 from .rendering import render_attachments, render_markdown
-from .search import fts_table
+from .search import fts_table, prefix_query
 
 if TYPE_CHECKING:
     from .server import Site
@@ -245,6 +245,13 @@ async def record_fields(datasette: Any, kind: Kind, data: dict[str, Any], at: in
             shown = None
         out.append((label, shown if shown is not None else cells.plain(value)))
     return out
+
+
+@hookimpl(trylast=True)  # after Datasette's own `escape_fts`, which this one replaces
+def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
+    """A list's search box (Datasette's `_search`) matches the start of words too, like the search page."""
+    if datasette in _SITES:
+        conn.create_function("escape_fts", 1, prefix_query)
 
 
 @hookimpl

@@ -28,7 +28,7 @@ from .asof import seq_of
 from .cells import plain_text, thread_url
 from .rendering import (INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown,
                         render_typed_values)
-from .search import search
+from .search import prefix_query, search
 
 if TYPE_CHECKING:
     from .server import Site
@@ -53,12 +53,6 @@ def _site(datasette: Any) -> "Site | None":
 
 async def _allowed(datasette: Any, request: Any) -> None:
     await datasette.ensure_permissions(request.actor, ["view-instance"])
-
-
-def _fts_query(text: str) -> str:
-    """User words as FTS5 prefix phrases (`lovel` finds Lovelace), so quotes and operators cannot make a
-    syntax error."""
-    return " ".join('"' + w.replace('"', '""') + '"*' for w in text.split())
 
 
 def _local_path(path: str | None) -> str:
@@ -187,7 +181,7 @@ async def search_view(request: Any, datasette: Any) -> Response:
     results: dict[str, list] = {}
     if q:
         db = datasette.get_database(route=dbname)
-        results = await db.execute_fn(lambda conn: search(conn, _fts_query(q)))
+        results = await db.execute_fn(lambda conn: search(conn, prefix_query(q)))
     seq = seq_of(dbname)
     return Response.html(await datasette.render_template(
         "lifevault_search.html",

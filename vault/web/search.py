@@ -14,6 +14,12 @@ from ..events import Kind
 from ..titles import record_title, record_when
 
 
+def prefix_query(text: str) -> str:
+    """User words as FTS5 prefix phrases (`lovel` finds Lovelace, as one types), so quotes and operators
+    cannot make a syntax error."""
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in text.split())
+
+
 def fts_table(kind: Kind) -> str:
     return f"{kind.table}_fts"
 
