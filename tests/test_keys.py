@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from vault import Kind, Source, Vault
-from vault.cli import cli
+from vault.cli.core import cli
 from vault.errors import TamperDetected, VaultError, WrongSecret
 
 from conftest import PASSPHRASE
