@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vault import Kind, Source, Vault
-from vault.contacts import typed
+from vault.domain.contacts import typed
 from vault.web.login import set_password
 
 from conftest import PASSPHRASE

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from vault import Kind, Source, Vault
-from vault.contacts import typed
-from vault.people import directory, mail_address, phone_key
-from vault.threads import thread_messages
-from vault.titles import record_title, record_when
+from vault.domain.contacts import typed
+from vault.state.people import directory, mail_address, phone_key
+from vault.state.threads import thread_messages
+from vault.domain.titles import record_title, record_when
 
 CLI = Source("cli")
 

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from vault import Kind, Source, Vault
-from vault.contacts import address, typed
+from vault.domain.contacts import address, typed
 from vault.web import LiveVault
 from vault.web.server import Site, create_app
 

@@ -20,17 +20,17 @@ from datasette.utils.asgi import Response
 from markupsafe import Markup
 from urllib.parse import urlencode
 
-from ..events import Kind, kind_of
-from ..people import Directory, directory
-from ..threads import MAX_MESSAGES, thread_messages
-from ..titles import record_title, record_when
-from . import cells
-from .asof import seq_of
-from .rendering import render_attachments, render_markdown
-from .search import fts_table, prefix_query
+from vault.domain.events import Kind, kind_of
+from vault.domain.titles import record_title, record_when
+from vault.state.people import Directory, directory
+from vault.state.threads import MAX_MESSAGES, thread_messages
+from vault.web import cells
+from vault.web.asof import seq_of
+from vault.web.rendering import render_attachments, render_markdown
+from vault.web.search import fts_table, prefix_query
 
 if TYPE_CHECKING:
-    from .server import Site
+    from vault.web.server import Site
 
 LIVE_DB = "vault"
 _SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()

@@ -14,9 +14,9 @@ from urllib.parse import quote, urlencode
 
 from markupsafe import Markup, escape
 
-from ..contacts import ADDRESS_PARTS, addresses, typed_values
-from ..people import Directory
-from .rendering import INLINE_TYPES, blob_url, safe_url
+from vault.domain.contacts import ADDRESS_PARTS, addresses, typed_values
+from vault.state.people import Directory
+from vault.web.rendering import INLINE_TYPES, blob_url, safe_url
 
 _TEL = re.compile(r"[^0-9+*#]")
 _ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import Kind
-from ..titles import record_title, record_when
+from vault.domain.events import Kind
+from vault.domain.titles import record_title, record_when
 
 
 def prefix_query(text: str) -> str:
