@@ -109,6 +109,15 @@ def test_messages_are_newest_first_with_senders_by_contact_name(client, data) ->
     assert '<time datetime="2025-03-03T14:05:00+00:00" title="2025-03-03T14:05:00+00:00">' in html
 
 
+def test_a_renamed_contact_is_named_anew_on_the_messages_page(client, site, data) -> None:
+    assert ">Ada Lovelace</a>" in client.get("/vault/messages").text
+    site.live.write(lambda v: v.add(Kind.MESSAGE, {"body": "another", "date": "2025-05-01T00:00:00Z"}, Source("cli")))
+    client.get("/vault/messages")  # a change that is no contact's keeps the address book
+    site.live.write(lambda v: v.update(data["ada"], {"name": "Ada King"}, Source("cli")))
+    html = client.get("/vault/messages").text
+    assert ">Ada King</a>" in html and ">Ada Lovelace</a>" not in html
+
+
 def test_a_mail_thread_reads_as_a_conversation(client, data) -> None:
     page = client.get("/vault/messages").text
     link = re.search(r'href="(/-/thread\?db=vault&amp;key=%3C1%40x%3E)"', page).group(1).replace("&amp;", "&")

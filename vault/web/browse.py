@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from vault.domain.events import Kind, kind_of
 from vault.domain.titles import record_title, record_when
-from vault.state.people import Directory, directory
+from vault.state.people import Directory, contacts_stamp, directory
 from vault.state.threads import MAX_MESSAGES, thread_messages
 from vault.web import cells
 from vault.web.asof import seq_of
@@ -96,14 +96,15 @@ _directories: "OrderedDict[tuple[int, str, int], Directory]" = OrderedDict()
 
 
 async def _directory(datasette: Any, database: str) -> Directory | None:
-    site = _SITES.get(datasette)
-    if site is None:
+    if datasette not in _SITES:
         return None
-    seq = seq_of(database)
-    key = (id(datasette), database, seq if seq is not None else site.live.seq)
+    seq, db = seq_of(database), datasette.get_database(database)
+    # a past state never changes; the live one's contacts change far less often than its messages
+    stamp = seq if seq is not None else await db.execute_fn(contacts_stamp)
+    key = (id(datasette), database, stamp)
     found = _directories.get(key)
     if found is None:
-        found = await datasette.get_database(database).execute_fn(directory)
+        found = await db.execute_fn(directory)
         _directories[key] = found
         while len(_directories) > _DIRECTORIES_KEPT:
             _directories.popitem(last=False)
