@@ -279,12 +279,12 @@ async def thread_view(request: Any, datasette: Any) -> Response:
         raise PageNotFound("No messages in this thread.")
     people = await _directory(datasette, db.name)
     for m in messages:
-        m["title"] = record_title(Kind.MESSAGE, m)
         m["sender"] = cells.people(m["from"], people, seq)
         m["recipients"] = cells.people(m["to"], people, seq)
         m["files"] = render_attachments(m["attachments"]) if m["attachments"] else None
         m["href"] = cells.record_url(m["id"], seq)
     return Response.html(await datasette.render_template("lv_thread.html", {
-        "messages": messages, "subject": messages[0]["title"], "route": route, "seq": seq,
+        "messages": messages, "route": route, "seq": seq,
+        "subject": next((m["subject"] for m in messages if m["subject"]), key),  # a chat: its name or number
         "cut": len(messages) == MAX_MESSAGES,
     }, request=request))
