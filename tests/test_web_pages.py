@@ -199,3 +199,34 @@ def test_each_list_reads_its_first_page_in_index_order_now_and_in_the_past(site,
         plan = " ".join(r[-1] for r in conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM {table} ORDER BY {order} LIMIT 51"))
         assert f"USING INDEX {table}_history_sort" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
     past.close()
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+IMPORTED = ["vcard/fidelity.vcf", "vcard/contacts.vcf", "vcard/grouped.vcf", "google_csv/labels.csv",
+            "mail/sample.mbox", "mail/quirks.mbox", "mail/lunch-reply.eml", "sms/sms-20240305093012.xml",
+            "whatsapp/WhatsApp Chat with Ada Lovelace.txt", "telegram/DataExport_2024-03-10", "keep/Takeout",
+            "enex/notes.enex", "markdown/vault"]
+
+
+def test_every_page_of_imported_data_reads_in_words(vault: Vault) -> None:
+    """Real exports of every kind, imported as a person would: no list, record or thread page shows raw JSON or
+    an internal name."""
+    from vault.formats.importing import import_file
+
+    for name in IMPORTED:
+        import_file(vault, FIXTURES / name)
+    site = create_app(LiveVault(vault))
+    client = TestClient(site, base_url="http://127.0.0.1")
+    pages = ["/", "/vault/contacts", "/vault/messages", "/vault/notes"]
+    for kind in Kind:
+        ids = [rid for rid, _ in vault.projection.state(kind)]
+        assert ids, kind
+        pages += [f"/-/record/{rid}" for rid in ids]
+    listed = client.get("/vault/messages", params={"_size": "max"}).text
+    pages += sorted({m.replace("&amp;", "&") for m in re.findall(r'href="(/-/thread\?[^"]+)"', listed)})
+    assert any(p.startswith("/-/thread") for p in pages)
+    for page in pages:
+        r = client.get(page)
+        assert r.status_code == 200, page
+        assert_plain(r.text, page)
+    site.asof.close()

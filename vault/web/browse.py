@@ -20,6 +20,7 @@ from datasette.utils.asgi import Response
 from markupsafe import Markup
 from urllib.parse import urlencode
 
+from vault.domain.contacts import TYPED_FIELDS
 from vault.domain.events import Kind, kind_of
 from vault.domain.titles import record_title, record_when
 from vault.state.people import Directory, contacts_stamp, directory
@@ -139,7 +140,7 @@ async def _cell(row: Any, value: Any, column: str, table: str, database: str, da
             return cells.photo(value)
         if column == "addresses":
             return cells.address_list(value)
-        if column in ("phones", "emails", "urls", "impps"):
+        if column in TYPED_FIELDS:
             return cells.typed_list(column, value)
     if table == "messages":
         if column in ("from", "to", "cc", "bcc", "reply_to"):
@@ -238,7 +239,7 @@ async def record_fields(datasette: Any, kind: Kind, data: dict[str, Any], at: in
             shown = cells.photo(value, "8em")
         elif name == "addresses":
             shown = cells.address_list(value)
-        elif name in ("phones", "emails", "urls", "impps"):
+        elif kind is Kind.CONTACT and name in TYPED_FIELDS:
             shown = cells.typed_list(name, value)
         elif name == "tags":
             shown = cells.tags(value, lambda t: f"/{LIVE_DB}/notes?" + urlencode({"tags__arraycontains": t}))
