@@ -249,6 +249,13 @@ async def record_fields(datasette: Any, kind: Kind, data: dict[str, Any], at: in
     return out
 
 
+@hookimpl
+def menu_links(datasette: Any) -> list[dict[str, str]] | None:
+    if datasette not in _SITES:
+        return None
+    return [{"href": f"/{LIVE_DB}/{k.table}", "label": LABELS[k]} for k in Kind]
+
+
 @hookimpl(trylast=True)  # after Datasette's own `escape_fts`, which this one replaces
 def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     """A list's search box (Datasette's `_search`) matches the start of words too, like the search page."""
