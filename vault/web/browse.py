@@ -96,12 +96,22 @@ def _route(datasette: Any, database: str) -> str:
 _directories: "OrderedDict[tuple[int, str, int], Directory]" = OrderedDict()
 
 
+_live_stamps: dict[int, tuple[int, int]] = {}  # per site: (live seq, contacts stamp at that seq)
+
+
 async def _directory(datasette: Any, database: str) -> Directory | None:
-    if datasette not in _SITES:
+    site = _SITES.get(datasette)
+    if site is None:
         return None
     seq, db = seq_of(database), datasette.get_database(database)
     # a past state never changes; the live one's contacts change far less often than its messages
-    stamp = seq if seq is not None else await db.execute_fn(contacts_stamp)
+    if seq is not None:
+        stamp = seq
+    else:
+        live_seq, stamp = _live_stamps.get(id(datasette), (-1, 0))
+        if live_seq != site.live.seq:
+            live_seq, stamp = site.live.seq, await db.execute_fn(contacts_stamp)
+            _live_stamps[id(datasette)] = (live_seq, stamp)
     key = (id(datasette), database, stamp)
     found = _directories.get(key)
     if found is None:
