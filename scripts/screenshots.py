@@ -80,11 +80,18 @@ def take(out: Path, shots: list[Shot] = SHOTS) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    saved_home = os.environ.get("LIFEVAULT_HOME")
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         home.mkdir(mode=0o700)
-        os.environ["LIFEVAULT_HOME"] = str(home)
-        build_demo(Path(tmp), kdf_cost="min")
+        os.environ["LIFEVAULT_HOME"] = str(home)  # the demo's seen-heads record stays in the temporary folder
+        try:
+            build_demo(Path(tmp), kdf_cost="min")
+        finally:
+            if saved_home is None:
+                os.environ.pop("LIFEVAULT_HOME")
+            else:
+                os.environ["LIFEVAULT_HOME"] = saved_home
         proc, url = _serve(Path(tmp) / "demo.db", home, DEMO_PASSPHRASE)
         try:
             with sync_playwright() as p:

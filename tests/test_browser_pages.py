@@ -136,3 +136,17 @@ def test_find_call_read_a_thread_open_a_note(tmp_path: Path, created, lifevault_
     assert sorted(p.name for p in shots.iterdir()) == ["contact.png", "contacts.png", "home.png", "note.png",
                                                         "thread.png"]
     assert all(p.stat().st_size > 1000 for p in shots.iterdir())
+
+
+def test_the_readme_screenshots_are_made_from_the_demo_vault(tmp_path: Path, monkeypatch) -> None:
+    """scripts/screenshots.py: every picture README shows is taken from a fresh demo vault."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "scripts"))
+    screenshots = importlib.import_module("screenshots")
+    written = screenshots.take(tmp_path / "img")
+    assert [p.name for p in written] == [shot.name for shot in screenshots.SHOTS] and "contacts.png" in \
+        [p.name for p in written]
+    assert all(p.stat().st_size > 10_000 for p in written)
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert all(f"docs/img/{shot.name}" in readme for shot in screenshots.SHOTS)
