@@ -93,10 +93,10 @@ def _route(datasette: Any, database: str) -> str:
 
 
 # -- the address book behind sender and recipient names ---------------------------------------
-_directories: "OrderedDict[tuple[int, str, int], Directory]" = OrderedDict()
-
-
-_live_stamps: dict[int, tuple[int, int]] = {}  # per site: (live seq, contacts stamp at that seq)
+# Per site: the address books of the states browsed last (a past state's never changes; the live one's is kept
+# until a contact changes), and the live state's contacts stamp at the seq it was read at.
+_directories: "weakref.WeakKeyDictionary[Any, OrderedDict[tuple[str, int], Directory]]" = weakref.WeakKeyDictionary()
+_live_stamps: "weakref.WeakKeyDictionary[Any, tuple[int, int]]" = weakref.WeakKeyDictionary()
 
 
 async def _directory(datasette: Any, database: str) -> Directory | None:
@@ -104,22 +104,20 @@ async def _directory(datasette: Any, database: str) -> Directory | None:
     if site is None:
         return None
     seq, db = seq_of(database), datasette.get_database(database)
-    # a past state never changes; the live one's contacts change far less often than its messages
     if seq is not None:
         stamp = seq
     else:
-        live_seq, stamp = _live_stamps.get(id(datasette), (-1, 0))
+        live_seq, stamp = _live_stamps.get(datasette, (-1, 0))
         if live_seq != site.live.seq:
             live_seq, stamp = site.live.seq, await db.execute_fn(contacts_stamp)
-            _live_stamps[id(datasette)] = (live_seq, stamp)
-    key = (id(datasette), database, stamp)
-    found = _directories.get(key)
+            _live_stamps[datasette] = (live_seq, stamp)
+    kept = _directories.setdefault(datasette, OrderedDict())
+    found = kept.get((database, stamp))
     if found is None:
-        found = await db.execute_fn(directory)
-        _directories[key] = found
-        while len(_directories) > _DIRECTORIES_KEPT:
-            _directories.popitem(last=False)
-    _directories.move_to_end(key)
+        found = kept[(database, stamp)] = await db.execute_fn(directory)
+        while len(kept) > _DIRECTORIES_KEPT:
+            kept.popitem(last=False)
+    kept.move_to_end((database, stamp))
     return found
 
 
