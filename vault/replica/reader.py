@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from vault.store import crypto, schema
+from vault.errors import TamperDetected
+from vault.store import copies, crypto
+from vault.store.log import Head
 from vault.replica.errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
 from vault.replica.segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
@@ -139,20 +141,8 @@ def checked_blobs(m: Manifest, folder: Path, where: str, wanted: set[str] | None
 
 def build_vault_file(path: Path, m: Manifest, folder: Path, where: str) -> None:
     """Write a new vault file from a replica's raw parts (checked on the way); nothing is decrypted."""
-    conn = schema.connect(path, create=True)
+    head = Head(m.head_seq, m.head_hash, m.head_mac, m.head_sig) if m.head_seq else None
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(m.meta.items()))
-        for rows in checked_rows(m, folder, where):
-            conn.executemany("INSERT INTO events (seq, hash, payload) VALUES (?, ?, ?)", rows)
-        conn.executemany("INSERT INTO blobs (id, payload) VALUES (?, ?)", checked_blobs(m, folder, where))
-        if m.head_seq:
-            conn.execute("INSERT INTO head (id, seq, hash, mac, sig) VALUES (1, ?, ?, ?, ?)",
-                         (m.head_seq, m.head_hash, m.head_mac, m.head_sig))
-        conn.execute("COMMIT")
-    except sqlite3.DatabaseError as e:
+        copies.build_file(path, m.meta, checked_rows(m, folder, where), checked_blobs(m, folder, where), head)
+    except (sqlite3.DatabaseError, TamperDetected) as e:
         raise damaged(where, [f"its rows cannot be stored ({e})"]) from e
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        conn.close()

@@ -271,9 +271,8 @@ def pull(vault: Vault, name: str) -> PullResult:
     with log.writer() as w:
         if (w.seq, w.hash) != (head.seq, head.hash):
             raise ReplicaAhead(f"The vault changed while pulling from {where}; nothing was added, run pull again.")
-        log.conn.executemany("INSERT INTO events (seq, hash, payload) VALUES (?, ?, ?)", rows)
-        log.conn.executemany("INSERT OR IGNORE INTO blobs (id, payload) VALUES (?, ?)", blobs)
-        w.seq, w.hash = rows[-1][0], rows[-1][1]  # the writer signs and MACs this head on commit
+        w.append_sealed(rows)  # the writer signs and MACs the new head on commit
+        w.add_sealed_blobs(blobs)
     vault.refresh()
     registry.update(log.vault_id, name, pushed_seq=m.head_seq, pushed_hash=m.head_hash.hex())
     return PullResult(name, len(rows), len(blobs), m.head_seq)

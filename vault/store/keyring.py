@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import nacl.utils
 
@@ -36,6 +36,11 @@ def _get(conn: sqlite3.Connection, key: str) -> bytes:
 
 def _set(conn: sqlite3.Connection, key: str, value: bytes) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def insert_meta(conn: sqlite3.Connection, rows: Mapping[str, Any]) -> None:
+    """Key material as another copy of the vault holds it (rows of the same name are replaced)."""
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(rows.items()))
 
 
 def _pass_aad(vault_id: bytes, kdf_json: bytes) -> bytes:
