@@ -61,10 +61,10 @@ def _make_api(vault: Vault, **kw: Any) -> tuple[TestClient, VaultHolder]:
 
 @pytest.fixture
 def api(vault: Vault) -> Iterator[Api]:
-    token = tokens.create_token(vault, "phone")
-    append_only = tokens.create_token(vault, "scanner", append_only=True)
-    revoked = tokens.create_token(vault, "old-laptop")
-    tokens.revoke_token(vault, "old-laptop")
+    token = tokens.create_token(vault.log, "phone")
+    append_only = tokens.create_token(vault.log, "scanner", append_only=True)
+    revoked = tokens.create_token(vault.log, "old-laptop")
+    tokens.revoke_token(vault.log, "old-laptop")
     ids = {
         Kind.CONTACT: vault.add(Kind.CONTACT, {"name": "Ada Lovelace", "emails": ["ada@example.org"]}, Source("cli")),
         Kind.MESSAGE: vault.add(Kind.MESSAGE, {"subject": "Engines", "body": "The analytical one"}, Source("cli")),
@@ -147,10 +147,10 @@ def test_openapi_docs_are_served_and_declare_the_bearer_scheme(api: Api) -> None
 
 def test_a_token_made_or_revoked_by_another_process_counts_at_the_next_request(api: Api, created) -> None:
     with Vault.open(created[0], PASSPHRASE) as other:  # as `lifevault token create` would, while serving
-        fresh = tokens.create_token(other, "tablet")
+        fresh = tokens.create_token(other.log, "tablet")
     assert api.client.get("/notes", headers=api.h(fresh)).status_code == 200
     with Vault.open(created[0], PASSPHRASE) as other:
-        tokens.revoke_token(other, "tablet")
+        tokens.revoke_token(other.log, "tablet")
     assert api.client.get("/notes", headers=api.h(fresh)).status_code == 401
 
 
@@ -313,7 +313,7 @@ def test_query_limits_are_validated(api: Api) -> None:
 
 # -- 413 --------------------------------------------------------------------------------
 def test_oversize_bodies_are_413_before_anything_is_stored(vault: Vault) -> None:
-    secret = tokens.create_token(vault, "phone")
+    secret = tokens.create_token(vault.log, "phone")
     client, _ = _make_api(vault, max_body=1000)
     h = {"Authorization": f"Bearer {secret}"}
     with client:
@@ -498,7 +498,7 @@ def test_upload_file_names_are_reduced_to_a_plain_name(api: Api) -> None:
 
 
 def test_oversize_uploads_are_413(vault: Vault) -> None:
-    secret = tokens.create_token(vault, "phone")
+    secret = tokens.create_token(vault.log, "phone")
     client, _ = _make_api(vault, max_upload=2000)
     h = {"Authorization": f"Bearer {secret}"}
     cards = b"".join(b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Person %d\r\nEND:VCARD\r\n" % i for i in range(100))

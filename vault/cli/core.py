@@ -258,7 +258,7 @@ def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path
     total = vault.log.head().seq if vault else count_events(path)
     with click.progressbar(length=total, label="Verifying", hidden=silent or total < 10_000, file=sys.stderr) as bar:
         report = (verify_blind(path, bar.update, expected_key=expected_key) if vault is None
-                  else verify_vault(vault, progress=bar.update))
+                  else verify_vault(vault.log, bar.update, behind=vault.rollback))
     what = ("SQLite structure, chain, completeness, head signature, sealed tokens, keys and attachments" if blind
             else "SQLite structure, chain, every tag, head, sealed tokens, keys and blobs")
     if blind and expected_key:

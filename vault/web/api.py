@@ -112,7 +112,7 @@ def _authorize(holder: Holder, authorization: str | None, access: Access) -> tok
     if scheme.lower() != "bearer" or not presented.strip():
         raise _unauthorized("This route needs an API token: send `Authorization: Bearer <token>`.")
     with holder.lock:
-        token = tokens.authenticate(holder.vault, presented.strip())
+        token = tokens.authenticate(holder.vault.log, presented.strip())
     if token is None:
         raise _unauthorized("The bearer token is malformed, unknown or revoked.")
     if access == "read" and not token.can_read:
@@ -340,7 +340,7 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
     def _batch(body: BatchIn, token: tokens.Token) -> BatchOut:
         canonical = body.model_dump(mode="json", exclude_unset=True)
         with holder.lock, holder.vault.transaction() as tx:
-            stored = api_batches.recall(holder.vault, token.name, body.batch_id, canonical)
+            stored = api_batches.recall(holder.vault.log, token.name, body.batch_id, canonical)
             if stored is not None:
                 return BatchOut(batch_id=body.batch_id, replayed=True, results=[Written.model_validate(r) for r in stored])
             writer = _BatchWriter(tx, _source(token))
@@ -351,7 +351,7 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
                         writer.flush()
                 except VaultError as e:
                     raise BatchOperationFailed(i, op, e) from e
-            api_batches.remember(holder.vault, token.name, body.batch_id, canonical,
+            api_batches.remember(holder.vault.log, token.name, body.batch_id, canonical,
                                  [r.model_dump() for r in writer.results])
         return BatchOut(batch_id=body.batch_id, replayed=False, results=writer.results)
 
