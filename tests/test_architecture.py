@@ -143,6 +143,17 @@ def test_only_the_store_writes_the_vault_file() -> None:
     assert not found, "\n".join(found)
 
 
+def test_the_vault_file_is_shaped_in_one_module() -> None:
+    """Every CREATE, DROP or ALTER of the vault file (and its per-connection temp objects) is in
+    store/schema.py, where the format and its migrations are."""
+    ddl = re.compile(r"\b(?:CREATE|DROP|ALTER)\s+(?:TEMP\s+|UNIQUE\s+|VIRTUAL\s+)?(?:TABLE|INDEX|TRIGGER|VIEW)\b")
+    found = [f"{path.relative_to(ROOT.parent)}:{line}: {name} shapes the vault file; its DDL belongs in "
+             "store/schema.py (a new table or column is a migration there)"
+             for name, path, tree in modules() if STORE in path.parents and path.name != "schema.py"
+             for line, text in _strings(tree) if ddl.search(text)]
+    assert not found, "\n".join(found)
+
+
 def test_only_the_store_derives_keys() -> None:
     """Every subkey comes from crypto.Keys, the passphrase KDF from crypto.KdfParams: no module outside
     vault/store touches the data key, a KDF or a signing seed."""

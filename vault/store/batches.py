@@ -13,18 +13,10 @@ import hmac
 import json
 from typing import Any
 
+from vault.store import schema
 from vault.store.crypto import blake2b
 from vault.errors import VaultError
 from vault.store.log import EventLog, now_us
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS api_batches (
-    key BLOB PRIMARY KEY,
-    digest BLOB NOT NULL,
-    result TEXT NOT NULL,
-    stored_at INTEGER NOT NULL
-) WITHOUT ROWID
-"""
 
 
 class BatchIdReused(VaultError):
@@ -52,7 +44,7 @@ def recall(log: EventLog, token_name: str, batch_id: str, body: Any) -> list[dic
 
     Call inside `Vault.transaction()` (on its `log`), so the check and the store are one transaction.
     """
-    log.conn.execute(_DDL)
+    log.conn.execute(schema.BATCHES_DDL)
     row_key, digest = _ids(log, token_name, batch_id, body)
     row = log.conn.execute("SELECT digest, result FROM api_batches WHERE key = ?", (row_key,)).fetchone()
     if row is None:

@@ -199,8 +199,8 @@ class EventLog:
         try:
             head = self.head()
             self.check_head(head, *self._tail())
-            migrated = schema.migrate(self.conn)  # a format-1 file: the seal written below is its first
-            if not migrated and seal.read(self.conn) is not None:  # never seal in what was altered since
+            schema.migrate(self.conn)  # an older file: a format-1 file's first seal is the one written below
+            if seal.read(self.conn) is not None:  # never seal in what was altered since
                 seal.check(self.conn, self.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash,
                            contents=() if repair else tuple(reseal), signature=False)  # the MAC is enough here
             w = Writer(self, head.seq, head.hash)
