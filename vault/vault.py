@@ -10,6 +10,7 @@ go, to the state file, so the file is never ahead of the log.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import re
 import sqlite3
@@ -33,6 +34,7 @@ from vault.state.projection import Projection
 from vault.state.provenance import trace
 from vault.store.verify import check_log
 
+logger = logging.getLogger("lifevault")
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 # A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
 GC_FREEZE_FROM = 5000
@@ -274,6 +276,7 @@ class Vault:
         """All appends inside commit together or not at all. The log commits first, then the state file
         (still under the log's write lock): a crash between leaves the file behind the log, never ahead."""
         proj = self.projection
+        stored = False
         try:
             with proj.transaction():
                 with self.log.writer() as w:
@@ -281,10 +284,14 @@ class Vault:
                     if w.seq > proj.seq:  # another process appended and has not caught the file up (it crashed)
                         self._replay(proj, w.seq)
                     yield Transaction(self, w)
-        except BaseException:
+                stored = True  # the log committed: the write took effect, whatever the state file's commit does
+        except BaseException as e:
             if self._projection is not None and self._projection.seq != self.log.head().seq:
                 self._drop_projection()  # reopened and caught up at next use
-            raise
+            if not (stored and isinstance(e, Exception)):
+                raise
+            logger.warning("the state file %s did not take write %d (%s); it is caught up from the log",
+                           self.state_path, self.log.head().seq, e)
         finally:
             self._writer = None
 

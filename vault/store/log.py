@@ -23,7 +23,7 @@ import nacl.exceptions
 
 from vault.store import blobs, codec, crypto, keyring, read_ahead, schema, seal
 from vault.store.crypto import Keys
-from vault.errors import TamperDetected, VaultLocked
+from vault.errors import CannotWrite, TamperDetected, VaultLocked
 from vault.domain.events import Event, Recorded
 
 
@@ -205,10 +205,14 @@ class EventLog:
                            contents=() if repair else tuple(reseal), signature=False)  # the MAC is enough here
             w = Writer(self, head.seq, head.hash)
             yield w
-            if w.seq != head.seq:
-                self.write_head(w.seq, w.hash)
-            seal.write(self.conn, self.keys, self.vault_id, w.seq, w.hash, reseal)
-            self.conn.execute("COMMIT")
+            try:
+                if w.seq != head.seq:
+                    self.write_head(w.seq, w.hash)
+                seal.write(self.conn, self.keys, self.vault_id, w.seq, w.hash, reseal)
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as e:  # a full disk, an I/O error: rolled back below, so nothing is stored
+                raise CannotWrite(self.path, f"SQLite refused to commit ({str(e).splitlines()[0][:200]}); "
+                                  "nothing was stored") from e
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
