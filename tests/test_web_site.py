@@ -224,7 +224,7 @@ def test_search_index_follows_every_change_and_every_past_state(vault, data):
     then = {rid for rid, _ in live.vault.projection.state(Kind.NOTE, before)}
     past = AsOfDatabase(None, live.state_path, live.state_key, before, None)._open()
     assert {r[0] for r in past.execute("SELECT id FROM notes")} == then
-    assert {h.id for h in StateQuery(past).search("walrus", limit=100)} == {
+    assert {h.id for h in StateQuery(past).search("walrus", before, limit=100)} == {
         rid for rid, f in live.vault.projection.state(Kind.NOTE, before) if "walrus" in f["title"]}
 
 
