@@ -239,26 +239,41 @@ class StateQuery:
         change (paging with `offset`); `where` keeps those whose fields equal the given values."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRecord(f"A page holds 1 to {MAX_PAGE} records, not {limit}.")
+        if after is not None and order != "id":
+            raise InvalidRecord("Paging with `after` needs records sorted by id; use an offset.")
+        sql, args = self._sorted(kind, seq, order, descending, where, after)
+        rows = self.conn.execute(f"{sql} LIMIT ? OFFSET ?", (*args, limit + 1, 0 if after is not None else offset)).fetchall()
+        records = [Record(kind, rid, loads(data), at, s) for _, rid, at, s, data in rows[:limit]]
+        more = len(rows) > limit
+        return Page(kind, seq, records,
+                    next_after=records[-1].id if more and order == "id" else None,
+                    next_offset=offset + limit if more and after is None else None)
+
+    def listing(self, kind: Kind, seq: int | None = None, *, order: Order = "id", descending: bool = False,
+                where: Mapping[str, Any] | None = None) -> Iterator[Record]:
+        """Every record of a kind live after `seq`, sorted as `page` sorts them, streamed: only the sort keys
+        are sorted (in memory, never a temp file), each record is read as it is reached."""
+        sql, args = self._sorted(kind, seq, order, descending, where, None, keys_only=True)
+        read = f"SELECT data FROM {kind.table}_history WHERE rowid = ?"
+        for rowid, rid, at, s in self.conn.execute(sql, args).fetchall():
+            yield Record(kind, rid, loads(self.conn.execute(read, (rowid,)).fetchone()[0]), at, s)
+
+    def _sorted(self, kind: Kind, seq: int | None, order: Order, descending: bool,
+                where: Mapping[str, Any] | None, after: str | None, keys_only: bool = False) -> tuple[str, list[Any]]:
+        """SQL (and its arguments) for the sorted records: rowid, id, valid_from, seq_from[, data]."""
         conds, args = [live_at(seq), "h.deleted = 0"], []
         for name, value in (where or {}).items():
             conds.append(f"json_extract(h.data, {_path(_field_name(name))}) = ?")
             args.append(value)
         if after is not None:
-            if order != "id":
-                raise InvalidRecord("Paging with `after` needs records sorted by id; use an offset.")
             conds.append("h.id < ?" if descending else "h.id > ?")
             args.append(after)
-        sort = {"id": "h.id", "changed": "h.valid_from", "title": _coalesce(TITLE_FIELDS[kind]),
-                "date": f"coalesce({_coalesce((DATE_FIELD[kind],))}, h.valid_from)" if DATE_FIELD[kind] else "h.valid_from"}[order]
+        date = DATE_FIELD[kind]
+        sort = {"id": "h.id", "changed": "h.valid_from", "title": f"{_coalesce(TITLE_FIELDS[kind])} COLLATE NOCASE",
+                "date": f"coalesce({_coalesce((date,))}, h.valid_from)" if date else "h.valid_from"}[order]
         way = " DESC" if descending else ""
-        sql = (f"SELECT h.id, h.data, h.valid_from, h.seq_from FROM {kind.table}_history h WHERE {' AND '.join(conds)} "
-               f"ORDER BY {sort} COLLATE NOCASE{way}, h.id{way} LIMIT ? OFFSET ?")
-        rows = self.conn.execute(sql, (*args, limit + 1, 0 if after is not None else offset)).fetchall()
-        records = [Record(kind, rid, loads(data), at, s) for rid, data, at, s in rows[:limit]]
-        more = len(rows) > limit
-        return Page(kind, seq, records,
-                    next_after=records[-1].id if more and order == "id" else None,
-                    next_offset=offset + limit if more and after is None else None)
+        return (f"SELECT h.rowid, h.id, h.valid_from, h.seq_from{'' if keys_only else ', h.data'} "
+                f"FROM {kind.table}_history h WHERE {' AND '.join(conds)} ORDER BY {sort}{way}, h.id{way}"), args
 
     def changed_since(self, since: int, seq: int | None = None, kinds: Sequence[Kind] | None = None) -> list[Change]:
         """Every record changed after event `since` (up to `seq`, None: now), once, with its last change, in
