@@ -94,3 +94,13 @@ def test_search_at_an_instant(run, book) -> None:
 def test_bad_arguments_get_one_sentence(run, book, args: list[str], message: str) -> None:
     r = run(*args)
     assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+def test_notes_and_messages_are_listed_newest_first_by_the_date_shown(run, book, created) -> None:
+    with Vault.open(created[0], PASSPHRASE) as v:
+        old = v.add(Kind.NOTE, {"title": "Old idea", "updated": "2001-01-01T00:00:00Z"}, CLI)
+        new = v.add(Kind.NOTE, {"title": "New idea", "updated": "2020-01-01T00:00:00Z"}, CLI)
+        undated = v.add(Kind.NOTE, {"title": "Written today"}, CLI)  # dated by its version: now
+    rows = lines(run("list", "notes").stdout)
+    assert [row.split()[0] for row in rows] == [undated, new, old]
+    assert rows[1] == f"{new:<18} 2020-01-01 00:00  New idea"

@@ -12,9 +12,9 @@ from vault.cli.options import echo_json, json_option, open_vault, passphrase_opt
 from vault.state.query import Order, display_name
 from vault.vault import Vault
 
-# How each kind is listed: contacts by name, messages newest first, notes by last change.
+# How each kind is listed: contacts by name, messages and notes newest first (by the date shown).
 _ORDER: dict[Kind, tuple[Order, bool]] = {
-    Kind.CONTACT: ("title", False), Kind.MESSAGE: ("date", True), Kind.NOTE: ("changed", True)}
+    Kind.CONTACT: ("title", False), Kind.MESSAGE: ("date", True), Kind.NOTE: ("date", True)}
 _KINDS = {**{k.value: k for k in Kind}, **{k.table: k for k in Kind}}
 _TITLE_WIDTH = 60
 
@@ -51,7 +51,7 @@ def _short(text: str) -> str:
 def list_records(kind: Kind, at: str | None, as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
     """List the contacts, messages or notes (KIND): id, name (subject, title) and date.
 
-    Contacts are sorted by name, messages newest first, notes by last change.
+    Contacts are sorted by name, messages and notes newest first.
 
     Example: lifevault list contacts --at 2024-05-01
     """
