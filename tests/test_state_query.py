@@ -135,7 +135,8 @@ def test_search_now_and_at_an_instant_names_each_hit(vault: Vault, people: dict)
     assert "[analytical]" in past[0].snippet
     assert {h.id for h in q.search("engine", kinds=[Kind.CONTACT])} == {people["alan"]}
     assert q.search("Grace") == [] and [h.name for h in q.search("Grace", then)] == ["Grace Hopper"]
-    assert q.search('" OR *') == []  # user words, never FTS syntax
+    assert q.search('" NEAR( zq* ^') == []  # user words, never FTS syntax
+    assert {h.id for h in q.search("lovel", people["then"])} == {people["ada"]}  # a word's start finds it
 
 
 def test_one_spelling_of_every_value_in_the_browser_the_as_of_views_and_a_restored_file(

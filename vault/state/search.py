@@ -20,8 +20,9 @@ def fts_table(kind: Kind) -> str:
 
 
 def fts_query(text: str) -> str:
-    """User words as FTS5 phrases, so quotes and operators cannot make a syntax error."""
-    return " ".join('"' + w.replace('"', '""') + '"' for w in text.split())
+    """User words as FTS5 prefix phrases (`lovel` finds Lovelace), so quotes and operators cannot make a
+    syntax error."""
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in text.split())
 
 
 def search(conn: Any, text: str, seq: int | None = None, kinds: Sequence[Kind] | None = None,
