@@ -158,3 +158,9 @@ def test_cell_text_is_the_sql_flattening(vault: Vault, value: object) -> None:
     rid = vault.add(Kind.NOTE, {"title": "t", "tags": value}, CLI)
     sql = StateQuery(vault.projection.conn).conn.execute("SELECT tags FROM notes WHERE id = ?", (rid,)).fetchone()[0]
     assert cell_text(value) == str(sql)
+
+
+def test_counts_now_and_then(vault: Vault, people: dict) -> None:
+    q = vault.projection
+    assert (q.count(Kind.CONTACT), q.count(Kind.CONTACT, people["then"]), q.count_deleted(Kind.CONTACT)) == (2, 2, 1)
+    assert q.count(Kind.CONTACT, 1) == 1 and q.count(Kind.NOTE) == 0

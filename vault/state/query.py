@@ -287,10 +287,10 @@ class StateQuery:
             out += [Change(kind, rid, s, bool(deleted)) for rid, s, deleted in rows]
         return sorted(out, key=lambda c: c.seq)
 
-    def count(self, kind: Kind) -> int:
-        """How many records of the kind are live now."""
+    def count(self, kind: Kind, seq: int | None = None) -> int:
+        """How many records of the kind are live after event `seq` (None: now)."""
         return self.conn.execute(
-            f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL AND deleted = 0").fetchone()[0]
+            f"SELECT count(*) FROM {kind.table}_history h WHERE {live_at(seq)} AND deleted = 0").fetchone()[0]
 
     def count_deleted(self, kind: Kind) -> int:
         """How many records of the kind are deleted now."""
