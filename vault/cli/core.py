@@ -12,6 +12,7 @@ import click
 
 from vault import Kind, Source, Vault, parse_instant
 from vault.domain.instants import iso
+from vault.state.query import cell_text
 from vault.store.verify import count_events, verify_blind, verify_vault
 
 from vault.cli.options import (
@@ -119,11 +120,7 @@ def show(record_id: str, at: str | None, provenance: bool, as_json: bool, vault_
         return
     click.echo(f"id: {record_id}")
     for name, value in sorted(data.items()):
-        click.echo(f"{name}: {_text(value)}")
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        click.echo(f"{name}: {cell_text(value)}")
 
 
 def show_provenance(record_id: str, fields: dict[str, list[dict[str, Any]]], as_json: bool) -> None:
@@ -135,7 +132,7 @@ def show_provenance(record_id: str, fields: dict[str, list[dict[str, Any]]], as_
     for name, items in sorted(fields.items()):
         for item in items:
             src = Source.from_dict(item["source"]).describe()
-            click.echo(f"{name}: {_text(item['value'])}  (seq {item['seq']}, {item['at']}, via {src})")
+            click.echo(f"{name}: {cell_text(item['value'])}  (seq {item['seq']}, {item['at']}, via {src})")
 
 
 def describe_change(prev: dict[str, Any] | None, cur: dict[str, Any] | None) -> str:

@@ -54,7 +54,6 @@ from starlette.types import Message, Receive
 
 from vault import __version__
 from vault.store.blobs import blob_ref
-from vault.store.codec import loads
 from vault.errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultError
 from vault.domain.events import Event, EventType, Kind, Source, check_fields, kind_of, new_record_id
 from vault.formats.importing import import_file
@@ -197,14 +196,9 @@ def _check_kind(record_id: str, kind: Kind) -> None:
 
 
 def _page(vault: Vault, kind: Kind, seq: int, after: str, limit: int) -> RecordPage:
-    # The history tables are the projection's documented "as of" SQL surface; read-only here.
-    rows = vault.projection.conn.execute(
-        f"SELECT id, data FROM {kind.table}_history WHERE seq_from <= ? AND (seq_to IS NULL OR seq_to > ?) "
-        "AND deleted = 0 AND id > ? ORDER BY id LIMIT ?",
-        (seq, seq, after, limit + 1),
-    ).fetchall()
-    records = [Record(id=rid, kind=kind, fields=loads(data), seq=seq) for rid, data in rows[:limit]]
-    return RecordPage(kind=kind, seq=seq, records=records, next_after=records[-1].id if len(rows) > limit else None)
+    page = vault.projection.page(kind, seq, after=after or None, limit=limit)
+    records = [Record(id=r.id, kind=kind, fields=r.fields, seq=seq) for r in page.records]
+    return RecordPage(kind=kind, seq=seq, records=records, next_after=page.next_after)
 
 
 AT_QUERY = Query(None, max_length=64, description="Show the state at this instant: ISO 8601 "
