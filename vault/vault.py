@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from vault.store import blobs, keyring, rollback, schema, seal
 from vault.state import file as state_file
 from vault.store.blobs import missing_blobs, referenced_blobs
-from vault.store.codec import LazyFields, fields_json
+from vault.store.codec import LazyFields, dumps, fields_json
 from vault.store.crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
 from vault.errors import AlreadyExists, BadInstant, CannotWrite, InvalidRecord, NotFound, TamperDetected
 from vault.domain.events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
@@ -460,7 +460,7 @@ class Transaction:
                recorded_at: int | None = None, allow_extra: bool = False, checked: bool = True) -> str:
         """Create a record (a fresh id unless one is given); returns the id. Unless `checked` is False (history
         re-applied as it was), the fields must fit the kind's schema, extras only with `allow_extra`."""
-        fields = check_fields(fields)
+        fields = LazyFields.wrap(check_fields(fields))  # JSON first: NaN gets its own sentence, not a type's
         if checked:
             check_record(kind, fields, allow_extra=allow_extra)
         rid = record_id or new_record_id(kind)
@@ -471,10 +471,11 @@ class Transaction:
                allow_extra: bool = False, checked: bool = True) -> Recorded | None:
         """Record only the fields that really change; None when nothing does. Checked like `create`."""
         kind = kind_of(record_id)
+        current = self._live(kind, record_id)
         patch = check_fields(patch, patch=True)
         if checked:
+            dumps(patch)  # JSON first, as in `create`
             check_record(kind, patch, patch=True, allow_extra=allow_extra)
-        current = self._live(kind, record_id)
         effective = {k: v for k, v in patch.items()
                      if (v is None and k in current) or (v is not None and current.get(k) != v)}
         if not effective:

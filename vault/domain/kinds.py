@@ -251,7 +251,7 @@ def check_record(kind: Kind, fields: Mapping[str, Any], *, patch: bool = False, 
         if f is None:
             if not allow_extra and not (patch and value is None):
                 raise InvalidRecord(f"{spec.name.capitalize()} field {name!r} is unknown: {has} "
-                                    "(ask for allow_extra to keep other fields).")
+                                    "(other fields are kept only when asked for: allow_extra, --allow-extra).")
         elif value is not None and not TYPES[f.type][0](value):
             raise InvalidRecord(f"{spec.name.capitalize()} field {name!r} must be {TYPES[f.type][1]}, "
                                 f"not {_what(value)}: {has}.")
