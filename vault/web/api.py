@@ -309,9 +309,7 @@ class _BatchWriter:
             return
         if isinstance(op, CreateOp):
             rid = op.id or new_record_id(op.kind)
-            fields = check_fields(op.fields.as_dict())
-            check_record(op.kind, fields, allow_extra=op.allow_extra)
-            e = Event(EventType.CREATED, op.kind, rid, fields, self.source)
+            e = Event(EventType.CREATED, op.kind, rid, check_fields(op.fields.as_dict()), self.source)
         else:
             e = Event(EventType.DELETED, kind_of(op.id), op.id, {}, self.source)
         event: Literal["created", "deleted"] = "created" if e.type is EventType.CREATED else "deleted"
@@ -321,6 +319,8 @@ class _BatchWriter:
             seq = self.tx.append([e])[0].seq  # the library refuses it, with its own message for this operation
             self.results.append(Written(id=e.record_id, seq=seq, event=event))
             return
+        if isinstance(op, CreateOp):  # after the id and status checks above, as for a single create
+            check_record(e.kind, e.changes, allow_extra=op.allow_extra)
         self.pending.append(e)
         self.status[e.record_id] = "live" if e.type is EventType.CREATED else "deleted"
         self.results.append(Written(id=e.record_id, seq=None, event=event))  # seq set by flush
