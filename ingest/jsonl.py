@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import ingest
 from ingest import bounded_lines, check_text_file, text_head
-from vault.errors import IngestError
+from vault.errors import IngestError, InvalidRecord
 from vault.domain.events import Kind, kind_of
 from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord, hookimpl
 
@@ -85,8 +85,8 @@ def _record(obj: Any, where: str) -> SourceRecord | BadRecord:
         kind, rid = Kind(obj.get("kind")), str(obj.get("id"))
         if kind_of(rid) is not kind:
             return BadRecord(where, f"id {rid} is not a {kind.value} id")
-    except ValueError as e:
-        return BadRecord(where, f"bad kind or id ({e})")
+    except (ValueError, InvalidRecord) as e:
+        return BadRecord(where, f"bad kind or id ({str(e).rstrip('.')})")
     fields, blobs = dict(obj["fields"]), obj.get("blobs") or {}
     attachments = []
     for name, ref in list(_refs(fields)):

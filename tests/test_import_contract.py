@@ -19,7 +19,8 @@ from typing import Any, Iterator, NamedTuple
 import pytest
 
 import ingest
-from vault import IngestError, Vault
+from vault import IngestError, Kind, Vault
+from vault.domain.kinds import check_record
 from vault.formats import SourceRecord, importing, registry as plugins
 from vault.formats.exporting import export_file
 from vault.formats.importing import import_file
@@ -114,6 +115,14 @@ class TestImporterContract:
         assert head(vault) == n
         assert (again.created, again.updated, again.deleted) == (0, 0, 0)
         assert again.unchanged >= first.created
+
+    def test_known_fields_have_their_kinds_types(self, case: Case, vault: Vault) -> None:
+        """What an importer stores fits the kind's schema (vault/domain/kinds.py); what it cannot map is kept
+        beside, as extra fields, and only those are free-form."""
+        import_file(vault, FIXTURES / case.good, case.fmt)
+        for kind in Kind:
+            for _rid, data in vault.projection.state(kind):
+                check_record(kind, data, allow_extra=True)
 
     def test_round_trip(self, case: Case, vault: Vault, tmp_path: Path) -> None:
         if case.fmt not in plugins.registry().exporters:

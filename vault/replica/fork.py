@@ -142,12 +142,12 @@ def _apply(tx: Transaction, new: Vault, e: Event, after: dict[str, Any] | None, 
     if after is None:  # deleted in the vault's history
         return 1 if status == "live" and tx.delete(rid, source, recorded_at=at) else 0
     if status == "absent":
-        tx.create(e.kind, after, source, record_id=rid, recorded_at=at)
+        tx.create(e.kind, after, source, record_id=rid, recorded_at=at, checked=False)
     elif status == "deleted":  # the vault went on changing it: bring it back as the vault had it
         tx.append([Event(EventType.REVIVED, e.kind, rid, after, source, at)])
     else:  # live in both: a patch stays a patch (fields only the replica changed are kept)
         patch = dict(e.changes) if e.type is EventType.UPDATED else diff(new.projection.record(e.kind, rid) or {}, after)
-        return 1 if tx.update(rid, patch, source, recorded_at=at) else 0
+        return 1 if tx.update(rid, patch, source, recorded_at=at, checked=False) else 0
     return 1
 
 

@@ -56,6 +56,7 @@ from vault import __version__
 from vault.store.blobs import blob_ref
 from vault.errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultError
 from vault.domain.events import Event, EventType, Kind, Source, check_fields, kind_of, new_record_id
+from vault.domain.kinds import check_record
 from vault.formats.importing import import_file
 from vault.domain.instants import Instant, iso, parse_instant
 from vault.replica.pusher import failing_replicas
@@ -64,9 +65,9 @@ from vault.store import tokens
 from vault.store import batches as api_batches
 from vault.web.api_docs import add_docs
 from vault.web.api_models import (
-    BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,
+    BLOB_ID_PATTERN, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,
     ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordFields, RecordPage, UpdateOp,
-    Version, Written,
+    Version, Written, fields_model,
 )
 from vault.web.api_upload import memory_file, safe_filename, write_body
 
@@ -204,11 +205,12 @@ def _page(vault: Vault, kind: Kind, seq: int, after: str, limit: int) -> RecordP
 AT_QUERY = Query(None, max_length=64, description="Show the state at this instant: ISO 8601 "
                  "(naive = the server's local time) or seq:N. Default: now.")
 RECORD_ID = Path(pattern=RECORD_ID_PATTERN, description="A record id like c_4k9x0m2q7r1t.")
+ALLOW_EXTRA = Query(False, description="Keep fields the kind does not know (in `extra`) instead of refusing them.")
 
 
 def _add_record_routes(add: AddRoute, holder: Holder, kind: Kind) -> None:
     """The five routes of one kind: list, get, history (read); create, patch, delete (write)."""
-    t, model = kind.table, FIELDS_MODELS[kind]
+    t, model = kind.table, fields_model(kind)
 
     def list_records(at: str | None = AT_QUERY,
                      after: str = Query("", max_length=66, description="Only ids after this one (paging)."),
@@ -237,16 +239,19 @@ def _add_record_routes(add: AddRoute, holder: Holder, kind: Kind) -> None:
     # `model` is this kind's RecordFields subclass, chosen at run time for FastAPI to validate the body with;
     # mypy cannot take a variable as a type, hence the ignore and the casts.
     def create_record(body: model, response: Response,  # type: ignore[valid-type]
+                      allow_extra: bool = ALLOW_EXTRA,
                       token: tokens.Token = Security(current_token)) -> Written | Accepted:
         with holder.lock:
-            rid = holder.vault.add(kind, cast(RecordFields, body).as_dict(), _source(token))
+            rid = holder.vault.add(kind, cast(RecordFields, body).as_dict(), _source(token), allow_extra=allow_extra)
             return _answer(token, response, Written(id=rid, seq=holder.vault.projection.seq, event="created"))
 
     def update_record(body: model, response: Response, record_id: str = RECORD_ID,  # type: ignore[valid-type]
+                      allow_extra: bool = ALLOW_EXTRA,
                       token: tokens.Token = Security(current_token)) -> Written | Accepted:
         _check_kind(record_id, kind)
         with holder.lock:
-            r = holder.vault.update(record_id, cast(RecordFields, body).as_dict(), _source(token))
+            r = holder.vault.update(record_id, cast(RecordFields, body).as_dict(), _source(token),
+                                    allow_extra=allow_extra)
         return _answer(token, response,
                        Written(id=record_id, seq=r.seq if r else None, event="updated" if r else "unchanged"))
 
@@ -293,7 +298,7 @@ class _BatchWriter:
     def apply(self, op: Any) -> None:
         if isinstance(op, UpdateOp):
             self.flush()
-            r = self.tx.update(op.id, op.fields.as_dict(), self.source)
+            r = self.tx.update(op.id, op.fields.as_dict(), self.source, allow_extra=op.allow_extra)
             self.results.append(Written(id=op.id, seq=r.seq if r else None, event="updated" if r else "unchanged"))
             return
         if isinstance(op, CreateOp):
@@ -308,6 +313,8 @@ class _BatchWriter:
             seq = self.tx.append([e])[0].seq  # the library refuses it, with its own message for this operation
             self.results.append(Written(id=e.record_id, seq=seq, event=event))
             return
+        if isinstance(op, CreateOp):  # after the id and status checks above, as for a single create
+            check_record(e.kind, e.changes, allow_extra=op.allow_extra)
         self.pending.append(e)
         self.status[e.record_id] = "live" if e.type is EventType.CREATED else "deleted"
         self.results.append(Written(id=e.record_id, seq=None, event=event))  # seq set by flush
