@@ -13,13 +13,13 @@ from vault.errors import (
     NotFound, RolledBack, TamperDetected, VaultError, VaultLocked, WrongSecret,
 )
 from vault.formats import (
-    Attachment, BadRecord, Exporter, ExportRecord, Importer, ImportOption, Notice, SourceRecord, hookimpl,
+    Attachment, BadRecord, Exporter, ExportRecord, Importer, ImportOption, Input, Notice, SourceRecord, hookimpl,
 )
 from vault.vault import Transaction, Vault
 
 __all__ = [
     "AlreadyExists", "Attachment", "BadInstant", "BadRecord", "CannotWrite", "DamagedFile", "Event", "EventType",
-    "ExportRecord", "Exporter", "ImportOption", "Importer", "IngestError", "Instant", "InvalidRecord", "Kind",
+    "ExportRecord", "Exporter", "ImportOption", "Importer", "IngestError", "Input", "Instant", "InvalidRecord", "Kind",
     "NewerFormat", "NotAVault", "NotFound", "Notice", "Recorded", "RolledBack", "Source", "SourceRecord",
     "TamperDetected", "Transaction", "Vault", "VaultError", "VaultLocked", "WrongSecret", "hookimpl",
     "parse_instant",
