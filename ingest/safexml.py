@@ -26,6 +26,7 @@ become U+FFFD.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Iterator
 from xml.etree.ElementTree import Element
 from xml.parsers import expat
@@ -199,9 +200,10 @@ def _refuse_entities(*_args: object) -> None:
     raise _Refused("it declares XML entities, which lifevault refuses to expand")
 
 
-def iter_records(path: Input, root: str, records: frozenset[str], what: str,
+def iter_records(source: Input | Path, root: str, records: frozenset[str], what: str,
                  raw_text: frozenset[str] = frozenset()) -> Iterator[tuple[str, Element]]:
     """Each record element under <root> as (location like "sms 3 (line 12)", element), streamed."""
+    path = Input.of(source)
     raw = _RawText(path, raw_text) if raw_text else None
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
