@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ingest.mail",
     "ingest.sms", "ingest.whatsapp", "ingest.enex", "ingest.keep",
     "ingest.telegram",
+    "vault.replica.targets",  # the folder and rclone replica targets (register_targets)
 )
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 NO_ENTRYPOINTS_ENV = "LIFEVAULT_NO_ENTRYPOINTS"  # set by the test suite: only explicit plugins

@@ -22,8 +22,10 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
+from vault.formats.hookspecs import hookimpl
 from vault.paths import private_dir, private_file
 from vault.replica.errors import ReplicaUnreachable
+from vault.replica.target_types import TargetType, target_for as target_for  # resolved through the hook
 
 PARTIAL = ".partial"
 Put = Callable[[str, bytes], None]
@@ -68,12 +70,19 @@ class Target(Protocol):
         """Move the whole replica to a sibling named with `suffix` (kept, never deleted); returns where it went."""
 
 
-def target_for(text: str, deadline: float | None = None) -> Target:
-    """A Target for what the user typed: `remote:path` is rclone, anything else a folder. With `deadline`
-    (time.monotonic()), no rclone call runs past it."""
-    if _REMOTE.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
-        return RcloneRemote(text, deadline)
-    return LocalFolder(Path(text).expanduser().resolve())
+def is_remote(text: str) -> bool:
+    """`remote:path` (or rclone's `:backend:path`), and not a Windows drive letter."""
+    return bool(_REMOTE.match(text)) and not re.match(r"^[A-Za-z]:[\\/]", text)
+
+
+@hookimpl
+def register_targets(register: Callable[[TargetType], None]) -> None:
+    """The built-in targets, registered as a plugin's would be."""
+    register(TargetType("rclone", "any rclone remote, `remote:path` (the user's rclone config or RCLONE_CONFIG_*)",
+                        is_remote, RcloneRemote))
+    register(TargetType("folder", "a local folder: a mounted drive, a NAS, a synced directory",
+                        lambda text: not is_remote(text),
+                        lambda text, deadline: LocalFolder(Path(text).expanduser().resolve())))
 
 
 def _file_size(p: Path) -> list[tuple[str, int]]:
