@@ -45,18 +45,21 @@ class NoTarget(ReplicaError):
 def target_types() -> list[ProvidedTarget]:
     """Every registered kind, in the order `target_for` asks them; a name registered twice is refused."""
     pm = plugin_manager()
-    found: list[ProvidedTarget] = []
-    for impl in reversed(pm.hook.register_targets.get_hookimpls()):  # the last registered first, as pluggy calls
+    groups: list[list[ProvidedTarget]] = []
+    by_name: dict[str, str] = {}
+    for impl in pm.hook.register_targets.get_hookimpls():  # in registration order: the built-ins first
         plugin = pm.get_name(impl.plugin) or impl.plugin_name
+        group: list[ProvidedTarget] = []
 
-        def register(kind: TargetType, _plugin: str = plugin) -> None:
+        def register(kind: TargetType, _plugin: str = plugin, _group: list[ProvidedTarget] = group) -> None:
             if not isinstance(kind, TargetType) or not _NAME.match(kind.name):
                 raise PluginError(f"Plugin {_plugin} registered a replica target that is not a TargetType with a "
                                   "name of a-z, 0-9, _ or -.")
-            if clash := next((p for p in found if p.kind.name == kind.name), None):
+            if kind.name in by_name:
                 raise PluginError(f"Plugin {_plugin} registers the replica target {kind.name!r}, already provided "
-                                  f"by {clash.plugin}.")
-            found.append(ProvidedTarget(kind, _plugin))
+                                  f"by {by_name[kind.name]}.")
+            by_name[kind.name] = _plugin
+            _group.append(ProvidedTarget(kind, _plugin))
 
         try:
             impl.function(register=register)
@@ -64,7 +67,8 @@ def target_types() -> list[ProvidedTarget]:
             raise
         except Exception as e:
             raise PluginError(f"Plugin {plugin} failed while registering replica targets: {e}.") from e
-    return found
+        groups.append(group)
+    return [t for group in reversed(groups) for t in group]  # the last registered plugin is asked first
 
 
 def target_for(text: str, deadline: float | None = None) -> Target:

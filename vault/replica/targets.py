@@ -41,7 +41,9 @@ def rclone_flags() -> list[str]:
     $LIFEVAULT_RCLONE_IO_TIMEOUT (seconds without any I/O, default 30)."""
     retries = os.environ.get("LIFEVAULT_RCLONE_RETRIES") or "1"
     idle = os.environ.get("LIFEVAULT_RCLONE_IO_TIMEOUT") or "30"
-    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", retries, "--contimeout", "5s",
+    # `--retries 0` makes rclone attempt nothing and exit 0: every push would "succeed" without sending a byte
+    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", str(max(int(retries), 1)),
+            "--contimeout", "5s",
             "--timeout", f"{idle}s"]  # rclone's exit codes for "directory not found" and "file not found"
 
 
@@ -233,8 +235,13 @@ class RcloneRemote:
 
 
     def remove(self, names: list[str]) -> None:
-        for name in names:
-            self._run("deletefile", self._path(name), ok_missing=True)
+        if not names:  # (an empty --files-from would not mean "nothing")
+            return
+        with tempfile.TemporaryDirectory(prefix="lifevault-remove-") as tmp:
+            listed = Path(tmp) / ".files"
+            private_file(listed).write_text("".join(f"{n}\n" for n in names))
+            # One call; a name already gone is skipped (`deletefile` fails on it, with exit code 1, on a local remote).
+            self._run("delete", "--files-from", str(listed), "--no-traverse", self._path(), ok_missing=True)
 
     def set_aside(self, suffix: str) -> str:
         self._run("move", "--no-traverse", self._path(), self.location + suffix)
