@@ -61,7 +61,7 @@ class MemoryTarget:
         return self.stores.get(self.location, {}).get(name)
 
     @contextmanager
-    def writer(self) -> Iterator[Callable[[str], None]]:
+    def writer(self) -> Iterator[Callable[[str, bytes], None]]:
         staged: dict[str, bytes] = {}
         yield staged.__setitem__
         self._files().update(staged)  # every file in place on exit, none before
@@ -159,23 +159,26 @@ def test_built_in_targets_come_through_the_hook() -> None:
     assert "vault.replica.targets" in plugins.DEFAULT_PLUGINS
 
 
+class SecondFolder:
+    @hookimpl
+    def register_targets(self, register):
+        register(TargetType("folder", "a second folder", lambda t: False, MemoryTarget))
+
+
 def test_a_plugin_claims_before_the_built_ins_and_a_duplicate_name_is_refused() -> None:
-    name = plugins.register_plugin(MemoryPlugin(), "memory-targets")
+    plugins.register_plugin(MemoryPlugin(), "memory-targets")
     try:
         assert isinstance(target_for("mem:x"), MemoryTarget)  # rclone would take `mem:x` for a remote
-        assert type(target_for("other:x")).__name__ == "RcloneRemote"
-
-        class Again:
-            @hookimpl
-            def register_targets(self, register):
-                register(TargetType("folder", "a second folder", lambda t: False, MemoryTarget))
-
-        plugins.register_plugin(Again(), "again")
-        with pytest.raises(plugins.PluginError, match="replica target 'folder', already provided by vault.replica"):
+        assert isinstance(target_for("other:x"), builtin_targets.RcloneRemote)
+        plugins.register_plugin(SecondFolder(), "second-folder")
+        with pytest.raises(plugins.PluginError) as e:
             target_types()
-        plugins.unregister_plugin("again")
+        assert str(e.value) == ("Plugin second-folder registers the replica target 'folder', already provided by "
+                                "vault.replica.targets.")
     finally:
-        plugins.unregister_plugin(name)
+        plugins.unregister_plugin("memory-targets")
+        if plugins.plugin_manager().has_plugin("second-folder"):
+            plugins.unregister_plugin("second-folder")
 
 
 def test_a_location_no_kind_claims_is_one_sentence() -> None:
