@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import tempfile
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -484,6 +486,24 @@ def test_bad_uploads_store_nothing_and_say_why(api: Api, data: bytes | None, fil
     assert r.status_code == status and r.json()["detail"].startswith(message), r.text
     assert "lifevault-upload" not in r.text  # the in-memory path never leaks into messages
     assert api.vault.log.head().seq == head
+
+
+def test_a_zip_upload_is_read_from_memory(api: Api) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in sorted((FIXTURES / "keep" / "Takeout").rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(FIXTURES / "keep").as_posix())
+    r = _upload(api, buf.getvalue(), "takeout-20240305.zip")
+    assert r.status_code == 200, r.text
+    assert r.json()["format"] == "keep" and r.json()["created"] > 0
+
+
+def test_a_folder_format_refuses_an_upload_in_one_sentence(api: Api) -> None:
+    r = _upload(api, b"From: a@example.org\r\n\r\nhi\r\n", "mail", format="maildir")
+    assert r.status_code == 422
+    assert r.json()["detail"] == ("mail: the maildir importer reads only files and folders on disk, not bytes; "
+                                  "import it with `lifevault import`.")
 
 
 def test_a_bad_record_is_skipped_and_reported_when_not_strict(api: Api) -> None:

@@ -14,14 +14,15 @@ from vault.errors import (
     NotFound, RolledBack, TamperDetected, VaultError, VaultLocked, WrongSecret,
 )
 from vault.formats import (
-    Attachment, BadRecord, Exporter, ExportRecord, Importer, ImportOption, Notice, SourceRecord, hookimpl,
+    Attachment, BadRecord, Exporter, ExportRecord, Importer, ImportOption, Input, Notice, SourceRecord, hookimpl,
 )
 from vault.vault import Transaction, Vault
 
 __all__ = [
     "AlreadyExists", "Attachment", "BadInstant", "BadRecord", "CannotWrite", "DamagedFile", "Event", "EventType",
-    "ExportRecord", "Exporter", "FieldSpec", "ImportOption", "Importer", "IngestError", "Instant", "InvalidRecord", "Kind",
-    "KindSpec", "NewerFormat", "NotAVault", "NotFound", "Notice", "Recorded", "RolledBack", "Source", "SourceRecord",
+    "ExportRecord", "Exporter", "FieldSpec", "ImportOption", "Importer", "IngestError", "Input", "Instant",
+    "InvalidRecord", "Kind", "KindSpec", "NewerFormat", "NotAVault", "NotFound", "Notice", "Recorded", "RolledBack",
+    "Source", "SourceRecord",
     "TamperDetected", "Transaction", "Vault", "VaultError", "VaultLocked", "WrongSecret", "hookimpl",
     "parse_instant", "register_kind", "unregister_kind",
 ]

@@ -22,8 +22,10 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
+from vault.formats.hookspecs import hookimpl
 from vault.paths import private_dir, private_file
 from vault.replica.errors import ReplicaUnreachable
+from vault.replica.target_types import TargetType, target_for as target_for  # resolved through the hook
 
 PARTIAL = ".partial"
 Put = Callable[[str, bytes], None]
@@ -39,7 +41,9 @@ def rclone_flags() -> list[str]:
     $LIFEVAULT_RCLONE_IO_TIMEOUT (seconds without any I/O, default 30)."""
     retries = os.environ.get("LIFEVAULT_RCLONE_RETRIES") or "1"
     idle = os.environ.get("LIFEVAULT_RCLONE_IO_TIMEOUT") or "30"
-    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", retries, "--contimeout", "5s",
+    # `--retries 0` makes rclone attempt nothing and exit 0: every push would "succeed" without sending a byte
+    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", str(max(int(retries), 1)),
+            "--contimeout", "5s",
             "--timeout", f"{idle}s"]  # rclone's exit codes for "directory not found" and "file not found"
 
 
@@ -68,12 +72,19 @@ class Target(Protocol):
         """Move the whole replica to a sibling named with `suffix` (kept, never deleted); returns where it went."""
 
 
-def target_for(text: str, deadline: float | None = None) -> Target:
-    """A Target for what the user typed: `remote:path` is rclone, anything else a folder. With `deadline`
-    (time.monotonic()), no rclone call runs past it."""
-    if _REMOTE.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
-        return RcloneRemote(text, deadline)
-    return LocalFolder(Path(text).expanduser().resolve())
+def is_remote(text: str) -> bool:
+    """`remote:path` (or rclone's `:backend:path`), and not a Windows drive letter."""
+    return bool(_REMOTE.match(text)) and not re.match(r"^[A-Za-z]:[\\/]", text)
+
+
+@hookimpl
+def register_targets(register: Callable[[TargetType], None]) -> None:
+    """The built-in targets, registered as a plugin's would be."""
+    register(TargetType("rclone", "any rclone remote, `remote:path` (the user's rclone config or RCLONE_CONFIG_*)",
+                        is_remote, RcloneRemote))
+    register(TargetType("folder", "a local folder: a mounted drive, a NAS, a synced directory",
+                        lambda text: not is_remote(text),
+                        lambda text, deadline: LocalFolder(Path(text).expanduser().resolve())))
 
 
 def _file_size(p: Path) -> list[tuple[str, int]]:
@@ -224,8 +235,13 @@ class RcloneRemote:
 
 
     def remove(self, names: list[str]) -> None:
-        for name in names:
-            self._run("deletefile", self._path(name), ok_missing=True)
+        if not names:  # (an empty --files-from would not mean "nothing")
+            return
+        with tempfile.TemporaryDirectory(prefix="lifevault-remove-") as tmp:
+            listed = Path(tmp) / ".files"
+            private_file(listed).write_text("".join(f"{n}\n" for n in names))
+            # One call; a name already gone is skipped (`deletefile` fails on it, with exit code 1, on a local remote).
+            self._run("delete", "--files-from", str(listed), "--no-traverse", self._path(), ok_missing=True)
 
     def set_aside(self, suffix: str) -> str:
         self._run("move", "--no-traverse", self._path(), self.location + suffix)

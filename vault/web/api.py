@@ -41,7 +41,6 @@ importer's (Source("import", …)) with the token name in their detail.
 import json
 import threading
 from contextlib import AbstractContextManager
-from pathlib import Path as PathType
 from typing import Any, Callable, Coroutine, Literal, Protocol, cast
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response, Security
@@ -54,9 +53,10 @@ from starlette.types import Message, Receive
 
 from vault import __version__
 from vault.store.blobs import blob_ref
-from vault.errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultError
+from vault.errors import BadInstant, InvalidRecord, NotFound, VaultError
 from vault.domain.events import Event, EventType, Kind, Source, check_fields, kind_of, new_record_id
 from vault.domain.kinds import check_record
+from vault.formats import Input
 from vault.formats.importing import import_file
 from vault.domain.instants import Instant, iso, parse_instant
 from vault.replica.pusher import failing_replicas
@@ -69,7 +69,7 @@ from vault.web.api_models import (
     ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordFields, RecordPage, UpdateOp,
     Version, Written, fields_model,
 )
-from vault.web.api_upload import memory_file, safe_filename, write_body
+from vault.web.api_upload import read_upload, safe_filename
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # JSON bodies: a batch of a few thousand records
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # an uploaded export, held in memory while it is imported
@@ -376,23 +376,12 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
     add("GET", "/changes", changes, "read", tags=["sync"], summary="The changes feed, for sync clients")
 
 
-class UploadRefused(VaultError):
-    """An import error, its message naming the upload rather than its in-memory path."""
-
-    def __init__(self, cause: VaultError, path: str, name: str) -> None:
-        self.http_status = cause.http_status
-        super().__init__(str(cause).replace(path, name))
-
-
-def _import_locked(holder: Holder, path: PathType, name: str, fmt: str | None, mirror: bool, strict: bool,
+def _import_locked(holder: Holder, upload: Input, fmt: str | None, mirror: bool, strict: bool,
                    token: tokens.Token) -> ImportResult:
-    try:
-        with holder.lock:
-            summary = import_file(holder.vault, path, fmt, mirror=mirror, strict=strict,
-                                  detail={"api_token": token.name})
-    except VaultError as e:
-        raise UploadRefused(e, str(path), name) from e
-    return ImportResult(**{**summary.as_dict(), "file": name})
+    with holder.lock:  # errors name the upload (an Input's name): no path to hide
+        summary = import_file(holder.vault, upload, fmt, mirror=mirror, strict=strict,
+                              detail={"api_token": token.name})
+    return ImportResult(**summary.as_dict())
 
 
 def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
@@ -409,11 +398,8 @@ def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
     ) -> ImportResult | ImportAccepted:
         """Send the file's bytes as the body; it is imported exactly as `lifevault import` would, in one
         transaction, and never written to disk here."""
-        name = safe_filename(filename)
-        with memory_file(name) as (fd, path):
-            if not await write_body(request.stream(), fd):
-                raise IngestError(name, None, "the upload is empty")
-            result = await run_in_threadpool(_import_locked, holder, path, name, format, mirror, strict, token)
+        upload = await read_upload(request.stream(), safe_filename(filename))
+        result = await run_in_threadpool(_import_locked, holder, upload, format, mirror, strict, token)
         if token.can_read:
             return result
         response.status_code = 202  # append-only: no counts ("unchanged" would confirm current values)
