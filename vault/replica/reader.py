@@ -35,9 +35,11 @@ class Opened:
     manifest: Manifest | None
 
 
-def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None = None) -> Opened:
-    """List the replica and read its manifest; ReplicaMissing when its folder is gone."""
-    listing = target.listing()
+def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None = None,
+                 listing: dict[str, int] | None = None) -> Opened:
+    """List the replica (unless given a listing just taken) and read its manifest; ReplicaMissing when its
+    folder is gone."""
+    listing = target.listing() if listing is None else listing
     if listing is None:
         hint = "is the drive mounted?" if isinstance(target, LocalFolder) else "deleted, or a wrong remote path?"
         raise ReplicaMissing(f"{where} is missing: {target.location} does not exist ({hint}).")
