@@ -22,9 +22,10 @@ from ..instants import iso
 from ..log import EventLog, now_us
 from ..paths import private_dir
 from ..verify import check_log
-from . import registry
+from . import push_key, registry
 from .errors import ForeignReplica, ReplicaDamaged, UnknownReplica
 from .manifest import Manifest
+from .push_key import Issued
 from .reader import (
     Opened, build_vault_file, checked_blobs, checked_rows, damaged, digest_problems, file_problems, open_replica,
     require_manifest,
@@ -75,11 +76,12 @@ def _full_check(m: Manifest, path: Path, keys: Keys, where: str) -> int:
         conn.close()
 
 
-def verify_replica(target: Target, where: str, keys: Keys | None = None,
-                   expect: tuple[bytes, bytes] | None = None) -> ReplicaReport:
-    """Check a replica; ReplicaDamaged names every missing, extra or altered file, or the first bad event."""
-    opened = open_replica(target, where, expect)
-    m, problems, fetch = _intact(opened)
+def verify_replica(target: Target, where: str, keys: Keys | None = None, expect: tuple[bytes, bytes] | None = None,
+                   issued: Issued | None = None, *, revoked_ok: bool = False, extras: bool = True) -> ReplicaReport:
+    """Check a replica; ReplicaDamaged names every missing, extra (unless not asked) or altered file, or the first
+    bad event. `issued` is the vault's list of push keys (else the manifest's own), unless `revoked_ok`."""
+    opened = open_replica(target, where, expect, issued=issued, revoked_ok=revoked_ok)
+    m, problems, fetch = _intact(opened, extras)
     with target.local_copy(fetch) as folder:
         _check_digests(opened, m, problems, fetch, folder)
         if keys is None:
@@ -197,7 +199,8 @@ def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> Repli
     path = Path(vault_path)
     conn = schema.connect(path)
     try:
-        vid, identity = keyring.vault_id(conn), (keyring.vault_id(conn), keyring.verify_key(conn))
+        vid, identity, issued = keyring.vault_id(conn), (keyring.vault_id(conn), keyring.verify_key(conn)), \
+            push_key.issued(conn)
     finally:
         conn.close()
     try:
@@ -206,9 +209,9 @@ def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> Repli
         if not ("/" in name or ":" in name):
             raise
         # a folder or remote given directly: check it is a replica of this vault, remember nothing
-        return verify_replica(target_for(name), f"Replica {name}", keys, identity)
+        return verify_replica(target_for(name), f"Replica {name}", keys, identity, issued)
     try:
-        report = verify_replica(target_for(rep.target), f"Replica {name} ({rep.target})", keys, identity)
+        report = verify_replica(target_for(rep.target), f"Replica {name} ({rep.target})", keys, identity, issued)
     except ReplicaDamaged as e:
         if "segment" not in str(e):
             raise

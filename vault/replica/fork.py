@@ -31,7 +31,7 @@ from ..instants import iso
 from ..log import EventLog, now_us
 from ..vault import Transaction, Vault
 from ..verify import check_log
-from . import registry
+from . import push_key, registry
 from .compare import relation
 from .errors import ReplicaError
 from .reader import build_vault_file, open_replica, require_manifest
@@ -55,7 +55,8 @@ def pull_fork(vault: Vault, name: str) -> ForkResult:
     log, path = vault.log, vault.path
     rep = registry.get(log.vault_id, name)
     where = f"Replica {name} ({rep.target})"
-    opened = open_replica(target_for(rep.target), where, (log.vault_id, keyring.verify_key(log.conn)))
+    opened = open_replica(target_for(rep.target), where, (log.vault_id, keyring.verify_key(log.conn)),
+                          issued=push_key.issued(log.conn))
     m = require_manifest(opened)
     rel = relation(log, opened)
     if not rel.forked:
@@ -101,7 +102,8 @@ def _stranded(log: EventLog, name: str, fork_at: int) -> tuple[str, ...]:
         if rep.name == name:
             continue
         try:
-            opened = open_replica(target_for(rep.target), rep.name, (log.vault_id, keyring.verify_key(log.conn)))
+            opened = open_replica(target_for(rep.target), rep.name, (log.vault_id, keyring.verify_key(log.conn)),
+                                  issued=push_key.issued(log.conn))
             rel = relation(log, opened)
         except ReplicaError:
             continue  # unreachable now: push will name whatever it finds later

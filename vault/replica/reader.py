@@ -16,6 +16,7 @@ from typing import Iterator
 from .. import crypto, schema
 from .errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
 from .manifest import MANIFEST_NAME, Manifest, parse
+from .push_key import Issued
 from .segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
 from .targets import LocalFolder, Target
 
@@ -36,8 +37,10 @@ class Opened:
 
 
 def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None = None,
-                 listing: dict[str, int] | None = None) -> Opened:
-    """List the replica (unless given a listing just taken) and read its manifest; ReplicaMissing when its
+                 listing: dict[str, int] | None = None, issued: Issued | None = None,
+                 revoked_ok: bool = False) -> Opened:
+    """List the replica (unless given a listing just taken) and read its manifest, refusing one signed by a push
+    key `issued` (the vault's list, else the manifest's own) does not list unrevoked; ReplicaMissing when its
     folder is gone."""
     listing = target.listing() if listing is None else listing
     if listing is None:
@@ -49,7 +52,7 @@ def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None 
         if data is None:
             raise ReplicaMissing(f"{where} lost its manifest while being read; try again.")
         manifest = parse(data, where)
-        manifest.check_signatures(where)
+        manifest.check_signatures(where, issued, revoked_ok)
         if expect is not None and (manifest.vault_id, manifest.verify_key) != expect:
             raise ForeignReplica(f"{where} holds another vault (id {manifest.vault_id.hex()[:12]}…), not this one.")
     return Opened(where, target, listing, manifest)

@@ -25,11 +25,14 @@ from ..errors import TamperDetected, VaultError
 from ..instants import iso
 from ..log import EventLog, now_us
 from ..vault import Vault
-from . import registry, repair
+from . import push_key, registry, repair
+from .check import verify_replica
 from .compare import Relation, ahead_sentence, fork_sentence, relation
 from . import lease
 from .compact import compact_held, small_segments, threshold as compact_threshold
-from .errors import ReplicaAhead, ReplicaConflict, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
+from .errors import (
+    ReplicaAhead, ReplicaConflict, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack, RevokedSigner,
+)
 from .manifest import MANIFEST_NAME, Manifest, parse
 from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, cut_events, event_segment, segment_range
@@ -67,9 +70,17 @@ def _open_checked(log: EventLog, rep: registry.Replica, target: Target, listing:
     """Open the replica (from the listing taken with the lease, if any) and refuse one that is missing, emptied or
     rolled back (one replaced by another history is a fork, which `_continues` names)."""
     where = _where(rep)
-    identity = (log.vault_id, keyring.verify_key(log.conn))
+    identity, issued = (log.vault_id, keyring.verify_key(log.conn)), push_key.issued(log.conn)
     try:
-        opened = open_replica(target, where, identity, listing)
+        try:
+            opened = open_replica(target, where, identity, listing, issued)
+        except RevokedSigner as e:  # its rows may still be this vault's: check every one before signing anew
+            try:
+                verify_replica(target, where, None, identity, issued, revoked_ok=True, extras=False)
+            except ReplicaDamaged as bad:
+                raise ReplicaDamaged(f"{str(e).split(';')[0]}, and its rows do not check ({bad}); `lifevault replica "
+                                     f"reseed {rep.name}` sets its files aside and fills it anew.") from bad
+            opened = open_replica(target, where, identity, None, issued, revoked_ok=True)
     except ReplicaMissing as e:
         if rep.pushed_seq is None and not isinstance(target, LocalFolder):
             return Opened(where, target, {}, None)  # a first push creates the remote folder
@@ -99,6 +110,7 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
     opened without them, the push credential `signer`; the vault is only read."""
     key: Keys | PushKeys | None = signer or log.keys
     assert key is not None, "pushing signs the manifest: unlock the vault or give a push credential"
+    _usable(log, key)
     with registry.push_lock(log.vault_id, name):
         rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
         target = target_for(rep.target)
@@ -113,6 +125,13 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
             return result
 
 
+def _usable(log: EventLog, key: Keys | PushKeys) -> None:
+    """A push credential the vault revoked (or no longer lists) signs nothing more."""
+    if isinstance(key, PushKeys) and (why := push_key.refusal(push_key.issued(log.conn), key.verify_key)):
+        raise push_key.BadPushKey(f"This push credential holds {why}, so it may no longer push; create a new one "
+                                  "with `lifevault replica push-key create` where the passphrase is at hand.")
+
+
 def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine: lease.Held,
           signer: Keys | PushKeys) -> tuple[PushResult, Manifest | None]:
     """The push under a lease; also returns the manifest it wrote (None when nothing changed)."""
@@ -121,6 +140,7 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
     m = opened.manifest
     head = log.head()
     rel = _continues(log, opened, name, "Nothing was sent or changed.")
+    resign = m is not None and bool(m.signer) and push_key.refusal(push_key.issued(log.conn), m.signer) is not None
     if rel.ahead:
         raise ReplicaAhead(f"{ahead_sentence(opened.where, rel, name)}. Nothing was sent.")
     broken = repair.altered(opened, m, deep) if m else []
@@ -135,7 +155,7 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
             put(seg.name, data)
             new_blobs.append(seg)
     meta = dict(log.conn.execute("SELECT key, value FROM meta"))
-    written = bool(new_events or new_blobs or fixes or m is None or m.meta != meta or m.head_seq != head.seq)
+    written = bool(new_events or new_blobs or fixes or resign or m is None or m.meta != meta or m.head_seq != head.seq)
     now = iso(now_us())
     repairs = tuple({"segment": seg.name, "at": now, "why": why} for seg, why, _ in fixes)
     if written:
@@ -232,6 +252,7 @@ def reseed(log: EventLog, name: str, *, signer: PushKeys | None = None) -> tuple
     in the replica's entry before the full push. Returns where the old files went and the push."""
     key: Keys | PushKeys | None = signer or log.keys
     assert key is not None, "pushing signs the manifest: unlock the vault or give a push credential"
+    _usable(log, key)
     with registry.push_lock(log.vault_id, name):
         rep = registry.get(log.vault_id, name)
         target = target_for(rep.target)
@@ -254,7 +275,8 @@ def unlock(vault_id: bytes, name: str) -> list[lease.Lease]:
 def relation_of(log: EventLog, name: str) -> Relation:
     """How replica `name`'s history stands to this vault's (read without the key)."""
     rep = registry.get(log.vault_id, name)
-    return relation(log, open_replica(target_for(rep.target), _where(rep), (log.vault_id, keyring.verify_key(log.conn))))
+    return relation(log, open_replica(target_for(rep.target), _where(rep), (log.vault_id, keyring.verify_key(log.conn)),
+                                      issued=push_key.issued(log.conn)))
 
 
 def pull(vault: Vault, name: str) -> PullResult:
@@ -262,7 +284,8 @@ def pull(vault: Vault, name: str) -> PullResult:
     after checking that they continue this vault's chain and open with its key."""
     log, keys = vault.log, vault.keys
     rep = registry.get(log.vault_id, name)
-    opened = open_replica(target_for(rep.target), _where(rep), (log.vault_id, keyring.verify_key(log.conn)))
+    opened = open_replica(target_for(rep.target), _where(rep), (log.vault_id, keyring.verify_key(log.conn)),
+                          issued=push_key.issued(log.conn))
     m, where = require_manifest(opened), opened.where
     head = log.head()
     if not _continues(log, opened, name, "Nothing was added.").ahead:
