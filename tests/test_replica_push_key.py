@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from vault import Vault, crypto
-from vault.crypto import PushKeys
+from vault import Vault
+from vault.store import crypto
+from vault.store.crypto import PushKeys
 from vault.errors import TamperDetected
-from vault.instants import iso
-from vault.log import EventLog, now_us, open_event
+from vault.domain.instants import iso
+from vault.store.log import EventLog, now_us, open_event
 from vault.replica import ReplicaDamaged, add_replica, push, verify, verify_pinned
 from vault.replica.errors import RevokedSigner
 from vault.replica.manifest import MANIFEST_NAME, parse
@@ -97,7 +98,7 @@ def test_the_credential_cannot_open_an_event(history: Vault) -> None:
 
 
 def test_a_push_key_the_vault_never_vouched_for_is_refused(history: Vault, tmp_path: Path) -> None:
-    from vault.crypto import PushKeys
+    from vault.store.crypto import PushKeys
 
     real = history.keys.delegate_push()
     forged = PushKeys(os.urandom(32), real.manifest, real.vault_verify_key, real.delegation)  # another signing key

@@ -17,11 +17,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import crypto
-from ..crypto import Keys, PushKeys
-from . import push_key
-from .errors import ReplicaDamaged, RevokedSigner
-from .segments import SegmentInfo
+from vault.store import crypto
+from vault.store.crypto import Keys, PushKeys
+from vault.replica import push_key
+from vault.replica.errors import ReplicaDamaged, RevokedSigner
+from vault.replica.segments import SegmentInfo
 
 FORMAT = "lifevault-replica/1"
 MANIFEST_NAME = "manifest.json"

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from .. import keyring
-from ..crypto import PushKeys, key_fingerprint
-from ..errors import VaultError
-from ..instants import iso
-from ..log import EventLog, now_us
-from ..paths import home_dir, private_dir, private_file
+from vault.store import keyring
+from vault.store.crypto import PushKeys, key_fingerprint
+from vault.errors import VaultError
+from vault.domain.instants import iso
+from vault.store.log import EventLog, now_us
+from vault.paths import home_dir, private_dir, private_file
 
 FORMAT = "lifevault-push-key/1"
 

@@ -19,18 +19,19 @@ from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from ..codec import loads
-from ..errors import VaultError
-from ..events import Kind, Source, kind_of
-from ..instants import Instant, parse_instant
-from ..replica.pusher import push_failures
-from .asof import seq_of
-from .rendering import (INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown,
-                        render_typed_values)
-from .search import search
+from vault.store.codec import loads
+from vault.errors import VaultError
+from vault.domain.events import Kind, Source, kind_of
+from vault.domain.instants import Instant, parse_instant
+from vault.replica.pusher import push_failures
+from vault.web.asof import seq_of
+from vault.web.rendering import (
+    INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown, render_typed_values,
+)
+from vault.web.search import search
 
 if TYPE_CHECKING:
-    from .server import Site
+    from vault.web.server import Site
 
 _SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
 LIVE_DB = "vault"
