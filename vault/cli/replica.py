@@ -196,8 +196,10 @@ def replica_verify(name: str, blind: bool, expected_key: str | None, vault_path:
         report = rp.verify(vault.path, name, vault.keys)
     what = "manifest signature, segments, chain and head" if blind else "manifest, segments, chain, every tag and blob"
     pinned = f", signed by key {expected_key.strip().upper()}" if expected_key else ""
+    left = (f" {report.leftovers} unlisted segments left by an interrupted compaction copy rows it lists; the next "
+            "push or compact removes them.") if report.leftovers else ""
     click.echo(f"OK: replica {name} holds {report.events} events and {report.blobs} blobs "
-               f"in {report.segments} segments ({what}{pinned}).")
+               f"in {report.segments} segments ({what}{pinned}).{left}")
 
 
 @replica.group("push-key")

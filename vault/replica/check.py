@@ -28,7 +28,7 @@ from vault.replica.manifest import Manifest
 from vault.replica.push_key import Issued
 from vault.replica.reader import (
     Opened, build_vault_file, checked_blobs, checked_rows, damaged, digest_problems, file_problems, open_replica,
-    require_manifest,
+    redundant_segments, require_manifest,
 )
 from vault.replica.targets import LocalFolder, Target, target_for
 
@@ -42,6 +42,7 @@ class ReplicaReport:
     blobs: int
     segments: int
     blind: bool
+    leftovers: int = 0  # unlisted copies of listed rows, left by an interrupted compaction (harmless)
 
 
 def _intact(opened: Opened, extras: bool = True) -> tuple[Manifest, list[str], list[str]]:
@@ -93,7 +94,7 @@ def verify_replica(target: Target, where: str, keys: Keys | None = None, expect:
                 path = Path(tmp) / "replica.db"  # ciphertext only, like the replica itself
                 build_vault_file(path, m, folder, where)
                 n_blobs = _full_check(m, path, keys, where)
-    return ReplicaReport(where, m.head_seq, n_blobs, len(m.segments), keys is None)
+    return ReplicaReport(where, m.head_seq, n_blobs, len(m.segments), keys is None, len(redundant_segments(opened)))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from vault.store import crypto, schema
 from vault.replica.errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
 from vault.replica.push_key import Issued
-from vault.replica.segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
+from vault.replica.segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name, segment_range
 from vault.replica.targets import LocalFolder, Target
 
 
@@ -64,10 +64,25 @@ def require_manifest(opened: Opened) -> Manifest:
     return opened.manifest
 
 
-def file_problems(opened: Opened, extras: bool = True) -> list[str]:
-    """Missing, extra (unless not asked), truncated or resized files, judged from the listing alone."""
+def redundant_segments(opened: Opened) -> list[str]:
+    """Unlisted event segment files inside the signed head's range: copies of rows the listed segments hold, left
+    by a compaction killed midway (its merged segments before its manifest, the replaced ones after). They change
+    nothing a reader fetches; the next push or compaction removes them."""
     m = require_manifest(opened)
-    listed = {s.name: s for s in m.segments}
+    listed = {s.name for s in m.segments}
+    out = []
+    for name in opened.listing:
+        rng = segment_range(name)
+        if name not in listed and rng and 1 <= rng[0] <= rng[1] <= m.head_seq:
+            out.append(name)
+    return sorted(out)
+
+
+def file_problems(opened: Opened, extras: bool = True) -> list[str]:
+    """Missing, extra (unless not asked; leftovers of a compaction are not), truncated or resized files, judged
+    from the listing alone."""
+    m = require_manifest(opened)
+    listed = {s.name for s in m.segments} | set(redundant_segments(opened))
     problems = []
     for seg in m.segments:
         size = opened.listing.get(seg.name)

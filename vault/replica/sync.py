@@ -36,7 +36,7 @@ from vault.replica.errors import (
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
 from vault.replica.reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from vault.replica.segments import (
-    MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, cut_events, event_segment, segment_range,
+    MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, cut_events, event_segment, is_segment_name,
 )
 from vault.replica.targets import LocalFolder, Put, Target, target_for
 
@@ -171,7 +171,10 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
         with target.writer() as put:  # only after every segment above is in place
             put(MANIFEST_NAME, sealed)
         _took_effect(target, opened.where, sealed)
-        target.remove(_leftovers(opened, m, new))
+        target.remove(_leftovers(opened, new))
+    elif m is not None and (stale := _leftovers(opened, m)):
+        lease.still_held(target, opened.where, name, mine.file)  # the lease still keeps other writers out
+        target.remove(stale)
     registry.update(log.vault_id, name, pushed_seq=head.seq, pushed_hash=head.hash.hex(), pushed_at=iso(now_us()))
     return PushResult(name, target.location, head.seq, head.seq - start, sum(len(s.blob_ids) for s in new_blobs),
                       sum(s.size for s in new_events + new_blobs), written, repairs), new if written else None
@@ -215,19 +218,11 @@ def _took_effect(target: Target, where: str, sealed: bytes) -> None:
                               "stand.")
 
 
-def _leftovers(opened: Opened, old: Manifest | None, new: Manifest) -> list[str]:
-    """Segment files an interrupted push left beyond the old manifest that the new one does not list
-    (a later push covered other seq ranges); finished segments are always listed, so never these."""
-    listed, old_head = {s.name for s in new.segments}, old.head_seq if old else 0
-    old_blobs = len(old.blobs) if old else 0
-    out = []
-    for name in opened.listing:
-        if name in listed:
-            continue
-        rng = segment_range(name)
-        if (rng and rng[0] > old_head) or ((n := blob_ordinal(name)) is not None and n > old_blobs):
-            out.append(name)
-    return sorted(out)
+def _leftovers(opened: Opened, new: Manifest) -> list[str]:
+    """Segment files the manifest does not list: left by an interrupted push (beyond its head) or compaction
+    (copies of listed rows). A finished segment is always listed, and under the lease no one else is writing."""
+    listed = {s.name for s in new.segments}
+    return sorted(name for name in opened.listing if is_segment_name(name) and name not in listed)
 
 
 def _blob_segments(log: EventLog, m: Manifest | None):
