@@ -32,7 +32,7 @@ from vault.domain.instants import iso
 from vault.store.log import EventLog, now_us
 from vault.vault import Transaction, Vault
 from vault.store.verify import check_log
-from vault.replica import registry
+from vault.replica import push_key, registry
 from vault.replica.compare import relation
 from vault.replica.errors import ReplicaError
 from vault.replica.reader import build_vault_file, open_replica, require_manifest
@@ -56,7 +56,8 @@ def pull_fork(vault: Vault, name: str) -> ForkResult:
     log, path = vault.log, vault.path
     rep = registry.get(log.vault_id, name)
     where = f"Replica {name} ({rep.target})"
-    opened = open_replica(target_for(rep.target), where, (log.vault_id, keyring.verify_key(log.conn)))
+    opened = open_replica(target_for(rep.target), where, (log.vault_id, keyring.verify_key(log.conn)),
+                          issued=push_key.issued(log.conn))
     m = require_manifest(opened)
     rel = relation(log, opened)
     if not rel.forked:
@@ -102,7 +103,8 @@ def _stranded(log: EventLog, name: str, fork_at: int) -> tuple[str, ...]:
         if rep.name == name:
             continue
         try:
-            opened = open_replica(target_for(rep.target), rep.name, (log.vault_id, keyring.verify_key(log.conn)))
+            opened = open_replica(target_for(rep.target), rep.name, (log.vault_id, keyring.verify_key(log.conn)),
+                                  issued=push_key.issued(log.conn))
             rel = relation(log, opened)
         except ReplicaError:
             continue  # unreachable now: push will name whatever it finds later

@@ -5,7 +5,7 @@ Folder writes go to a hidden `.partial` file, are fsynced, then renamed, so a
 file under its final name is always complete. rclone runs as a real
 subprocess with the user's own rclone config (or RCLONE_CONFIG_* variables);
 for a remote, new files are staged in a temporary folder (ciphertext only) and
-sent with one `rclone copy`, which never deletes anything.
+sent by `rclone copy` (a few large batches), which never deletes anything.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import stat
 import subprocess
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
@@ -34,6 +35,7 @@ _REMOTE = re.compile(r"^[^/\\]*:")  # `name:path` or rclone's `:backend:path`
 # process timeout (longer for copies, which may send gigabytes) backs it up, so a push never hangs.
 _CALL_TIMEOUT, _COPY_TIMEOUT = 120.0, 3600.0  # seconds; $LIFEVAULT_RCLONE_TIMEOUT caps both
 _RCLONE_NOT_FOUND = (3, 4)
+_SEND_BYTES = 32 << 20  # staged bytes per `rclone copy` of a push; each costs about 0.1 s to start here
 
 
 def rclone_flags() -> list[str]:
@@ -210,16 +212,34 @@ class RcloneRemote:
 
     @contextmanager
     def writer(self) -> Iterator[Put]:
-        with tempfile.TemporaryDirectory(prefix="lifevault-push-") as tmp:
-            staged: list[str] = []
+        """Files are staged in a temporary folder (ciphertext only) and sent by `rclone copy` in batches of about
+        _SEND_BYTES, each while the next is being made, so a push costs its slower half rather than both."""
+        with tempfile.TemporaryDirectory(prefix="lifevault-push-") as tmp, \
+                ThreadPoolExecutor(1, thread_name_prefix="lifevault-rclone") as pool:
+            batch: dict[str, int] = {}  # staged, not yet being sent: name -> size
+            sending: list[Future[None]] = []
+
+            def send() -> None:
+                sending.append(pool.submit(self._send, tmp, len(sending), list(batch)))
+                batch.clear()
 
             def put(name: str, data: bytes) -> None:
                 private_file(Path(tmp) / name).write_bytes(data)
-                staged.append(name)
+                batch[name] = len(data)
+                if sum(batch.values()) >= _SEND_BYTES:
+                    send()
 
             yield put
-            if staged:  # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
-                self._run("copy", "--ignore-times", "--no-traverse", tmp, self._path())
+            if batch:
+                send()
+            for f in sending:
+                f.result()  # the first failure, once every batch has ended
+
+    def _send(self, folder: str, n: int, names: list[str]) -> None:
+        listed = Path(folder) / f".send-{n}"
+        private_file(listed).write_text("".join(f"{name}\n" for name in names))
+        # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
+        self._run("copy", "--ignore-times", "--no-traverse", "--files-from", str(listed), folder, self._path())
 
     def put_one(self, name: str, data: bytes) -> None:
         self._run("rcat", self._path(name), data=data)

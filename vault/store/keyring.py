@@ -59,6 +59,20 @@ def verify_key(conn: sqlite3.Connection) -> bytes:
     return _get(conn, "verify_key")
 
 
+PUSH_KEYS_ROW = "push_keys"  # the push keys this vault vouched for, and when each was revoked (replica/push_key.py)
+
+
+def push_key_list(conn: sqlite3.Connection) -> bytes | None:
+    """The raw list of push keys this vault issued; None for a vault that never registered one."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (PUSH_KEYS_ROW,)).fetchone()
+    return None if row is None else (row[0].encode() if isinstance(row[0], str) else row[0])
+
+
+def set_push_key_list(conn: sqlite3.Connection, value: bytes) -> None:
+    """Inside a writer that reseals "keys": the row is key material the seal covers."""
+    _set(conn, PUSH_KEYS_ROW, value)
+
+
 def create_keys(conn: sqlite3.Connection, passphrase: str, kdf_cost: str) -> tuple[Keys, str]:
     """Write fresh key material; returns the keys and the recovery key to show once."""
     vid = nacl.utils.random(VAULT_ID_BYTES)

@@ -30,8 +30,9 @@ from vault.store import crypto, schema
 from vault.store.crypto import Keys
 from vault.errors import TamperDetected
 
-# The meta rows that hold key material; anything else a later version stores in meta is not secret-bearing.
-KEY_ROWS = ("kdf", "vault_id", "verify_key", "wrapped_pass", "wrapped_recovery")
+# The meta rows that hold key material (and which push keys may sign manifests); anything else a later version
+# stores in meta is not secret-bearing. A row added here changes no existing seal until it is first written.
+KEY_ROWS = ("kdf", "push_keys", "vault_id", "verify_key", "wrapped_pass", "wrapped_recovery")
 TOKEN_TABLE = "api_tokens"
 
 
