@@ -18,7 +18,6 @@ from vault.replica.registry import update
 
 from conftest import PASSPHRASE
 from test_replica import build_history, cli_run, copy_vault
-from test_replica_rclone import webdav  # noqa: F401  (fixture)
 
 needs_rclone = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
 
