@@ -96,7 +96,7 @@ def test_a_throwaway_kind_round_trips_through_cli_api_and_restore(bookmark: Kind
 
     # API, under /api of the served app, with a token
     with Vault.open(created[0], PASSPHRASE) as vault:
-        token = tokens.create_token(vault, "phone")
+        token = tokens.create_token(vault.log, "phone")
         h = {"Authorization": f"Bearer {token}"}
         with TestClient(create_app(LiveVault(vault)), base_url="http://127.0.0.1") as client:
             r = client.post("/api/bookmarks", json={"url": "https://example.org/b", "title": "Second"}, headers=h)
@@ -118,7 +118,7 @@ def test_a_throwaway_kind_round_trips_through_cli_api_and_restore(bookmark: Kind
     assert r.exit_code == 0, r.output
     db = sqlite3.connect(out)
     rows = db.execute("SELECT id, url, title, tags FROM bookmarks ORDER BY title").fetchall()
-    assert rows == [(bid, "https://example.org/a", "Example", '["web", "read"]'),
+    assert rows == [(bid, "https://example.org/a", "Example", '["web","read"]'),
                     (second, "https://example.org/b", "Second", None)]
     assert db.execute("SELECT rowid FROM bookmarks_fts WHERE bookmarks_fts MATCH 'Second'").fetchall()
     db.close()

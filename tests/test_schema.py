@@ -118,7 +118,7 @@ def test_add_contact_and_note_with_flags(run) -> None:
 # -- API ------------------------------------------------------------------------------------------------------
 @pytest.fixture
 def api(vault: Vault) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    h = {"Authorization": f"Bearer {tokens.create_token(vault, 'phone')}"}
+    h = {"Authorization": f"Bearer {tokens.create_token(vault.log, 'phone')}"}
     with TestClient(create_api(VaultHolder(vault))) as client:
         yield client, h
 
