@@ -23,12 +23,13 @@ from urllib.parse import urlencode
 from vault.domain.contacts import TYPED_FIELDS
 from vault.domain.events import Kind, kind_of
 from vault.domain.titles import record_title, record_when
+from vault.state.query import StateQuery
 from vault.state.people import Directory, contacts_stamp, directory
 from vault.state.threads import MAX_MESSAGES, thread_messages
 from vault.web import cells
 from vault.web.asof import seq_of
 from vault.web.rendering import render_attachments, render_markdown
-from vault.web.search import fts_table, prefix_query
+from vault.state.search import fts_query, fts_table
 
 if TYPE_CHECKING:
     from vault.web.server import Site
@@ -194,10 +195,10 @@ def _is_ours(database: str) -> bool:
 
 
 async def _home(datasette: Any, database: str) -> dict[str, Any]:
-    db = datasette.get_database(database)
-    counts = (await db.execute("SELECT " + ", ".join(f"(SELECT count(*) FROM {k.table})" for k in Kind))).rows[0]
+    db, seq = datasette.get_database(database), seq_of(database)
+    counts = await db.execute_fn(lambda conn: [StateQuery(conn).count(k, seq) for k in Kind])
     route = db.route or database
-    return {"route": route, "seq": seq_of(database),
+    return {"route": route, "seq": seq,
             "lists": [{"label": LABELS[k], "href": f"/{route}/{k.table}", "count": n} for k, n in zip(Kind, counts, strict=True)]}
 
 
@@ -268,7 +269,7 @@ def menu_links(datasette: Any) -> list[dict[str, str]] | None:
 def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     """A list's search box (Datasette's `_search`) matches the start of words too, like the search page."""
     if datasette in _SITES:
-        conn.create_function("escape_fts", 1, prefix_query)
+        conn.create_function("escape_fts", 1, fts_query)
 
 
 @hookimpl

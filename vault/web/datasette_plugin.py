@@ -7,7 +7,6 @@ serving the Datasette instance it is called for and does nothing elsewhere.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -19,17 +18,16 @@ from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from vault.store.codec import loads
 from vault.errors import VaultError
-from vault.domain.events import Kind, Source, kind_of
+from vault.domain.events import Kind, Source
 from vault.domain.instants import Instant, parse_instant
 from vault.replica.pusher import push_failures
+from vault.state.query import StateQuery
 from vault.web.asof import seq_of
 from vault.web.cells import plain_text, thread_url
 from vault.web.rendering import (
     INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown, render_typed_values,
 )
-from vault.web.search import prefix_query, search
 
 if TYPE_CHECKING:
     from vault.web.server import Site
@@ -141,8 +139,8 @@ def register_routes() -> list[tuple[str, Any]]:
     return [
         (r"^/-/as-of$", as_of_view),
         (r"^/-/search$", search_view),
-        (r"^/-/record/(?P<record_id>[cmn]_[a-z0-9]{1,64})$", record_view),
-        (r"^/-/record/(?P<record_id>[cmn]_[a-z0-9]{1,64})/revert$", revert_view),
+        (r"^/-/record/(?P<record_id>[a-z]{1,8}_[a-z0-9]{1,64})$", record_view),
+        (r"^/-/record/(?P<record_id>[a-z]{1,8}_[a-z0-9]{1,64})/revert$", revert_view),
         (r"^/-/blob/(?P<blob>[0-9a-f]{1,128})$", blob_view),
     ]
 
@@ -179,19 +177,17 @@ async def search_view(request: Any, datasette: Any) -> Response:
         await site.as_of(seq)
     elif dbname != LIVE_DB:
         raise PageNotFound(f"No database {dbname!r}")
-    results: dict[str, list] = {}
-    if q:
-        db = datasette.get_database(route=dbname)
-        results = await db.execute_fn(lambda conn: search(conn, prefix_query(q)))
     seq = seq_of(dbname)
+    results: dict[str, list[dict[str, str]]] = {}
+    if q:
+        hits = await datasette.get_database(LIVE_DB).execute_fn(lambda conn: StateQuery(conn).search(q, seq))
+        results = {kind.table: [] for kind in Kind}
+        for hit in hits:
+            results[hit.kind.table].append({"id": hit.id, "name": hit.name, "date": hit.date, "snippet": hit.snippet})
     return Response.html(await datasette.render_template(
         "lifevault_search.html",
         {"q": q, "db": dbname, "results": results, "at": f"seq:{seq}" if seq is not None else ""},
         request=request))
-
-
-def _value_text(value: Any) -> str:
-    return plain_text(value)  # words, never JSON
 
 
 def _changes(prev: dict | None, cur: dict | None) -> list[dict[str, str]]:
@@ -202,19 +198,18 @@ def _changes(prev: dict | None, cur: dict | None) -> list[dict[str, str]]:
         if prev.get(name) == cur.get(name):
             continue
         change = "added" if name not in prev else "removed" if name not in cur else "changed"
-        out.append({"field": name, "change": change, "before": _value_text(prev.get(name)), "after": _value_text(cur.get(name))})
+        out.append({"field": name, "change": change, "before": plain_text(prev.get(name)), "after": plain_text(cur.get(name))})
     return out
 
 
-def _timeline(rows: list[Any], at: int | None) -> list[dict[str, Any]]:
+def _timeline(found: list[dict[str, Any]], at: int | None) -> list[dict[str, Any]]:
     versions, prev = [], None
-    for seq_from, seq_to, valid_from, valid_to, event, deleted, source, data in rows:
-        cur = loads(data) if data is not None else None
+    for v in found:
+        cur = v["data"]
         versions.append({
-            "seq_from": seq_from, "seq_to": seq_to, "valid_from": valid_from, "valid_to": valid_to,
-            "event": event, "deleted": bool(deleted), "source": Source.from_dict(json.loads(source)).describe(),
-            "changes": _changes(prev, cur), "data": cur,
-            "selected": at is not None and seq_from <= at and (seq_to is None or at < seq_to),
+            **v, "deleted": bool(v["deleted"]), "source": Source.from_dict(v["source"]).describe(),
+            "changes": _changes(prev, cur),
+            "selected": at is not None and v["seq_from"] <= at and (v["seq_to"] is None or at < v["seq_to"]),
         })
         prev = cur
     return versions
@@ -227,15 +222,15 @@ async def record_view(request: Any, datasette: Any) -> Response:
         raise PageNotFound("Not a lifevault site")
     await _allowed(datasette, request)
     rid = request.url_vars["record_id"]
-    kind = kind_of(rid)
+    kind = Kind.by_prefix(rid.partition("_")[0])
+    if kind is None:  # the route takes any prefix; the kinds registered decide
+        raise PageNotFound(f"No record {rid!r}")
     at_text = request.args.get("at", "")
     at = int(at_text[4:]) if at_text.startswith("seq:") and at_text[4:].isdigit() else None
-    rows = (await datasette.get_database(LIVE_DB).execute(
-        f"SELECT seq_from, seq_to, valid_from, valid_to, event, deleted, source, data FROM {kind.table}_history "
-        "WHERE id = ? ORDER BY seq_from", [rid])).rows
-    if not rows:
+    found = await datasette.get_database(LIVE_DB).execute_fn(lambda conn: StateQuery(conn).versions(kind, rid))
+    if not found:
         raise PageNotFound(f"No record {rid!r}")
-    versions = _timeline([tuple(r) for r in rows], at)
+    versions = _timeline(found, at)
     shown = next((v for v in versions if v["selected"]), versions[-1])
     return Response.html(await datasette.render_template("lifevault_record.html", {
         "record_id": rid, "kind": kind.value, "table": kind.table, "versions": list(reversed(versions)),
