@@ -32,7 +32,10 @@ def record_title(kind: Kind, fields: Mapping[str, Any] | None) -> str:
             iter(texts(_listed(f.get("emails"))) + texts(_listed(f.get("phones")))), "") or "(no name)"
     if kind is Kind.MESSAGE:
         return _text(f.get("subject")) or first_line(f.get("body")) or "(no subject)"
-    return _text(f.get("title")) or first_line(f.get("body")) or "(untitled)"
+    if kind is Kind.NOTE:
+        return _text(f.get("title")) or first_line(f.get("body")) or "(untitled)"
+    named = next((_text(f.get(n)) for n in kind.spec.title_fields if _text(f.get(n))), "")  # a plugin's kind
+    return named or first_line(f.get("body")) or "(untitled)"
 
 
 def record_when(kind: Kind, fields: Mapping[str, Any] | None) -> str | None:

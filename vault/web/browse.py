@@ -39,6 +39,12 @@ _SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
 _DIRECTORIES_KEPT = 4  # address books of the states browsed last (one per state: now, or a past one)
 
 LABELS = {Kind.CONTACT: "Contacts", Kind.MESSAGE: "Messages", Kind.NOTE: "Notes"}
+
+
+def label(kind: Kind) -> str:
+    """A kind's name on pages: its list's heading (a kind registered by a plugin: its table's name)."""
+    return LABELS.get(kind) or kind.table.replace("_", " ").capitalize()
+
 # The columns each list shows, in order, with their headings (every column stays in JSON, CSV and SQL).
 COLUMNS: dict[str, list[tuple[str, str]]] = {
     "contacts": [("photo", ""), ("name", "Name"), ("phones", "Phone"), ("emails", "Email"),
@@ -77,9 +83,8 @@ def table_metadata() -> dict[str, Any]:
              "notes": {"sort_desc": "updated_at", "facets": [{"array": "tags"}]}}
     out: dict[str, Any] = {}
     for kind in Kind:
-        out[kind.table] = {"title": LABELS[kind], "fts_table": fts_table(kind), "fts_pk": "rowid", "label_column":
-                           "name" if kind is Kind.CONTACT else "subject" if kind is Kind.MESSAGE else "title",
-                           **sorts[kind.table]}
+        shape = sorts.get(kind.table) or ({"sort": kind.spec.sort} if kind.spec.sort else {})
+        out[kind.table] = {"title": label(kind), "fts_table": fts_table(kind), "fts_pk": "rowid", **shape}
         for internal in (f"{kind.table}_history", f"{kind.table}_text", fts_table(kind)):
             out[internal] = {"hidden": True}
     out["_projection"] = {"hidden": True}
@@ -199,7 +204,7 @@ async def _home(datasette: Any, database: str) -> dict[str, Any]:
     counts = await db.execute_fn(lambda conn: [StateQuery(conn).count(k, seq) for k in Kind])
     route = db.route or database
     return {"route": route, "seq": seq,
-            "lists": [{"label": LABELS[k], "href": f"/{route}/{k.table}", "count": n} for k, n in zip(Kind, counts, strict=True)]}
+            "lists": [{"label": label(k), "href": f"/{route}/{k.table}", "count": n} for k, n in zip(Kind, counts, strict=True)]}
 
 
 @hookimpl
@@ -216,7 +221,7 @@ def lv_record(record_id: str, data: dict[str, Any] | None, versions: list[dict[s
     are newest first, as the page lists them)."""
     kind = kind_of(record_id)
     named = data or next((v["data"] for v in versions if v.get("data")), None)
-    return {"title": record_title(kind, named), "when": record_when(kind, named), "label": LABELS[kind]}
+    return {"title": record_title(kind, named), "when": record_when(kind, named), "label": label(kind)}
 
 
 def _fields_global(datasette: Any) -> Callable[..., Awaitable[list[tuple[str, Any]]]]:
@@ -227,7 +232,7 @@ def _fields_global(datasette: Any) -> Callable[..., Awaitable[list[tuple[str, An
 
 async def record_fields(datasette: Any, kind: Kind, data: dict[str, Any], at: int | None) -> list[tuple[str, Any]]:
     """(label, Markup) per field: the kind's main fields first, then the rest by name; the note's body rendered."""
-    order = FIELD_ORDER[kind]
+    order = FIELD_ORDER.get(kind, [])
     known = {name for name, _ in order}
     names = [(n, label) for n, label in order if n in data] + [
         (n, n.replace("_", " ").capitalize()) for n in sorted(data) if n not in known and n not in _NOT_SHOWN]
@@ -262,7 +267,7 @@ async def record_fields(datasette: Any, kind: Kind, data: dict[str, Any], at: in
 def menu_links(datasette: Any) -> list[dict[str, str]] | None:
     if datasette not in _SITES:
         return None
-    return [{"href": f"/{LIVE_DB}/{k.table}", "label": LABELS[k]} for k in Kind]
+    return [{"href": f"/{LIVE_DB}/{k.table}", "label": label(k)} for k in Kind]
 
 
 @hookimpl(trylast=True)  # after Datasette's own `escape_fts`, which this one replaces
