@@ -63,6 +63,8 @@ def test_a_kind_cannot_take_another_kinds_prefix_code_or_table() -> None:
         register_kind(KindSpec("calendar", "cal", 201, fields, fts=("when",), table="messages"))
     with pytest.raises(ValueError, match="not among its fields"):
         register_kind(KindSpec("calendar", "cal", 201, fields, fts=("where",)))
+    with pytest.raises(ValueError, match="field names must be distinct"):
+        register_kind(KindSpec("calendar", "cal", 201, (FieldSpec("id"),), fts=("id",)))
     with pytest.raises(ValueError, match="registered at run time"):
         unregister_kind("contact")
     assert "calendar" not in Kind and len(Kind) == 3

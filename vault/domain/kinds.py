@@ -142,6 +142,8 @@ class Kind(str, metaclass=_Registry):
 _BY_NAME: dict[str, Kind] = {}
 _BY_PREFIX: dict[str, Kind] = {}
 _BY_CODE: dict[int, Kind] = {}
+FIELD_NAMES: set[str] = set()  # every declared field name: usable as is (check_fields' fast path)
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _PREFIX = re.compile(r"^[a-z]{1,8}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -160,6 +162,9 @@ def register_kind(spec: KindSpec) -> Kind:
         for what in ("name", "prefix", "code", "table"):
             if getattr(other.spec, what) == getattr(spec, what):
                 raise ValueError(f"kind {spec.name!r}: its {what} is already kind {str(other)!r}'s")
+    bad = [f.name for f in spec.fields if not _FIELD_NAME.match(f.name) or f.name in ("id", "extra")]
+    if bad or len(set(spec.field_names)) != len(spec.fields):
+        raise ValueError(f"kind {spec.name!r}: field names must be distinct, letters, digits and _, not id or extra")
     if not spec.fts:
         raise ValueError(f"kind {spec.name!r}: at least one field must be indexed for full-text search (fts)")
     unknown = sorted({*spec.fts, *spec.render, *filter(None, (spec.title_field, spec.sort))} - set(spec.field_names))
@@ -168,6 +173,7 @@ def register_kind(spec: KindSpec) -> Kind:
     kind = str.__new__(Kind, spec.name)
     kind.spec = spec
     _BY_NAME[spec.name] = _BY_PREFIX[spec.prefix] = _BY_CODE[spec.code] = kind
+    FIELD_NAMES.update(spec.field_names)
     return kind
 
 
