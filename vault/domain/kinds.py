@@ -48,14 +48,14 @@ class KindSpec:
     title_field: str | None = None  # the field that names a record in lists and headings
     sort: str | None = None  # the field records are listed by
     render: Mapping[str, str] = field(default_factory=dict)  # field -> how pages show it ("markdown", "thread")
+    field_names: tuple[str, ...] = field(init=False, repr=False, compare=False)  # derived, read per row
+    by_name: Mapping[str, FieldSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.table:
             object.__setattr__(self, "table", self.name + "s")
-
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
+        object.__setattr__(self, "field_names", tuple(f.name for f in self.fields))
+        object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
 
 
 class _Registry(type):
@@ -250,10 +250,9 @@ def check_record(kind: Kind, fields: Mapping[str, Any], *, patch: bool = False, 
     """Refuse, in one sentence naming the kind's fields, an unknown field (unless `allow_extra`), a known field
     of the wrong type, or (outside a patch) a record with nothing in it. None in a patch removes a field."""
     spec = kind.spec
-    known = {f.name: f for f in spec.fields}
-    has = f"a {spec.name} has {', '.join(known)}"
+    has = f"a {spec.name} has {', '.join(spec.field_names)}"
     for name, value in fields.items():
-        f = known.get(name)
+        f = spec.by_name.get(name)
         if f is None:
             if not allow_extra and not (patch and value is None):
                 raise InvalidRecord(f"{spec.name.capitalize()} field {name!r} is unknown: {has} "
