@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator, Literal, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Literal, Mapping, Sequence
 
+from vault.domain.contacts import typed
 from vault.errors import InvalidRecord
 
 FieldType = Literal["text", "texts", "typed_values", "addresses", "date", "datetime", "attachment",
@@ -231,6 +232,21 @@ TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "attachments": (_is_attachments, 'a list of attachments ({"blob": id, ...})'),
     "json": (lambda v: True, "any JSON value"),
 }
+
+
+TEXT_ENTERED = ("text", "date", "datetime", "texts", "typed_values")  # types a form or a flag can fill with text
+
+
+def from_texts(f: FieldSpec, texts: Sequence[str]) -> Any:
+    """A field's value from what a person typed (a repeated flag, a form's inputs): one text, a list of texts,
+    or, for a contact's typed values, one typed value per text (vault/domain/contacts.py)."""
+    if f.type == "typed_values":
+        return [typed(t) for t in texts]
+    if f.type == "texts":
+        return list(texts)
+    if f.type in TEXT_ENTERED:
+        return texts[-1] if texts else None
+    raise ValueError(f"field {f.name!r} ({f.type}) is not entered as text")
 
 
 def _what(value: Any) -> str:
