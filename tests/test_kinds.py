@@ -13,7 +13,8 @@ import pytest
 
 from vault import FieldSpec, Kind, KindSpec, Vault, register_kind, unregister_kind
 from vault.domain.events import kind_of, new_record_id
-from vault.domain.kinds import record_id_pattern
+from vault.domain.contacts import typed
+from vault.domain.kinds import from_texts, record_id_pattern
 from vault.errors import InvalidRecord
 from vault.store import tokens
 from vault.web import LiveVault
@@ -63,6 +64,8 @@ def test_a_kind_cannot_take_another_kinds_prefix_code_or_table() -> None:
         register_kind(KindSpec("calendar", "cal", 201, fields, fts=("when",), table="messages"))
     with pytest.raises(ValueError, match="not among its fields"):
         register_kind(KindSpec("calendar", "cal", 201, fields, fts=("where",)))
+    with pytest.raises(ValueError, match="field names must be distinct"):
+        register_kind(KindSpec("calendar", "cal", 201, (FieldSpec("id"),), fts=("id",)))
     with pytest.raises(ValueError, match="registered at run time"):
         unregister_kind("contact")
     assert "calendar" not in Kind and len(Kind) == 3
@@ -122,3 +125,13 @@ def test_a_throwaway_kind_round_trips_through_cli_api_and_restore(bookmark: Kind
                     (second, "https://example.org/b", "Second", None)]
     assert db.execute("SELECT rowid FROM bookmarks_fts WHERE bookmarks_fts MATCH 'Second'").fetchall()
     db.close()
+
+
+def test_what_a_person_types_becomes_the_fields_value() -> None:
+    """The CLI's flags use it, and so can a form: one text, a list, or typed values for a contact."""
+    by_name = Kind.CONTACT.spec.by_name
+    assert from_texts(by_name["name"], ["Ada"]) == "Ada"
+    assert from_texts(by_name["groups"], ["a", "b"]) == ["a", "b"]
+    assert from_texts(by_name["emails"], ["ada@example.org"]) == [typed("ada@example.org")]
+    with pytest.raises(ValueError, match="not entered as text"):
+        from_texts(by_name["photo"], ["me.jpg"])
