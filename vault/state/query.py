@@ -26,12 +26,12 @@ from vault.store.codec import loads
 
 # What names a record in a list, and which of its fields dates it (else the instant of its version). Render
 # hints that belong with each kind's declaration; kept here until kinds are a registry.
-TITLE_FIELDS: dict[Kind, tuple[str, ...]] = {
+_TITLE_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.CONTACT: ("name", "organization"),
     Kind.MESSAGE: ("subject", "from"),
     Kind.NOTE: ("title",),
 }
-DATE_FIELD: dict[Kind, str | None] = {Kind.CONTACT: None, Kind.MESSAGE: "date", Kind.NOTE: "updated"}
+_DATE_FIELD: dict[Kind, str] = {Kind.MESSAGE: "date", Kind.NOTE: "updated"}
 MAX_PAGE = 1000
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -43,6 +43,16 @@ def _q(name: str) -> str:
 def _path(name: str) -> str:
     """The JSON path of a field, for json_extract."""
     return f"'$.{_q(name)}'"
+
+
+def title_fields(kind: Kind) -> tuple[str, ...]:
+    """The fields that name a record of the kind, the first one present winning."""
+    return _TITLE_FIELDS.get(kind, ("title", "name"))
+
+
+def date_field(kind: Kind) -> str | None:
+    """The field that dates a record of the kind, if any (else the instant of its version does)."""
+    return _DATE_FIELD.get(kind)
 
 
 def live_at(seq: int | None, alias: str = "h") -> str:
@@ -102,7 +112,7 @@ class Record:
 
     @property
     def date(self) -> str:
-        name = DATE_FIELD[self.kind]
+        name = date_field(self.kind)
         value = self.fields.get(name) if name else None
         return value if isinstance(value, str) else self.updated_at
 
@@ -142,7 +152,7 @@ class Hit:
 
 def display_name(kind: Kind, fields: Mapping[str, Any]) -> str:
     """A contact's name, a message's subject (else its sender), a note's title; '' when it has none."""
-    for name in TITLE_FIELDS[kind]:
+    for name in title_fields(kind):
         value = fields.get(name)
         if isinstance(value, str) and value.strip():
             return value.strip()
@@ -268,8 +278,8 @@ class StateQuery:
         if after is not None:
             conds.append("h.id < ?" if descending else "h.id > ?")
             args.append(after)
-        date = DATE_FIELD[kind]
-        sort = {"id": "h.id", "changed": "h.valid_from", "title": f"{_coalesce(TITLE_FIELDS[kind])} COLLATE NOCASE",
+        date = date_field(kind)
+        sort = {"id": "h.id", "changed": "h.valid_from", "title": f"{_coalesce(title_fields(kind))} COLLATE NOCASE",
                 "date": f"coalesce({_coalesce((date,))}, h.valid_from)" if date else "h.valid_from"}[order]
         way = " DESC" if descending else ""
         return (f"SELECT h.rowid, h.id, h.valid_from, h.seq_from{'' if keys_only else ', h.data'} "
