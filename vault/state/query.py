@@ -80,7 +80,7 @@ def as_of_views(seq: int, recorded_at: str | None) -> list[str]:
 
 @dataclass
 class Record:
-    """One record as a page shows it: its fields, and when its current version and first version were made."""
+    """One record as a page shows it: its fields, and the instant and event that made its version then."""
 
     kind: Kind
     id: str
