@@ -143,11 +143,11 @@ def test_the_readme_screenshots_are_made_from_the_demo_vault(tmp_path: Path, mon
     """scripts/screenshots.py: every picture README shows is taken from a fresh demo vault."""
     import importlib
 
-    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "scripts"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "scripts"))
     screenshots = importlib.import_module("screenshots")
     written = screenshots.take(tmp_path / "img")
     assert [p.name for p in written] == [shot.name for shot in screenshots.SHOTS] and "contacts.png" in \
         [p.name for p in written]
     assert all(p.stat().st_size > 10_000 for p in written)
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert all(f"docs/img/{shot.name}" in readme for shot in screenshots.SHOTS)

@@ -202,7 +202,7 @@ def test_each_list_reads_its_first_page_in_index_order_now_and_in_the_past(site,
     past.close()
 
 
-FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+FIXTURES = __import__("pathlib").Path(__file__).parent.parent / "fixtures"
 IMPORTED = ["vcard/fidelity.vcf", "vcard/contacts.vcf", "vcard/grouped.vcf", "google_csv/labels.csv",
             "mail/sample.mbox", "mail/quirks.mbox", "mail/lunch-reply.eml", "sms/sms-20240305093012.xml",
             "whatsapp/WhatsApp Chat with Ada Lovelace.txt", "telegram/DataExport_2024-03-10", "keep/Takeout",
