@@ -155,8 +155,9 @@ def test_one_spelling_of_every_value_in_the_browser_the_as_of_views_and_a_restor
 @pytest.mark.parametrize("value", [["a", "b"], {"city": "Leipzig", "n": [1, 2.5, None, True]}, ['quote " and \\'],
                                    [{"file": "ab", "name": "ä.jpg"}], "plain text", 42])
 def test_cell_text_is_the_sql_flattening(vault: Vault, value: object) -> None:
-    rid = vault.add(Kind.NOTE, {"title": "t", "tags": value}, CLI)
-    sql = StateQuery(vault.projection.conn).conn.execute("SELECT tags FROM notes WHERE id = ?", (rid,)).fetchone()[0]
+    rid = vault.add(Kind.MESSAGE, {"subject": "t", "headers": value}, CLI)  # `headers` takes any JSON
+    sql = StateQuery(vault.projection.conn).conn.execute("SELECT headers FROM messages WHERE id = ?",
+                                                         (rid,)).fetchone()[0]
     assert cell_text(value) == str(sql)
 
 

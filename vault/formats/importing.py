@@ -23,7 +23,7 @@ from vault.formats import registry as plugins
 from vault.store.blobs import blob_ref
 from vault.errors import IngestError, InvalidRecord, VaultError
 from vault.domain.events import Event, EventType, Kind, Source, check_fields, kind_of
-from vault.formats.contract import BadRecord, Importer, Notice, SourceRecord
+from vault.formats.contract import BadRecord, Importer, Input, Notice, SourceRecord
 from vault.vault import Transaction, Vault
 
 BATCH = 500  # events appended per call; fewer, larger appends are much faster
@@ -96,28 +96,35 @@ def derive_record_id(vault: Vault, kind: Kind, namespace: str, source_id: str) -
     return kind.prefix + "_" + "".join(_ID_ALPHABET[(n >> (5 * i)) & 31] for i in range(15, -1, -1))
 
 
-def file_sha256(path: Path) -> str:
-    """The hash of a file, or of a folder's files (relative names and contents, sorted)."""
+def file_sha256(source: Input | Path) -> str:
+    """The hash of a file or bytes, or of a folder's files (relative names and contents, sorted)."""
+    src = Input.of(source)
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        if path.is_dir():
-            h.update(p.relative_to(path).as_posix().encode() + b"\x00")
-        with p.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+    if src.is_dir() and src.path is not None:
+        for p in sorted(p for p in src.path.rglob("*") if p.is_file()):
+            h.update(p.relative_to(src.path).as_posix().encode() + b"\x00")
+            _hash_stream(h, Input.from_path(p))
+    else:
+        _hash_stream(h, src)
     return h.hexdigest()
 
 
-def import_file(vault: Vault, path: Path | str, fmt: str | None = None, *, mirror: bool = False,
+def _hash_stream(h: Any, src: Input) -> None:
+    with src.open() as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+
+
+def import_file(vault: Vault, source: Input | Path | str, fmt: str | None = None, *, mirror: bool = False,
                 strict: bool = False, on_record: Callable[[], None] | None = None,
                 registry: plugins.Registry | None = None, detail: dict[str, Any] | None = None,
                 options: dict[str, str] | None = None) -> ImportSummary:
-    """Import a file or folder (format detected from content unless `fmt` names one) in one transaction.
+    """Import a file, a folder or bytes (an `Input`; format detected from content unless `fmt` names one) in
+    one transaction.
 
     `detail` is added to every event's source detail, e.g. {"api_token": "phone"} for an upload; `options`
     are the importer's own (see ImportOption), recorded in every event with their defaults filled in."""
-    path = Path(path)
+    path = Input.of(source)
     reg = registry or plugins.registry()
     importer = reg.importer(fmt) if fmt else reg.detect(path)
     if not path.exists():
@@ -140,12 +147,16 @@ def import_file(vault: Vault, path: Path | str, fmt: str | None = None, *, mirro
     return run.summary
 
 
-def _read_guarded(importer: Importer, path: Path,
+def _read_guarded(importer: Importer, path: Input,
                   options: dict[str, str]) -> Iterator[SourceRecord | BadRecord | Notice]:
     """The importer's records; anything it raises besides a VaultError becomes one IngestError."""
+    given = plugins.input_for(importer, path)
+    if given is None:
+        raise IngestError(path, None, f"the {importer.name} importer reads only files and folders on disk, not "
+                                      "bytes; import it with `lifevault import`")
     where = None
     try:
-        for item in importer.read(path, **options) if options else importer.read(path):
+        for item in importer.read(given, **options) if options else importer.read(given):
             where = item.location or where
             yield item
     except VaultError:
@@ -159,7 +170,7 @@ def _read_guarded(importer: Importer, path: Path,
 class _Run:
     """The state of one import: counters, pending events, the ids seen."""
 
-    def __init__(self, vault: Vault, importer: Importer, path: Path, sha: str, strict: bool) -> None:
+    def __init__(self, vault: Vault, importer: Importer, path: Input, sha: str, strict: bool) -> None:
         self.vault, self.importer, self.path, self.strict = vault, importer, path, strict
         self.namespace = getattr(importer, "namespace", None) or importer.name
         self.base = {"import_id": new_import_id(), "importer": importer.name, "version": importer.version,

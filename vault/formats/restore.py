@@ -15,10 +15,10 @@ from pathlib import Path
 import sqlite_utils
 
 from vault.errors import AlreadyExists, CannotWrite
-from vault.domain.events import Kind
+from vault.domain.kinds import Kind
 from vault.domain.instants import iso
 from vault.paths import private_file
-from vault.state.projection import FTS_COLUMNS
+
 from vault.state.query import table_columns
 from vault.vault import Vault
 
@@ -40,7 +40,7 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
             table.create({c: str for c in table_columns(kind, times=False)}, pk="id")
             table.insert_all(vault.projection.rows(kind, seq), batch_size=1000)  # streamed, never listed
             referenced |= vault.projection.blobs_referenced(kind, seq)
-            table.enable_fts(FTS_COLUMNS[kind], create_triggers=True)
+            table.enable_fts(list(kind.spec.fts), create_triggers=True)
             counts[kind.table] = table.count
         db.table("attachments").create({"blob": str, "content": bytes}, pk="blob")
         db.table("attachments").insert_all(

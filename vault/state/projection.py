@@ -20,21 +20,21 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from vault.store.codec import dumps, fields_json, loads, source_json
-from vault.domain.events import FIELDS, EventType, Kind, Recorded, apply_patch
+from vault.domain.events import EventType, Kind, Recorded, apply_patch
 from vault.domain.instants import iso
 from vault.state.imports import ImportQueries
 from vault.state.query import StateQuery, table_select
 
-# The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
-# records a view of the open versions); the checksum changes with the kinds' FIELDS (their columns), so a state
-# file made under other FIELDS is rebuilt rather than misread.
-PROJECTION_VERSION = (3 << 32) | zlib.crc32(repr(sorted(FIELDS.items())).encode())
-# Columns indexed for full-text search, per kind.
-FTS_COLUMNS = {
-    Kind.CONTACT: ["name", "emails", "phones", "organization", "note"],
-    Kind.MESSAGE: ["from", "to", "subject", "body"],
-    Kind.NOTE: ["title", "body", "tags"],
-}
+
+
+def projection_version() -> int:
+    """The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
+    records a view of the open versions); the checksum changes with the registered kinds (their tables, columns
+    and full-text columns), so a state file made under other kinds is rebuilt rather than misread."""
+    layout = sorted((k.table, k.fields, k.spec.fts) for k in Kind)
+    return (3 << 32) | zlib.crc32(repr(layout).encode())
+
+
 _CHUNK = 10_000  # events folded in memory between writes to SQLite
 _INSERT = "INSERT INTO {}_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _CLOSE = "UPDATE {}_history SET seq_to = ?, valid_to = ? WHERE id = ? AND seq_to IS NULL"
@@ -62,12 +62,12 @@ def _ddl(kind: Kind) -> str:
 
 
 def _fts_cols(kind: Kind) -> str:
-    return ", ".join(_q(c) for c in FTS_COLUMNS[kind])
+    return ", ".join(_q(c) for c in kind.spec.fts)
 
 
 def _fts_values(kind: Kind, data: str) -> str:
     """The searchable fields of a version's JSON `data`, named as columns."""
-    return ", ".join(f"json_extract({data}, '$.{_q(c)}') AS {_q(c)}" for c in FTS_COLUMNS[kind])
+    return ", ".join(f"json_extract({data}, '$.{_q(c)}') AS {_q(c)}" for c in kind.spec.fts)
 
 
 def _fts_trigger(kind: Kind) -> str:
@@ -152,13 +152,13 @@ class Projection(StateQuery):
             self.conn.execute("ROLLBACK")
             raise
         self.seq, version = self.conn.execute("SELECT seq, version FROM _projection").fetchone()
-        if version != PROJECTION_VERSION:
-            raise sqlite3.DatabaseError(f"projection version {version}, not {PROJECTION_VERSION}")
+        if version != projection_version():
+            raise sqlite3.DatabaseError(f"projection version {version}, not {projection_version()}")
 
     def _create(self) -> None:
         _run(self.conn, "".join(_ddl(k) for k in Kind))
         self.conn.execute("CREATE TABLE _projection (seq INTEGER NOT NULL, version INTEGER NOT NULL)")
-        self.conn.execute(f"INSERT INTO _projection VALUES (0, {PROJECTION_VERSION})")
+        self.conn.execute(f"INSERT INTO _projection VALUES (0, {projection_version()})")
 
     def reset(self) -> None:
         """Empty the projection in place (it does not match the log): other processes may hold the file open."""

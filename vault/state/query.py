@@ -20,18 +20,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
-from vault.domain.events import FIELDS, Kind
+from vault.domain.kinds import Kind
 from vault.errors import InvalidRecord
 from vault.store.codec import loads
 
-# What names a record in a list, and which of its fields dates it (else the instant of its version). Render
-# hints that belong with each kind's declaration; kept here until kinds are a registry.
-_TITLE_FIELDS: dict[Kind, tuple[str, ...]] = {
-    Kind.CONTACT: ("name", "organization"),
-    Kind.MESSAGE: ("subject", "from"),
-    Kind.NOTE: ("title",),
-}
-_DATE_FIELD: dict[Kind, str] = {Kind.MESSAGE: "date", Kind.NOTE: "updated"}
 MAX_PAGE = 1000
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -45,16 +37,6 @@ def _path(name: str) -> str:
     return f"'$.{_q(name)}'"
 
 
-def title_fields(kind: Kind) -> tuple[str, ...]:
-    """The fields that name a record of the kind, the first one present winning."""
-    return _TITLE_FIELDS.get(kind, ("title", "name"))
-
-
-def date_field(kind: Kind) -> str | None:
-    """The field that dates a record of the kind, if any (else the instant of its version does)."""
-    return _DATE_FIELD.get(kind)
-
-
 def live_at(seq: int | None, alias: str = "h") -> str:
     """The SQL condition for the versions open after event `seq` (None: now)."""
     if seq is None:
@@ -64,14 +46,14 @@ def live_at(seq: int | None, alias: str = "h") -> str:
 
 def table_columns(kind: Kind, *, times: bool = True) -> list[str]:
     """The columns of a kind's table: id, the known fields, `extra`, and (with `times`) created_at, updated_at."""
-    return ["id", *FIELDS[kind], "extra", *(["created_at", "updated_at"] if times else [])]
+    return ["id", *kind.fields, "extra", *(["created_at", "updated_at"] if times else [])]
 
 
 def table_select(kind: Kind, seq: int | None = None, *, times: bool = True) -> str:
     """The one flattening of records into table rows: SQL for the records live after event `seq` (None: now),
     `rowid` (the version's, which the search index knows), `id`, the known fields as columns (lists and
     objects as compact JSON text), the rest in `extra`, then `created_at` and `updated_at` (with `times`)."""
-    t, fields = kind.table, FIELDS[kind]
+    t, fields = kind.table, kind.fields
     extracts = ", ".join(f"json_extract(h.data, {_path(f)}) AS {_q(f)}" for f in fields)
     paths = ", ".join(_path(f) for f in fields)
     stamps = (f", (SELECT min(f.valid_from) FROM {t}_history f WHERE f.id = h.id) AS created_at, "
@@ -112,7 +94,7 @@ class Record:
 
     @property
     def date(self) -> str:
-        name = date_field(self.kind)
+        name = self.kind.spec.date_field
         value = self.fields.get(name) if name else None
         return value if isinstance(value, str) else self.updated_at
 
@@ -152,7 +134,7 @@ class Hit:
 
 def display_name(kind: Kind, fields: Mapping[str, Any]) -> str:
     """A contact's name, a message's subject (else its sender), a note's title; '' when it has none."""
-    for name in title_fields(kind):
+    for name in kind.spec.title_fields:
         value = fields.get(name)
         if isinstance(value, str) and value.strip():
             return value.strip()
@@ -278,8 +260,8 @@ class StateQuery:
         if after is not None:
             conds.append("h.id < ?" if descending else "h.id > ?")
             args.append(after)
-        date = date_field(kind)
-        sort = {"id": "h.id", "changed": "h.valid_from", "title": f"{_coalesce(title_fields(kind))} COLLATE NOCASE",
+        date = kind.spec.date_field
+        sort = {"id": "h.id", "changed": "h.valid_from", "title": f"{_coalesce(kind.spec.title_fields)} COLLATE NOCASE",
                 "date": f"coalesce({_coalesce((date,))}, h.valid_from)" if date else "h.valid_from"}[order]
         way = " DESC" if descending else ""
         return (f"SELECT h.rowid, h.id, h.valid_from, h.seq_from{'' if keys_only else ', h.data'} "
@@ -325,4 +307,4 @@ def _field_name(name: str) -> str:
 
 def _coalesce(names: Sequence[str | None]) -> str:
     parts = [f"json_extract(h.data, {_path(n)})" for n in names if n]
-    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})" if parts else "NULL"

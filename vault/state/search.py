@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from vault.domain.events import Kind
-from vault.state.query import Hit, Record, _path, date_field, display_name, live_at, title_fields
+from vault.state.query import Hit, Record, _path, display_name, live_at
 from vault.store.codec import loads
 
 
@@ -37,7 +37,7 @@ def search(conn: Any, text: str, seq: int | None = None, kinds: Sequence[Kind] |
         return []
     hits: list[Hit] = []
     for kind in kinds or list(Kind):
-        fts, names = fts_table(kind), [*title_fields(kind), *filter(None, [date_field(kind)])]
+        fts, names = fts_table(kind), [*kind.spec.title_fields, *filter(None, [kind.spec.date_field])]
         rows = conn.execute(
             f"SELECT h.id, h.valid_from, snippet({fts}, -1, '[', ']', ' … ', 12), h.rowid, "
             + ", ".join(f"h.data -> {_path(n)}" for n in names)
