@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vault import Kind, Source, Vault
+from vault import FieldSpec, Kind, KindSpec, Source, Vault, register_kind, unregister_kind
 from conftest import PASSPHRASE
 
 CLI = Source("cli")
@@ -89,7 +89,8 @@ def test_search_at_an_instant(run, book) -> None:
 @pytest.mark.parametrize("args, message", [
     (["list", "contacts", "--at", "yesterday"], "use ISO 8601"),
     (["search", "x", "--at", "seq:999"], "the log only has"),
-    (["list", "calendar"], "Invalid value for 'KIND'"),
+    (["list", "calendar"], "'calendar' is not a kind of record; the kinds are contact, message and note."),
+    (["search", "x", "--kind", "calendars"], "'calendars' is not a kind of record"),
 ])
 def test_bad_arguments_get_one_sentence(run, book, args: list[str], message: str) -> None:
     r = run(*args)
@@ -104,3 +105,15 @@ def test_notes_and_messages_are_listed_newest_first_by_the_date_shown(run, book,
     rows = lines(run("list", "notes").stdout)
     assert [row.split()[0] for row in rows] == [undated, new, old]
     assert rows[1] == f"{new:<18} 2020-01-01 00:00  New idea"
+
+
+def test_a_kind_registered_at_run_time_is_listed_and_searched(run, created) -> None:
+    recipe = register_kind(KindSpec("recipe", "rcp", 201, (FieldSpec("title"), FieldSpec("steps")),
+                                    fts=("title", "steps"), title_fields=("title",)))
+    try:
+        with Vault.open(created[0], PASSPHRASE) as v:
+            rid = v.add(recipe, {"title": "Seed cake", "steps": "cream the butter"}, CLI)
+        assert lines(run("list", "recipes").stdout)[0].startswith(rid) and "Seed cake" in run("list", "recipe").stdout
+        assert [h["name"] for h in json.loads(run("search", "butter", "--kind", "recipe", "--json").stdout)] == ["Seed cake"]
+    finally:
+        unregister_kind("recipe")

@@ -8,24 +8,42 @@ from typing import Any
 import click
 
 from vault import Kind, parse_instant
+from vault.errors import InvalidRecord
 from vault.cli.options import echo_json, json_option, open_vault, passphrase_option, vault_option
 from vault.state.query import Order, display_name
 from vault.vault import Vault
 
-# How each kind is listed: contacts by name, messages and notes newest first (by the date shown).
-_ORDER: dict[Kind, tuple[Order, bool]] = {
-    Kind.CONTACT: ("title", False), Kind.MESSAGE: ("date", True), Kind.NOTE: ("date", True)}
-_KINDS = {**{k.value: k for k in Kind}, **{k.table: k for k in Kind}}
 _TITLE_WIDTH = 60
 
 
-def _kind(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Kind | None:
-    return None if value is None else _KINDS[value.lower()]
+class KindType(click.ParamType):
+    """A registered kind by its name or its table (`contact`, `contacts`), read when the command runs, so a
+    kind a plugin registers is one too."""
+
+    name = "kind"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Kind:
+        if isinstance(value, Kind):
+            return value
+        text = str(value).lower()
+        for kind in Kind:
+            if text == kind.table:
+                return kind
+        try:
+            return Kind(text)
+        except InvalidRecord as e:
+            self.fail(str(e), param, ctx)
 
 
-kind_choice = click.Choice(sorted(_KINDS), case_sensitive=False)
 at_option = click.option("--at", "at", default=None,
                          help="As it was then: ISO 8601 (naive = local) or seq:N. Default: now.")
+
+
+def _order(kind: Kind) -> tuple[Order, bool]:
+    """Records with a date newest first (messages, notes), others by name (contacts), else by id."""
+    if kind.spec.date_field:
+        return "date", True
+    return ("title", False) if kind.spec.title_fields else ("id", False)
 
 
 def _seq(vault: Vault, at: str | None) -> int | None:
@@ -43,7 +61,7 @@ def _short(text: str) -> str:
 
 
 @click.command("list")
-@click.argument("kind", type=kind_choice, callback=_kind, metavar="KIND")
+@click.argument("kind", type=KindType(), metavar="KIND")
 @at_option
 @json_option
 @vault_option
@@ -51,12 +69,12 @@ def _short(text: str) -> str:
 def list_records(kind: Kind, at: str | None, as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
     """List the contacts, messages or notes (KIND): id, name (subject, title) and date.
 
-    Contacts are sorted by name, messages and notes newest first.
+    Records with a date (messages, notes) come newest first, others (contacts) by name.
 
     Example: lifevault list contacts --at 2024-05-01
     """
     vault = open_vault(vault_path, passphrase_file)
-    order, descending = _ORDER.get(kind, ("title", False))
+    order, descending = _order(kind)
     records = vault.projection.listing(kind, _seq(vault, at), order=order, descending=descending)
     if as_json:
         echo_json([{"id": r.id, **r.fields} for r in records])
@@ -70,7 +88,7 @@ def list_records(kind: Kind, at: str | None, as_json: bool, vault_path: Path | N
 
 @click.command()
 @click.argument("text")
-@click.option("--kind", "kind", type=kind_choice, callback=_kind, default=None, help="Only this kind of record.")
+@click.option("--kind", "kind", type=KindType(), default=None, help="Only this kind of record.")
 @at_option
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="At most this many matches of each kind (newest first).")

@@ -307,4 +307,4 @@ def _field_name(name: str) -> str:
 
 def _coalesce(names: Sequence[str | None]) -> str:
     parts = [f"json_extract(h.data, {_path(n)})" for n in names if n]
-    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})" if parts else "NULL"
