@@ -18,6 +18,7 @@ reason is told in one sentence. Deleting it is always safe.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote
@@ -48,6 +49,8 @@ def open_projection(path: Path, key: bytes, matches: Callable[[Projection], bool
     try:
         proj = Projection(connect(path, key))
     except Error as e:  # another vault's key, not a database, another format, damaged
+        if _locked(e):  # another process held it past WAIT_S: busy, not damaged
+            raise
         notify(f"The state file {path} could not be read ({_reason(e)}); it is rebuilt from the log.")
         remove(path)
         proj = _made(path, key)
@@ -87,12 +90,31 @@ def connect(path: Path, key: bytes) -> Any:
         raise CannotWrite(path, _reason(e)) from e
     conn = _keyed(path, key, CACHE_MB, "rwc")
     try:
-        conn.execute("PRAGMA journal_mode = WAL")  # readers in other processes never wait for the writer
+        _wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")  # a cache: the rare power cut that loses a commit means a catch-up
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _wal(conn: Any) -> None:
+    """WAL mode, so readers in other processes never wait for the writer. Switching a new file to it needs the
+    file alone for a moment, and SQLite answers "locked" at once (its busy handler is not asked) when another
+    process is opening the same new file: wait for that, as for any writer."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except Error as e:
+            if not _locked(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def _locked(e: BaseException) -> bool:
+    return "locked" in str(e) or "busy" in str(e)
 
 
 def connect_reader(path: Path, key: bytes) -> Any:
