@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from typing import Any
+from urllib.parse import quote, unquote
+
+from ..instants import human_time, typed_time
 
 KEEP = 4  # past states kept registered with Datasette
 
@@ -55,3 +59,29 @@ class AsOfStates:
     def close(self) -> None:
         with self._lock:
             self._seqs.clear()
+
+
+# What the owner typed into the "as of" box (a date stays a date), remembered with the seq it chose.
+TYPED_COOKIE = "lv_asof_typed"
+
+
+def typed_cookie(seq: int, text: str) -> str:
+    return quote(f"{seq}:{text}", safe="")
+
+
+def typed_text(cookie: str | None, seq: int) -> str | None:
+    """The text that chose `seq`, if the cookie remembers it."""
+    kept, _, text = unquote(cookie or "").partition(":")
+    return text if kept == str(seq) and text else None
+
+
+def banner(seq: int | None, head: int, at: str | None, typed: str | None) -> dict[str, Any]:
+    """What the "as of" control shows: the date and time first, the event number as a detail, and the box's
+    text (what was typed, else the state's date and time as one would type it)."""
+    when = human_time(at) if at else None
+    if seq is None:
+        return {"seq": None, "head": head, "when": when, "box": "",
+                "detail": f"last change {when}, event {head}" if when else "nothing stored yet"}
+    box = typed or (typed_time(at) if at else "seq:0")
+    return {"seq": seq, "head": head, "when": when or "the start, before anything was stored", "box": box,
+            "detail": f"event {seq} of {head}"}

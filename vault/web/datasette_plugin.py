@@ -7,7 +7,6 @@ serving the Datasette instance it is called for and does nothing elsewhere.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -19,15 +18,18 @@ from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from ..codec import loads
 from ..errors import VaultError
 from ..events import Kind, Source, kind_of
-from ..instants import Instant, parse_instant
+from ..instants import Instant, iso, parse_instant
 from ..replica.pusher import push_failures
-from .asof import seq_of
+from ..timeline import item_text
+from .asof import TYPED_COOKIE, banner, seq_of, typed_cookie, typed_text
 from .rendering import (INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown,
                         render_typed_values)
 from .search import search
+from .timeline import bring_back_version, record_versions, revert_message
+from .forms import EDITABLE, add_links, add_view, edit_view
+from .moments import moments_view
 
 if TYPE_CHECKING:
     from .server import Site
@@ -92,7 +94,7 @@ def thread_url(database: str, thread: str) -> str:
 
 # -- hooks ---------------------------------------------------------------------------------
 @hookimpl
-def extra_template_vars(database: str | None, request: Any, datasette: Any) -> dict[str, Any]:
+def extra_template_vars(database: str | None, request: Any, datasette: Any) -> Any:
     site = _site(datasette)
     if site is None or (site.requires_login and not (request and request.actor)):
         return {}  # no control (nor even the event count) before login
@@ -103,8 +105,19 @@ def extra_template_vars(database: str | None, request: Any, datasette: Any) -> d
     if seq is None and request is not None and request.path == "/-/search":
         seq = seq_of(request.args.get("db", ""))
     here = request.path + (f"?{request.query_string}" if request and request.query_string else "") if request else "/"
-    return {"lv_asof": {"seq": seq, "head": site.live.seq, "next": here},
-            "lv_push_failures": push_failures(site.live.vault.path)}
+    typed = typed_text(request.cookies.get(TYPED_COOKIE) if request is not None else None, seq) if seq else None
+
+    async def template_vars() -> dict[str, Any]:
+        def when(v: Any) -> tuple[int, str | None]:
+            head = v.projection.seq
+            shown = head if seq is None else min(seq, head)
+            return head, iso(v.log.recorded_at(shown)) if shown else None
+
+        head, at = await asyncio.to_thread(site.live.read, when)
+        return {"lv_asof": {**banner(seq, head, at, typed), "next": here},
+                "lv_push_failures": push_failures(site.live.vault.path)}
+
+    return template_vars
 
 
 @hookimpl
@@ -141,7 +154,15 @@ def forbidden(datasette: Any, request: Any) -> Any:
 def menu_links(datasette: Any) -> list[dict[str, str]] | None:
     if _site(datasette) is None:
         return None
-    return [{"href": "/-/search", "label": "Search everything"}, {"href": f"/{LIVE_DB}", "label": "Vault now"}]
+    return [{"href": "/-/search", "label": "Search everything"}, {"href": f"/{LIVE_DB}", "label": "Vault now"},
+            {"href": "/-/moments", "label": "Moments to go back to"}, *add_links()]
+
+
+@hookimpl
+def table_actions(datasette: Any, database: str, table: str) -> list[dict[str, str]] | None:
+    if _site(datasette) is None or database != LIVE_DB:
+        return None
+    return add_links(table)
 
 
 @hookimpl
@@ -152,27 +173,36 @@ def register_routes() -> list[tuple[str, Any]]:
         (r"^/-/record/(?P<record_id>[cmn]_[a-z0-9]{1,64})$", record_view),
         (r"^/-/record/(?P<record_id>[cmn]_[a-z0-9]{1,64})/revert$", revert_view),
         (r"^/-/blob/(?P<blob>[0-9a-f]{1,128})$", blob_view),
+        (r"^/-/moments$", moments_view),
+        (r"^/-/add/(?P<kind>contact|note)$", add_view),
+        (r"^/-/record/(?P<record_id>[cn]_[a-z0-9]{1,64})/edit$", edit_view),
     ]
 
 
 # -- routes --------------------------------------------------------------------------------
 async def as_of_view(request: Any, datasette: Any) -> Response:
-    """Move every page to the state at `at` (ISO 8601, a date, seq:N, or now)."""
+    """Move every page to the state at `at` (ISO 8601, a date, seq:N, or now), remembering the text typed so the
+    box shows it again; `seq=N` (the moments page's links) moves to event N exactly."""
     site = _site(datasette)
     if site is None:
         raise PageNotFound("Not a lifevault site")
     await _allowed(datasette, request)
     text = (request.args.get("at") or "now").strip()
     next_path = _local_path(request.args.get("next"))
+    exact = request.args.get("seq") or (request.args.get("shown_seq") if text == request.args.get("shown") else None)
     try:
-        seq = await asyncio.to_thread(site.live.read, lambda v: v.seq_for(parse_instant(text)))
+        instant = Instant(seq=int(exact)) if exact and exact.isdigit() else parse_instant(text)
+        seq = await asyncio.to_thread(site.live.read, lambda v: v.seq_for(instant))
     except VaultError as e:
         datasette.add_message(request, str(e), datasette.ERROR)
         return Response.redirect(next_path)
     if seq >= site.live.seq:
         return Response.redirect(retarget(next_path, LIVE_DB, None))
     name = await site.as_of(seq)
-    return Response.redirect(retarget(next_path, name, seq))
+    response = Response.redirect(retarget(next_path, name, seq))
+    if not request.args.get("seq"):
+        response.set_cookie(TYPED_COOKIE, typed_cookie(seq, text), path="/", httponly=True, samesite="strict")
+    return response
 
 
 async def search_view(request: Any, datasette: Any) -> Response:
@@ -198,38 +228,6 @@ async def search_view(request: Any, datasette: Any) -> Response:
         request=request))
 
 
-def _value_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _changes(prev: dict | None, cur: dict | None) -> list[dict[str, str]]:
-    """Field-level diff between two versions: what was added, changed or removed."""
-    prev, cur = prev or {}, cur or {}
-    out = []
-    for name in sorted(set(prev) | set(cur)):
-        if prev.get(name) == cur.get(name):
-            continue
-        change = "added" if name not in prev else "removed" if name not in cur else "changed"
-        out.append({"field": name, "change": change, "before": _value_text(prev.get(name)), "after": _value_text(cur.get(name))})
-    return out
-
-
-def _timeline(rows: list[Any], at: int | None) -> list[dict[str, Any]]:
-    versions, prev = [], None
-    for seq_from, seq_to, valid_from, valid_to, event, deleted, source, data in rows:
-        cur = loads(data) if data is not None else None
-        versions.append({
-            "seq_from": seq_from, "seq_to": seq_to, "valid_from": valid_from, "valid_to": valid_to,
-            "event": event, "deleted": bool(deleted), "source": Source.from_dict(json.loads(source)).describe(),
-            "changes": _changes(prev, cur), "data": cur,
-            "selected": at is not None and seq_from <= at and (seq_to is None or at < seq_to),
-        })
-        prev = cur
-    return versions
-
-
 def _rendered_fields(kind: Kind, data: dict[str, Any]) -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
     for name, value in sorted(data.items()):
@@ -240,7 +238,7 @@ def _rendered_fields(kind: Kind, data: dict[str, Any]) -> list[tuple[str, Any]]:
         elif kind is Kind.NOTE and name == "body" and isinstance(value, str):
             out.append((name, render_markdown(value)))
         else:
-            out.append((name, _value_text(value)))
+            out.append((name, item_text(value)))  # text, never JSON
     return out
 
 
@@ -259,12 +257,13 @@ async def record_view(request: Any, datasette: Any) -> Response:
         "WHERE id = ? ORDER BY seq_from", [rid])).rows
     if not rows:
         raise PageNotFound(f"No record {rid!r}")
-    versions = _timeline([tuple(r) for r in rows], at)
-    shown = next((v for v in versions if v["selected"]), versions[-1])
+    versions = record_versions(rid, [tuple(r) for r in rows], at)  # newest first
+    shown = next((v for v in versions if v["selected"]), versions[0])
     return Response.html(await datasette.render_template("lifevault_record.html", {
-        "record_id": rid, "kind": kind.value, "table": kind.table, "versions": list(reversed(versions)),
+        "record_id": rid, "kind": kind.value, "table": kind.table, "versions": versions,
         "shown": shown, "fields": _rendered_fields(kind, shown["data"]) if shown["data"] else [],
-        "status": "deleted" if versions[-1]["deleted"] else "live", "at": at,
+        "status": "deleted" if versions[0]["deleted"] else "live", "at": at,
+        "bring_back": bring_back_version(versions), "editable": kind in EDITABLE and not versions[0]["deleted"],
         "thread_link": thread_url(LIVE_DB, shown["data"]["thread"])
         if kind is Kind.MESSAGE and isinstance((shown["data"] or {}).get("thread"), str) else None,
     }, request=request))
@@ -286,17 +285,21 @@ async def revert_view(request: Any, datasette: Any) -> Response:
         datasette.add_message(request, "Choose a version to revert to.", datasette.ERROR)
         return Response.redirect(back)
     who = (request.actor or {}).get("id") or "browser"
+
+    def revert(v: Any) -> tuple[list[Any], dict[str, Any] | None, int]:
+        recorded = v.revert(rid, Instant(seq=int(seq_text)), Source("web", name=who))
+        seq = v.seq_for(Instant(seq=int(seq_text)))
+        return recorded, v.projection.record(kind_of(rid), rid, seq), v.log.recorded_at(seq) if seq else 0
+
     try:
-        recorded = await asyncio.to_thread(
-            site.live.write, lambda v: v.revert(rid, Instant(seq=int(seq_text)), Source("web", name=who)))
+        recorded, then, at = await asyncio.to_thread(site.live.write, revert)
     except VaultError as e:
         datasette.add_message(request, str(e), datasette.ERROR)
         return Response.redirect(back)
-    if recorded:
-        what = ", ".join(f"{r.event.type.value} (event {r.seq})" for r in recorded)
-        datasette.add_message(request, f"Reverted {rid} to how it was after event {seq_text}: {what}.", datasette.INFO)
-    else:
-        datasette.add_message(request, f"{rid} is already as it was after event {seq_text}.", datasette.INFO)
+    message = revert_message(rid, then, at, any(r.event.type.value == "revived" for r in recorded))
+    if not recorded:
+        message = f"Nothing to do: it is already as it was then. ({message})"
+    datasette.add_message(request, message, datasette.INFO)
     return Response.redirect(back)
 
 
