@@ -141,12 +141,12 @@ def describe(record_id: str, versions: Iterable[Mapping[str, Any]]) -> list[dict
     who, when), `sentences` (one per change), `changes` (the diff as text rows), `when` and `by`."""
     kind = kind_of(record_id)
     out: list[dict[str, Any]] = []
-    prev: Mapping[str, Any] | None = None
+    prev: Mapping[str, Any] | None = None  # the last live version's fields: a revival is compared with them
     for v in versions:
         source = v["source"] if isinstance(v["source"], Mapping) else json.loads(v["source"])
         data = v["data"]
         by, when, day = source_words(source), human_time(v["valid_from"]), human_date(v["valid_from"])
-        rows = changes(prev, data)
+        rows = [] if v["deleted"] else changes(prev, data)  # a deletion keeps the fields, in history
         detail = source.get("detail") or {}
         if v["event"] == "created":
             summary = f"Created as {record_label(record_id, data)} {by}, {when}"
@@ -164,5 +164,5 @@ def describe(record_id: str, versions: Iterable[Mapping[str, Any]]) -> list[dict
                      else [_first_upper(f"{change_words(kind, r)} {by}, {day}") for r in rows])
         out.append({**v, "source": source, "summary": summary, "sentences": sentences, "changes": rows,
                     "when": when, "by": by})
-        prev = data
+        prev = data if data is not None else prev
     return out
