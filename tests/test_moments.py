@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from vault import Kind, Source, Vault
@@ -76,3 +77,16 @@ def test_a_timeline_says_what_changed_who_did_it_and_when(vault: Vault, tmp_path
     assert words[3]["summary"].startswith(f"Brought back to how it was on {words[1]['when']} from the command line, ")
     for w in words:  # values are text, never JSON
         assert all("[" not in r["before"] + r["after"] and "{" not in r["before"] + r["after"] for r in w["changes"])
+
+
+def test_the_cli_lists_moments_in_words_and_json(run, vault_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "contacts.vcf").write_text(card("TEL;TYPE=WORK:+44 20 7946 0000"))
+    assert run("import", str(tmp_path / "contacts.vcf")).exit_code == 0
+    r = run("moments")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].split("seq:1")[1].strip().startswith("Changes on ") and lines[0].endswith(": 1 change")
+    assert "Import of contacts.vcf: 1 added (just before: seq:0)" in lines[1]
+    got = json.loads(run("moments", "--json").output)
+    assert [(m["kind"], m["seq"], m["before"], m["counts"]) for m in got] == [
+        ("day", 1, 0, {"events": 1}), ("import", 1, 0, {"added": 1, "changed": 0, "removed": 0})]

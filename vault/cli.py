@@ -496,10 +496,11 @@ from .cli_tokens import token as _token  # noqa: E402
 from .cli_replica import register as _register_replica  # noqa: E402
 from .cli_formats import COMMANDS as _format_commands  # noqa: E402
 from .cli_web import password as _password, serve as _serve  # noqa: E402
+from .cli_moments import moments as _moments  # noqa: E402
 
 cli.add_command(_token)
 _register_replica(cli)
-for _command in (*_format_commands, _serve, _password):
+for _command in (*_format_commands, _serve, _password, _moments):
     cli.add_command(_command)
 
 
