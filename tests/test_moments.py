@@ -8,7 +8,7 @@ from pathlib import Path
 from vault import Kind, Source, Vault
 from vault.importing import import_file, undo_import
 from vault.instants import Instant, human_date, iso
-from vault.moments import moments
+from vault.moments import Moments, moments
 from vault.timeline import describe
 
 
@@ -90,3 +90,19 @@ def test_the_cli_lists_moments_in_words_and_json(run, vault_path: Path, tmp_path
     got = json.loads(run("moments", "--json").output)
     assert [(m["kind"], m["seq"], m["before"], m["counts"]) for m in got] == [
         ("day", 1, 0, {"events": 1}), ("import", 1, 0, {"added": 1, "changed": 0, "removed": 0})]
+
+
+def test_moments_kept_up_to_date_scan_only_what_is_new_and_agree_with_a_fresh_look(vault: Vault, tmp_path: Path) -> None:
+    day_us = 86_400 * 1_000_000
+    with vault.transaction() as tx:
+        tx.create(Kind.NOTE, {"title": "a"}, Source("cli"), recorded_at=10 * day_us)
+    known = Moments().update(vault.projection.conn)
+    assert [(m.kind, m.seq) for m in known.list()] == [("day", 1)]
+    with vault.transaction() as tx:  # the same day goes on
+        tx.create(Kind.NOTE, {"title": "b"}, Source("cli"), recorded_at=10 * day_us + 3_600_000_000)
+    (tmp_path / "contacts.vcf").write_text(card())
+    import_file(vault, tmp_path / "contacts.vcf")  # today
+    known.update(vault.projection.conn)
+    assert [m.as_dict() for m in known.list()] == [m.as_dict() for m in moments(vault.projection.conn)]
+    assert [(m.kind, m.before, m.seq) for m in known.list()] == [("day", 2, 3), ("import", 2, 3), ("day", 0, 2)]
+    assert known.list()[-1].counts == {"events": 2}

@@ -50,61 +50,80 @@ class Moment:
         return {**asdict(self), "when": self.when, "summary": self.summary}
 
 
-def _imports(conn: Any) -> list[Moment]:
-    found: dict[str, Moment] = {}
-    for kind in Kind:
-        rows = conn.execute(
-            "SELECT json_extract(source, '$.detail.import_id') AS imp, min(seq_from), max(seq_from), max(valid_from), "
-            "json_extract(source, '$.file'), json_extract(source, '$.name'), json_extract(source, '$.detail.undo_of'), "
-            "count(DISTINCT CASE WHEN event IN ('created', 'revived') THEN id END), "
-            "count(DISTINCT CASE WHEN event = 'updated' THEN id END), "
-            "count(DISTINCT CASE WHEN event = 'deleted' THEN id END), date(max(valid_from), 'localtime') "
-            f"FROM {kind.table}_history WHERE json_extract(source, '$.via') = 'import' AND imp IS NOT NULL "
-            "GROUP BY imp").fetchall()
-        for imp, first, last, at, file, importer, undo_of, added, changed, removed, day in rows:
+class Moments:
+    """The moments of a vault, kept up to date by scanning only the versions written since the last look: the
+    history is append-only, so what was found stays true (a day or an import that goes on is extended)."""
+
+    def __init__(self) -> None:
+        self._clear()
+
+    def _clear(self) -> None:
+        self.seq = 0  # every version up to this event has been looked at
+        self._imports: dict[str, Moment] = {}
+        self._days: dict[str, Moment] = {}
+        self._reverts: list[Moment] = []
+
+    def update(self, conn: Any) -> "Moments":
+        """Look at the versions written since the last update, on a connection that sees the state's
+        `*_history` tables and `_projection` (the projection's, or a reader of the state file)."""
+        upto = conn.execute("SELECT seq FROM _projection").fetchone()[0]  # committed with the versions up to it
+        if upto < self.seq:  # another history (the state file was rebuilt from another log): start again
+            self._clear()
+        if upto > self.seq:
+            for kind in Kind:
+                self._scan(conn, kind, self.seq, upto)
+            self.seq = upto
+        return self
+
+    def list(self) -> list[Moment]:
+        """Newest first; a day before (above) what happened in it."""
+        order = {"day": 1, "import": 0, "undo": 0, "revert": 0}
+        found = [*self._imports.values(), *self._reverts, *self._days.values()]
+        return sorted(found, key=lambda m: (m.seq, order[m.kind]), reverse=True)
+
+    def _scan(self, conn: Any, kind: Kind, after: int, upto: int) -> None:
+        t, span = f"{kind.table}_history", (after, upto)
+        for imp, first, last, at, file, importer, undo_of, added, changed, removed, day in conn.execute(
+                "SELECT json_extract(source, '$.detail.import_id') AS imp, min(seq_from), max(seq_from), "
+                "max(valid_from), json_extract(source, '$.file'), json_extract(source, '$.name'), "
+                "json_extract(source, '$.detail.undo_of'), "
+                "count(DISTINCT CASE WHEN event IN ('created', 'revived') THEN id END), "
+                "count(DISTINCT CASE WHEN event = 'updated' THEN id END), "
+                "count(DISTINCT CASE WHEN event = 'deleted' THEN id END), date(max(valid_from), 'localtime') "
+                f"FROM {t} WHERE seq_from > ? AND seq_from <= ? AND source LIKE '%\"import_id\"%' "
+                "AND json_extract(source, '$.via') = 'import' AND imp IS NOT NULL GROUP BY imp", span):
             what = file or importer or imp
-            m = found.setdefault(imp, Moment("undo" if undo_of else "import", last, first - 1, at, day,
-                                             f"Undo of the import of {what}" if undo_of else f"Import of {what}",
-                                             {"added": 0, "changed": 0, "removed": 0}, import_id=imp))
-            if last > m.seq:
-                m.seq, m.at, m.day = last, at, day
-            m.before = min(m.before, first - 1)
+            m = self._imports.setdefault(imp, Moment(
+                "undo" if undo_of else "import", last, first - 1, at, day,
+                f"Undo of the import of {what}" if undo_of else f"Import of {what}",
+                {"added": 0, "changed": 0, "removed": 0}, import_id=imp))
+            _extend(m, first, last, at, day)
             for name, n in (("added", added), ("changed", changed), ("removed", removed)):
-                m.counts[name] += n
-    return list(found.values())
-
-
-def _reverts(conn: Any) -> list[Moment]:
-    """Each revert event (one record each), named after the record."""
-    out = []
-    for kind in Kind:
-        t = f"{kind.table}_history"
-        rows = conn.execute(
-            f"SELECT h.seq_from, h.valid_from, h.id, h.source, date(h.valid_from, 'localtime'), "
-            f"coalesce(h.data, (SELECT p.data FROM {t} p WHERE p.id = h.id AND p.seq_from < h.seq_from "
-            "AND p.data IS NOT NULL ORDER BY p.seq_from DESC LIMIT 1)) "
-            f"FROM {t} h WHERE json_extract(h.source, '$.detail.revert_to') IS NOT NULL").fetchall()
-        for seq, at, rid, source, day, data in rows:
+                m.counts[name] += n  # a record counts in each table it is in, and tables hold different kinds
+        for seq, at, rid, source, day, data in conn.execute(
+                f"SELECT h.seq_from, h.valid_from, h.id, h.source, date(h.valid_from, 'localtime'), "
+                f"coalesce(h.data, (SELECT p.data FROM {t} p WHERE p.id = h.id AND p.seq_from < h.seq_from "
+                "AND p.data IS NOT NULL ORDER BY p.seq_from DESC LIMIT 1)) "
+                f"FROM {t} h WHERE h.seq_from > ? AND h.seq_from <= ? AND h.source LIKE '%\"revert_to\"%' "
+                "AND json_extract(h.source, '$.detail.revert_to') IS NOT NULL", span):
             label = record_label(rid, loads(data) if data else None)
-            out.append(Moment("revert", seq, seq - 1, at, day, f"Revert of {label} {source_words(loads(source), revert=False)}",
-                              record_id=rid))
-    return out
-
-
-def _days(conn: Any) -> list[Moment]:
-    days: dict[str, Moment] = {}
-    for kind in Kind:
-        rows = conn.execute(
-            "SELECT date(valid_from, 'localtime') AS d, min(seq_from), max(seq_from), max(valid_from), count(*) "
-            f"FROM {kind.table}_history GROUP BY d").fetchall()
-        for day, first, last, at, n in rows:
-            m = days.setdefault(day, Moment("day", last, first - 1, at, day, f"Changes on {human_date(at)}",
-                                            {"events": 0}))
-            if last > m.seq:
-                m.seq, m.at = last, at
-            m.before = min(m.before, first - 1)
+            self._reverts.append(Moment("revert", seq, seq - 1, at, day,
+                                        f"Revert of {label} {source_words(loads(source), revert=False)}",
+                                        record_id=rid))
+        for day, first, last, at, n in conn.execute(
+                "SELECT date(valid_from, 'localtime') AS d, min(seq_from), max(seq_from), max(valid_from), count(*) "
+                f"FROM {t} WHERE seq_from > ? AND seq_from <= ? GROUP BY d", span):
+            m = self._days.setdefault(day, Moment("day", last, first - 1, at, day, f"Changes on {human_date(at)}",
+                                                  {"events": 0}))
+            _extend(m, first, last, at, day)
             m.counts["events"] += n
-    return list(days.values())
+
+
+def _extend(m: Moment, first: int, last: int, at: str, day: str) -> None:
+    """Widen a moment to cover events first..last (found in another table, or in a later scan)."""
+    if last > m.seq:
+        m.seq, m.at, m.day = last, at, day
+    m.before = min(m.before, first - 1)
 
 
 def moments(conn: Any) -> list[Moment]:
@@ -112,6 +131,4 @@ def moments(conn: Any) -> list[Moment]:
     `*_history` tables (the projection's, or a read-only reader of the state file).
 
     A day's moment is the vault at the end of that day (local time); an import's the vault just after it."""
-    found = _imports(conn) + _reverts(conn) + _days(conn)
-    order = {"day": 1, "import": 0, "undo": 0, "revert": 0}  # a day before (above) what happened in it
-    return sorted(found, key=lambda m: (m.seq, order[m.kind]), reverse=True)
+    return Moments().update(conn).list()

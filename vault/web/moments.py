@@ -5,6 +5,8 @@ Each links to the "as of" control with the moment's exact event, so it opens the
 
 from __future__ import annotations
 
+import threading
+import weakref
 from itertools import groupby
 from typing import Any
 from urllib.parse import urlencode
@@ -12,10 +14,12 @@ from urllib.parse import urlencode
 from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 
-from ..moments import Moment, moments
+from ..moments import Moment, Moments
 from . import datasette_plugin as plugin
 
 OPEN_AT = "/vault"  # a moment opens the vault's page as it was then
+# Per served Datasette: the moments found so far, so a page view scans only what was written since the last.
+_KNOWN: "weakref.WeakKeyDictionary[Any, tuple[threading.Lock, Moments]]" = weakref.WeakKeyDictionary()
 
 
 def as_of_link(seq: int) -> str:
@@ -32,7 +36,13 @@ async def moments_view(request: Any, datasette: Any) -> Response:
     if site is None:
         raise PageNotFound("Not a lifevault site")
     await plugin._allowed(datasette, request)
-    found = await datasette.get_database(plugin.LIVE_DB).execute_fn(moments)
+    lock, known = _KNOWN.setdefault(datasette, (threading.Lock(), Moments()))
+
+    def current(conn: Any) -> list[Moment]:
+        with lock:  # pages are read on several threads
+            return known.update(conn).list()
+
+    found = await datasette.get_database(plugin.LIVE_DB).execute_fn(current)
     days = []
     for _, group in groupby(found, key=lambda m: m.day):
         entries = [_entry(m) for m in group]
