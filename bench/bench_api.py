@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from vault import Kind, Source, Vault
-from vault.events import Event, EventType, new_record_id
-from vault import tokens
+from vault.domain.events import Event, EventType, new_record_id
+from vault.store import tokens
 from vault.web.api import VaultHolder, create_api
 
 with warnings.catch_warnings():

@@ -218,8 +218,8 @@ def floors(vault: Path) -> dict:
     """Reading alone and the plain reference replay, in this process, on the same vault."""
     from bench_core import reference_replay
 
-    from vault import keyring, schema
-    from vault.log import EventLog
+    from vault.store import keyring, schema
+    from vault.store.log import EventLog
 
     conn = schema.connect(vault)
     log = EventLog(conn, vault, keyring.unlock(conn, PASS))
@@ -271,7 +271,7 @@ def main() -> None:
              "--vault", str(vault)], env)
     out["restore_at"] = {"s": r["s"], "rss_mb": r["rss_mb"]}
     (d / "restored.db").unlink()
-    from vault import state_file
+    from vault.state import file as state_file
 
     state_file.remove(state_file.path_for(vault))
     r = run([*lifevault, "stats", "--json", "--vault", str(vault)], env)

@@ -84,7 +84,7 @@ def reference_replay(log, out: Path) -> float:
     What a state file rebuild is measured against (issue 10)."""
     import sqlite3
 
-    from vault.codec import fields_json
+    from vault.store.codec import fields_json
 
     out.unlink(missing_ok=True)
     conn = sqlite3.connect(out, isolation_level=None)
@@ -107,8 +107,8 @@ def reference_replay(log, out: Path) -> float:
 
 
 def phase_reference(n: int, d: Path) -> dict:
-    from vault import keyring, schema
-    from vault.log import EventLog
+    from vault.store import keyring, schema
+    from vault.store.log import EventLog
 
     path = d / "vault.db"
     conn = schema.connect(path)
@@ -118,7 +118,8 @@ def phase_reference(n: int, d: Path) -> dict:
 
 def phase_replay(n: int, d: Path) -> dict:
     """A full rebuild of the encrypted state file (deleted first), then reopening it."""
-    from vault import Vault, state_file
+    from vault import Vault
+    from vault.state import file as state_file
 
     state_file.remove(state_file.path_for(d / "vault.db"))
     vault = Vault.open(d / "vault.db", PASS)
@@ -134,8 +135,8 @@ def phase_replay(n: int, d: Path) -> dict:
 def phase_read(n: int, d: Path) -> dict:
     """Decrypt, chain-check and decode every event, building nothing: in one process (the floor
     under a replay without the child), then as a replay receives them from its child."""
-    from vault import keyring, schema
-    from vault.log import EventLog
+    from vault.store import keyring, schema
+    from vault.store.log import EventLog
 
     path = d / "vault.db"
     conn = schema.connect(path)

@@ -102,7 +102,7 @@ def phase(kind: str, fmt: str, path: str, workdir: str, queue: mp.Queue) -> None
         queue.put({"records": n, "seconds": time.perf_counter() - t, "peak_rss_mb": _rss_mb()})
         return
     from vault import Vault
-    from vault.importing import import_file
+    from vault.formats.importing import import_file
 
     vault, _ = Vault.create(Path(workdir) / f"{fmt}-{time.time_ns()}.db", PASS, kdf_cost="min")
     with vault:

@@ -152,8 +152,8 @@ def run(n: int, reps: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-replica-") as tmp:
         d = Path(tmp)
         os.environ["LIFEVAULT_HOME"] = str(d / "home")
-        from vault import keyring, schema
-        from vault.log import EventLog
+        from vault.store import keyring, schema
+        from vault.store.log import EventLog
         from vault.replica import add_replica, clone, push, verify
 
         path = d / "vault.db"

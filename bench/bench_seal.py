@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from vault import Kind, Source, Vault, keyring, rollback, seal
+from vault import Kind, Source, Vault
+from vault.store import keyring, rollback, seal
 
 SRC = Source("cli")
 

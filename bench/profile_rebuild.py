@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vault import Vault, projection, state_file  # noqa: E402
+from vault import Vault  # noqa: E402
+from vault.state import projection, file as state_file
 
 
 def profile(path: Path, passphrase: str) -> dict[str, float]:

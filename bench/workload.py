@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Iterator
 
-from vault.events import Event, EventType, Kind, Source, new_record_id
+from vault.domain.events import Event, EventType, Kind, Source, new_record_id
 
 WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
          "et dolore magna aliqua garden train lunch report birthday holiday photos recipe").split()

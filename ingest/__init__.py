@@ -1,4 +1,4 @@
-"""Built-in formats, one module per format; each is a lifevault plugin (see vault.plugins.DEFAULT_PLUGINS).
+"""Built-in formats, one module per format; each is a lifevault plugin (see vault.formats.registry.DEFAULT_PLUGINS).
 
 This package module holds the safe-reading helpers the formats share: a
 bounded look at a file's head, a refusal of empty/binary/missing input, and a

@@ -32,9 +32,8 @@ from xml.etree.ElementTree import Element
 from ingest import check_text_file, head
 from ingest.htmltext import html_to_text
 from ingest.safexml import iter_records
-from vault.events import Kind
-from vault.formats import Attachment, BadRecord, Notice, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import Attachment, BadRecord, Notice, SourceRecord, hookimpl
 
 _RENAMED = {"source": "source_app"}  # the name version 1 gave it
 _KNOWN = {"title", "content", "created", "updated", "tag", "note-attributes", "resource"}

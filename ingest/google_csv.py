@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ingest import bounded_lines, check_text_file, decode_text, guessed_windows_1252, text_head
-from vault.contacts import address, addresses, typed, typed_values
+from vault.domain.contacts import address, addresses, typed, typed_values
 from vault.errors import IngestError
-from vault.events import Kind
-from vault.formats import BadRecord, Exporter, ExportRecord, Importer, Notice, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import BadRecord, ExportRecord, Exporter, Importer, Notice, SourceRecord, hookimpl
 
 SEP = " ::: "
 MAX_FIELD = 1024 * 1024  # one cell; csv's own guard against a runaway quoted field

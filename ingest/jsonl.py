@@ -18,9 +18,8 @@ from typing import Any, Callable, Iterable, Iterator
 import ingest
 from ingest import bounded_lines, check_text_file, text_head
 from vault.errors import IngestError
-from vault.events import Kind, kind_of
-from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind, kind_of
+from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord, hookimpl
 
 HEADER = {"lifevault": "records", "version": 1}
 

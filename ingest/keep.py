@@ -27,9 +27,8 @@ from typing import Any, Callable, Iterator
 import ingest
 from ingest import check_text_file, safezip
 from vault.errors import IngestError
-from vault.events import Kind
-from vault.formats import Attachment, BadRecord, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import Attachment, BadRecord, SourceRecord, hookimpl
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NOTE_KEYS = {"userEditedTimestampUsec", "textContent", "listContent", "isTrashed", "isArchived"}

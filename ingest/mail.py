@@ -20,11 +20,10 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from ingest import check_text_file
 from vault.errors import IngestError
-from vault.events import Kind
-from vault.formats import BadRecord, ExportRecord, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import BadRecord, ExportRecord, SourceRecord, hookimpl
 
-from .mime import MAILDIR_FLAGS, MalformedMessage, read_message, write_message
+from ingest.mime import MAILDIR_FLAGS, MalformedMessage, read_message, write_message
 
 MAX_MESSAGE_BYTES = 64 * 2**20  # one message larger than this is refused, not buffered
 _CHUNK = 2**20  # the most read at once, even from a line with no end
@@ -258,7 +257,7 @@ class EmlImporter:
 
 # -- export ---------------------------------------------------------------------
 def _attachment_files(refs: list[Any], get_blob: Callable[[str], bytes]) -> list[tuple[bytes, Any, Any]]:
-    """(bytes, name, type) for each blob reference (vault.blobs.blob_ref's shape)."""
+    """(bytes, name, type) for each blob reference (vault.store.blobs.blob_ref's shape)."""
     return [(get_blob(ref["blob"]), ref.get("name"), ref.get("type")) for ref in refs if isinstance(ref, dict)]
 
 

@@ -36,9 +36,8 @@ import yaml
 import ingest
 from ingest import looks_binary
 from vault.errors import IngestError
-from vault.events import Kind
-from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord, hookimpl
 
 MAX_FRONT_MATTER = 64 * 1024
 MAX_SAFE_INT = 2**53  # beyond this a number does not survive JavaScript (Obsidian): kept as text

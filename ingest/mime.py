@@ -33,8 +33,8 @@ from typing import Any, Iterator, NamedTuple, cast
 
 from vault.formats import Attachment
 
-from .htmltext import html_to_text
-from .mail_charsets import MessageCharsets, label_of, raw_bytes
+from ingest.htmltext import html_to_text
+from ingest.mail_charsets import MessageCharsets, label_of, raw_bytes
 
 MAX_MIME_DEPTH = 40
 # How messages are written out.

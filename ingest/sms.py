@@ -22,9 +22,8 @@ from xml.sax.saxutils import quoteattr
 
 from ingest import check_text_file, head
 from ingest.safexml import iter_records
-from vault.events import Kind
-from vault.formats import Attachment, BadRecord, ExportRecord, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import Attachment, BadRecord, ExportRecord, SourceRecord, hookimpl
 
 _BOX = {"1": "inbox", "2": "sent", "3": "draft", "4": "outbox", "5": "failed", "6": "queued"}
 _BOX_CODE = {v: k for k, v in _BOX.items()}

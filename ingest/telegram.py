@@ -36,9 +36,8 @@ from typing import Any, Callable, Iterator
 import ingest
 from ingest import check_text_file, text_head
 from vault.errors import IngestError
-from vault.events import Kind
-from vault.formats import Attachment, BadRecord, Importer, Notice, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import Attachment, BadRecord, Importer, Notice, SourceRecord, hookimpl
 
 MAX_EXPORT = 1 << 30  # parsed whole: about ten times this in memory at the peak
 _NAME = "result.json"

@@ -22,11 +22,10 @@ import vobject
 
 import ingest
 from ingest import bounded_lines, check_text_file, guessed_windows_1252, text_head
-from vault.contacts import ADDRESS_PARTS, address, addresses, typed, typed_values
+from vault.domain.contacts import ADDRESS_PARTS, address, addresses, typed, typed_values
 from vault.errors import IngestError
-from vault.events import Kind
-from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, Notice, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, Notice, SourceRecord, hookimpl
 
 _CHARSET = re.compile(rb";CHARSET=([A-Za-z0-9_.-]+)", re.I)
 _GROUP = re.compile(r"^[A-Z0-9-]+\.(?=(BEGIN|END):VCARD$)")

@@ -48,9 +48,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import ingest
 from ingest import bounded_lines, check_text_file, decode_text, safezip, text_head
 from vault.errors import IngestError
-from vault.events import Kind
-from vault.formats import Attachment, BadRecord, ImportOption, Notice, SourceRecord
-from vault.hookspecs import hookimpl
+from vault.domain.events import Kind
+from vault.formats import Attachment, BadRecord, ImportOption, Notice, SourceRecord, hookimpl
 
 _MARKS = "\u200e\u200f\ufeff"
 _HEADER = re.compile(

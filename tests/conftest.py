@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from vault import Vault
-from vault.cli import cli
+from vault.cli.core import cli
 
 PASSPHRASE = "test passphrase, not a secret"
 
@@ -68,7 +68,7 @@ def as_exported():
     def convert(recs, kind):
         import hashlib
 
-        from vault.formats import ExportRecord
+        from vault.formats.contract import ExportRecord
 
         blobs: dict[str, bytes] = {}
         exported = []

@@ -15,8 +15,8 @@ from fastapi.routing import APIRoute
 
 from vault import Kind, Source, Vault
 from vault.errors import NotFound
-from vault.importing import import_file
-from vault import tokens
+from vault.formats.importing import import_file
+from vault.store import tokens
 from vault.web.api import VaultHolder, create_api
 
 with warnings.catch_warnings():

@@ -15,7 +15,7 @@ from conftest import PASSPHRASE
 from helpers.served import CHROMIUM, CHROMIUM_ARGS, Served
 
 from vault import Kind, Vault
-from vault.importing import import_file
+from vault.formats.importing import import_file
 from vault.web.login import set_password
 
 LOGIN = "a browser test password"

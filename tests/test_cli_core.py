@@ -18,9 +18,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from vault import Kind, Source, Vault, schema
-from vault.cli import cli
-from vault.instants import iso, to_us
+from vault import Kind, Source, Vault
+from vault.store import schema
+from vault.cli.core import cli
+from vault.domain.instants import iso, to_us
 
 from conftest import PASSPHRASE
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vault import Kind, Source, Vault
-from vault.codec import dumps, loads
+from vault.store.codec import dumps, loads
 
 
 @pytest.mark.parametrize("value", [{"n": 2**70}, {"n": -(2**64)}, {"x": 1.5e300, "s": "naïve ☃", "l": [None, True]}])

@@ -12,10 +12,10 @@ from conftest import PASSPHRASE
 
 from ingest.google_csv import GoogleCsvImporter
 from vault import Kind, Source, Vault
-from vault.contacts import address, texts, typed, upgraded
-from vault.exporting import export_file
+from vault.domain.contacts import address, texts, typed, upgraded
+from vault.formats.exporting import export_file
 from vault.formats import SourceRecord
-from vault.importing import import_file
+from vault.formats.importing import import_file
 from vault.upgrade import upgrade_records
 from vault.web.rendering import render_typed_values
 
@@ -143,7 +143,7 @@ def test_upgrade_command(runner_vault) -> None:
 def runner_vault(created, monkeypatch):
     from click.testing import CliRunner
 
-    from vault.cli import cli
+    from vault.cli.core import cli
 
     path = created[0]
     monkeypatch.setenv("LIFEVAULT_PASSPHRASE", PASSPHRASE)

@@ -10,10 +10,10 @@ import pytest
 
 from ingest.vcard import VcardImporter
 from vault import Kind, Source, Vault
-from vault.contacts import texts, typed
-from vault.exporting import export_file
+from vault.domain.contacts import texts, typed
+from vault.formats.exporting import export_file
 from vault.formats import SourceRecord
-from vault.importing import derive_record_id, import_file
+from vault.formats.importing import derive_record_id, import_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vcard"
 PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108020000009077"

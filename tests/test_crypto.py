@@ -8,7 +8,7 @@ import nacl.hash
 import nacl.secret
 import pytest
 
-from vault import crypto
+from vault.store import crypto
 
 
 @pytest.mark.parametrize("size", [0, 1, 500, 70_000])

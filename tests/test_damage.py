@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vault import Kind, Source, Vault, rollback, schema, tokens
-from vault.cli import cli
+from vault import Kind, Source, Vault
+from vault.store import rollback, schema, tokens
+from vault.cli.core import cli
 from vault.errors import DamagedFile, RolledBack, TamperDetected
-from vault.verify import verify_blind, verify_vault
+from vault.store.verify import verify_blind, verify_vault
 from vault.web.api import VaultHolder, create_api
 
 with warnings.catch_warnings():

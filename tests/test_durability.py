@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from vault import Kind, Vault
-from vault.cli import cli
-from vault.verify import check_log, verify_blind
+from vault.cli.core import cli
+from vault.store.verify import check_log, verify_blind
 
 from conftest import PASSPHRASE
 

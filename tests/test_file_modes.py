@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import PASSPHRASE
 from helpers.served import Served, replica_head, wait_until
 
-from vault.cli import cli
+from vault.cli.core import cli
 from vault.paths import make_private, private_dir, private_file
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -14,7 +14,7 @@ from ingest.enex import EnexImporter
 from ingest.keep import KeepImporter
 from ingest.whatsapp import WhatsappImporter
 from vault.errors import IngestError
-from vault.events import Kind
+from vault.domain.events import Kind
 from vault.formats import BadRecord, SourceRecord
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -11,7 +11,7 @@ from ingest import safexml
 from ingest.enex import EnexImporter
 from vault import Vault
 from vault.formats import Notice, SourceRecord
-from vault.importing import import_file
+from vault.formats.importing import import_file
 
 EVERNOTE10 = Path(__file__).parent / "fixtures" / "enex" / "evernote10.enex"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from vault import Kind, Source, TamperDetected, Vault
-from vault.contacts import texts, typed
-from vault.exporting import export_file
-from vault.importing import UnknownImport, derive_record_id, import_file, undo_import
-from vault.instants import parse_instant
+from vault.domain.contacts import texts, typed
+from vault.formats.exporting import export_file
+from vault.formats.importing import UnknownImport, derive_record_id, import_file, undo_import
+from vault.domain.instants import parse_instant
 
 
 def card(name: str, *lines: str) -> str:

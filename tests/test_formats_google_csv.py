@@ -8,7 +8,7 @@ import pytest
 
 from ingest.google_csv import GoogleCsvImporter
 from vault import IngestError
-from vault.contacts import texts
+from vault.domain.contacts import texts
 from vault.formats import SourceRecord
 
 FIXTURES = Path(__file__).parent / "fixtures" / "google_csv"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from vault import IngestError, Kind, Source, Vault
-from vault.exporting import export_file
-from vault.importing import import_file
+from vault.formats.exporting import export_file
+from vault.formats.importing import import_file
 
 from conftest import PASSPHRASE
 

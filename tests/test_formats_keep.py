@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vault import Kind, Vault
-from vault.importing import derive_record_id, import_file
+from vault.formats.importing import derive_record_id, import_file
 
 TAKEOUT = Path(__file__).parent / "fixtures" / "keep" / "Takeout"
 

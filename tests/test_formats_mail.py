@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ingest import mail
 from ingest.mail import EmlImporter, MaildirImporter, MboxExporter, MboxImporter
 from vault.errors import IngestError
-from vault.events import Kind
+from vault.domain.events import Kind
 from vault.formats import BadRecord, ExportRecord, SourceRecord
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
@@ -221,7 +221,7 @@ def test_absurdly_nested_mime_is_a_bad_record(tmp_path: Path) -> None:
 
 
 def test_one_message_is_one_record_across_mbox_maildir_and_eml_in_a_vault(vault) -> None:
-    from vault.importing import import_file
+    from vault.formats.importing import import_file
 
     first = import_file(vault, MBOX, "mbox")
     assert (first.created, len(first.skipped)) == (10, 1)

@@ -13,11 +13,11 @@ from typing import Any, Iterator
 import pytest
 
 from ingest.mail import EmlImporter, MaildirImporter, MboxImporter, split_mbox
-from vault import Vault, plugins
-from vault.events import Kind
-from vault.exporting import export_file
-from vault.formats import SourceRecord
-from vault.importing import import_file
+from vault import Vault
+from vault.formats import SourceRecord, registry as plugins
+from vault.domain.events import Kind
+from vault.formats.exporting import export_file
+from vault.formats.importing import import_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 SHARED = FIXTURES / "shared-ids.mbox"

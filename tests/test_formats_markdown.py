@@ -10,9 +10,9 @@ import shutil
 
 from ingest.markdown import MarkdownImporter
 from vault import Kind, Source, Vault
-from vault.exporting import export_file
+from vault.formats.exporting import export_file
 from vault.formats import BadRecord, SourceRecord
-from vault.importing import import_file
+from vault.formats.importing import import_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "markdown"
 
@@ -166,7 +166,7 @@ class _VersionOne:
 
 
 def test_a_vault_imported_by_version_1_is_upgraded_by_update_events(vault: Vault) -> None:
-    from vault import plugins
+    from vault.formats import registry as plugins
 
     old = plugins.Registry()
     old.importers["markdown"] = plugins.Provided(_VersionOne(), "test")

@@ -13,7 +13,7 @@ from ingest import safexml
 from ingest.safexml import fix_char_refs, iter_records
 from ingest.sms import SmsExporter, SmsImporter
 from vault.errors import IngestError
-from vault.events import Kind
+from vault.domain.events import Kind
 from vault.formats import BadRecord, ExportRecord, SourceRecord
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sms" / "sms-20240305093012.xml"
@@ -167,7 +167,7 @@ def test_records_stream_out_before_the_end_is_read(tmp_path: Path, monkeypatch) 
 
 
 def test_a_newer_backup_appends_only_what_changed(vault, tmp_path: Path) -> None:
-    from vault.importing import import_file
+    from vault.formats.importing import import_file
 
     assert import_file(vault, FIXTURE, "sms").created == 6
     newer = tmp_path / "sms-newer.xml"

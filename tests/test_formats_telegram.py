@@ -12,7 +12,7 @@ import ingest.telegram
 from ingest.telegram import TelegramImporter
 from vault import IngestError, Kind, Vault
 from vault.formats import BadRecord, Notice, SourceRecord
-from vault.importing import import_file
+from vault.formats.importing import import_file
 
 TG = Path(__file__).parent / "fixtures" / "telegram"
 EXPORT = TG / "DataExport_2024-03-10"

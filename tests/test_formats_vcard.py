@@ -9,10 +9,10 @@ import pytest
 import ingest
 from ingest.vcard import VcardImporter
 from vault import IngestError, Kind, Vault
-from vault.contacts import texts
-from vault.exporting import export_file
+from vault.domain.contacts import texts
+from vault.formats.exporting import export_file
 from vault.formats import SourceRecord
-from vault.importing import import_file
+from vault.formats.importing import import_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vcard"
 

@@ -10,7 +10,7 @@ import pytest
 from ingest.whatsapp import WhatsappImporter
 from vault import Kind, Vault
 from vault.formats import BadRecord, Notice, SourceRecord
-from vault.importing import BadOption, import_file
+from vault.formats.importing import BadOption, import_file
 
 SAME = Path(__file__).parent / "fixtures" / "whatsapp" / "same-chat"
 IOS, ANDROID = SAME / "ios" / "WhatsApp Chat - Ada", SAME / "android" / "WhatsApp Chat with Ada.txt"

@@ -19,11 +19,10 @@ from typing import Any, Iterator, NamedTuple
 import pytest
 
 import ingest
-from vault import IngestError, Vault, plugins
-from vault import importing
-from vault.exporting import export_file
-from vault.formats import SourceRecord
-from vault.importing import import_file
+from vault import IngestError, Vault
+from vault.formats import SourceRecord, importing, registry as plugins
+from vault.formats.exporting import export_file
+from vault.formats.importing import import_file
 
 from conftest import PASSPHRASE
 

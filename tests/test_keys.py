@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from vault import Kind, Source, Vault
-from vault.cli import cli
+from vault.cli.core import cli
 from vault.errors import TamperDetected, VaultError, WrongSecret
 
 from conftest import PASSPHRASE
@@ -220,4 +220,4 @@ def test_subkeys_are_derived_in_one_place() -> None:
     """Only crypto.Keys derives from the raw data key (and keyring wraps it): one place to audit."""
     root = Path(__file__).parent.parent / "vault"
     users = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if "data_key" in p.read_text())
-    assert users == ["crypto.py", "keyring.py"]
+    assert users == ["store/crypto.py", "store/keyring.py"]

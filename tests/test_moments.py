@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from vault import Kind, Source, Vault
-from vault.importing import import_file, undo_import
-from vault.instants import Instant, human_date, iso
-from vault.moments import Moments, moments
-from vault.timeline import describe
+from vault.formats.importing import import_file, undo_import
+from vault.domain.instants import Instant, human_date, iso
+from vault.state.moments import Moments, moments
+from vault.state.timeline import describe
 
 
 def card(*lines: str, uid: str = "ada-1", name: str = "Ada Lovelace") -> str:

@@ -15,10 +15,10 @@ from conftest import PASSPHRASE
 from helpers.unlock import opens_with
 
 from vault import Vault
-from vault.cli import cli
+from vault.cli.core import cli
 from vault.demo import DEMO_PASSPHRASE
 from vault.errors import VaultError
-from vault.passphrase import WeakPassphrase, check_strength
+from vault.store.passphrase import WeakPassphrase, check_strength
 
 WEAK = "secret1"
 REFUSAL = ("Error: This passphrase is easy to guess (strength 1 of 4: this is a very common password; add another "

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from vault import Kind, Source, Vault
-from vault.instants import Instant
-from vault.restore import restore_to_file
-from vault.schema import DDL
+from vault.domain.instants import Instant
+from vault.formats.restore import restore_to_file
+from vault.store.schema import DDL
 
 from conftest import PASSPHRASE
 

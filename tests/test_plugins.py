@@ -13,10 +13,9 @@ from typing import Iterator
 
 import pytest
 
-from vault import Kind, Vault, plugins
-from vault.formats import SourceRecord
-from vault.hookspecs import hookimpl
-from vault.importing import import_file
+from vault import Kind, Vault
+from vault.formats import SourceRecord, hookimpl, registry as plugins
+from vault.formats.importing import import_file
 
 from conftest import PASSPHRASE
 

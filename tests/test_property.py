@@ -25,15 +25,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis import given
 
-import vault.log as vault_log
+import vault.store.log as vault_log
 from vault import Kind, Source, Vault
 from vault.errors import NotFound
-from vault.codec import dumps
-from vault.events import FIELDS as KNOWN_FIELDS, apply_patch, kind_of
-from vault.instants import iso
-from vault.instants import Instant
-from vault import projection
-from vault.projection import Projection
+from vault.store.codec import dumps
+from vault.domain.events import FIELDS as KNOWN_FIELDS, apply_patch, kind_of
+from vault.domain.instants import iso
+from vault.domain.instants import Instant
+from vault.state import projection
+from vault.state.projection import Projection
 
 settings.register_profile(
     "quick", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -231,7 +231,7 @@ def run_example(data: st.DataObject, n_first: int, n_second: int, model: Model, 
 
 def test_an_earlier_recorded_at_is_clamped_so_time_never_goes_back(vault: Vault) -> None:
     """recorded_at never decreases along seq (the binary search relies on it), even when a caller asks."""
-    from vault.verify import check_log
+    from vault.store.verify import check_log
 
     with vault.transaction() as tx:
         rid = tx.create(Kind.NOTE, {"t": 1}, SRC, recorded_at=BASE_US + 10)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from vault import Kind, Source, Vault
-from vault.importing import import_file
+from vault.formats.importing import import_file
 
 
 def card(*lines: str) -> str:

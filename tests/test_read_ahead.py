@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from vault import Kind, Source, TamperDetected, Vault, read_ahead
-from vault.log import EventLog
+from vault import Kind, Source, TamperDetected, Vault
+from vault.store import read_ahead
+from vault.store.log import EventLog
 
 from conftest import PASSPHRASE
 

@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vault import Kind, Source, Vault, schema
-from vault.cli import cli
+from vault import Kind, Source, Vault
+from vault.store import schema
+from vault.cli.core import cli
 from vault.replica import (
     ForeignReplica, Pusher, push_on_change, ReplicaDamaged, ReplicaForked, ReplicaRolledBack, add_replica, clone,
     get_replica, pull, push, registry_path, status, target_for, verify, verify_replica,
 )
-from vault.verify import check_log
+from vault.store.verify import check_log
 
 from conftest import PASSPHRASE
 

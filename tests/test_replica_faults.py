@@ -11,11 +11,11 @@ import pytest
 
 from vault import Kind, Source, Vault
 from vault.replica import (
-    ReplicaAhead, ReplicaDamaged, ReplicaError, ReplicaForked, add_replica, clone, pull, pull_fork, push, relation_of, status,
-    verify,
+    ReplicaAhead, ReplicaDamaged, ReplicaError, ReplicaForked, add_replica, clone, pull, pull_fork, push,
+    relation_of, status, verify,
 )
 from vault.replica.manifest import parse
-from vault.verify import check_log
+from vault.store.verify import check_log
 
 from conftest import PASSPHRASE
 from test_replica import DAMAGE, SECRET, assert_no_plaintext, build_history, cli_run, copy_vault, rows

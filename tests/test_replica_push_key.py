@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from vault import Vault, crypto
+from vault import Vault
+from vault.store import crypto
 from vault.errors import TamperDetected
-from vault.log import open_event
+from vault.store.log import open_event
 from vault.replica import ReplicaDamaged, add_replica, push, verify, verify_pinned
 from vault.replica.push_key import BadPushKey, create, load, push_key_path
 
@@ -84,7 +85,7 @@ def test_the_credential_cannot_open_an_event(history: Vault) -> None:
 
 
 def test_a_push_key_the_vault_never_vouched_for_is_refused(history: Vault, tmp_path: Path) -> None:
-    from vault.crypto import PushKeys
+    from vault.store.crypto import PushKeys
 
     real = history.keys.delegate_push()
     forged = PushKeys(os.urandom(32), real.manifest, real.vault_verify_key, real.delegation)  # another signing key

@@ -17,9 +17,11 @@ import httpx
 import pytest
 
 from vault import Kind, Vault
-from vault.instants import Instant
-from vault.replica import ReplicaMissing, ReplicaUnreachable, add_replica, clone, push, status, target_for, verify, verify_replica
-from vault.verify import check_log
+from vault.domain.instants import Instant
+from vault.replica import (
+    ReplicaMissing, ReplicaUnreachable, add_replica, clone, push, status, target_for, verify, verify_replica,
+)
+from vault.store.verify import check_log
 
 from conftest import PASSPHRASE
 from test_replica import HOUR, SECRET, T0, assert_no_plaintext, build_history, cli_run, rows, states

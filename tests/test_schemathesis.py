@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from vault import Kind, Source, Vault
-from vault import tokens
+from vault.store import tokens
 from vault.web.api import VaultHolder, create_api
 
 from conftest import PASSPHRASE

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vault import Kind, Source, Vault, state_file
-from vault.cli import cli
+from vault import Kind, Source, Vault
+from vault.state import file as state_file
+from vault.cli.core import cli
 from vault.errors import CannotWrite
-from vault.log import EventLog
+from vault.store.log import EventLog
 
 from conftest import PASSPHRASE
 

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from vault import Kind, Source, Vault
-from vault import crypto, keyring, rollback, schema, seal
-from vault.cli import cli
+from vault.store import crypto, keyring, rollback, schema, seal
+from vault.cli.core import cli
 from vault.errors import RolledBack, TamperDetected
-from vault.log import EventLog
-from vault.verify import check_log, verify_blind
+from vault.store.log import EventLog
+from vault.store.verify import check_log, verify_blind
 
 from conftest import PASSPHRASE
 

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from vault import Vault
-from vault.crypto import blake2b
+from vault.store.crypto import blake2b
 from vault.errors import TamperDetected
-from vault import tokens
+from vault.store import tokens
 
 from conftest import PASSPHRASE
 

@@ -25,7 +25,7 @@ from helpers.served import CHROMIUM, CHROMIUM_ARGS, Served
 from starlette.testclient import TestClient
 
 from vault import Kind, Source, Vault
-from vault import tokens
+from vault.store import tokens
 from vault.web import LiveVault
 from vault.web.api import VaultHolder, create_api
 from vault.web.login import set_password

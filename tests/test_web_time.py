@@ -13,8 +13,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from vault import Kind, Source, Vault
-from vault.importing import import_file
-from vault.instants import human_time, to_us
+from vault.formats.importing import import_file
+from vault.domain.instants import human_time, to_us
 from vault.web import LiveVault
 from vault.web.login import set_password
 from vault.web.server import Site, create_app

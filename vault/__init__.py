@@ -1,19 +1,27 @@
 """lifevault: an encrypted, event-sourced vault for contacts, messages and notes.
 
-The public surface; the modules behind it are private to the package.
+The library's public surface: the front door (`Vault`), the domain's types, the errors a caller can catch,
+and what a format plugin needs (`hookimpl` and the format contract). The sub-packages behind it, lowest
+layer first: `domain` (kinds, events, instants), `store` (the vault file), `state` (the decrypted
+projection and its queries), `formats` and `replica`; `cli` and `web` are thin front ends over them.
 """
 
-from .errors import (
-    AlreadyExists, BadInstant, IngestError, InvalidRecord, NewerFormat, NotAVault, NotFound,
-    TamperDetected, VaultError, VaultLocked, WrongSecret,
+from vault.domain.events import Event, EventType, Kind, Recorded, Source
+from vault.domain.instants import Instant, parse_instant
+from vault.errors import (
+    AlreadyExists, BadInstant, CannotWrite, DamagedFile, IngestError, InvalidRecord, NewerFormat, NotAVault,
+    NotFound, RolledBack, TamperDetected, VaultError, VaultLocked, WrongSecret,
 )
-from .events import Event, EventType, Kind, Recorded, Source
-from .instants import Instant, parse_instant
-from .vault import Transaction, Vault
+from vault.formats import (
+    Attachment, BadRecord, Exporter, ExportRecord, Importer, ImportOption, Notice, SourceRecord, hookimpl,
+)
+from vault.vault import Transaction, Vault
 
 __all__ = [
-    "AlreadyExists", "BadInstant", "Event", "EventType", "IngestError", "Instant", "InvalidRecord", "Kind",
-    "NewerFormat", "NotAVault", "NotFound", "Recorded", "Source", "TamperDetected", "Transaction", "Vault",
-    "VaultError", "VaultLocked", "WrongSecret", "parse_instant",
+    "AlreadyExists", "Attachment", "BadInstant", "BadRecord", "CannotWrite", "DamagedFile", "Event", "EventType",
+    "ExportRecord", "Exporter", "ImportOption", "Importer", "IngestError", "Instant", "InvalidRecord", "Kind",
+    "NewerFormat", "NotAVault", "NotFound", "Notice", "Recorded", "RolledBack", "Source", "SourceRecord",
+    "TamperDetected", "Transaction", "Vault", "VaultError", "VaultLocked", "WrongSecret", "hookimpl",
+    "parse_instant",
 ]
 __version__ = "0.1.0"

@@ -13,9 +13,9 @@ import shlex
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import Kind, Source, Vault
-from .contacts import address, texts, typed
-from .instants import to_us
+from vault import Kind, Source, Vault
+from vault.domain.contacts import address, texts, typed
+from vault.domain.instants import to_us
 
 DEMO_PASSPHRASE = "correct horse battery staple"
 GIVEN = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis",

@@ -7,9 +7,9 @@ Run twice, the second run appends nothing.
 
 from __future__ import annotations
 
-from .contacts import upgraded
-from .events import Kind, Source
-from .vault import Vault
+from vault.domain.contacts import upgraded
+from vault.domain.events import Kind, Source
+from vault.vault import Vault
 
 UPGRADE_SOURCE = Source("cli", "upgrade", detail={"upgrade": "contact-fields-2"})
 

@@ -19,19 +19,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from . import blobs, keyring, rollback, schema, seal, state_file
-from .blobs import missing_blobs, referenced_blobs
-from .codec import LazyFields, fields_json
-from .crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
-from .errors import AlreadyExists, BadInstant, CannotWrite, InvalidRecord, NotFound, TamperDetected
-from .events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
-from .instants import Instant, iso
-from .log import EventLog, Writer
-from .passphrase import check_strength
-from .paths import private_dir
-from .projection import Projection
-from .provenance import trace
-from .verify import check_log
+from vault.store import blobs, keyring, rollback, schema, seal
+from vault.state import file as state_file
+from vault.store.blobs import missing_blobs, referenced_blobs
+from vault.store.codec import LazyFields, fields_json
+from vault.store.crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
+from vault.errors import AlreadyExists, BadInstant, CannotWrite, InvalidRecord, NotFound, TamperDetected
+from vault.domain.events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
+from vault.domain.instants import Instant, iso
+from vault.store.log import EventLog, Writer
+from vault.store.passphrase import check_strength
+from vault.paths import private_dir
+from vault.state.projection import Projection
+from vault.state.provenance import trace
+from vault.store.verify import check_log
 
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 # A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.

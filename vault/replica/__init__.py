@@ -8,25 +8,25 @@ passphrase or recovery key `clone` rebuilds an identical vault from it.
     from vault.replica import add_replica, push, verify_replica, clone
 """
 
-from .compact import CompactResult, compact
-from .check import Candidate, ReplicaReport, clone, survey, verify, verify_pinned, verify_replica
-from .compare import Relation, relation
-from .errors import (
-    ForeignReplica, ReplicaAhead, ReplicaBusy, ReplicaConflict, ReplicaDamaged, ReplicaError, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
-    ReplicaUnreachable, UnknownReplica,
+from vault.replica.compact import CompactResult, compact
+from vault.replica.check import Candidate, ReplicaReport, clone, survey, verify, verify_pinned, verify_replica
+from vault.replica.compare import Relation, relation
+from vault.replica.errors import (
+    ForeignReplica, ReplicaAhead, ReplicaBusy, ReplicaConflict, ReplicaDamaged, ReplicaError, ReplicaForked,
+    ReplicaMissing, ReplicaRolledBack, ReplicaUnreachable, UnknownReplica,
 )
-from .fork import ForkResult, pull_fork
-from .pusher import Pusher, failing_replicas, push_on_change
-from .registry import Replica, registry_path
-from .registry import add as add_replica
-from .registry import get as get_replica
-from .registry import mark_offsite
-from .registry import remove as remove_replica
-from .registry import replicas
-from . import status as status_module
-from .status import CopyStatus, Status, status
-from .sync import PullResult, PushResult, pull, push, relation_of, reseed, unlock
-from .targets import LocalFolder, RcloneRemote, target_for
+from vault.replica.fork import ForkResult, pull_fork
+from vault.replica.pusher import Pusher, failing_replicas, push_on_change
+from vault.replica.registry import Replica, registry_path
+from vault.replica.registry import add as add_replica
+from vault.replica.registry import get as get_replica
+from vault.replica.registry import mark_offsite
+from vault.replica.registry import remove as remove_replica
+from vault.replica.registry import replicas
+from vault.replica import status as status_module
+from vault.replica.status import CopyStatus, Status, status
+from vault.replica.sync import PullResult, PushResult, pull, push, relation_of, reseed, unlock
+from vault.replica.targets import LocalFolder, RcloneRemote, target_for
 
 __all__ = [
     "CompactResult", "compact",

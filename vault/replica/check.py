@@ -14,22 +14,22 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import keyring, schema
-from ..crypto import Keys
-from ..crypto import key_fingerprint
-from ..errors import AlreadyExists, CannotWrite, TamperDetected, VaultError
-from ..instants import iso
-from ..log import EventLog, now_us
-from ..paths import private_dir
-from ..verify import check_log
-from . import registry
-from .errors import ForeignReplica, ReplicaDamaged, UnknownReplica
-from .manifest import Manifest
-from .reader import (
+from vault.store import keyring, schema
+from vault.store.crypto import Keys
+from vault.store.crypto import key_fingerprint
+from vault.errors import AlreadyExists, CannotWrite, TamperDetected, VaultError
+from vault.domain.instants import iso
+from vault.store.log import EventLog, now_us
+from vault.paths import private_dir
+from vault.store.verify import check_log
+from vault.replica import registry
+from vault.replica.errors import ForeignReplica, ReplicaDamaged, UnknownReplica
+from vault.replica.manifest import Manifest
+from vault.replica.reader import (
     Opened, build_vault_file, checked_blobs, checked_rows, damaged, digest_problems, file_problems, open_replica,
     require_manifest,
 )
-from .targets import LocalFolder, Target, target_for
+from vault.replica.targets import LocalFolder, Target, target_for
 
 
 @dataclass(frozen=True)

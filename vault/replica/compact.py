@@ -18,17 +18,22 @@ import os
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
-from .. import crypto
-from ..crypto import Keys, PushKeys
-from ..instants import iso
-from ..log import now_us
-from . import lease, registry
-from .manifest import MANIFEST_NAME, Manifest
-from .errors import ReplicaConflict
-from .manifest import parse
-from .reader import Opened, damaged, digest_problems, file_problems, open_replica, require_manifest, segment_bytes
-from .segments import MAX_SEGMENT_BYTES, SegmentInfo, decode_events, digest, encode_events, events_name, is_segment_name, segment_range
-from .targets import Target, target_for
+from vault.store import crypto
+from vault.store.crypto import Keys, PushKeys
+from vault.domain.instants import iso
+from vault.store.log import now_us
+from vault.replica import lease, registry
+from vault.replica.manifest import MANIFEST_NAME, Manifest
+from vault.replica.errors import ReplicaConflict
+from vault.replica.manifest import parse
+from vault.replica.reader import (
+    Opened, damaged, digest_problems, file_problems, open_replica, require_manifest, segment_bytes,
+)
+from vault.replica.segments import (
+    MAX_SEGMENT_BYTES, SegmentInfo, decode_events, digest, encode_events, events_name, is_segment_name,
+    segment_range,
+)
+from vault.replica.targets import Target, target_for
 
 
 def threshold() -> int:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..log import EventLog
-from .reader import Opened, segment_bytes
-from .segments import SegmentInfo, decode_events
+from vault.store.log import EventLog
+from vault.replica.reader import Opened, segment_bytes
+from vault.replica.segments import SegmentInfo, decode_events
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from ..errors import VaultError
+from vault.errors import VaultError
 
 
 class ReplicaError(VaultError):

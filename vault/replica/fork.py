@@ -25,17 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import keyring, schema, state_file
-from ..events import Event, EventType, Recorded, Source, apply_patch, diff
-from ..instants import iso
-from ..log import EventLog, now_us
-from ..vault import Transaction, Vault
-from ..verify import check_log
-from . import registry
-from .compare import relation
-from .errors import ReplicaError
-from .reader import build_vault_file, open_replica, require_manifest
-from .targets import target_for
+from vault.store import keyring, schema
+from vault.state import file as state_file
+from vault.domain.events import Event, EventType, Recorded, Source, apply_patch, diff
+from vault.domain.instants import iso
+from vault.store.log import EventLog, now_us
+from vault.vault import Transaction, Vault
+from vault.store.verify import check_log
+from vault.replica import registry
+from vault.replica.compare import relation
+from vault.replica.errors import ReplicaError
+from vault.replica.reader import build_vault_file, open_replica, require_manifest
+from vault.replica.targets import target_for
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from typing import Iterator
 
 import nacl.utils
 
-from ..instants import iso
-from .errors import ReplicaBusy, ReplicaUnreachable
-from .reader import is_lease_name
-from .targets import LocalFolder, Target
+from vault.domain.instants import iso
+from vault.replica.errors import ReplicaBusy, ReplicaUnreachable
+from vault.replica.reader import is_lease_name
+from vault.replica.targets import LocalFolder, Target
 
 _TRIES = 4
 

@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import crypto
-from ..crypto import Keys, PushKeys
-from .errors import ReplicaDamaged
-from .segments import SegmentInfo
+from vault.store import crypto
+from vault.store.crypto import Keys, PushKeys
+from vault.replica.errors import ReplicaDamaged
+from vault.replica.segments import SegmentInfo
 
 FORMAT = "lifevault-replica/1"
 MANIFEST_NAME = "manifest.json"

@@ -15,9 +15,9 @@ import json
 import os
 from pathlib import Path
 
-from ..crypto import Keys, PushKeys
-from ..errors import VaultError
-from ..paths import home_dir, private_dir, private_file
+from vault.store.crypto import Keys, PushKeys
+from vault.errors import VaultError
+from vault.paths import home_dir, private_dir, private_file
 
 FORMAT = "lifevault-push-key/1"
 

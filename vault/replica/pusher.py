@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import schema
-from ..crypto import Keys
-from ..errors import VaultError
-from ..log import EventLog
-from . import registry
-from .errors import UnknownReplica
-from .sync import PushResult, push
+from vault.store import schema
+from vault.store.crypto import Keys
+from vault.errors import VaultError
+from vault.store.log import EventLog
+from vault.replica import registry
+from vault.replica.errors import UnknownReplica
+from vault.replica.sync import PushResult, push
 
 logger = logging.getLogger("lifevault.replica")
 _running: dict[str, "Pusher"] = {}  # by vault file, so a health check can ask without holding the Pusher

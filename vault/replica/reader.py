@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from .. import crypto, schema
-from .errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
-from .manifest import MANIFEST_NAME, Manifest, parse
-from .segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
-from .targets import LocalFolder, Target
+from vault.store import crypto, schema
+from vault.replica.errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
+from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
+from vault.replica.segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
+from vault.replica.targets import LocalFolder, Target
 
 
 def is_lease_name(name: str) -> bool:

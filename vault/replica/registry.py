@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import InvalidRecord
-from ..instants import iso
-from ..log import now_us
-from ..paths import home_dir, private_dir
-from .errors import ReplicaError, ReplicaUnreachable, UnknownReplica
-from .targets import LocalFolder, target_for
+from vault.errors import InvalidRecord
+from vault.domain.instants import iso
+from vault.store.log import now_us
+from vault.paths import home_dir, private_dir
+from vault.replica.errors import ReplicaError, ReplicaUnreachable, UnknownReplica
+from vault.replica.targets import LocalFolder, target_for
 
 ADD_CHECK_SECONDS = 20.0
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..log import EventLog
-from .errors import ReplicaDamaged
-from .manifest import Manifest
-from .reader import Opened
-from .segments import SegmentInfo, blob_ordinal, blob_segment, digest, encode_events
-from .targets import LocalFolder
+from vault.store.log import EventLog
+from vault.replica.errors import ReplicaDamaged
+from vault.replica.manifest import Manifest
+from vault.replica.reader import Opened
+from vault.replica.segments import SegmentInfo, blob_ordinal, blob_segment, digest, encode_events
+from vault.replica.targets import LocalFolder
 
 
 def altered(opened: Opened, m: Manifest, deep: bool) -> list[tuple[SegmentInfo, str]]:

@@ -18,8 +18,8 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from .. import crypto
-from .errors import ReplicaDamaged
+from vault.store import crypto
+from vault.replica.errors import ReplicaDamaged
 
 EVENTS_MAGIC, BLOBS_MAGIC = b"LVREPEV1", b"LVREPBL1"
 HASH = crypto.HASH_BYTES

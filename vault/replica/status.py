@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import keyring, schema
-from ..log import EventLog
-from . import registry
-from .compare import ahead_sentence, fork_sentence, relation
-from .errors import ReplicaError, ReplicaMissing, ReplicaUnreachable
-from .reader import open_replica
-from .targets import target_for
+from vault.store import keyring, schema
+from vault.store.log import EventLog
+from vault.replica import registry
+from vault.replica.compare import ahead_sentence, fork_sentence, relation
+from vault.replica.errors import ReplicaError, ReplicaMissing, ReplicaUnreachable
+from vault.replica.reader import open_replica
+from vault.replica.targets import target_for
 
 OK, AT_RISK, BROKEN = 0, 1, 2
 LEVELS = {OK: "ok", AT_RISK: "at risk", BROKEN: "broken"}

@@ -18,21 +18,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from .. import keyring
-from ..crypto import Keys, PushKeys
-from ..errors import TamperDetected, VaultError
-from ..instants import iso
-from ..log import EventLog, now_us
-from ..vault import Vault
-from . import registry, repair
-from .compare import Relation, ahead_sentence, fork_sentence, relation
-from . import lease
-from .compact import compact_held, threshold as compact_threshold
-from .errors import ReplicaAhead, ReplicaConflict, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack
-from .manifest import MANIFEST_NAME, Manifest, parse
-from .reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
-from .segments import MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, chunk_events, segment_range
-from .targets import LocalFolder, Target, target_for
+from vault.store import keyring
+from vault.store.crypto import Keys, PushKeys
+from vault.errors import TamperDetected, VaultError
+from vault.domain.instants import iso
+from vault.store.log import EventLog, now_us
+from vault.vault import Vault
+from vault.replica import registry, repair
+from vault.replica.compare import Relation, ahead_sentence, fork_sentence, relation
+from vault.replica import lease
+from vault.replica.compact import compact_held, threshold as compact_threshold
+from vault.replica.errors import (
+    ReplicaAhead, ReplicaConflict, ReplicaDamaged, ReplicaForked, ReplicaMissing, ReplicaRolledBack,
+)
+from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
+from vault.replica.reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
+from vault.replica.segments import (
+    MAX_SEGMENT_BYTES, SegmentInfo, blob_ordinal, blob_segment, chunk_events, segment_range,
+)
+from vault.replica.targets import LocalFolder, Target, target_for
 
 logger = logging.getLogger("lifevault.replica")
 _KEPT_REPAIRS = 100  # the manifest remembers this many repairs

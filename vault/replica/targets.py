@@ -22,8 +22,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
-from ..paths import private_dir, private_file
-from .errors import ReplicaUnreachable
+from vault.paths import private_dir, private_file
+from vault.replica.errors import ReplicaUnreachable
 
 PARTIAL = ".partial"
 Put = Callable[[str, bytes], None]

@@ -52,24 +52,24 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive
 
-from .. import __version__
-from ..blobs import blob_ref
-from ..codec import loads
-from ..errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultError
-from ..events import Event, EventType, Kind, Source, check_fields, kind_of, new_record_id
-from ..importing import import_file
-from ..instants import Instant, iso, parse_instant
-from ..replica.pusher import failing_replicas
-from ..vault import Transaction, Vault
-from .. import tokens
-from . import api_batches
-from .api_docs import add_docs
-from .api_models import (
+from vault import __version__
+from vault.store.blobs import blob_ref
+from vault.store.codec import loads
+from vault.errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultError
+from vault.domain.events import Event, EventType, Kind, Source, check_fields, kind_of, new_record_id
+from vault.formats.importing import import_file
+from vault.domain.instants import Instant, iso, parse_instant
+from vault.replica.pusher import failing_replicas
+from vault.vault import Transaction, Vault
+from vault.store import tokens
+from vault.store import batches as api_batches
+from vault.web.api_docs import add_docs
+from vault.web.api_models import (
     BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,
-    ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordFields, RecordPage, UpdateOp, Version,
-    Written,
+    ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordFields, RecordPage, UpdateOp,
+    Version, Written,
 )
-from .api_upload import memory_file, safe_filename, write_body
+from vault.web.api_upload import memory_file, safe_filename, write_body
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # JSON bodies: a batch of a few thousand records
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # an uploaded export, held in memory while it is imported

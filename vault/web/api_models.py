@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from ..events import FIELDS, Kind
+from vault.domain.events import FIELDS, Kind
 
 MAX_BATCH_OPERATIONS = 10_000
 RECORD_ID_PATTERN = r"^[cmn]_[a-z0-9]{1,64}$"

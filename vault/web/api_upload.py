@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
-from ..errors import VaultError
+from vault.errors import VaultError
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import quote, unquote
 
-from ..instants import human_time, typed_time
+from vault.domain.instants import human_time, typed_time
 
 KEEP = 4  # past states kept registered with Datasette
 

@@ -18,21 +18,22 @@ from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from ..errors import VaultError
-from ..events import Kind, Source, kind_of
-from ..instants import Instant, iso, parse_instant
-from ..replica.pusher import push_failures
-from ..timeline import item_text
-from .asof import TYPED_COOKIE, banner, seq_of, typed_cookie, typed_text
-from .rendering import (INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown,
-                        render_typed_values)
-from .search import search
-from .timeline import bring_back_version, record_versions, revert_message
-from .forms import EDITABLE, add_links, add_view, edit_view
-from .moments import moments_view
+from vault.errors import VaultError
+from vault.domain.events import Kind, Source, kind_of
+from vault.domain.instants import Instant, iso, parse_instant
+from vault.replica.pusher import push_failures
+from vault.state.timeline import item_text
+from vault.web.asof import TYPED_COOKIE, banner, seq_of, typed_cookie, typed_text
+from vault.web.forms import EDITABLE, add_links, add_view, edit_view
+from vault.web.moments import moments_view
+from vault.web.rendering import (
+    INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown, render_typed_values,
+)
+from vault.web.search import search
+from vault.web.timeline import bring_back_version, record_versions, revert_message
 
 if TYPE_CHECKING:
-    from .server import Site
+    from vault.web.server import Site
 
 _SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
 LIVE_DB = "vault"

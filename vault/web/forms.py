@@ -16,11 +16,11 @@ from typing import Any, Mapping
 from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 
-from ..contacts import ADDRESS_PARTS, TYPED_FIELDS, address, addresses, typed, typed_values
-from ..errors import VaultError
-from ..events import FIELDS, Kind, Source, kind_of
-from ..timeline import FIELD_WORDS, record_label
-from . import datasette_plugin as plugin
+from vault.domain.contacts import ADDRESS_PARTS, TYPED_FIELDS, address, addresses, typed, typed_values
+from vault.errors import VaultError
+from vault.domain.events import FIELDS, Kind, Source, kind_of
+from vault.state.timeline import FIELD_WORDS, record_label
+from vault.web import datasette_plugin as plugin
 
 EDITABLE = (Kind.CONTACT, Kind.NOTE)
 KEPT = frozenset({"photo", "attachments", "created", "updated"})  # not typed in a browser: kept as they are

@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from ..state_file import connect_reader
-from ..vault import Vault
+from vault.state.file import connect_reader
+from vault.vault import Vault
 
 T = TypeVar("T")
 log = logging.getLogger("lifevault.web")

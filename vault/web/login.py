@@ -15,8 +15,8 @@ from typing import Any
 
 from datasette_auth_passwords.utils import hash_password
 
-from ..errors import VaultError
-from ..paths import home_dir, private_dir
+from vault.errors import VaultError
+from vault.paths import home_dir, private_dir
 
 DEFAULT_USERNAME = "owner"
 

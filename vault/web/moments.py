@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 
-from ..moments import Moment, Moments
-from . import datasette_plugin as plugin
+from vault.state.moments import Moment, Moments
+from vault.web import datasette_plugin as plugin
 
 OPEN_AT = "/vault"  # a moment opens the vault's page as it was then
 # Per served Datasette: the moments found so far, so a page view scans only what was written since the last.

@@ -17,7 +17,7 @@ from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup
 
-from ..contacts import ADDRESS_PARTS, TYPED_FIELDS, addresses, typed_values
+from vault.domain.contacts import ADDRESS_PARTS, TYPED_FIELDS, addresses, typed_values
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import Kind
+from vault.domain.events import Kind
 
 
 def fts_table(kind: Kind) -> str:

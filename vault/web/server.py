@@ -21,16 +21,16 @@ import datasette
 import datasette_auth_passwords
 from datasette.app import Datasette
 
-from ..events import Kind
-from ..instants import iso
-from . import datasette_plugin
-from .datasette_plugin import LIVE_DB
-from .asof import AsOfStates, database_name, seq_of
-from .gate import Gate, content_security_policy, served_names, template_script_hashes
-from .live import LiveVault
-from .login import auth_passwords_config, datasette_metadata, login_policy
-from .search import fts_table
-from .state_db import AsOfDatabase, StateDatabase
+from vault.domain.events import Kind
+from vault.domain.instants import iso
+from vault.web import datasette_plugin
+from vault.web.datasette_plugin import LIVE_DB
+from vault.web.asof import AsOfStates, database_name, seq_of
+from vault.web.gate import Gate, content_security_policy, served_names, template_script_hashes
+from vault.web.live import LiveVault
+from vault.web.login import auth_passwords_config, datasette_metadata, login_policy
+from vault.web.search import fts_table
+from vault.web.state_db import AsOfDatabase, StateDatabase
 
 API_PREFIX = "/api"
 TEMPLATES = __file__.rsplit("/", 1)[0] + "/templates"
@@ -124,7 +124,7 @@ class Site:
         """Begin polling the log and pushing to replicas (the lifespan does this under uvicorn)."""
         self.live.start()
         if self.pusher is None:
-            from ..replica import push_on_change
+            from vault.replica import push_on_change
 
             self.pusher = push_on_change(self.live)
 
@@ -183,7 +183,7 @@ class Site:
 def _make_api(live: LiveVault) -> Any:
     """The device API (vault/web/api.py); a health-only app if that module is not installed."""
     try:
-        from .api import create_api
+        from vault.web.api import create_api
     except ImportError:
         from fastapi import FastAPI
 

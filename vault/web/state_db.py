@@ -21,9 +21,9 @@ from typing import Any, Callable, Iterator
 import sqlcipher3.dbapi2 as sqlcipher
 from datasette.database import Database
 
-from ..events import Kind
-from ..projection import state_select
-from ..state_file import PAGE_SIZE, READER_CACHE_MB, connect_reader, key_pragma
+from vault.domain.events import Kind
+from vault.state.projection import state_select
+from vault.state.file import PAGE_SIZE, READER_CACHE_MB, connect_reader, key_pragma
 
 _ERRORS = [(getattr(sqlcipher, n), getattr(sqlite3, n)) for n in (
     "IntegrityError", "ProgrammingError", "OperationalError", "NotSupportedError", "DataError", "InternalError",

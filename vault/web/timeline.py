@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..instants import human_time
-from ..timeline import describe, record_label
+from vault.domain.instants import human_time
+from vault.state.timeline import describe, record_label
 
 
 def record_versions(record_id: str, rows: list[Any], at: int | None) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """An example lifevault plugin: todo.txt task lists imported as notes.
 
 It is found through the entry point `todotxt = "lifevault_example"` in the group `lifevault` and uses
-only lifevault's public plugin surface: `vault.hookspecs.hookimpl` and the types in `vault.formats`.
+only lifevault's public surface: `hookimpl`, the format contract, `Kind` and the errors, all from `vault`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ import re
 from pathlib import Path
 from typing import Iterator
 
-from vault.errors import IngestError
-from vault.events import Kind
-from vault.formats import BadRecord, SourceRecord
-from vault.hookspecs import hookimpl
+from vault import BadRecord, IngestError, Kind, SourceRecord, hookimpl
 
 __version__ = "0.1.0"
 MAX_LINE = 64 * 1024

@@ -1,0 +1,14 @@
+"""Formats: the importer/exporter contract, its hooks and registry, importing, exporting and restoring.
+
+A format plugin needs only what this package's top level exports (also re-exported by `vault`).
+"""
+
+from vault.formats.contract import (
+    Attachment, BadRecord, Exporter, ExportRecord, Importer, ImportOption, Notice, SourceRecord,
+)
+from vault.formats.hookspecs import hookimpl
+
+__all__ = [
+    "Attachment", "BadRecord", "ExportRecord", "Exporter", "ImportOption", "Importer", "Notice", "SourceRecord",
+    "hookimpl",
+]

@@ -1,0 +1,177 @@
+"""The vault file: SQLite schema, pragmas and how to connect.
+
+The schema enforces what it can: `seq INTEGER PRIMARY KEY` (a second event at
+a seq would fork the chain), triggers that refuse UPDATE and DELETE on the log
+and the blob store, and a single-row head. Only ciphertext, sizes, seqs and
+chain hashes are stored.
+
+Format 2 adds the `seal` row (see seal.py); a format-1 file gets it when it is
+next opened with the passphrase. SQLite errors met while reading are turned
+into `DamagedFile` here, so a damaged page is named as damage, never as "not
+a vault" or a traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from vault.errors import DamagedFile, NewerFormat, NotAVault, VaultLocked
+from vault.paths import private_file
+
+FORMAT_VERSION = 2
+APPLICATION_ID = 0x4C564C54  # "LVLT": marks the file as a lifevault vault
+BUSY_TIMEOUT_MS = 10_000
+
+SEAL_DDL = """
+CREATE TABLE IF NOT EXISTS seal (
+    id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash BLOB NOT NULL, counter INTEGER NOT NULL,
+    tokens BLOB NOT NULL, keys BLOB NOT NULL, blob_count INTEGER NOT NULL, blob_set BLOB NOT NULL,
+    mac BLOB NOT NULL, sig BLOB NOT NULL
+);
+"""
+
+# Made by the first token write (tokens.py): a vault without tokens has no such table.
+TOKENS_DDL = """
+CREATE TABLE IF NOT EXISTS api_tokens (
+    name TEXT PRIMARY KEY,
+    token_hash BLOB UNIQUE,
+    created_at INTEGER NOT NULL,
+    append_only INTEGER NOT NULL,
+    revoked_at INTEGER,
+    mac BLOB NOT NULL
+)
+"""
+
+DDL = SEAL_DDL + """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE events (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, payload BLOB NOT NULL);
+CREATE TABLE head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL, hash BLOB NOT NULL, mac BLOB NOT NULL, sig BLOB NOT NULL
+);
+CREATE TABLE blobs (id BLOB PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
+CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
+    BEGIN SELECT RAISE(ABORT, 'the blob store is append-only'); END;
+CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs
+    BEGIN SELECT RAISE(ABORT, 'the blob store is append-only'); END;
+"""
+
+
+def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
+    """Open (or, with create, make) a vault file with durable settings; checks it is a vault."""
+    if not create and not path.is_file():
+        raise NotAVault(path, "does not exist")
+    try:
+        if create:
+            private_file(path)  # its -wal and -shm get the same mode from SQLite
+        conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA temp_store = MEMORY")  # sorts and temp tables never touch disk
+        if create:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(DDL)
+            conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        _check_format(conn, path)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.DatabaseError as e:
+        if "locked" in str(e):
+            raise VaultLocked(path) from e
+        if not create and _claims_to_be_a_vault(path):
+            raise damaged(path, e) from e
+        raise NotAVault(path) from e
+    return conn
+
+
+def _claims_to_be_a_vault(path: Path) -> bool:
+    """Whether the file's header carries our application id: a vault whose pages SQLite cannot read is
+    damaged, not a stranger."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(100)
+    except OSError:
+        return False
+    return header[68:72] == APPLICATION_ID.to_bytes(4, "big")
+
+
+def damaged(path: Path | str, e: Exception) -> DamagedFile:
+    """The one-sentence error for an SQLite (or text-decoding) failure while reading `path`."""
+    # SQLite's decoding errors quote the undecodable value, many lines of it: keep the sentence short
+    detail = (str(e).split(" with text ")[0].splitlines() or [""])[0][:200].rstrip(".") or type(e).__name__
+    if isinstance(e, UnicodeDecodeError) or "decode" in detail:
+        return DamagedFile(path, f"a text value cannot be decoded ({detail})")
+    return DamagedFile(path, f"SQLite cannot read it ({detail})")
+
+
+def check_structure(conn: sqlite3.Connection, path: Path) -> None:
+    """SQLite's own integrity check (b-tree order, page links, index entries): DamagedFile naming the
+    first problems it reports."""
+    try:
+        found = [r[0] for r in conn.execute("PRAGMA integrity_check(4)")]
+    except sqlite3.DatabaseError as e:
+        raise damaged(path, e) from e
+    if found != ["ok"]:
+        lines = [line for item in found for line in str(item).splitlines() if not line.startswith("***")]
+        more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+        raise DamagedFile(path, f"SQLite's integrity check reports {(lines or ['damage'])[0]!r}{more}")
+
+
+# The tables the checks rely on. A `snapshots` table (sealed projection caches written by older lifevaults)
+# is ignored where found: dropping its pages for good would take a VACUUM, a rewrite of the whole file.
+_CHECKED_TABLES = ("meta", "events", "head", "blobs", "seal", "api_tokens")
+
+
+def _schema_of(conn: sqlite3.Connection) -> dict[str, tuple[str, str, str | None]]:
+    marks = ",".join("?" * len(_CHECKED_TABLES))
+    rows = conn.execute(f"SELECT name, type, tbl_name, sql FROM sqlite_master WHERE tbl_name IN ({marks})",
+                        _CHECKED_TABLES)
+    return {name: (kind, table, sql) for name, kind, table, sql in rows}
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """DamagedFile unless the tables, indexes and triggers the checks rely on are exactly as lifevault makes
+    them: a renamed column or a dropped append-only trigger is damage (or tampering) too."""
+    reference = sqlite3.connect(":memory:")
+    try:
+        reference.executescript(DDL + ";" + TOKENS_DDL)
+        expected = _schema_of(reference)
+    finally:
+        reference.close()
+    try:
+        found = _schema_of(conn)
+        sealed = conn.execute("PRAGMA user_version").fetchone()[0] >= FORMAT_VERSION
+    except sqlite3.DatabaseError as e:
+        raise damaged(path, e) from e
+    for name, (kind, table, sql) in expected.items():
+        optional = table == "api_tokens" or (table == "seal" and not sealed)
+        if name not in found and not optional:
+            raise DamagedFile(path, f"the {kind} {name} is missing from its schema")
+        if name in found and found[name] != (kind, table, sql):
+            raise DamagedFile(path, f"the {kind} {name} in its schema is not as lifevault made it")
+    for name, (kind, table, _) in found.items():
+        if name not in expected:
+            raise DamagedFile(path, f"its schema has a {kind} {name} on {table} that lifevault did not make")
+
+
+def migrate(conn: sqlite3.Connection) -> bool:
+    """Bring a format-1 file to this format (inside the caller's transaction); True if it changed."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= FORMAT_VERSION:
+        return False
+    conn.execute(SEAL_DDL)
+    conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+    return True
+
+
+def _check_format(conn: sqlite3.Connection, path: Path) -> None:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app_id != APPLICATION_ID:
+        raise NotAVault(path)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > FORMAT_VERSION:
+        raise NewerFormat(path, version)
