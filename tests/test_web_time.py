@@ -159,6 +159,10 @@ def test_a_refused_save_shows_the_sentence_and_keeps_what_was_typed(client, site
     token = csrf(client, "/-/add/contact")
     r = client.post("/-/add/contact", data={"csrftoken": token, "name": " ", "phones.0.value": ""})
     assert r.status_code == 400 and "Nothing to save: fill in at least one field." in r.text
+    r = client.post("/-/add/note", data={"csrftoken": token, "nmae": "Ada", "title": "Kept"})  # a misspelled field
+    assert r.status_code == 400 and "'nmae' is not a field of a note" in html.unescape(r.text)
+    assert "title, body, tags" in r.text
+    assert 'value="Kept"' in r.text
     note = data["note"]
     form = client.get(f"/-/record/{note}/edit").text
     version = re.search(r'name="version" value="(\d+)"', form).group(1)

@@ -147,6 +147,16 @@ def _addresses_from_rows(rows: list[dict[str, str]], stored: Any) -> list[dict[s
     return out
 
 
+def unknown_field(kind: Kind, form: Mapping[str, str]) -> str | None:
+    """A sentence for a posted name the form does not have (a hand-made or stale form), else None."""
+    known = set(form_fields(kind)) | {"csrftoken", "version"}
+    for name in form:
+        if name.split(".", 1)[0] not in known:
+            return (f"{name!r} is not a field of a {kind.value} that the browser edits; its fields are "
+                    f"{', '.join(form_fields(kind))}.")
+    return None
+
+
 def fields_from_post(kind: Kind, form: Mapping[str, str], stored: Mapping[str, Any]) -> dict[str, Any]:
     """The form's fields as the record should hold them (empty ones left out); `stored` is the record
     being edited ({} when adding), whose types, preferences and source details stay with their values."""
@@ -205,9 +215,9 @@ async def add_view(request: Any, datasette: Any) -> Response:
         return await _page(datasette, request, kind, rows_from_record(kind, {}))
     form = await request.post_vars()
     fields = fields_from_post(kind, form, {})
-    if not fields:
-        return await _page(datasette, request, kind, rows_from_post(kind, form),
-                           error="Nothing to save: fill in at least one field.")
+    refusal = unknown_field(kind, form) or (None if fields else "Nothing to save: fill in at least one field.")
+    if refusal:
+        return await _page(datasette, request, kind, rows_from_post(kind, form), error=refusal)
     try:
         rid = await asyncio.to_thread(site.live.write, lambda v: v.add(kind, fields, Source("web", name=_who(request))))
     except VaultError as e:
@@ -239,6 +249,8 @@ async def edit_view(request: Any, datasette: Any) -> Response:
                            data=stored)
     form = await request.post_vars()
     again = rows_from_post(kind, form)
+    if (refusal := unknown_field(kind, form)) is not None:
+        return await _page(datasette, request, kind, again, record_id=rid, version=version, data=stored, error=refusal)
     if form.get("version") != str(version):
         return await _page(datasette, request, kind, again, record_id=rid, version=version, data=stored, error=(
             f"{record_label(rid, stored)} was changed since this form was opened: check the fields and save again."))
