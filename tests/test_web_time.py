@@ -19,6 +19,7 @@ from vault.web import LiveVault
 from vault.web.login import set_password
 from vault.web.server import Site, create_app
 
+DATE_RE = re.compile(r"As it was on \d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}")
 SAME = {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"}
 CARD = "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:ada-1\r\nFN:Ada Lovelace\r\nTEL;TYPE=WORK:+44 20 7946 0000\r\nEND:VCARD\r\n"
 
@@ -197,3 +198,27 @@ def test_forms_need_the_login_when_one_is_set(vault, data):
     for path in ("/-/add/note", f"/-/record/{data['note']}/edit", "/-/moments"):
         r = client.get(path, follow_redirects=False)
         assert r.status_code == 302 and r.headers["location"] == "/-/login", path
+
+
+def test_a_banner_does_not_wait_for_a_long_write(client, site, data):
+    """While a long import holds the vault's lock, pages still answer: the event number leads instead of the date."""
+    import threading
+
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with site.live.lock:
+            holding.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        holding.wait(10)
+        page = client.get(f"/-/record/{data['note']}", params={"at": "seq:3"}).text  # event 3 never shown before
+        assert "As it was on event 3" in page and box(page) == "seq:3"
+    finally:
+        release.set()
+        t.join()
+    page = client.get(f"/-/record/{data['note']}", params={"at": "seq:3"}).text
+    assert "As it was on event 3" not in page and DATE_RE.search(page)

@@ -23,7 +23,7 @@ from vault.domain.events import Kind, Source, kind_of
 from vault.domain.instants import Instant, iso, parse_instant
 from vault.replica.pusher import push_failures
 from vault.state.timeline import item_text
-from vault.web.asof import TYPED_COOKIE, banner, seq_of, typed_cookie, typed_text
+from vault.web.asof import TYPED_COOKIE, EventTimes, banner, seq_of, typed_cookie, typed_text
 from vault.web.forms import EDITABLE, add_links, add_view, edit_view
 from vault.web.moments import moments_view
 from vault.web.rendering import (
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 _SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
 LIVE_DB = "vault"
 RECORD_TABLES = {k.table for k in Kind}
+_EVENT_TIMES: "weakref.WeakKeyDictionary[Any, EventTimes]" = weakref.WeakKeyDictionary()  # per served Datasette
 ATTACHMENT_COLUMNS = {"attachments", "photo"}
 
 
@@ -109,13 +110,12 @@ def extra_template_vars(database: str | None, request: Any, datasette: Any) -> A
     typed = typed_text(request.cookies.get(TYPED_COOKIE) if request is not None else None, seq) if seq else None
 
     async def template_vars() -> dict[str, Any]:
-        def when(v: Any) -> tuple[int, str | None]:
-            head = v.projection.seq
-            shown = head if seq is None else min(seq, head)
-            return head, iso(v.log.recorded_at(shown)) if shown else None
-
-        head, at = await asyncio.to_thread(site.live.read, when)
-        return {"lv_asof": {**banner(seq, head, at, typed), "next": here},
+        head = site.live.seq
+        shown = head if seq is None else min(seq, head)
+        found, at = await asyncio.to_thread(
+            _EVENT_TIMES.setdefault(datasette, EventTimes()).get, site.live.lock, shown,
+            lambda n: iso(site.live.vault.log.recorded_at(n)) if n else None)
+        return {"lv_asof": {**banner(seq, head, at, typed, known=found), "next": here},
                 "lv_push_failures": push_failures(site.live.vault.path)}
 
     return template_vars
