@@ -83,6 +83,10 @@ def test_now_says_when_the_last_change_was(client, site):
     page = client.get("/vault/contacts").text
     last = site.live.read(lambda v: v.log.recorded_at(v.log.head().seq))
     assert f"last change {human_time(last)}, event 4" in page and box(page) == ""
+    r = client.get("/-/as-of", params={"at": "2999-01-01", "next": "/vault/contacts"})  # after the last change
+    assert r.url.path == "/vault/contacts" and "Now" in r.text and box(r.text) == "2999-01-01"
+    r = client.get("/-/as-of", params={"at": "now", "next": "/vault/contacts"})
+    assert box(r.text) == ""
 
 
 # -- moments -----------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def banner(seq: int | None, head: int, at: str | None, typed: str | None, *, kno
     when = human_time(at) if at else None
     if seq is None:
         detail = f"last change {when}, event {head}" if when else f"event {head}" if head else "nothing stored yet"
-        return {"seq": None, "head": head, "when": when, "box": "", "detail": detail}
+        return {"seq": None, "head": head, "when": when, "box": typed or "", "detail": detail}
     if not known:
         return {"seq": seq, "head": head, "when": f"event {seq}", "box": typed or f"seq:{seq}", "detail": f"of {head}"}
     box = typed or (typed_time(at) if at else "seq:0")

@@ -107,11 +107,12 @@ def extra_template_vars(database: str | None, request: Any, datasette: Any) -> A
     if seq is None and request is not None and request.path == "/-/search":
         seq = seq_of(request.args.get("db", ""))
     here = request.path + (f"?{request.query_string}" if request and request.query_string else "") if request else "/"
-    typed = typed_text(request.cookies.get(TYPED_COOKIE) if request is not None else None, seq) if seq else None
+    cookie = request.cookies.get(TYPED_COOKIE) if request is not None else None
 
     async def template_vars() -> dict[str, Any]:
         head = site.live.seq
         shown = head if seq is None else min(seq, head)
+        typed = typed_text(cookie, shown)
         found, at = await asyncio.to_thread(
             _EVENT_TIMES.setdefault(datasette, EventTimes()).get, site.live.lock, shown,
             lambda n: iso(site.live.vault.log.recorded_at(n)) if n else None)
@@ -197,12 +198,14 @@ async def as_of_view(request: Any, datasette: Any) -> Response:
     except VaultError as e:
         datasette.add_message(request, str(e), datasette.ERROR)
         return Response.redirect(next_path)
-    if seq >= site.live.seq:
-        return Response.redirect(retarget(next_path, LIVE_DB, None))
-    name = await site.as_of(seq)
-    response = Response.redirect(retarget(next_path, name, seq))
-    if not request.args.get("seq"):
-        response.set_cookie(TYPED_COOKIE, typed_cookie(seq, text), path="/", httponly=True, samesite="strict")
+    if seq >= site.live.seq:  # a date since the last change: the vault now (while nothing changes)
+        response = Response.redirect(retarget(next_path, LIVE_DB, None))
+    else:
+        response = Response.redirect(retarget(next_path, await site.as_of(seq), seq))
+    if not request.args.get("seq"):  # typed (or "now", which forgets what was typed)
+        remembered = "" if text.lower() == "now" else typed_cookie(seq, text)
+        response.set_cookie(TYPED_COOKIE, remembered, path="/", httponly=True, samesite="strict",
+                            max_age=None if remembered else 0)
     return response
 
 
