@@ -118,6 +118,11 @@ def test_the_timeline_says_who_did_what_when_and_brings_a_record_back(client, si
 
 
 # -- add and edit ----------------------------------------------------------------------------------------
+def test_the_add_forms_are_linked_from_the_menu_and_their_tables(client):
+    assert '/-/add/contact' in client.get("/vault/contacts").text and '/-/add/note' in client.get("/vault/notes").text
+    assert '/-/moments' in client.get("/").text  # the menu, on every page
+
+
 def test_add_then_edit_a_note_in_the_browser(client, site):
     token = csrf(client, "/-/add/note")
     r = client.post("/-/add/note", data={"csrftoken": token, "title": "Reading list", "body": "- SICP\r\n- TAOCP",
