@@ -49,7 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
     vault, _ = Vault.create(folder / "v.db", "bench passphrase", kdf_cost="min")
-    h = {"Authorization": "Bearer " + tokens.create_token(vault, "bench")}
+    h = {"Authorization": "Bearer " + tokens.create_token(vault.log, "bench")}
 
     def fields(j: int) -> dict:
         return {"title": f"note {j}", "body": "x" * 200}

@@ -203,11 +203,14 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported (default 3)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     r = run(args.n, args.reps)
+    r["load"] = (load_before, os.getloadavg()[0])  # other processes change every figure here 2-3x: ratios hold better
     if args.json:
         print(json.dumps(r))
         return
-    print(f"events: {r['n']:,}  vault file {r['vault_mb']:.1f} MB  replica {r['replica_mb']:.1f} MB  (medians of {r['reps']})")
+    print(f"events: {r['n']:,}  vault file {r['vault_mb']:.1f} MB  replica {r['replica_mb']:.1f} MB  (medians of {r['reps']}; "
+          f"load {r['load'][0]:.1f} before, {r['load'][1]:.1f} after)")
     print(f"push to an empty folder: {r['push_s']:7.2f} s  {r['push_events_per_s']:>10,.0f} events/s  {r['push_mb_per_s']:6.1f} MB/s"
           f"  ({r['push_vs_file_copy']:.2f} x the speed of copying the vault file, {r['baseline_file_copy_mb_per_s']:.0f} MB/s)")
     print(f"incremental push of {r['incremental_events']:,} new events: {r['incremental_push_s']:.2f} s")

@@ -1,8 +1,9 @@
 """Built-in formats, one module per format; each is a lifevault plugin (see vault.formats.registry.DEFAULT_PLUGINS).
 
 This package module holds the safe-reading helpers the formats share: a
-bounded look at a file's head, a refusal of empty/binary/missing input, and a
-line reader that never holds more than MAX_LINE bytes of one line.
+bounded look at an input's head, a refusal of empty/binary/missing input, and a
+line reader that never holds more than MAX_LINE bytes of one line. They take an
+Input (bytes or a file, see vault.formats.contract) or a plain path.
 """
 
 from __future__ import annotations
@@ -11,47 +12,44 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from vault.errors import IngestError
-from vault.formats import Notice
+from vault.formats import Input, Notice
 
 MiB = 1024 * 1024
 MAX_LINE = 16 * MiB  # one physical line; longer is hostile or not text
 MAX_RECORD = 64 * MiB  # one record (a card, a note, a JSON line with its attachments)
 
 
-def head(path: Path, size: int = 8192) -> bytes:
-    """The first `size` bytes of a file (b"" for a folder or an unreadable file)."""
-    try:
-        with path.open("rb") as f:
-            return f.read(size)
-    except OSError:
-        return b""
+def head(source: Input | Path, size: int = 8192) -> bytes:
+    """The first `size` bytes of an input (b"" for a folder or an unreadable file)."""
+    return Input.of(source).head(size)
 
 
 def looks_binary(data: bytes) -> bool:
     return b"\x00" in data
 
 
-def text_head(path: Path, size: int = 8192) -> str:
-    """The head of a text file, decoded leniently, without a BOM; "" for binary or unreadable input."""
-    data = head(path, size)
+def text_head(source: Input | Path, size: int = 8192) -> str:
+    """The head of a text input, decoded leniently, without a BOM; "" for binary or unreadable input."""
+    data = head(source, size)
     if looks_binary(data):
         return ""
     return data.decode("utf-8", errors="replace").lstrip("\ufeff")
 
 
-def check_text_file(path: Path, what: str) -> None:
-    """Refuse, with one sentence, a missing, empty, folder or binary file before parsing it."""
-    if not path.exists():
-        raise IngestError(path, None, "no such file")
-    if path.is_dir():
-        raise IngestError(path, None, f"is a folder, not {what}")
-    if path.stat().st_size == 0:
-        raise IngestError(path, None, f"is empty, not {what}")
-    if looks_binary(head(path)):
-        raise IngestError(path, None, f"is binary, not {what}")
+def check_text_file(source: Input | Path, what: str) -> None:
+    """Refuse, with one sentence, a missing, empty, folder or binary input before parsing it."""
+    src = Input.of(source)
+    if not src.exists():
+        raise IngestError(src, None, "no such file")
+    if src.is_dir():
+        raise IngestError(src, None, f"is a folder, not {what}")
+    if src.size() == 0:
+        raise IngestError(src, None, f"is empty, not {what}")
+    if looks_binary(src.head()):
+        raise IngestError(src, None, f"is binary, not {what}")
 
 
-def bounded_lines(f: IO[bytes], path: Path, limit: int | None = None) -> Iterator[bytes]:
+def bounded_lines(f: IO[bytes], path: Input | Path, limit: int | None = None) -> Iterator[bytes]:
     """Lines of a binary file, each at most `limit` (default MAX_LINE) bytes; IngestError at the first longer one."""
     limit = limit or MAX_LINE  # read at call time, so a test can lower it
     n = 0

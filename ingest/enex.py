@@ -33,7 +33,7 @@ from ingest import check_text_file, head
 from ingest.htmltext import html_to_text
 from ingest.safexml import iter_records
 from vault.domain.events import Kind
-from vault.formats import Attachment, BadRecord, Notice, SourceRecord, hookimpl
+from vault.formats import Attachment, BadRecord, Input, Notice, SourceRecord, hookimpl
 
 _RENAMED = {"source": "source_app"}  # the name version 1 gave it
 _KNOWN = {"title", "content", "created", "updated", "tag", "note-attributes", "resource"}
@@ -144,13 +144,16 @@ class EnexImporter:
     version = "2"  # 2: every note attribute, task and resource description; CDATA read as Evernote 10 writes it
     description = "Evernote notes from an .enex export"
 
-    def detect(self, path: Path) -> bool:
-        return path.is_file() and b"<en-export" in head(path, 4096)
+    streams = True
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord | Notice]:
-        check_text_file(path, "an Evernote .enex export")
+    def detect(self, source: Input | Path) -> bool:
+        return Input.of(source).is_file() and b"<en-export" in head(source, 4096)
+
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord | Notice]:
+        src = Input.of(source)
+        check_text_file(src, "an Evernote .enex export")
         seen: dict[str, int] = {}
-        for location, el in iter_records(path, "en-export", frozenset({"note"}), "an Evernote .enex export",
+        for location, el in iter_records(src, "en-export", frozenset({"note"}), "an Evernote .enex export",
                                            raw_text=frozenset({"content", "recognition"})):
             try:
                 source_id, fields, files = note_record(el)

@@ -22,7 +22,7 @@ from ingest import bounded_lines, check_text_file, decode_text, guessed_windows_
 from vault.domain.contacts import address, addresses, typed, typed_values
 from vault.errors import IngestError
 from vault.domain.events import Kind
-from vault.formats import BadRecord, ExportRecord, Exporter, Importer, Notice, SourceRecord, hookimpl
+from vault.formats import BadRecord, ExportRecord, Exporter, Importer, Input, Notice, SourceRecord, hookimpl
 
 SEP = " ::: "
 MAX_FIELD = 1024 * 1024  # one cell; csv's own guard against a runaway quoted field
@@ -51,18 +51,21 @@ class GoogleCsvImporter:
     version = "2"  # 2: typed values with labels (vault/contacts.py), unmapped columns kept
     description = "Google Contacts CSV export"
 
-    def detect(self, path: Path) -> bool:
-        first = text_head(path, 4096).split("\n", 1)[0]
+    streams = True
+
+    def detect(self, source: Input | Path) -> bool:
+        first = text_head(source, 4096).split("\n", 1)[0]
         return "E-mail 1 - Value" in first or ("Given Name" in first and "Family Name" in first) or \
             ("First Name" in first and "Last Name" in first and "Phone 1 - Value" in first)
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord | Notice]:
-        check_text_file(path, "a Google Contacts CSV file")
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord | Notice]:
+        src = Input.of(source)
+        check_text_file(src, "a Google Contacts CSV file")
         last: list[str] = [""]  # the latest physical line: one without a line break ends the file
         guessed: list[int] = []  # lines that are not UTF-8, read as Windows-1252: said, never silent
 
         def lines(f: BinaryIO) -> Iterator[str]:
-            for n, raw in enumerate(bounded_lines(f, path), 1):
+            for n, raw in enumerate(bounded_lines(f, src), 1):
                 try:
                     last[0] = raw.decode("utf-8").lstrip("\ufeff")
                 except UnicodeDecodeError:
@@ -75,23 +78,23 @@ class GoogleCsvImporter:
                 yield guessed_windows_1252(f"line {guessed[0]}", guessed)
                 guessed.clear()
 
-        with path.open("rb") as f:
+        with src.open() as f:
             reader = csv.reader(lines(f), strict=True)
             old_limit = csv.field_size_limit(MAX_FIELD)
             try:
-                for item in self._rows(path, reader, last):
+                for item in self._rows(src, reader, last):
                     yield from said()
                     yield item
                 yield from said()
             except csv.Error as e:
-                raise IngestError(path, f"line {reader.line_num}", f"broken CSV ({e})") from None
+                raise IngestError(src, f"line {reader.line_num}", f"broken CSV ({e})") from None
             finally:
                 csv.field_size_limit(old_limit)
 
-    def _rows(self, path: Path, reader: Any, last: list[str]) -> Iterator[SourceRecord | BadRecord]:
+    def _rows(self, src: Input, reader: Any, last: list[str]) -> Iterator[SourceRecord | BadRecord]:
         header = next(reader, None)
         if not header or not any(h in header for h in ("First Name", "Given Name", "Name")):
-            raise IngestError(path, "line 1", "not a Google Contacts CSV (no name columns in the header)")
+            raise IngestError(src, "line 1", "not a Google Contacts CSV (no name columns in the header)")
         seen: dict[str, int] = {}
         for number, row in enumerate(reader, 1):
             where = f"row {number} (line {reader.line_num})"
@@ -99,7 +102,7 @@ class GoogleCsvImporter:
                 continue
             if len(row) != len(header):
                 if not last[0].endswith(("\n", "\r")):
-                    raise IngestError(path, where, "the file ends in the middle of a row (truncated?)")
+                    raise IngestError(src, where, "the file ends in the middle of a row (truncated?)")
                 yield BadRecord(where, f"{len(row)} columns where the header has {len(header)}")
                 continue
             fields = row_fields(dict(zip(header, row, strict=True)))

@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import ingest
 from ingest import bounded_lines, check_text_file, text_head
-from vault.errors import IngestError
+from vault.errors import IngestError, InvalidRecord
 from vault.domain.events import Kind, kind_of
-from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord, hookimpl
+from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, Input, SourceRecord, hookimpl
 
 HEADER = {"lifevault": "records", "version": 1}
 
@@ -41,18 +41,21 @@ class JsonlImporter:
     version = "1"
     description = "JSON Lines of lifevault records (the lossless archive)"
 
-    def detect(self, path: Path) -> bool:
-        first = text_head(path, 512).lstrip().split("\n", 1)[0]
+    streams = True
+
+    def detect(self, source: Input | Path) -> bool:
+        first = text_head(source, 512).lstrip().split("\n", 1)[0]
         return first.startswith("{") and '"lifevault"' in first and '"records"' in first
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        check_text_file(path, "a JSON Lines file")
-        with path.open("rb") as f:
-            for n, line in enumerate(bounded_lines(f, path, ingest.MAX_RECORD), 1):
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord]:
+        src = Input.of(source)
+        check_text_file(src, "a JSON Lines file")
+        with src.open() as f:
+            for n, line in enumerate(bounded_lines(f, src, ingest.MAX_RECORD), 1):
                 if not line.strip():
                     continue
                 if not line.endswith(b"\n") and not _parses(line):
-                    raise IngestError(path, f"line {n}", "the file ends in the middle of a record (truncated?)")
+                    raise IngestError(src, f"line {n}", "the file ends in the middle of a record (truncated?)")
                 try:
                     obj = json.loads(line)
                 except RecursionError:
@@ -60,12 +63,12 @@ class JsonlImporter:
                     continue
                 except ValueError as e:
                     if n == 1:
-                        raise IngestError(path, "line 1", "not JSON Lines") from None
+                        raise IngestError(src, "line 1", "not JSON Lines") from None
                     yield BadRecord(f"line {n}", f"not JSON ({getattr(e, 'msg', e)})")
                     continue
                 if n == 1 and isinstance(obj, dict) and "lifevault" in obj:
                     if obj != HEADER:
-                        raise IngestError(path, "line 1", f"an archive header this lifevault does not know: {obj}")
+                        raise IngestError(src, "line 1", f"an archive header this lifevault does not know: {obj}")
                     continue
                 yield _record(obj, f"line {n}")
 
@@ -85,8 +88,8 @@ def _record(obj: Any, where: str) -> SourceRecord | BadRecord:
         kind, rid = Kind(obj.get("kind")), str(obj.get("id"))
         if kind_of(rid) is not kind:
             return BadRecord(where, f"id {rid} is not a {kind.value} id")
-    except ValueError as e:
-        return BadRecord(where, f"bad kind or id ({e})")
+    except (ValueError, InvalidRecord) as e:
+        return BadRecord(where, f"bad kind or id ({str(e).rstrip('.')})")
     fields, blobs = dict(obj["fields"]), obj.get("blobs") or {}
     attachments = []
     for name, ref in list(_refs(fields)):

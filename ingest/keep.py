@@ -28,7 +28,7 @@ import ingest
 from ingest import check_text_file, safezip
 from vault.errors import IngestError
 from vault.domain.events import Kind
-from vault.formats import Attachment, BadRecord, SourceRecord, hookimpl
+from vault.formats import Attachment, BadRecord, Input, SourceRecord, hookimpl
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _NOTE_KEYS = {"userEditedTimestampUsec", "textContent", "listContent", "isTrashed", "isArchived"}
@@ -98,7 +98,7 @@ class _Source:
                     None)
 
 
-def _bounded_read(open_member: Callable[[], Any], path: Path, name: str) -> bytes:
+def _bounded_read(open_member: Callable[[], Any], path: Input | Path, name: str) -> bytes:
     with open_member() as f:
         data = f.read(ingest.MAX_RECORD + 1)
     if len(data) > ingest.MAX_RECORD:
@@ -113,7 +113,7 @@ def _keep_only(names: list[str]) -> list[str]:
     return keep or names
 
 
-def _from_zip(path: Path, zf: zipfile.ZipFile) -> _Source:
+def _from_zip(path: Input, zf: zipfile.ZipFile) -> _Source:
     files = safezip.members(path, zf)
     names = _keep_only(sorted(n for n in files if n.lower().endswith(".json")))
     return _Source(names, lambda n: safezip.read_member(path, zf, files[n]), files.__contains__)
@@ -128,6 +128,18 @@ def _from_folder(path: Path) -> _Source:
     return _Source(names, read, lambda n: (path / n).is_file())
 
 
+def _one_note(src: Input) -> _Source:
+    """One note's JSON; the files it attaches are looked for beside it when it is a file on disk."""
+    folder = src.path.parent if src.path is not None else None
+
+    def read(name: str) -> bytes:
+        if name == src.name or folder is None:
+            return _bounded_read(src.open, src, name)
+        return _bounded_read(lambda: (folder / name).open("rb"), src, name)
+
+    return _Source([src.name], read, lambda n: n == src.name or (folder is not None and (folder / n).is_file()))
+
+
 class KeepImporter:
     """Reads Google Keep notes from a Takeout zip, its unpacked folder, or one note's JSON."""
 
@@ -135,14 +147,18 @@ class KeepImporter:
     version = "2"  # 2: trashed notes are deleted records
     description = "Google Keep notes from Google Takeout (zip, folder, or one .json)"
 
-    def detect(self, path: Path) -> bool:
+    streams = True
+
+    def detect(self, source: Input | Path) -> bool:
+        src = Input.of(source)
         try:
-            if path.is_dir():
-                return any(self._is_note(p.read_bytes()[:65536]) for p in sorted(path.rglob("*.json"))[:5])
-            if zipfile.is_zipfile(path):
-                with zipfile.ZipFile(path) as zf:
-                    return any("/Keep/" in "/" + n and n.endswith(".json") for n in zf.namelist())
-            return path.suffix.lower() == ".json" and self._is_note(ingest.head(path, 65536))
+            if src.is_dir() and src.path is not None:
+                return any(self._is_note(p.read_bytes()[:65536]) for p in sorted(src.path.rglob("*.json"))[:5])
+            with src.open() as f:
+                if zipfile.is_zipfile(f):
+                    with zipfile.ZipFile(f) as zf:
+                        return any("/Keep/" in "/" + n and n.endswith(".json") for n in zf.namelist())
+            return src.suffix.lower() == ".json" and self._is_note(src.head(65536))
         except (OSError, zipfile.BadZipFile):
             return False
 
@@ -150,23 +166,26 @@ class KeepImporter:
     def _is_note(data: bytes) -> bool:
         return data.lstrip().startswith(b"{") and any(k.encode() in data for k in _NOTE_KEYS)
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        if path.is_dir():
-            yield from self._notes(path, _from_folder(path))
-        elif path.is_file() and zipfile.is_zipfile(path):
-            try:
-                with zipfile.ZipFile(path) as zf:
-                    yield from self._notes(path, _from_zip(path, zf))
-            except zipfile.BadZipFile as e:
-                raise IngestError(path, None, f"the zip is damaged ({e})") from None
-        else:
-            check_text_file(path, "a Google Keep note (.json) or a Takeout zip")
-            if path.suffix.lower() != ".json":
-                raise IngestError(path, None, "is neither a Takeout zip, a folder, nor a Keep note's .json")
-            yield from self._notes(path.parent, _Source([path.name], lambda n: _bounded_read(
-                lambda: (path.parent / n).open("rb"), path, n), lambda n: (path.parent / n).is_file()))
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord]:
+        src = Input.of(source)
+        if src.is_dir() and src.path is not None:
+            yield from self._notes(src, _from_folder(src.path))
+            return
+        if src.is_file():
+            with src.open() as f:
+                if zipfile.is_zipfile(f):
+                    try:
+                        with zipfile.ZipFile(f) as zf:
+                            yield from self._notes(src, _from_zip(src, zf))
+                    except zipfile.BadZipFile as e:
+                        raise IngestError(src, None, f"the zip is damaged ({e})") from None
+                    return
+        check_text_file(src, "a Google Keep note (.json) or a Takeout zip")
+        if src.suffix.lower() != ".json":
+            raise IngestError(src, None, "is neither a Takeout zip, a folder, nor a Keep note's .json")
+        yield from self._notes(src.path.parent if src.path is not None else src, _one_note(src))
 
-    def _notes(self, path: Path, src: _Source) -> Iterator[SourceRecord | BadRecord]:
+    def _notes(self, path: Input | Path, src: _Source) -> Iterator[SourceRecord | BadRecord]:
         if not src.names:
             raise IngestError(path, None, "holds no .json files, so it has no Google Keep notes")
         found = False

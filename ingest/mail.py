@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 from ingest import check_text_file
 from vault.errors import IngestError
 from vault.domain.events import Kind
-from vault.formats import BadRecord, ExportRecord, SourceRecord, hookimpl
+from vault.formats import BadRecord, ExportRecord, Input, SourceRecord, hookimpl
 
 from ingest.mime import MAILDIR_FLAGS, MalformedMessage, read_message, write_message
 
@@ -62,12 +62,12 @@ def _split_envelope(raw: bytes) -> tuple[bytes | None, bytes]:
     return None, raw
 
 
-def _too_big(path: Path, location: str) -> IngestError:
+def _too_big(path: Input | Path, location: str) -> IngestError:
     return IngestError(path, location, f"a message is larger than {MAX_MESSAGE_BYTES >> 20} MB, "
                                        "the most lifevault reads as one message")
 
 
-def _first_from_line(path: Path, f: BinaryIO) -> tuple[bytearray, int, bytes]:
+def _first_from_line(path: Input, f: BinaryIO) -> tuple[bytearray, int, bytes]:
     """Skip leading blank lines and check the first From_ line; returns the rest of the buffer, its line
     number and the line."""
     buf, line = bytearray(), 1
@@ -88,13 +88,14 @@ def _first_from_line(path: Path, f: BinaryIO) -> tuple[bytearray, int, bytes]:
         line += 1
 
 
-def split_mbox(path: Path) -> Iterator[tuple[int, int, bytes, bytes]]:
+def split_mbox(source: Input | Path) -> Iterator[tuple[int, int, bytes, bytes]]:
     """Each message in an mbox file as (number from 1, line of its From_ line, the From_ line, raw bytes).
 
     Reads blocks, not lines, and looks for a blank line followed by a From_ line;
     `buf` always starts with the newline that ends the current message's From_ line.
     """
-    with open(path, "rb") as f:
+    path = Input.of(source)
+    with path.open() as f:
         buf, start, envelope = _first_from_line(path, f)
         number, scan, eof = 1, 0, False
         while True:
@@ -142,11 +143,6 @@ def _unquote(raw: bytearray) -> bytes:
     return _QUOTED_FROM.sub(rb"\1", raw) if b">From " in raw else bytes(raw)
 
 
-def _head(path: Path, size: int = 4096) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(size)
-
-
 def _looks_like_message(head: bytes) -> bool:
     top = head.lstrip(b"\r\n").split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
     first = top.split(b"\n", 1)[0]
@@ -163,21 +159,25 @@ class MboxImporter:
     namespace = "mail"
     description = "Email from an mbox file (Thunderbird, Apple Mail, Google Takeout)"
 
-    def detect(self, path: Path) -> bool:
-        return path.is_file() and bool(_FROM_LINE.match(_head(path).lstrip(b"\r\n")))
+    streams = True
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        check_text_file(path, "an mbox file")
+    def detect(self, source: Input | Path) -> bool:
+        src = Input.of(source)
+        return src.is_file() and bool(_FROM_LINE.match(src.head(4096).lstrip(b"\r\n")))
+
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord]:
+        src = Input.of(source)
+        check_text_file(src, "an mbox file")
         found = False
-        for number, line, envelope, raw in split_mbox(path):
+        for number, line, envelope, raw in split_mbox(src):
             found = True
             yield _record(raw, f"message {number} (line {line})", envelope)
         if not found:
-            raise IngestError(path, None, "has no 'From ' line, so it is not an mbox file")
+            raise IngestError(src, None, "has no 'From ' line, so it is not an mbox file")
 
 
 class MaildirImporter:
-    """Reads a Maildir folder (cur/ and new/, and Maildir++ subfolders like .Sent/)."""
+    """Reads a Maildir folder (cur/ and new/, and Maildir++ subfolders like .Sent/): a Path, never bytes."""
 
     name = "maildir"
     version = "2"  # 2: identity by content, every header, flags (issue 12)
@@ -219,39 +219,44 @@ class EmlImporter:
     namespace = "mail"
     description = "Email saved as .eml: one file or a folder of them"
 
-    def detect(self, path: Path) -> bool:
-        if path.is_dir():
-            return any(path.glob("*.eml")) and not MaildirImporter().detect(path)
-        if not path.is_file():
+    streams = True
+
+    def detect(self, source: Input | Path) -> bool:
+        src = Input.of(source)
+        if src.is_dir() and src.path is not None:
+            return any(src.path.glob("*.eml")) and not MaildirImporter().detect(src.path)
+        if not src.is_file():
             return False
-        head = _head(path)
+        head = src.head(4096)
         return not _FROM_LINE.match(head) and _looks_like_message(head)
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        if path.is_dir():
-            files = sorted(p for p in path.glob("*.eml") if p.is_file())
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord]:
+        src = Input.of(source)
+        if src.is_dir() and src.path is not None:
+            files = sorted(p for p in src.path.glob("*.eml") if p.is_file())
             if not files:
-                raise IngestError(path, None, "holds no .eml files")
+                raise IngestError(src, None, "holds no .eml files")
             for file in files:
-                yield self._one(path, file)
+                yield self._one(src, Input.from_path(file))
             return
-        record = self._one(path, path)
+        record = self._one(src, src)
         if isinstance(record, BadRecord):
-            raise IngestError(path, None, record.reason)
+            raise IngestError(src, None, record.reason)
         yield record
 
-    def _one(self, root: Path, file: Path) -> SourceRecord | BadRecord:
+    def _one(self, root: Input, file: Input) -> SourceRecord | BadRecord:
         location = file.name
-        if file.stat().st_size > MAX_MESSAGE_BYTES:
+        if file.size() > MAX_MESSAGE_BYTES:
             raise _too_big(root, location)
         if file is root:
             check_text_file(file, "an email (.eml) file")
-        _, head = _split_envelope(_head(file, 65536))
+        _, head = _split_envelope(file.head(65536))
         if not _looks_like_message(head):  # before reading it all: a huge non-mail file
             if file is root:
                 raise IngestError(file, "line 1", "does not start with mail headers, so it is not an email")
             return BadRecord(location, "does not start with mail headers, so it is not an email")
-        envelope, raw = _split_envelope(file.read_bytes())
+        with file.open() as f:
+            envelope, raw = _split_envelope(f.read())
         return _record(raw, location, envelope)
 
 

@@ -37,7 +37,7 @@ import ingest
 from ingest import looks_binary
 from vault.errors import IngestError
 from vault.domain.events import Kind
-from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, SourceRecord, hookimpl
+from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, Input, SourceRecord, hookimpl
 
 MAX_FRONT_MATTER = 64 * 1024
 MAX_SAFE_INT = 2**53  # beyond this a number does not survive JavaScript (Obsidian): kept as text
@@ -168,22 +168,25 @@ def _note_names(root: Path) -> Iterator[tuple[str, bool]]:
 
 
 class _Folder:
-    """The vault folder: finds the file an embed names, as Obsidian does (path, beside the note, by name)."""
+    """The vault folder: finds the file an embed names, as Obsidian does (path, beside the note, by name).
+    A note held in memory has none: its embeds are not looked for."""
 
-    def __init__(self, root: Path) -> None:
-        self.root, self.real = root, root.resolve()
+    def __init__(self, root: Path | None) -> None:
+        self.root, self.real = root, root.resolve() if root is not None else None
         self._by_name: dict[str, list[str]] | None = None
 
     def by_name(self, name: str) -> list[str]:
-        if self._by_name is None:
+        if self._by_name is None and self.root is not None:
             self._by_name = {}
             for rel, ok in sorted(_walk(self.root), key=lambda t: (t[0].count("/"), t[0])):
                 if ok:
                     self._by_name.setdefault(PurePosixPath(rel).name, []).append(rel)
-        return self._by_name.get(name, [])
+        return (self._by_name or {}).get(name, [])
 
     def embeds(self, rel: str, body: str) -> Iterator[Attachment | BadRecord]:
         """Each file the note embeds, once; a line for one outside the folder or too large."""
+        if self.root is None or self.real is None:
+            return
         done: set[str] = set()
         note_dir = PurePosixPath(rel).parent
         targets = [(m.group(1).strip(), True) for m in _WIKI_EMBED.finditer(body)]
@@ -225,32 +228,39 @@ class MarkdownImporter:
     version = "2"  # 2: front matter kept whole in `properties`, as Obsidian reads it; embeds attached
     description = "a folder of Markdown notes with optional YAML front matter (Obsidian vault)"
 
-    def detect(self, path: Path) -> bool:
-        if path.is_dir():
-            return any(ok for _, ok in _note_names(path))
-        return path.suffix.lower() in (".md", ".markdown") and not looks_binary(ingest.head(path))
+    streams = True  # one note as bytes (its embeds are not looked for); a folder needs its path
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        if not path.exists():
-            raise IngestError(path, None, "no such folder")
-        if path.is_file() and path.suffix.lower() not in (".md", ".markdown"):
-            raise IngestError(path, None, "not a Markdown note (.md) or a folder of them")
-        root, names = (path, list(_note_names(path))) if path.is_dir() else (path.parent, [(path.name, True)])
+    def detect(self, source: Input | Path) -> bool:
+        src = Input.of(source)
+        if src.is_dir() and src.path is not None:
+            return any(ok for _, ok in _note_names(src.path))
+        return src.suffix.lower() in (".md", ".markdown") and not looks_binary(src.head())
+
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord]:
+        src = Input.of(source)
+        if not src.exists():
+            raise IngestError(src, None, "no such folder")
+        if not src.is_dir() or src.path is None:
+            if src.suffix.lower() not in (".md", ".markdown"):
+                raise IngestError(src, None, "not a Markdown note (.md) or a folder of them")
+            yield from self._note(_Folder(src.path.parent if src.path else None), src.name, src)
+            return
+        names = list(_note_names(src.path))
         if not any(ok for _, ok in names):
-            raise IngestError(path, None, "no Markdown (.md) notes in this folder")
-        folder = _Folder(root)
+            raise IngestError(src, None, "no Markdown (.md) notes in this folder")
+        folder = _Folder(src.path)
         for rel, ok in names:
             if not ok:
                 yield BadRecord(rel, "a link to outside the folder; it was not followed")
                 continue
-            yield from self._note(folder, rel)
+            yield from self._note(folder, rel, Input.from_path(src.path / rel))
 
-    def _note(self, folder: _Folder, rel: str) -> Iterator[SourceRecord | BadRecord]:
-        p = folder.root / rel
-        if p.stat().st_size > ingest.MAX_RECORD:
+    def _note(self, folder: _Folder, rel: str, note: Input) -> Iterator[SourceRecord | BadRecord]:
+        if note.size() > ingest.MAX_RECORD:
             yield BadRecord(rel, f"the note is larger than {ingest.MAX_RECORD // ingest.MiB} MiB")
             return
-        data = p.read_bytes()
+        with note.open() as f:
+            data = f.read()
         if looks_binary(data):
             yield BadRecord(rel, "binary data, not a Markdown note")
             return

@@ -33,6 +33,7 @@ from xml.parsers import expat
 
 import ingest
 from vault.errors import IngestError
+from vault.formats import Input
 
 MAX_DEPTH = 64
 MAX_RECORD_BYTES = 256 * 2**20  # all the text of one record (a note with its attachments)
@@ -136,7 +137,7 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 class _RawText:
     """Rewrites the content of the `raw_text` elements as escaped text, chunk by chunk (see the docstring)."""
 
-    def __init__(self, path: Path, names: frozenset[str]) -> None:
+    def __init__(self, path: Input, names: frozenset[str]) -> None:
         self.path = path
         self.opens = [b"<%s>" % n.encode() for n in sorted(names)]
         self.carry = b""
@@ -199,9 +200,10 @@ def _refuse_entities(*_args: object) -> None:
     raise _Refused("it declares XML entities, which lifevault refuses to expand")
 
 
-def iter_records(path: Path, root: str, records: frozenset[str], what: str,
+def iter_records(source: Input | Path, root: str, records: frozenset[str], what: str,
                  raw_text: frozenset[str] = frozenset()) -> Iterator[tuple[str, Element]]:
     """Each record element under <root> as (location like "sms 3 (line 12)", element), streamed."""
+    path = Input.of(source)
     raw = _RawText(path, raw_text) if raw_text else None
     parser = expat.ParserCreate()
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -213,7 +215,7 @@ def iter_records(path: Path, root: str, records: frozenset[str], what: str,
     parser.UnparsedEntityDeclHandler = _refuse_entities
     parser.SkippedEntityHandler = lambda name, is_param: None  # an undeclared entity: drop, never fetch
     carry, run, line, run_line = b"", 0, 1, 1
-    with open(path, "rb") as f:
+    with path.open() as f:
         while True:
             chunk = f.read(_CHUNK)
             data = carry + (raw.feed(chunk, not chunk) if raw else chunk)

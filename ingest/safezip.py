@@ -12,9 +12,10 @@ from pathlib import Path, PurePosixPath
 
 import ingest
 from vault.errors import IngestError
+from vault.formats import Input
 
 
-def members(path: Path, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+def members(path: Input | Path, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     """The zip's files by name; IngestError at the first name that points outside the zip."""
     out = {}
     for info in zf.infolist():
@@ -26,7 +27,7 @@ def members(path: Path, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
     return out
 
 
-def read_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def read_member(path: Input | Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     """A member's bytes, at most ingest.MAX_RECORD of them."""
     with zf.open(info) as f:
         data = f.read(ingest.MAX_RECORD + 1)

@@ -23,7 +23,7 @@ from xml.sax.saxutils import quoteattr
 from ingest import check_text_file, head
 from ingest.safexml import iter_records
 from vault.domain.events import Kind
-from vault.formats import Attachment, BadRecord, ExportRecord, SourceRecord, hookimpl
+from vault.formats import Attachment, BadRecord, ExportRecord, Input, SourceRecord, hookimpl
 
 _BOX = {"1": "inbox", "2": "sent", "3": "draft", "4": "outbox", "5": "failed", "6": "queued"}
 _BOX_CODE = {v: k for k, v in _BOX.items()}
@@ -160,13 +160,16 @@ class SmsImporter:
     version = "1"
     description = "Android SMS and MMS from an \"SMS Backup & Restore\" XML file"
 
-    def detect(self, path: Path) -> bool:
-        return path.is_file() and b"<smses" in head(path, 4096)
+    streams = True
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        check_text_file(path, "an SMS Backup & Restore XML file")
+    def detect(self, source: Input | Path) -> bool:
+        return Input.of(source).is_file() and b"<smses" in head(source, 4096)
+
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord]:
+        src = Input.of(source)
+        check_text_file(src, "an SMS Backup & Restore XML file")
         what = "an SMS Backup & Restore export"
-        for location, el in iter_records(path, "smses", frozenset({"sms", "mms"}), what):
+        for location, el in iter_records(src, "smses", frozenset({"sms", "mms"}), what):
             try:
                 if el.tag == "sms":
                     source_id, fields = sms_record(el)

@@ -37,7 +37,7 @@ import ingest
 from ingest import check_text_file, text_head
 from vault.errors import IngestError
 from vault.domain.events import Kind
-from vault.formats import Attachment, BadRecord, Importer, Notice, SourceRecord, hookimpl
+from vault.formats import Attachment, BadRecord, Importer, Input, Notice, SourceRecord, hookimpl
 
 MAX_EXPORT = 1 << 30  # parsed whole: about ten times this in memory at the peak
 _NAME = "result.json"
@@ -73,11 +73,11 @@ def _instant(msg: dict[str, Any]) -> str:
         raise ValueError(f"its date {msg.get('date')!r} is not a time") from None
 
 
-def _result_file(path: Path) -> Path:
-    return path / _NAME if path.is_dir() else path
+def _result_file(src: Input) -> Input:
+    return Input.from_path(src.path / _NAME) if src.is_dir() and src.path is not None else src
 
 
-def _chats(data: Any, path: Path) -> list[dict[str, Any]]:
+def _chats(data: Any, path: Input) -> list[dict[str, Any]]:
     if not isinstance(data, dict):
         raise IngestError(path, None, "is JSON but not a Telegram export (no chats in it)")
     if isinstance(data.get("messages"), list):
@@ -90,13 +90,15 @@ def _chats(data: Any, path: Path) -> list[dict[str, Any]]:
 
 
 class _Folder:
-    """The files beside result.json, never one outside that folder."""
+    """The files beside result.json, never one outside that folder (none for a result.json held in memory)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root, self.real = root, root.resolve()
+    def __init__(self, root: Path | None) -> None:
+        self.root, self.real = root, root.resolve() if root is not None else None
 
     def media(self, rel: str) -> bytes | None | str:
         """The file's bytes, None when it is not there, or why it is refused."""
+        if self.root is None or self.real is None:
+            return None
         pure = PurePosixPath(rel)
         path = self.root / rel
         try:
@@ -119,30 +121,35 @@ class TelegramImporter:
     version = "1"
     description = "Telegram Desktop JSON export (result.json, or its folder): chats, groups, media beside it"
 
-    def detect(self, path: Path) -> bool:
-        head = text_head(_result_file(path), 4096).lstrip()
+    streams = True
+
+    def detect(self, source: Input | Path) -> bool:
+        file = _result_file(Input.of(source))
+        head = text_head(file, 4096).lstrip()
         if not head.startswith("{"):
             return False
         marked = any(f'"{t}"' in head for t in _CHAT_TYPES) or "Here is the data you requested" in head
-        return marked or (_result_file(path).name == _NAME and ('"messages"' in head or '"chats"' in head))
+        return marked or (file.name == _NAME and ('"messages"' in head or '"chats"' in head))
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord | Notice]:
-        file = _result_file(path)
-        if path.is_dir() and not file.is_file():
-            raise IngestError(path, None, f"holds no {_NAME}, so it is not a Telegram Desktop export")
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord | Notice]:
+        src = Input.of(source)
+        file = _result_file(src)
+        if src.is_dir() and not file.is_file():
+            raise IngestError(src, None, f"holds no {_NAME}, so it is not a Telegram Desktop export")
         check_text_file(file, "a Telegram export")
-        if file.stat().st_size > MAX_EXPORT:
+        if file.size() > MAX_EXPORT:
             raise IngestError(file, None, f"is larger than {MAX_EXPORT >> 30} GiB, more than lifevault parses at "
                               "once; export the chats in parts (Telegram Desktop: Export chat history)")
         if not text_head(file, 512).lstrip().startswith("{"):
             raise IngestError(file, None, "is not JSON, so it is not a Telegram export")
         try:
-            data = json.loads(file.read_bytes().decode("utf-8-sig"))
+            with file.open() as f:
+                data = json.loads(f.read().decode("utf-8-sig"))
         except UnicodeDecodeError as e:
             raise IngestError(file, f"byte {e.start}", "it is not UTF-8, which Telegram always writes") from None
         except json.JSONDecodeError as e:
             raise IngestError(file, f"line {e.lineno}", f"it is not valid JSON ({e.msg})") from None
-        folder = _Folder(file.parent)
+        folder = _Folder(file.path.parent if file.path is not None else None)
         for n, chat in enumerate(_chats(data, file), 1):
             yield from _ChatReader(chat, n, folder).records()
 

@@ -25,7 +25,9 @@ from ingest import bounded_lines, check_text_file, guessed_windows_1252, text_he
 from vault.domain.contacts import ADDRESS_PARTS, address, addresses, typed, typed_values
 from vault.errors import IngestError
 from vault.domain.events import Kind
-from vault.formats import Attachment, BadRecord, ExportRecord, Exporter, Importer, Notice, SourceRecord, hookimpl
+from vault.formats import (
+    Attachment, BadRecord, ExportRecord, Exporter, Importer, Input, Notice, SourceRecord, hookimpl,
+)
 
 _CHARSET = re.compile(rb";CHARSET=([A-Za-z0-9_.-]+)", re.I)
 _GROUP = re.compile(r"^[A-Z0-9-]+\.(?=(BEGIN|END):VCARD$)")
@@ -61,13 +63,13 @@ def _decode_line(raw: bytes, guessed: list[int], n: int) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
-def split_cards(path: Path) -> Iterator[tuple[int, int, list[str], list[int]]]:
+def split_cards(src: Input) -> Iterator[tuple[int, int, list[str], list[int]]]:
     """(card number, first line, physical lines, lines whose charset was guessed) per BEGIN:VCARD … END:VCARD block."""
     card: list[str] | None = None
     guessed: list[int] = []
     depth, number, start = 0, 0, 0
-    with path.open("rb") as f:
-        for n, raw in enumerate(bounded_lines(f, path), 1):
+    with src.open() as f:
+        for n, raw in enumerate(bounded_lines(f, src), 1):
             line = _decode_line(raw, guessed, n).rstrip("\r\n")
             word = _GROUP.sub("", line.strip().upper())  # `home.BEGIN:VCARD`: a group prefix is allowed here too
             if card is None:
@@ -75,21 +77,21 @@ def split_cards(path: Path) -> Iterator[tuple[int, int, list[str], list[int]]]:
                     card, depth, number, start, size = [line], 1, number + 1, n, 0
                 elif word and word != "\ufeff":
                     if number == 0:
-                        raise IngestError(path, f"line {n}", "not a vCard file (it does not start with BEGIN:VCARD)")
-                    raise IngestError(path, f"line {n}", "text outside any card")
+                        raise IngestError(src, f"line {n}", "not a vCard file (it does not start with BEGIN:VCARD)")
+                    raise IngestError(src, f"line {n}", "text outside any card")
                 continue
             card.append(line)
             size += len(raw)
             if size > ingest.MAX_RECORD:
-                raise IngestError(path, f"card {number} (line {start})", "the card is absurdly large")
+                raise IngestError(src, f"card {number} (line {start})", "the card is absurdly large")
             depth += (word == "BEGIN:VCARD") - (word == "END:VCARD")  # vCard 2.1 AGENT may nest a card
             if depth == 0:
                 yield number, start, card, guessed
                 card, guessed = None, []
     if card is not None:
-        raise IngestError(path, f"card {number} (line {start})", "the file ends inside a card (truncated?)")
+        raise IngestError(src, f"card {number} (line {start})", "the file ends inside a card (truncated?)")
     if number == 0:
-        raise IngestError(path, None, "no vCards in it")
+        raise IngestError(src, None, "no vCards in it")
 
 
 def logical_lines(physical: list[str]) -> list[str]:
@@ -289,17 +291,20 @@ class VcardImporter:
     version = "2"  # 2: typed values (vault/contacts.py), kept properties, file-scoped ids for cards without a UID
     description = "vCard 2.1, 3.0 and 4.0 contacts (.vcf)"
 
-    def detect(self, path: Path) -> bool:
-        first = text_head(path, 512).lstrip().split("\n", 1)[0].strip().upper()
+    streams = True
+
+    def detect(self, source: Input | Path) -> bool:
+        first = text_head(source, 512).lstrip().split("\n", 1)[0].strip().upper()
         return _GROUP.sub("", first) == "BEGIN:VCARD"
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord | Notice]:
-        check_text_file(path, "a vCard file")
+    def read(self, source: Input | Path) -> Iterator[SourceRecord | BadRecord | Notice]:
+        src = Input.of(source)
+        check_text_file(src, "a vCard file")
         seen: dict[str, int] = {}
-        for number, start, lines, guessed in split_cards(path):
+        for number, start, lines, guessed in split_cards(src):
             if guessed:
                 yield guessed_windows_1252(f"card {number} (line {start})", guessed)
-            yield parse_card(lines, number, start, seen, path.name)
+            yield parse_card(lines, number, start, seen, src.name)
 
 
 def build_card(r: ExportRecord, get_blob: Callable[[str], bytes]) -> Any:

@@ -49,7 +49,7 @@ import ingest
 from ingest import bounded_lines, check_text_file, decode_text, safezip, text_head
 from vault.errors import IngestError
 from vault.domain.events import Kind
-from vault.formats import Attachment, BadRecord, ImportOption, Notice, SourceRecord, hookimpl
+from vault.formats import Attachment, BadRecord, ImportOption, Input, Notice, SourceRecord, hookimpl
 
 _MARKS = "\u200e\u200f\ufeff"
 _HEADER = re.compile(
@@ -221,33 +221,37 @@ def _chat_name(path: PurePosixPath) -> str:
 class _ChatSource:
     """Where a chat's text and media come from: a file, a folder or a zip."""
 
-    path: Path  # what the user named, for messages
+    path: Input  # what the user named, for messages
     text_name: str  # the chat text's own name ("_chat.txt", "WhatsApp Chat with Ada.txt")
     open_text: Callable[[], IO[bytes]]
     media: Callable[[str], bytes | None]
-    file: Path | None = None  # the chat text on disk (None inside a zip)
+    file: Input | None = None  # the chat text as a file of its own (None inside a zip)
 
 
-def _pick(path: Path, names: list[str]) -> str:
+def _pick(path: Input, names: list[str]) -> str:
     chosen = [n for n in names if PurePosixPath(n).name == "_chat.txt"] or names
     if len(chosen) != 1:
         raise IngestError(path, None, "a WhatsApp export needs exactly one chat .txt file beside its media")
     return chosen[0]
 
 
-def _from_folder(path: Path) -> _ChatSource:
+def _from_input(src: Input) -> _ChatSource:
+    """The chat of a folder or a text file; a text held in memory comes without media."""
+    if src.path is None:
+        return _ChatSource(src, src.name, src.open, lambda name: None, src)
+    path = src.path
     folder = path if path.is_dir() else path.parent
-    text = folder / _pick(path, sorted(p.name for p in folder.glob("*.txt"))) if path.is_dir() else path
+    text = folder / _pick(src, sorted(p.name for p in folder.glob("*.txt"))) if path.is_dir() else path
 
     def media(name: str) -> bytes | None:
         file = folder / name
         ok = file.is_file() and file.stat().st_size <= ingest.MAX_RECORD
         return file.read_bytes() if ok else None
 
-    return _ChatSource(path, f"{text.parent.name}/{text.name}", lambda: text.open("rb"), media, text)
+    return _ChatSource(src, f"{text.parent.name}/{text.name}", lambda: text.open("rb"), media, Input.from_path(text))
 
 
-def _from_zip(path: Path, zf: zipfile.ZipFile) -> _ChatSource:
+def _from_zip(path: Input, zf: zipfile.ZipFile) -> _ChatSource:
     files = safezip.members(path, zf)
     name = _pick(path, sorted(n for n in files if n.lower().endswith(".txt") and "/" not in n))
 
@@ -269,32 +273,39 @@ class WhatsappImporter:
     )
     description = "WhatsApp \"Export chat\" (Android and iOS): .txt, folder or .zip; media beside it attached"
 
-    def detect(self, path: Path) -> bool:
+    streams = True
+
+    def detect(self, source: Input | Path) -> bool:
+        src = Input.of(source)
         try:
-            if path.is_file() and zipfile.is_zipfile(path):
-                with zipfile.ZipFile(path) as zf:
-                    src = _from_zip(path, zf)
-                    with src.open_text() as f:
-                        text = decode_text(f.read(8192))
-            else:
-                text = text_head(_from_folder(path).file or path)
+            text = None
+            if src.is_file():
+                with src.open() as f:
+                    if zipfile.is_zipfile(f):
+                        with zipfile.ZipFile(f) as zf, _from_zip(src, zf).open_text() as t:
+                            text = decode_text(t.read(8192))
+            if text is None:
+                text = text_head(_from_input(src).file or src)
         except (IngestError, OSError, zipfile.BadZipFile):
             return False
         lines = [line for line in text.splitlines()[:6] if line.strip()]
         return bool(lines) and sum(bool(_HEADER.match(line)) for line in lines) >= min(2, len(lines))
 
-    def read(self, path: Path, date_order: str | None = None,
+    def read(self, source: Input | Path, date_order: str | None = None,
              tz: str | None = None) -> Iterator[SourceRecord | BadRecord | Notice]:
+        src = Input.of(source)
         zone = _zone(tz or local_zone())
         if zone is None:
-            raise IngestError(path, None, f"--tz {tz} is not a time zone (use a name like Europe/Paris, or +02:00)")
-        if path.is_file() and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                yield from self._read(_from_zip(path, zf), date_order, zone)
-            return
-        src = _from_folder(path)
-        check_text_file(src.file or path, "a WhatsApp chat export")
-        yield from self._read(src, date_order, zone)
+            raise IngestError(src, None, f"--tz {tz} is not a time zone (use a name like Europe/Paris, or +02:00)")
+        if src.is_file():
+            with src.open() as f:
+                if zipfile.is_zipfile(f):
+                    with zipfile.ZipFile(f) as zf:
+                        yield from self._read(_from_zip(src, zf), date_order, zone)
+                    return
+        chat = _from_input(src)
+        check_text_file(chat.file or src, "a WhatsApp chat export")
+        yield from self._read(chat, date_order, zone)
 
     def _read(self, src: _ChatSource, date_order: str | None, zone: tzinfo) -> Iterator[SourceRecord | BadRecord | Notice]:
         decided, notice, version1 = _date_order(src)

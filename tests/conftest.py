@@ -1,4 +1,4 @@
-"""Shared fixtures: real vault files in tmp_path, a temp LIFEVAULT_HOME, the CLI runner."""
+"""Shared fixtures: real vault files in tmp_path, a temp LIFEVAULT_HOME, the CLI runner, a WebDAV rclone remote."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from vault import Vault
 from vault.cli.core import cli
+
+from helpers.webdav import WebdavServer
 
 PASSPHRASE = "test passphrase, not a secret"
 
@@ -82,3 +84,16 @@ def as_exported():
         return exported, blobs.__getitem__
 
     return convert
+
+
+@pytest.fixture
+def webdav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebdavServer]:
+    """A real WebDAV server (`rclone serve webdav`) reached as the rclone remote `lvtest:`, configured as a user
+    without a config file would: RCLONE_CONFIG_LVTEST_TYPE/URL."""
+    server = WebdavServer(tmp_path / "webdav-root", tmp_path / "rclone-serve.log")
+    monkeypatch.setenv("RCLONE_CONFIG_LVTEST_TYPE", "webdav")
+    monkeypatch.setenv("RCLONE_CONFIG_LVTEST_URL", f"http://127.0.0.1:{server.port}")
+    monkeypatch.setenv("RCLONE_CONFIG", str(tmp_path / "no-rclone.conf"))  # never the developer's own config
+    server.start()
+    yield server
+    server.stop()

@@ -15,7 +15,7 @@ def test_loads_reads_back_what_dumps_wrote(value: dict) -> None:
 
 
 def test_a_record_with_a_huge_integer_survives_the_projection(vault: Vault) -> None:
-    rid = vault.add(Kind.NOTE, {"title": "big", "count": 2**80}, Source("cli"))
-    vault.update(rid, {"count": 2**81}, Source("cli"))
+    rid = vault.add(Kind.NOTE, {"title": "big", "count": 2**80}, Source("cli"), allow_extra=True)
+    vault.update(rid, {"count": 2**81}, Source("cli"), allow_extra=True)
     assert vault.get(rid)["count"] == 2**81
     assert [v["data"]["count"] for v in vault.history(rid)] == [2**80, 2**81]

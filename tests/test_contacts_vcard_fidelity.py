@@ -247,7 +247,7 @@ def test_v1_records_are_upgraded_by_reimport_with_only_the_differences(vault: Va
     with vault.transaction() as tx:
         tx.create(Kind.CONTACT, v1_fields, Source("import", "vcard", "phone.vcf", {
             "namespace": "vcard", "fingerprint": "0" * 32, "fields": sorted(v1_fields), "import_id": "imp_v1"}),
-            record_id=rid)
+            record_id=rid, allow_extra=True)
     s = import_file(vault, p)
     assert (s.created, s.updated) == (0, 1)
     (event,) = [r.event for r in vault.events() if r.seq == 2]
@@ -274,7 +274,7 @@ def test_jsonl_archive_carries_the_typed_shape_whole(vault: Vault, tmp_path: Pat
 def test_a_kept_property_cannot_break_out_of_its_card(vault: Vault, tmp_path: Path) -> None:
     vault.add(Kind.CONTACT, {"name": "Mallory", "vcard_extra": [
         {"name": "X-NOTE", "params": {}, "value": "a\r\nEND:VCARD\r\nBEGIN:VCARD\r\nFN:Injected"}],
-        "impps": [typed("x", ["a\nEND:VCARD"], params={"X-A": ["p\r\nBEGIN:VCARD"]})]}, Source("cli"))
+        "impps": [typed("x", ["a\nEND:VCARD"], params={"X-A": ["p\r\nBEGIN:VCARD"]})]}, Source("cli"), allow_extra=True)
     export_file(vault, "vcard", tmp_path / "out.vcf")
     (r,) = read(tmp_path / "out.vcf")
     assert r.fields["name"] == "Mallory" and r.fields["vcard_extra"][0]["value"].count("\\n") == 3

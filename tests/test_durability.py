@@ -134,17 +134,17 @@ def test_a_failed_transaction_leaves_nothing_behind(vault: Vault) -> None:
     from vault.errors import NotFound
 
     src = Source("cli")
-    a = vault.add(Kind.NOTE, {"t": 1}, src)
+    a = vault.add(Kind.NOTE, {"t": 1}, src, allow_extra=True)
     with pytest.raises(RuntimeError):
         with vault.transaction() as tx:
-            b = tx.create(Kind.NOTE, {"t": 2}, src)
-            tx.update(a, {"t": 3}, src)
+            b = tx.create(Kind.NOTE, {"t": 2}, src, allow_extra=True)
+            tx.update(a, {"t": 3}, src, allow_extra=True)
             tx.put_blob(b"an attachment")
             raise RuntimeError("the caller fails half way")
     with pytest.raises(NotFound):
         with vault.transaction() as tx:
-            tx.create(Kind.NOTE, {"t": 4}, src)
-            tx.update("n_doesnotexist", {"x": 1}, src)
+            tx.create(Kind.NOTE, {"t": 4}, src, allow_extra=True)
+            tx.update("n_doesnotexist", {"x": 1}, src, allow_extra=True)
     assert vault.log.head().seq == vault.projection.seq == 1
     assert vault.get(a) == {"t": 1}
     with pytest.raises(NotFound):
@@ -152,5 +152,5 @@ def test_a_failed_transaction_leaves_nothing_behind(vault: Vault) -> None:
     assert vault.conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0
     assert [f for _, f in vault.projection.state(Kind.NOTE)] == [{"t": 1}]
     assert vault.stats()["notes"] == 1
-    vault.add(Kind.NOTE, {"t": 5}, src)
+    vault.add(Kind.NOTE, {"t": 5}, src, allow_extra=True)
     assert check_log(vault.log, blind=False).events == 2

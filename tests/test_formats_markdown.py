@@ -49,7 +49,8 @@ def test_yaml_aliases_are_refused(tmp_path: Path) -> None:
 
 
 def test_notes_from_elsewhere_export_to_safe_names_and_come_back_to_the_same_record(vault: Vault, tmp_path: Path) -> None:
-    nid = vault.add(Kind.NOTE, {"title": "../../etc/passwd?", "body": "x", "path": "../escape.md"}, Source("cli"))
+    nid = vault.add(Kind.NOTE, {"title": "../../etc/passwd?", "body": "x", "path": "../escape.md"}, Source("cli"),
+                    allow_extra=True)  # fields an importer keeps as extras
     export_file(vault, "markdown", tmp_path / "out")
     (written,) = [p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.md")]
     assert written == "etcpasswd.md"
@@ -108,7 +109,7 @@ def test_an_edit_in_the_vault_is_what_the_export_writes(vault: Vault, tmp_path: 
     import_file(vault, OBSIDIAN, "markdown")
     (nid,) = [rid for rid, f in vault.projection.state(Kind.NOTE, vault.projection.seq) if f["path"] == "Trips/Oslo.md"]
     props = dict(vault.get(nid)["properties"], country_code="SE")
-    vault.update(nid, {"title": "Stockholm weekend", "properties": props}, Source("cli"))
+    vault.update(nid, {"title": "Stockholm weekend", "properties": props}, Source("cli"), allow_extra=True)
     export_file(vault, "markdown", tmp_path / "out")
     fields = obsidian(tmp_path / "out")[0]["Trips/Oslo.md"].fields
     assert fields["title"] == "Stockholm weekend" and fields["properties"]["country_code"] == "SE"

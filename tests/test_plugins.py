@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from vault import Kind, Vault
+from vault import IngestError, Input, Kind, Vault
 from vault.formats import SourceRecord, hookimpl, registry as plugins
 from vault.formats.importing import import_file
 
@@ -75,6 +75,21 @@ def test_an_explicit_plugin_registers_imports_and_unregisters(registered, vault:
     plugins.unregister_plugin("words-plugin")
     assert "words" not in plugins.registry().importers
     plugins.register_plugin(WordsPlugin(), "words-plugin")  # the fixture unregisters it again
+
+
+def test_a_plugin_of_the_path_contract_gets_a_path_and_never_bytes(registered, vault: Vault, tmp_path: Path) -> None:
+    registered(WordsPlugin(), "words-plugin")  # WordsImporter declares no `streams`: it reads a Path
+    path = tmp_path / "list.words"
+    path.write_text("milk\n")
+    assert import_file(vault, Input.from_path(path)).created == 1  # an Input with a path: given the Path
+    upload = Input.from_bytes(b"eggs\n", "list.words")
+    with pytest.raises(IngestError) as e:
+        import_file(vault, upload, "words")
+    assert str(e.value) == ("list.words: the words importer reads only files and folders on disk, not bytes; "
+                            "import it with `lifevault import`.")
+    with pytest.raises(IngestError, match="no importer recognises"):
+        plugins.registry().detect(upload)  # never asked to detect bytes it cannot read
+    assert vault.log.head().seq == 1
 
 
 def test_a_duplicate_format_name_is_refused_naming_both_plugins(registered) -> None:

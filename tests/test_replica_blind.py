@@ -15,7 +15,6 @@ from vault.replica import add_replica, push
 
 from conftest import PASSPHRASE
 from test_replica import build_history, cli_run
-from test_replica_rclone import webdav  # noqa: F401  (fixture)
 
 WRONG = "AAAA-BBBB-CCCC-DDDD"
 
@@ -55,7 +54,7 @@ def test_folder_replica_verified_with_no_vault_file(pushed, tmp_path: Path) -> N
 
 
 @pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
-def test_webdav_replica_verified_with_no_vault_file(pushed, tmp_path: Path, webdav) -> None:  # noqa: F811
+def test_webdav_replica_verified_with_no_vault_file(pushed, tmp_path: Path, webdav) -> None:
     v, fingerprint = pushed
     add_replica(v.log.vault_id, "cloud", "lvtest:lifevault")
     push(v.log, "cloud")

@@ -22,7 +22,6 @@ from vault.replica import ReplicaMissing, add_replica, target_for, verify_replic
 from vault.replica.reader import open_replica
 
 from conftest import PASSPHRASE
-from test_replica_rclone import webdav  # noqa: F401  (fixture)
 
 TRIALS = 20
 HELPER = Path(__file__).parent / "helpers" / "pusher_proc.py"
@@ -100,7 +99,7 @@ def test_two_machines_race_to_a_folder(created, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
-def test_two_machines_race_to_webdav(created, tmp_path: Path, webdav) -> None:  # noqa: F811
+def test_two_machines_race_to_webdav(created, tmp_path: Path, webdav) -> None:
     targets = [f"lvtest:race{i}" for i in range(TRIALS)]
     results = _race(_two_machines(created, tmp_path), targets)
     _check(results, targets)

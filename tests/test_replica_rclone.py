@@ -8,9 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -26,54 +24,9 @@ from vault.store.verify import check_log
 from conftest import PASSPHRASE
 from test_replica import HOUR, SECRET, T0, assert_no_plaintext, build_history, cli_run, rows, states
 from helpers.served import Served, replica_head, wait_until
+from helpers.webdav import WebdavServer
 
 pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class WebdavServer:
-    """`rclone serve webdav ROOT` on a fixed loopback port; can be stopped and started again."""
-
-    def __init__(self, root: Path, log: Path) -> None:
-        self.root, self.log, self.port = root, log, _free_port()
-        self.proc: subprocess.Popen | None = None
-        root.mkdir(parents=True, exist_ok=True)
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(["rclone", "serve", "webdav", str(self.root), "--addr", f"127.0.0.1:{self.port}"],
-                                         stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert self.proc.poll() is None, self.log.read_text()
-                assert time.monotonic() < deadline, f"rclone serve did not start: {self.log.read_text()}"
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-
-@pytest.fixture
-def webdav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    server = WebdavServer(tmp_path / "webdav-root", tmp_path / "rclone-serve.log")
-    monkeypatch.setenv("RCLONE_CONFIG_LVTEST_TYPE", "webdav")
-    monkeypatch.setenv("RCLONE_CONFIG_LVTEST_URL", f"http://127.0.0.1:{server.port}")
-    monkeypatch.setenv("RCLONE_CONFIG", str(tmp_path / "no-rclone.conf"))  # never the developer's own config
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from vault.replica import ReplicaForked, add_replica, get_replica, push, reseed,
 
 from conftest import PASSPHRASE
 from test_replica import build_history, cli_run, copy_vault, rows
-from test_replica_rclone import webdav  # noqa: F401  (fixture)
 
 
 def test_reseed_refills_a_forked_replica_keeping_its_files(created, tmp_path: Path) -> None:
@@ -57,7 +56,7 @@ def test_reseed_of_a_never_pushed_replica_just_pushes(created, tmp_path: Path) -
 
 
 @pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
-def test_add_checks_the_remote_answers(created, tmp_path: Path, webdav) -> None:  # noqa: F811
+def test_add_checks_the_remote_answers(created, tmp_path: Path, webdav) -> None:
     env = {"LIFEVAULT_PATH": str(created[0])}
     r = cli_run("replica", "add", "cloud", "nosuchremote:lifevault", env=env)
     assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
@@ -72,7 +71,7 @@ def test_add_checks_the_remote_answers(created, tmp_path: Path, webdav) -> None:
 
 
 @pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
-def test_reseed_a_webdav_replica(created, tmp_path: Path, webdav) -> None:  # noqa: F811
+def test_reseed_a_webdav_replica(created, tmp_path: Path, webdav) -> None:
     with Vault.open(created[0], PASSPHRASE) as v:
         build_history(v, n=6)
         add_replica(v.log.vault_id, "cloud", "lvtest:v")

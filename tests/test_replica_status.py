@@ -18,7 +18,6 @@ from vault.replica.registry import update
 
 from conftest import PASSPHRASE
 from test_replica import build_history, cli_run, copy_vault
-from test_replica_rclone import webdav  # noqa: F401  (fixture)
 
 needs_rclone = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
 
@@ -122,7 +121,7 @@ def test_emptied_replica_is_broken(healthy: Vault, tmp_path: Path, env: dict) ->
 
 
 @needs_rclone
-def test_never_pushed_remote_is_not_called_missing(healthy: Vault, webdav, env: dict) -> None:  # noqa: F811
+def test_never_pushed_remote_is_not_called_missing(healthy: Vault, webdav, env: dict) -> None:
     add_replica(healthy.log.vault_id, "cloud", "lvtest:fresh")
     code, data = _status(env)
     problem = _copy(data, "cloud")["problem"]
@@ -130,7 +129,7 @@ def test_never_pushed_remote_is_not_called_missing(healthy: Vault, webdav, env: 
 
 
 @needs_rclone
-def test_unreachable_remote_is_at_risk(healthy: Vault, webdav, env: dict) -> None:  # noqa: F811
+def test_unreachable_remote_is_at_risk(healthy: Vault, webdav, env: dict) -> None:
     add_replica(healthy.log.vault_id, "cloud", "lvtest:v", offsite=True)
     push(healthy.log, "cloud")
     verify(healthy.path, "cloud")
@@ -142,7 +141,7 @@ def test_unreachable_remote_is_at_risk(healthy: Vault, webdav, env: dict) -> Non
 
 
 @needs_rclone
-def test_frozen_remote_answered_within_15_s(healthy: Vault, webdav, env: dict) -> None:  # noqa: F811
+def test_frozen_remote_answered_within_15_s(healthy: Vault, webdav, env: dict) -> None:
     add_replica(healthy.log.vault_id, "cloud", "lvtest:v")
     add_replica(healthy.log.vault_id, "cloud2", "lvtest:w")
     push(healthy.log, "cloud")

@@ -22,7 +22,7 @@ MAX_EXAMPLES = 10  # per operation and mode; the whole file stays well under a m
 def api_schema(tmp_path: Path):
     vault, _ = Vault.create(tmp_path / "vault.db", PASSPHRASE, kdf_cost="min")
     holder = VaultHolder(vault)
-    holder.token = tokens.create_token(vault, "fuzzer")  # type: ignore[attr-defined]
+    holder.token = tokens.create_token(vault.log, "fuzzer")  # type: ignore[attr-defined]
     for kind, fields in ((Kind.CONTACT, {"name": "Ada"}), (Kind.MESSAGE, {"subject": "Hi"}), (Kind.NOTE, {"title": "T"})):
         vault.add(kind, fields, Source("cli"))
     app = create_api(holder, max_upload=64 * 1024)

@@ -18,19 +18,19 @@ TOKEN = re.compile(r"^lvt_[A-Za-z0-9_-]{43}$")
 
 
 def test_create_then_authenticate(vault: Vault) -> None:
-    secret = tokens.create_token(vault, "phone")
+    secret = tokens.create_token(vault.log, "phone")
     assert TOKEN.match(secret)
-    found = tokens.authenticate(vault, secret)
+    found = tokens.authenticate(vault.log, secret)
     assert found is not None and found.name == "phone" and found.can_read and found.revoked_at is None
 
 
 def test_append_only_token_cannot_read(vault: Vault) -> None:
-    found = tokens.authenticate(vault, tokens.create_token(vault, "scanner", append_only=True))
+    found = tokens.authenticate(vault.log, tokens.create_token(vault.log, "scanner", append_only=True))
     assert found is not None and found.append_only and not found.can_read
 
 
 def test_tokens_are_distinct_and_never_stored_in_plaintext(vault: Vault) -> None:
-    a, b = tokens.create_token(vault, "a"), tokens.create_token(vault, "b")
+    a, b = tokens.create_token(vault.log, "a"), tokens.create_token(vault.log, "b")
     assert a != b
     vault.conn.execute("PRAGMA wal_checkpoint(FULL)")
     on_disk = b"".join(p.read_bytes() for p in vault.path.parent.glob(vault.path.name + "*"))
@@ -41,51 +41,51 @@ def test_tokens_are_distinct_and_never_stored_in_plaintext(vault: Vault) -> None
 
 @pytest.mark.parametrize("presented", ["", "lvt_", "lvt_short", "Bearer x", "lvt_" + "a" * 44, "xyz_" + "a" * 43])
 def test_malformed_or_unknown_tokens_are_refused(vault: Vault, presented: str) -> None:
-    tokens.create_token(vault, "phone")
-    assert tokens.authenticate(vault, presented) is None
+    tokens.create_token(vault.log, "phone")
+    assert tokens.authenticate(vault.log, presented) is None
 
 
 def test_unknown_wellformed_token_is_refused_even_without_any_token_table(vault: Vault) -> None:
-    assert tokens.authenticate(vault, "lvt_" + "a" * 43) is None
-    assert tokens.list_tokens(vault) == []
+    assert tokens.authenticate(vault.log, "lvt_" + "a" * 43) is None
+    assert tokens.list_tokens(vault.log) == []
 
 
 def test_revoked_token_is_refused_and_listed_as_revoked(vault: Vault) -> None:
-    secret = tokens.create_token(vault, "phone")
-    revoked = tokens.revoke_token(vault, "phone")
+    secret = tokens.create_token(vault.log, "phone")
+    revoked = tokens.revoke_token(vault.log, "phone")
     assert revoked.revoked_at is not None
-    assert tokens.authenticate(vault, secret) is None
-    [listed] = tokens.list_tokens(vault)
+    assert tokens.authenticate(vault.log, secret) is None
+    [listed] = tokens.list_tokens(vault.log)
     assert listed.name == "phone" and listed.revoked_at == revoked.revoked_at
 
 
 def test_revoking_twice_or_an_unknown_name_says_so(vault: Vault) -> None:
-    tokens.create_token(vault, "phone")
-    tokens.revoke_token(vault, "phone")
+    tokens.create_token(vault.log, "phone")
+    tokens.revoke_token(vault.log, "phone")
     with pytest.raises(tokens.NoSuchToken, match="No live token named 'phone'"):
-        tokens.revoke_token(vault, "phone")
+        tokens.revoke_token(vault.log, "phone")
     with pytest.raises(tokens.NoSuchToken, match="'tablet'"):
-        tokens.revoke_token(vault, "tablet")
+        tokens.revoke_token(vault.log, "tablet")
 
 
 def test_names_are_unique_forever(vault: Vault) -> None:
-    tokens.create_token(vault, "phone")
-    tokens.revoke_token(vault, "phone")
+    tokens.create_token(vault.log, "phone")
+    tokens.revoke_token(vault.log, "phone")
     with pytest.raises(tokens.TokenNameTaken, match="'phone' already exists"):
-        tokens.create_token(vault, "phone")
-    assert len(tokens.list_tokens(vault)) == 1
+        tokens.create_token(vault.log, "phone")
+    assert len(tokens.list_tokens(vault.log)) == 1
 
 
 @pytest.mark.parametrize("name", ["", "has space", "-leading", "a" * 65, "semi;colon", "ünïcode"])
 def test_bad_names_are_refused(vault: Vault, name: str) -> None:
     with pytest.raises(tokens.BadTokenName, match="not a usable token name"):
-        tokens.create_token(vault, name)
-    assert tokens.list_tokens(vault) == []
+        tokens.create_token(vault.log, name)
+    assert tokens.list_tokens(vault.log) == []
 
 
 def test_a_row_written_without_the_key_grants_nothing(vault: Vault) -> None:
     """Someone who can write the vault file but lacks the key inserts a token row of their own."""
-    tokens.create_token(vault, "phone")  # the table exists
+    tokens.create_token(vault.log, "phone")  # the table exists
     forged = "lvt_" + "F" * 43
     for token_hash in (blake2b(forged.encode(), person=b"lv-api-token"), forged.encode()):
         vault.conn.execute(
@@ -93,26 +93,26 @@ def test_a_row_written_without_the_key_grants_nothing(vault: Vault) -> None:
             (f"evil{len(token_hash)}", token_hash, b"\0" * 32),
         )
     with pytest.raises(TamperDetected, match="token rows differ from what its seal records"):
-        tokens.authenticate(vault, forged)  # the table no longer matches the seal: no token at all is accepted
+        tokens.authenticate(vault.log, forged)  # the table no longer matches the seal: no token at all is accepted
 
 
 def test_flipping_the_append_only_flag_breaks_the_mac(vault: Vault) -> None:
-    secret = tokens.create_token(vault, "scanner", append_only=True)
+    secret = tokens.create_token(vault.log, "scanner", append_only=True)
     vault.conn.execute("UPDATE api_tokens SET append_only = 0 WHERE name = 'scanner'")
     with pytest.raises(TamperDetected, match="token rows differ"):
-        tokens.authenticate(vault, secret)
+        tokens.authenticate(vault.log, secret)
 
 
 def test_tokens_survive_reopening_and_a_token_from_one_vault_fails_on_another(created, tmp_path) -> None:
     path, _ = created
     with Vault.open(path, PASSPHRASE) as v:
-        secret = tokens.create_token(v, "phone")
+        secret = tokens.create_token(v.log, "phone")
     with Vault.open(path, PASSPHRASE) as v:
-        assert tokens.authenticate(v, secret).name == "phone"
+        assert tokens.authenticate(v.log, secret).name == "phone"
     other, _ = Vault.create(tmp_path / "other.db", PASSPHRASE, kdf_cost="min")
     with other:
-        tokens.create_token(other, "phone")
-        assert tokens.authenticate(other, secret) is None
+        tokens.create_token(other.log, "phone")
+        assert tokens.authenticate(other.log, secret) is None
 
 
 # -- the CLI -------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def test_cli_create_prints_the_token_alone_on_stdout(run, created) -> None:
     assert TOKEN.match(r.stdout.strip()) and r.stdout.count("\n") == 1
     assert "shown only this once" in r.stderr
     with Vault.open(created[0], PASSPHRASE) as v:
-        assert tokens.authenticate(v, r.stdout.strip()).name == "phone"
+        assert tokens.authenticate(v.log, r.stdout.strip()).name == "phone"
 
 
 def test_cli_list_and_revoke(run) -> None:
@@ -153,4 +153,4 @@ def test_cli_wrong_passphrase_creates_nothing(run, created, monkeypatch) -> None
     r = run("token", "create", "phone")
     assert r.exit_code == 1 and "Wrong passphrase" in r.stderr and r.stdout == ""
     with Vault.open(created[0], PASSPHRASE) as v:
-        assert tokens.list_tokens(v) == []
+        assert tokens.list_tokens(v.log) == []

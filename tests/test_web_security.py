@@ -46,7 +46,7 @@ def data(vault: Vault) -> dict[str, Any]:
     vault.delete(doomed, cli)
     live = vault.add(Kind.NOTE, {"title": "Groceries"}, cli)
     return {"doomed": doomed, "before": before, "live": live, "live_version": vault.projection.seq,
-            "token": tokens.create_token(vault, "phone")}
+            "token": tokens.create_token(vault.log, "phone")}
 
 
 def _site(vault: Vault, **kw: Any) -> Site:
@@ -265,7 +265,7 @@ def test_api_docs_load_nothing_from_another_host(site: Site) -> None:
 # -- 11. append-only tokens are no oracle ------------------------------------------------------------
 def test_an_append_only_tokens_writes_answer_the_same_whatever_changed(vault: Vault) -> None:
     client = TestClient(create_api(VaultHolder(vault)))
-    ao = {"Authorization": f"Bearer {tokens.create_token(vault, 'scanner', append_only=True)}"}
+    ao = {"Authorization": f"Bearer {tokens.create_token(vault.log, 'scanner', append_only=True)}"}
     rid = vault.add(Kind.CONTACT, {"name": "Ada Lovelace", "title": "Countess"}, Source("cli"))
 
     def patch(title: str) -> Any:
@@ -298,7 +298,7 @@ def test_an_append_only_tokens_writes_answer_the_same_whatever_changed(vault: Va
     assert created.status_code == 202 and set(created.json()) == {"id", "status"}  # no seq: a gap would tell
     gone = client.delete(f"/notes/{created.json()['id']}", headers=ao)
     assert gone.status_code == 202 and gone.json() == {"id": created.json()["id"], "status": "accepted"}
-    rw = {"Authorization": f"Bearer {tokens.create_token(vault, 'phone')}"}  # a reader may know what changed
+    rw = {"Authorization": f"Bearer {tokens.create_token(vault.log, 'phone')}"}  # a reader may know what changed
     assert client.patch(f"/contacts/{rid}", json={"title": "x"}, headers=rw).json()["event"] == "unchanged"
 
 
@@ -310,7 +310,7 @@ def served(tmp_path: Path, created, lifevault_home: Path) -> Iterator[tuple[Serv
         doomed = v.add(Kind.CONTACT, {"name": SECRET}, cli)
         before = v.projection.seq
         v.delete(doomed, cli)
-        token = tokens.create_token(v, "phone")
+        token = tokens.create_token(v.log, "phone")
         live = v.add(Kind.NOTE, {"title": "Groceries"}, cli)
         live_version = v.projection.seq
     server = Served(tmp_path, created[0], lifevault_home, PASSPHRASE, "--allow-host", "vault.home.arpa")

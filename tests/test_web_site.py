@@ -209,7 +209,7 @@ def test_demo_no_serve_prints_the_tour(tmp_path, run):
 
 def test_search_index_follows_every_change_and_every_past_state(vault, data):
     """The index inside the state file is kept current by each append: complete at once, no build."""
-    from vault.web.search import search
+    from vault.state.query import StateQuery
 
     for i in range(6):
         vault.add(Kind.NOTE, {"title": f"walrus {i}"}, Source("cli"))
@@ -219,13 +219,13 @@ def test_search_index_follows_every_change_and_every_past_state(vault, data):
     live.write(lambda v: v.delete(first, Source("cli")))
     live.write(lambda v: v.update(data["note"], {"title": "walrus now"}, Source("cli")))
     reader = live.reader()
-    found = {r["id"] for r in search(reader, "walrus", limit=100)["notes"]}
+    found = {h.id for h in StateQuery(reader).search("walrus", limit=100)}
     expected = {rid for rid, f in live.vault.projection.state(Kind.NOTE) if "walrus" in f["title"]}
     assert found == expected and len(found) == 6 and first not in found and data["note"] in found
     then = {rid for rid, _ in live.vault.projection.state(Kind.NOTE, before)}
     past = AsOfDatabase(None, live.state_path, live.state_key, before, None)._open()
     assert {r[0] for r in past.execute("SELECT id FROM notes")} == then
-    assert {r["id"] for r in search(past, "walrus", limit=100)["notes"]} == {
+    assert {h.id for h in StateQuery(past).search("walrus", before, limit=100)} == {
         rid for rid, f in live.vault.projection.state(Kind.NOTE, before) if "walrus" in f["title"]}
 
 

@@ -1,4 +1,4 @@
-"""A demo vault: generated contacts, messages and notes with two years of history.
+"""A demo vault: generated contacts, messages and notes with two years of history, ending today.
 
 Everything here is invented. The history is realistic in shape: records are
 created over time, some edited several times, a few deleted, one deleted
@@ -15,9 +15,11 @@ from pathlib import Path
 
 from vault import Kind, Source, Vault
 from vault.domain.contacts import address, texts, typed
+from vault.domain.events import kind_of
 from vault.domain.instants import to_us
 
 DEMO_PASSPHRASE = "correct horse battery staple"
+HISTORY = timedelta(days=730)  # "two years", as README says
 GIVEN = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis",
          "Radia", "Tim", "Hedy", "Claude", "Katherine", "John", "Shafi", "Leslie", "Sophie", "Niklaus"]
 FAMILY = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton",
@@ -60,13 +62,17 @@ def sample_note(rng: random.Random) -> dict:
 
 
 def build_demo(directory: Path, records: int = 300, kdf_cost: str = "moderate", seed: int = 2009) -> str:
-    """Create `directory/demo.db` with generated data and history; returns a tour to print."""
+    """Create `directory/demo.db` with generated data and history; returns a tour to print. The history spans
+    HISTORY and its last change is a minute before the demo was built."""
     rng = random.Random(seed)
     path = directory / "demo.db"
     vault, _ = Vault.create(path, DEMO_PASSPHRASE, kdf_cost)
     src = Source("demo")
-    t = datetime.now(timezone.utc) - timedelta(days=730)
-    step = timedelta(days=700) / (records * 1.5)
+    end = datetime.now(timezone.utc) - timedelta(minutes=1)
+    # the clock moves a step before each record and a third of one before each edit and deletion (see the
+    # loop): the first change lands on `end - HISTORY`, the last on `end`
+    step = HISTORY / max(1, records - 1 + (records // 4 + records // 25) / 3)
+    t = end - HISTORY - step
     contacts: list[str] = []
     live: list[str] = []
     with vault, vault.transaction() as tx:
@@ -86,11 +92,11 @@ def build_demo(directory: Path, records: int = 300, kdf_cost: str = "moderate", 
             if i % 4 == 3:  # an edit of an earlier record
                 t += step / 3
                 target = rng.choice([c for c in contacts if c in live] or live)
-                if target.startswith("c_"):
+                if kind_of(target) is Kind.CONTACT:
                     patch = {"phones": [typed(f"+44 7700 900{rng.randrange(1000):03d}", ["cell"], "Mobile")],
                              "note": "Changed number"}
                 else:
-                    patch = {"body": (vault.projection.record(Kind(_kind(target)), target) or {}).get("body", "") + "\nP.S. updated"}
+                    patch = {"body": (vault.projection.record(kind_of(target), target) or {}).get("body", "") + "\nP.S. updated"}
                 tx.update(target, patch, src, recorded_at=to_us(t))
             if i % 25 == 24:  # now and then, a deletion
                 t += step / 3
@@ -102,10 +108,6 @@ def build_demo(directory: Path, records: int = 300, kdf_cost: str = "moderate", 
         stats = vault.stats()
         versions = vault.history(featured)
     return _tour(path, stats, featured, versions)
-
-
-def _kind(record_id: str) -> str:
-    return {"c": "contact", "m": "message", "n": "note"}[record_id[0]]
 
 
 def _tour(path: Path, stats: dict, featured: str, versions: list[dict]) -> str:

@@ -128,7 +128,8 @@ class InvalidRecord(VaultError):
 class IngestError(VaultError):
     http_status = 422
 
-    def __init__(self, path: Path | str, location: str | None, reason: str) -> None:
+    def __init__(self, path: Path | str | object, location: str | None, reason: str) -> None:
+        # `path`: anything whose str names the input (a Path, or a format Input: its path or upload name)
         self.path, self.location, self.reason = str(path), location, reason
         at = f" ({location})" if location else ""
         super().__init__(f"{self.path}{at}: {reason}.")

@@ -22,6 +22,6 @@ def upgrade_records(vault: Vault) -> int:
             new = upgraded(fields)
             patch = {k: v for k, v in new.items() if fields.get(k) != v}
             if patch:
-                tx.update(rid, patch, UPGRADE_SOURCE)
+                tx.update(rid, patch, UPGRADE_SOURCE, allow_extra=True)  # relations, dates… are extras
                 changed += 1
     return changed

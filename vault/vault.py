@@ -10,6 +10,7 @@ go, to the state file, so the file is never ahead of the log.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import re
 import sqlite3
@@ -22,10 +23,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from vault.store import blobs, keyring, rollback, schema, seal
 from vault.state import file as state_file
 from vault.store.blobs import missing_blobs, referenced_blobs
-from vault.store.codec import LazyFields, fields_json
+from vault.store.codec import LazyFields, dumps, fields_json
 from vault.store.crypto import DEFAULT_KDF_COST, Keys, key_fingerprint
 from vault.errors import AlreadyExists, BadInstant, CannotWrite, InvalidRecord, NotFound, TamperDetected
 from vault.domain.events import Event, EventType, Kind, Recorded, Source, check_fields, diff, kind_of, new_record_id
+from vault.domain.kinds import check_record
 from vault.domain.instants import Instant, iso
 from vault.store.log import EventLog, Writer
 from vault.store.passphrase import check_strength
@@ -34,6 +36,7 @@ from vault.state.projection import Projection
 from vault.state.provenance import trace
 from vault.store.verify import check_log
 
+logger = logging.getLogger("lifevault")
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 # A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
 GC_FREEZE_FROM = 5000
@@ -275,6 +278,7 @@ class Vault:
         """All appends inside commit together or not at all. The log commits first, then the state file
         (still under the log's write lock): a crash between leaves the file behind the log, never ahead."""
         proj = self.projection
+        stored = False
         try:
             with proj.transaction():
                 with self.log.writer() as w:
@@ -282,22 +286,28 @@ class Vault:
                     if w.seq > proj.seq:  # another process appended and has not caught the file up (it crashed)
                         self._replay(proj, w.seq)
                     yield Transaction(self, w)
-        except BaseException:
+                stored = True  # the log committed: the write took effect, whatever the state file's commit does
+        except BaseException as e:
             if self._projection is not None and self._projection.seq != self.log.head().seq:
                 self._drop_projection()  # reopened and caught up at next use
-            raise
+            if not (stored and isinstance(e, Exception)):
+                raise
+            logger.warning("the state file %s did not take write %d (%s); it is caught up from the log",
+                           self.state_path, self.log.head().seq, e)
         finally:
             self._writer = None
 
-    def add(self, kind: Kind, fields: Mapping[str, Any], source: Source) -> str:
-        """Create a record; returns its new id."""
+    def add(self, kind: Kind, fields: Mapping[str, Any], source: Source, *, allow_extra: bool = False) -> str:
+        """Create a record; returns its new id. Fields are checked against the kind's schema (kinds.py): fields
+        it does not know are refused unless `allow_extra`."""
         with self.transaction() as tx:
-            return tx.create(kind, fields, source)
+            return tx.create(kind, fields, source, allow_extra=allow_extra)
 
-    def update(self, record_id: str, patch: Mapping[str, Any], source: Source) -> Recorded | None:
-        """Apply a field-level patch; None when it changes nothing."""
+    def update(self, record_id: str, patch: Mapping[str, Any], source: Source, *,
+               allow_extra: bool = False) -> Recorded | None:
+        """Apply a field-level patch (checked like `add`'s fields); None when it changes nothing."""
         with self.transaction() as tx:
-            return tx.update(record_id, patch, source)
+            return tx.update(record_id, patch, source, allow_extra=allow_extra)
 
     def delete(self, record_id: str, source: Source) -> Recorded:
         """Tombstone a record (its history stays)."""
@@ -305,7 +315,8 @@ class Vault:
             return tx.delete(record_id, source)
 
     def revert(self, record_id: str, instant: Instant, source: Source) -> list[Recorded]:
-        """Append what brings a record back to how it was at `instant`; undelete is a revert.
+        """Append what brings a record back to how it was at `instant`; undelete is a revert. What comes back
+        was stored before, so it is not held to today's schema (a revert never strands a record's past).
 
         The events' source says which state they go back to (`revert_to`, `revert_to_at` in its detail), so a
         timeline can say "reverted to how it was on …" and a list of moments can find every revert."""
@@ -324,7 +335,7 @@ class Vault:
                 return [tx.delete(record_id, source)]
             if now is None:
                 return tx.append([Event(EventType.REVIVED, kind, record_id, then, source)])
-            r = tx.update(record_id, diff(now, then), source)
+            r = tx.update(record_id, diff(now, then), source, checked=False)
             return [r] if r else []
 
     def put_blob(self, data: bytes) -> str:
@@ -458,20 +469,27 @@ class Transaction:
             raise InvalidRecord(f"Record {refs[bad[0]]} refers to attachment {bad[0]!r}, which this vault does not hold "
                                 '(an object with a "blob" key is reserved for stored attachments).')
 
-    def create(self, kind: Kind, fields: Mapping[str, Any], source: Source, *,
-               record_id: str | None = None, recorded_at: int | None = None) -> str:
-        """Create a record (a fresh id unless one is given); returns the id."""
-        fields = check_fields(fields)
+    def create(self, kind: Kind, fields: Mapping[str, Any], source: Source, *, record_id: str | None = None,
+               recorded_at: int | None = None, allow_extra: bool = False, checked: bool = True) -> str:
+        """Create a record (a fresh id unless one is given); returns the id. Unless `checked` is False (history
+        re-applied as it was), the fields must fit the kind's schema, extras only with `allow_extra`."""
+        fields = LazyFields.wrap(check_fields(fields))  # JSON first: NaN gets its own sentence, not a type's
+        if checked:
+            check_record(kind, fields, allow_extra=allow_extra)
         rid = record_id or new_record_id(kind)
         self.append([Event(EventType.CREATED, kind, rid, fields, source, recorded_at)])
         return rid
 
-    def update(self, record_id: str, patch: Mapping[str, Any], source: Source, *,
-               recorded_at: int | None = None) -> Recorded | None:
-        """Record only the fields that really change; None when nothing does."""
+    def update(self, record_id: str, patch: Mapping[str, Any], source: Source, *, recorded_at: int | None = None,
+               allow_extra: bool = False, checked: bool = True) -> Recorded | None:
+        """Record only the fields that really change; None when nothing does. Checked like `create`."""
         kind = kind_of(record_id)
         current = self._live(kind, record_id)
-        effective = {k: v for k, v in check_fields(patch, patch=True).items()
+        patch = check_fields(patch, patch=True)
+        if checked:
+            dumps(patch)  # JSON first, as in `create`
+            check_record(kind, patch, patch=True, allow_extra=allow_extra)
+        effective = {k: v for k, v in patch.items()
                      if (v is None and k in current) or (v is not None and current.get(k) != v)}
         if not effective:
             return None

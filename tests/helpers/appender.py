@@ -25,9 +25,9 @@ def main(path: str, tag: str, transactions: int, per_tx: int) -> None:
         mine: list[str] = []
         for i in range(transactions):
             with vault.transaction() as tx:
-                ids = [tx.create(Kind.NOTE, {"title": f"{tag}-{i}-{j}", "tag": tag}, src) for j in range(per_tx)]
+                ids = [tx.create(Kind.NOTE, {"title": f"{tag}-{i}-{j}", "tag": tag}, src, allow_extra=True) for j in range(per_tx)]
                 if i % 3 == 2:
-                    tx.update(mine[-1], {"edited": i}, src)
+                    tx.update(mine[-1], {"edited": i}, src, allow_extra=True)
             # committed: only now report it
             head = vault.projection.seq
             first = head - per_tx - (1 if i % 3 == 2 else 0) + 1

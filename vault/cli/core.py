@@ -10,8 +10,9 @@ from typing import Any
 
 import click
 
-from vault import Kind, Source, Vault, parse_instant
+from vault import Source, Vault, parse_instant
 from vault.domain.instants import iso
+from vault.state.query import cell_text
 from vault.store.verify import count_events, verify_blind, verify_vault
 
 from vault.cli.options import (
@@ -51,33 +52,19 @@ def init(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, weak_ok: 
 
 
 @cli.command()
-@click.argument("kind", type=click.Choice([k.value for k in Kind]))
-@click.option("--json", "fields", required=True, help="The record's fields as a JSON object.")
-@vault_option
-@passphrase_option
-def add(kind: str, fields: str, vault_path: Path | None, passphrase_file: Any) -> None:
-    """Add a contact, message or note; prints the new id alone.
-
-    Example: lifevault add contact --json '{"name": "Ada Lovelace", "emails": ["ada@example.org"]}'
-    """
-    data = parse_json_arg(fields, kind)
-    vault = open_vault(vault_path, passphrase_file)
-    click.echo(vault.add(Kind(kind), data, CLI_SOURCE))
-
-
-@cli.command()
 @click.argument("record_id")
 @click.option("--json", "patch", required=True, help="Fields to change as a JSON object; null removes a field.")
+@click.option("--allow-extra", is_flag=True, help="Keep fields the kind does not know (in `extra`).")
 @vault_option
 @passphrase_option
-def edit(record_id: str, patch: str, vault_path: Path | None, passphrase_file: Any) -> None:
+def edit(record_id: str, patch: str, allow_extra: bool, vault_path: Path | None, passphrase_file: Any) -> None:
     """Change some fields of a record.
 
     Example: lifevault edit c_4k9x0m2q7r1t --json '{"phones": ["+44 20 7946 0000"], "note": null}'
     """
     data = parse_json_arg(patch, "patch")
     vault = open_vault(vault_path, passphrase_file)
-    r = vault.update(record_id, data, CLI_SOURCE)
+    r = vault.update(record_id, data, CLI_SOURCE, allow_extra=allow_extra)
     click.echo(f"Updated {record_id} (event {r.seq})." if r else f"{record_id} already had those values.", err=True)
 
 
@@ -119,11 +106,7 @@ def show(record_id: str, at: str | None, provenance: bool, as_json: bool, vault_
         return
     click.echo(f"id: {record_id}")
     for name, value in sorted(data.items()):
-        click.echo(f"{name}: {_text(value)}")
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        click.echo(f"{name}: {cell_text(value)}")
 
 
 def show_provenance(record_id: str, fields: dict[str, list[dict[str, Any]]], as_json: bool) -> None:
@@ -135,7 +118,7 @@ def show_provenance(record_id: str, fields: dict[str, list[dict[str, Any]]], as_
     for name, items in sorted(fields.items()):
         for item in items:
             src = Source.from_dict(item["source"]).describe()
-            click.echo(f"{name}: {_text(item['value'])}  (seq {item['seq']}, {item['at']}, via {src})")
+            click.echo(f"{name}: {cell_text(item['value'])}  (seq {item['seq']}, {item['at']}, via {src})")
 
 
 def describe_change(prev: dict[str, Any] | None, cur: dict[str, Any] | None) -> str:
@@ -258,7 +241,7 @@ def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path
     total = vault.log.head().seq if vault else count_events(path)
     with click.progressbar(length=total, label="Verifying", hidden=silent or total < 10_000, file=sys.stderr) as bar:
         report = (verify_blind(path, bar.update, expected_key=expected_key) if vault is None
-                  else verify_vault(vault, progress=bar.update))
+                  else verify_vault(vault.log, bar.update, behind=vault.rollback))
     what = ("SQLite structure, chain, completeness, head signature, sealed tokens, keys and attachments" if blind
             else "SQLite structure, chain, every tag, head, sealed tokens, keys and blobs")
     if blind and expected_key:

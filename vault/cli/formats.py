@@ -18,6 +18,7 @@ from vault.formats import registry as plugins
 from vault.cli.options import echo_json, json_option, open_vault, passphrase_option, vault_option
 from vault.formats.exporting import export_file
 from vault.formats.importing import ImportSummary, import_file, resolve_options, undo_import
+from vault.replica.target_types import target_types
 from vault.upgrade import upgrade_records
 
 
@@ -152,12 +153,15 @@ def upgrade(as_json: bool, vault_path: Path | None, passphrase_file: Any) -> Non
 @click.command(name="plugins")
 @json_option
 def plugins_(as_json: bool) -> None:
-    """List plugins (built-in and installed) and the formats each provides.
+    """List plugins (built-in and installed) and the formats and replica targets each provides.
 
     Example: lifevault plugins --json
     """
     registry = _formats()
     listed = plugins.describe_plugins()
+    kinds = target_types()
+    for p in listed:
+        p["targets"] = [t.kind.name for t in kinds if t.plugin == p["name"]]
     if as_json:
         echo_json(listed)
         return
@@ -170,6 +174,9 @@ def plugins_(as_json: bool) -> None:
                 for o in getattr(table[name].fmt, "options", ()) if what == "importers" else ():
                     choices = "|".join(o.choices) or "TEXT"
                     click.echo(f"    --{o.name.replace('_', '-')} {choices}: {o.help}")
+        for t in kinds:
+            if t.plugin == p["name"]:
+                click.echo(f"  {'target':<8} {t.kind.name:<12} {t.kind.description}")
 
 
 COMMANDS = (import_, export, undo_import_, upgrade, plugins_)

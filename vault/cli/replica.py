@@ -196,8 +196,10 @@ def replica_verify(name: str, blind: bool, expected_key: str | None, vault_path:
         report = rp.verify(vault.path, name, vault.keys)
     what = "manifest signature, segments, chain and head" if blind else "manifest, segments, chain, every tag and blob"
     pinned = f", signed by key {expected_key.strip().upper()}" if expected_key else ""
+    left = (f" {report.leftovers} unlisted segments left by an interrupted compaction copy rows it lists; the next "
+            "push or compact removes them.") if report.leftovers else ""
     click.echo(f"OK: replica {name} holds {report.events} events and {report.blobs} blobs "
-               f"in {report.segments} segments ({what}{pinned}).")
+               f"in {report.segments} segments ({what}{pinned}).{left}")
 
 
 @replica.group("push-key")
@@ -212,14 +214,55 @@ def push_key_group() -> None:
 @vault_option
 @passphrase_option
 def push_key_create(vault_path: Path | None, passphrase_file: Any) -> None:
-    """Write this vault's push credential (0600, in $LIFEVAULT_HOME), replacing any: it signs and MACs replica
-    manifests and cannot open, write or sign an event.
+    """Write this vault's push credential (0600, in $LIFEVAULT_HOME), replacing the file, and list its key in the
+    vault: it signs and MACs replica manifests and cannot open, write or sign an event.
 
     Example: lifevault replica push-key create
     """
     vault = open_vault(vault_path, passphrase_file)
-    path = push_key.create(vault.log.vault_id, vault.keys)
+    path = push_key.create(vault.log)
     click.echo(f"Wrote the push credential {path}; `lifevault push` now runs without the passphrase.", err=True)
+
+
+@push_key_group.command("list")
+@json_option
+@vault_option
+def push_key_list(as_json: bool, vault_path: Path | None) -> None:
+    """Every push key this vault issued, when, and when it was revoked (read without the passphrase).
+
+    Example: lifevault replica push-key list
+    """
+    conn = schema.connect(resolve_path(vault_path))
+    click.get_current_context().call_on_close(conn.close)
+    keys = push_key.listed_keys(conn)
+    if as_json:
+        echo_json([{"fingerprint": k.fingerprint, "created_at": k.created_at, "revoked_at": k.revoked_at} for k in keys])
+        return
+    if not keys:
+        click.echo("This vault lists no push keys (any credential made before it listed them still pushes).", err=True)
+    for k in keys:
+        click.echo(f"{k.fingerprint}\tcreated {k.created_at}\t" + (f"revoked {k.revoked_at}" if k.revoked_at else "valid"))
+
+
+@push_key_group.command("revoke")
+@click.argument("fingerprints", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Revoke every push key, including any made before the vault "
+              "listed its keys.")
+@vault_option
+@passphrase_option
+def push_key_revoke(fingerprints: tuple[str, ...], every: bool, vault_path: Path | None, passphrase_file: Any) -> None:
+    """Stop push keys (a credential copied or stolen, a cron machine retired) from pushing: the vault refuses them,
+    and a replica whose manifest one signed is checked row by row and signed anew by your next push.
+
+    Example: lifevault replica push-key revoke K7QM-2XRA-9DLF-WB4E
+    """
+    if not fingerprints and not every:
+        raise click.UsageError("Name the push keys to revoke (`lifevault replica push-key list`), or give --all.")
+    vault = open_vault(vault_path, passphrase_file)
+    revoked = push_key.revoke(vault.log, list(fingerprints), every)
+    names = ", ".join(k.fingerprint for k in revoked) or "no listed key"
+    click.echo(f"Revoked {names}; run `lifevault push` (with the passphrase or a new push credential) so every "
+               "replica is signed by a current key.", err=True)
 
 
 @replica.command("survey")
@@ -249,7 +292,7 @@ def _pushing_log(vault_path: Path | None, passphrase_file: Any) -> tuple[EventLo
         path = resolve_path(vault_path)
         conn = schema.connect(path)
         click.get_current_context().call_on_close(conn.close)
-        credential = push_key.load(keyring.vault_id(conn), keyring.verify_key(conn))
+        credential = push_key.load(keyring.vault_id(conn), keyring.verify_key(conn), push_key.issued(conn))
         if credential is not None:
             return EventLog(conn, path, None), credential
     return open_vault(vault_path, passphrase_file).log, None

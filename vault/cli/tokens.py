@@ -30,7 +30,7 @@ def create(name: str, append_only: bool, vault_path: Path | None, passphrase_fil
 
     Example: lifevault token create phone --append-only > phone-token.txt
     """
-    secret = tokens.create_token(open_vault(vault_path, passphrase_file), name, append_only=append_only)
+    secret = tokens.create_token(open_vault(vault_path, passphrase_file).log, name, append_only=append_only)
     kind = "append-only token" if append_only else "token"
     click.echo(f"Created {kind} {name!r}; it is shown only this once (send it as `Authorization: Bearer …`).", err=True)
     click.echo(secret)
@@ -45,7 +45,7 @@ def list_(as_json: bool, vault_path: Path | None, passphrase_file: Any) -> None:
 
     Example: lifevault token list
     """
-    found = tokens.list_tokens(open_vault(vault_path, passphrase_file))
+    found = tokens.list_tokens(open_vault(vault_path, passphrase_file).log)
     rows = [{"name": t.name, "created_at": iso(t.created_at), "append_only": t.append_only,
              "revoked_at": iso(t.revoked_at) if t.revoked_at else None} for t in found]
     if as_json:
@@ -74,8 +74,8 @@ def revoke(name: str | None, every: bool, vault_path: Path | None, passphrase_fi
         raise click.UsageError("Give a token NAME or --all (not both).")
     vault = open_vault(vault_path, passphrase_file)
     if every:
-        n = tokens.revoke_all(vault)
+        n = tokens.revoke_all(vault.log)
         click.echo(f"Revoked every token ({n} were live); `lifevault token create NAME` makes new ones.", err=True)
         return
-    tokens.revoke_token(vault, name or "")
+    tokens.revoke_token(vault.log, name or "")
     click.echo(f"Revoked token {name!r}.", err=True)

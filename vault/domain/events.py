@@ -1,4 +1,4 @@
-"""The domain: record kinds, their fields, and the events that change them.
+"""The domain: the events that change records (the kinds of record are declared in kinds.py).
 
 Pure data, no I/O. An event is what happened to one record; a `Recorded` event
 is an event with its place in the log (seq) and the instant it was recorded.
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
+from vault.domain.kinds import Kind
 from vault.errors import InvalidRecord
 
 
@@ -22,40 +23,8 @@ class EventType(str, Enum):
     REVIVED = "revived"  # a deleted record comes back with the given fields
 
 
-class Kind(str, Enum):
-    CONTACT = "contact"
-    MESSAGE = "message"
-    NOTE = "note"
-
-    @property
-    def table(self) -> str:
-        return self.value + "s"
-
-    @property
-    def prefix(self) -> str:
-        return self.value[0]
-
-
-_KIND_OF_PREFIX = {k.prefix: k for k in Kind}
-
-# The fields each kind knows; anything else a source brings is kept in `extra`. The shape of a contact's
-# typed values (phones, emails, urls, impps: value, types, label, pref) and addresses is in vault/contacts.py.
-FIELDS: dict[Kind, tuple[str, ...]] = {
-    Kind.CONTACT: (
-        "name", "given_name", "family_name", "nickname", "emails", "phones", "addresses",
-        "birthday", "organization", "title", "urls", "groups", "note", "photo", "impps",
-    ),
-    Kind.MESSAGE: (
-        "kind", "thread", "from", "to", "cc", "date", "subject", "body",
-        "attachments", "message_id", "in_reply_to",
-        # email: every header not held in a field above is in `headers`, whole ([name, value] pairs)
-        "bcc", "reply_to", "flags", "headers", "date_source", "shares_source_id_with",
-    ),
-    Kind.NOTE: ("title", "body", "tags", "created", "updated", "attachments"),
-}
-
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_RECORD_ID = re.compile(r"^[cmn]_[a-z0-9]{1,64}$")
+_RECORD_ID = re.compile(r"^([a-z]{1,8})_[a-z0-9]{1,64}$")
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
 
@@ -67,9 +36,13 @@ def new_record_id(kind: Kind) -> str:
 
 def kind_of(record_id: str) -> Kind:
     """The kind a record id belongs to, from its prefix."""
-    if not _RECORD_ID.match(record_id):
-        raise InvalidRecord(f"{record_id!r} is not a record id (like c_…, m_… or n_…).")
-    return _KIND_OF_PREFIX[record_id[0]]
+    m = _RECORD_ID.match(record_id) if isinstance(record_id, str) else None
+    kind = Kind.by_prefix(m.group(1)) if m else None
+    if kind is None:
+        *most, last = [f"{k.prefix}_…" for k in Kind]
+        like = f"{', '.join(most)} or {last}" if most else last
+        raise InvalidRecord(f"{record_id!r} is not a record id (like {like}).")
+    return kind
 
 
 def check_fields(fields: Mapping[str, Any], *, patch: bool = False) -> dict[str, Any]:
@@ -77,14 +50,11 @@ def check_fields(fields: Mapping[str, Any], *, patch: bool = False) -> dict[str,
     if not isinstance(fields, Mapping):
         raise InvalidRecord("Fields must be a JSON object.")
     for name, value in fields.items():
-        if name not in _GOOD_NAMES and (not isinstance(name, str) or not _FIELD_NAME.match(name) or name == "id"):
+        if not isinstance(name, str) or not _FIELD_NAME.match(name) or name == "id":
             raise InvalidRecord(f"{name!r} is not a usable field name (letters, digits, _; not 'id').")
         if value is None and not patch:
             raise InvalidRecord(f"Field {name!r} is null; leave it out instead.")
     return dict(fields)
-
-
-_GOOD_NAMES = frozenset(f for fields in FIELDS.values() for f in fields)  # checked once, here
 
 
 def apply_patch(data: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

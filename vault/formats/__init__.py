@@ -4,11 +4,11 @@ A format plugin needs only what this package's top level exports (also re-export
 """
 
 from vault.formats.contract import (
-    Attachment, BadRecord, Exporter, ExportRecord, Importer, ImportOption, Notice, SourceRecord,
+    Attachment, BadRecord, Exporter, ExportRecord, Importer, ImportOption, Input, Notice, SourceRecord,
 )
 from vault.formats.hookspecs import hookimpl
 
 __all__ = [
-    "Attachment", "BadRecord", "ExportRecord", "Exporter", "ImportOption", "Importer", "Notice", "SourceRecord",
+    "Attachment", "BadRecord", "ExportRecord", "Exporter", "ImportOption", "Importer", "Input", "Notice", "SourceRecord",
     "hookimpl",
 ]

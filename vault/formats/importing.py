@@ -23,7 +23,7 @@ from vault.formats import registry as plugins
 from vault.store.blobs import blob_ref
 from vault.errors import IngestError, InvalidRecord, VaultError
 from vault.domain.events import Event, EventType, Kind, Source, check_fields, kind_of
-from vault.formats.contract import BadRecord, Importer, Notice, SourceRecord
+from vault.formats.contract import BadRecord, Importer, Input, Notice, SourceRecord
 from vault.vault import Transaction, Vault
 
 BATCH = 500  # events appended per call; fewer, larger appends are much faster
@@ -96,28 +96,35 @@ def derive_record_id(vault: Vault, kind: Kind, namespace: str, source_id: str) -
     return kind.prefix + "_" + "".join(_ID_ALPHABET[(n >> (5 * i)) & 31] for i in range(15, -1, -1))
 
 
-def file_sha256(path: Path) -> str:
-    """The hash of a file, or of a folder's files (relative names and contents, sorted)."""
+def file_sha256(source: Input | Path) -> str:
+    """The hash of a file or bytes, or of a folder's files (relative names and contents, sorted)."""
+    src = Input.of(source)
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        if path.is_dir():
-            h.update(p.relative_to(path).as_posix().encode() + b"\x00")
-        with p.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+    if src.is_dir() and src.path is not None:
+        for p in sorted(p for p in src.path.rglob("*") if p.is_file()):
+            h.update(p.relative_to(src.path).as_posix().encode() + b"\x00")
+            _hash_stream(h, Input.from_path(p))
+    else:
+        _hash_stream(h, src)
     return h.hexdigest()
 
 
-def import_file(vault: Vault, path: Path | str, fmt: str | None = None, *, mirror: bool = False,
+def _hash_stream(h: Any, src: Input) -> None:
+    with src.open() as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+
+
+def import_file(vault: Vault, source: Input | Path | str, fmt: str | None = None, *, mirror: bool = False,
                 strict: bool = False, on_record: Callable[[], None] | None = None,
                 registry: plugins.Registry | None = None, detail: dict[str, Any] | None = None,
                 options: dict[str, str] | None = None) -> ImportSummary:
-    """Import a file or folder (format detected from content unless `fmt` names one) in one transaction.
+    """Import a file, a folder or bytes (an `Input`; format detected from content unless `fmt` names one) in
+    one transaction.
 
     `detail` is added to every event's source detail, e.g. {"api_token": "phone"} for an upload; `options`
     are the importer's own (see ImportOption), recorded in every event with their defaults filled in."""
-    path = Path(path)
+    path = Input.of(source)
     reg = registry or plugins.registry()
     importer = reg.importer(fmt) if fmt else reg.detect(path)
     if not path.exists():
@@ -140,12 +147,16 @@ def import_file(vault: Vault, path: Path | str, fmt: str | None = None, *, mirro
     return run.summary
 
 
-def _read_guarded(importer: Importer, path: Path,
+def _read_guarded(importer: Importer, path: Input,
                   options: dict[str, str]) -> Iterator[SourceRecord | BadRecord | Notice]:
     """The importer's records; anything it raises besides a VaultError becomes one IngestError."""
+    given = plugins.input_for(importer, path)
+    if given is None:
+        raise IngestError(path, None, f"the {importer.name} importer reads only files and folders on disk, not "
+                                      "bytes; import it with `lifevault import`")
     where = None
     try:
-        for item in importer.read(path, **options) if options else importer.read(path):
+        for item in importer.read(given, **options) if options else importer.read(given):
             where = item.location or where
             yield item
     except VaultError:
@@ -159,7 +170,7 @@ def _read_guarded(importer: Importer, path: Path,
 class _Run:
     """The state of one import: counters, pending events, the ids seen."""
 
-    def __init__(self, vault: Vault, importer: Importer, path: Path, sha: str, strict: bool) -> None:
+    def __init__(self, vault: Vault, importer: Importer, path: Input, sha: str, strict: bool) -> None:
         self.vault, self.importer, self.path, self.strict = vault, importer, path, strict
         self.namespace = getattr(importer, "namespace", None) or importer.name
         self.base = {"import_id": new_import_id(), "importer": importer.name, "version": importer.version,
@@ -241,11 +252,7 @@ class _Run:
         """The record an earlier importer version made for `rec` from a file of this name, if any."""
         for old in rec.previous_source_ids:
             rid = derive_record_id(self.vault, rec.kind, self.namespace, old)
-            row = self.vault.projection.conn.execute(
-                f"SELECT json_extract(source, '$.file') FROM {rec.kind.table}_history WHERE id = ? "
-                "AND json_extract(source, '$.detail.fingerprint') IS NOT NULL ORDER BY seq_from DESC LIMIT 1",
-                (rid,)).fetchone()
-            if row and row[0] == self.path.name:
+            if self.vault.projection.imports.last_import_file(rec.kind, rid) == self.path.name:
                 return rid
         return None
 
@@ -257,7 +264,7 @@ class _Run:
         other identity gets a record of its own, derived from both, with `shares_source_id_with` naming the
         first. So a re-import meets each one where it left it."""
         identity = rec.identity or ""
-        held = self.claimed.get(rid) or _last_import_detail(self.vault, rec.kind, rid).get("identity")
+        held = self.claimed.get(rid) or self.vault.projection.imports.last_import_detail(rec.kind, rid).get("identity")
         if held is not None and held.partition(":")[0] != identity.partition(":")[0]:
             held = None
         if held is None or held == identity:
@@ -284,7 +291,7 @@ class _Run:
         if status == "absent":
             self.summary.created += 1
             return Event(EventType.CREATED, kind, rid, desired, self.source(desired, kind, identity))
-        last = _last_source(self.vault, kind, rid)
+        last = proj.imports.last_source(kind, rid)
         if status == "deleted":
             if last.get("via") != "import":  # deleted by the user: respect it
                 self.summary.unchanged += 1
@@ -292,7 +299,7 @@ class _Run:
             self.summary.created += 1
             return Event(EventType.REVIVED, kind, rid, desired, self.source(desired, kind, identity))
         source = self.source(desired, kind, identity)
-        prev = _last_import_detail(self.vault, kind, rid)
+        prev = proj.imports.last_import_detail(kind, rid)
         if prev.get("fingerprint") == source.detail["fingerprint"]:
             self.summary.unchanged += 1  # the source has not changed: keep any edits made in the vault
             return None
@@ -332,30 +339,13 @@ class _Run:
         """Delete live records this namespace imported before and this file no longer has."""
         proj = self.vault.projection
         for kind in Kind:
-            rows = proj.conn.execute(
-                f"SELECT DISTINCT id FROM {kind.table}_history WHERE json_extract(source, '$.detail.namespace') = ?",
-                (self.namespace,)).fetchall()
-            gone = sorted(r[0] for r in rows if r[0] not in self.seen and proj.status(kind, r[0]) == "live")
+            gone = sorted(rid for rid in proj.imports.ids_imported_by(kind, self.namespace)
+                          if rid not in self.seen and proj.status(kind, rid) == "live")
             for rid in gone:
                 self.pending.append(Event(EventType.DELETED, kind, rid, {}, Source(
                     "import", self.importer.name, self.path.name, {**self.base, "mirror": True})))
             self.summary.deleted += len(gone)
         self.flush(tx)
-
-
-def _last_source(vault: Vault, kind: Kind, rid: str) -> dict[str, Any]:
-    row = vault.projection.conn.execute(
-        f"SELECT source FROM {kind.table}_history WHERE id = ? AND seq_to IS NULL", (rid,)).fetchone()
-    return json.loads(row[0]) if row else {}
-
-
-def _last_import_detail(vault: Vault, kind: Kind, rid: str) -> dict[str, Any]:
-    """The detail of the latest import event that set this record's fields (fingerprint, field names)."""
-    row = vault.projection.conn.execute(
-        f"SELECT json_extract(source, '$.detail') FROM {kind.table}_history WHERE id = ? "
-        "AND json_extract(source, '$.detail.fingerprint') IS NOT NULL ORDER BY seq_from DESC LIMIT 1",
-        (rid,)).fetchone()
-    return json.loads(row[0]) if row else {}
 
 
 def undo_import(vault: Vault, import_id: str) -> ImportSummary:
@@ -365,7 +355,7 @@ def undo_import(vault: Vault, import_id: str) -> ImportSummary:
     to their earlier values unless they have been edited since (those edits win).
     """
     with vault.transaction() as tx:
-        touched = _events_of_import(vault, import_id)
+        touched = vault.projection.imports.touched_by(import_id)
         if not touched:
             raise UnknownImport(import_id)
         first = touched[0]
@@ -376,19 +366,6 @@ def undo_import(vault: Vault, import_id: str) -> ImportSummary:
         if events:
             tx.append(events)
     return summary
-
-
-def _events_of_import(vault: Vault, import_id: str) -> list[dict[str, Any]]:
-    """Per record the import touched: kind, id, its first and last seq in that import."""
-    out = []
-    for kind in Kind:
-        rows = vault.projection.conn.execute(
-            f"SELECT id, MIN(seq_from), MAX(seq_from), json_extract(MIN(source), '$.name'), "
-            f"json_extract(MIN(source), '$.file') FROM {kind.table}_history "
-            "WHERE json_extract(source, '$.detail.import_id') = ? GROUP BY id ORDER BY MIN(seq_from)",
-            (import_id,)).fetchall()
-        out += [{"kind": kind, "id": r[0], "first": r[1], "last": r[2], "importer": r[3], "file": r[4]} for r in rows]
-    return sorted(out, key=lambda t: t["first"])
 
 
 def _compensation(vault: Vault, t: dict[str, Any], source: Source, summary: ImportSummary) -> Event | None:

@@ -20,7 +20,7 @@ import pluggy
 
 from vault.formats import hookspecs
 from vault.errors import IngestError, VaultError
-from vault.formats.contract import Exporter, Importer
+from vault.formats.contract import Exporter, Importer, Input
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "ingest.jsonl",
@@ -30,6 +30,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ingest.mail",
     "ingest.sms", "ingest.whatsapp", "ingest.enex", "ingest.keep",
     "ingest.telegram",
+    "vault.replica.targets",  # the folder and rclone replica targets (register_targets)
 )
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 NO_ENTRYPOINTS_ENV = "LIFEVAULT_NO_ENTRYPOINTS"  # set by the test suite: only explicit plugins
@@ -88,8 +89,9 @@ class Registry:
             raise UnknownFormat(name, "exporter", list(self.exporters))
         return self.exporters[name].fmt
 
-    def detect(self, path: Path) -> Importer:
-        """The one importer whose `detect` accepts `path`; IngestError when none or several do."""
+    def detect(self, source: Input | Path) -> Importer:
+        """The one importer whose `detect` accepts `source`; IngestError when none or several do."""
+        path = Input.of(source)
         if not path.exists():
             raise IngestError(path, None, "no such file or folder")
         hits = [p.fmt for p in self.importers.values() if _safe_detect(p, path)]
@@ -102,11 +104,24 @@ class Registry:
         raise IngestError(path, None, f"several importers recognise it ({names}); name one: lifevault import FORMAT PATH")
 
 
-def _safe_detect(p: Provided, path: Path) -> bool:
+def _safe_detect(p: Provided, src: Input) -> bool:
+    given = input_for(p.fmt, src)
+    if given is None:
+        return False  # bytes, and an importer that reads only files on disk
     try:
-        return bool(p.fmt.detect(path))
+        return bool(p.fmt.detect(given))
     except (OSError, ValueError, UnicodeError):
         return False  # a detector that chokes on the content means "not mine"
+
+
+def takes_streams(importer: Importer) -> bool:
+    """Whether the importer reads an Input (bytes too), rather than a Path (the contract before streams)."""
+    return getattr(importer, "streams", False) is True
+
+
+def input_for(importer: Importer, src: Input) -> Input | Path | None:
+    """What to hand the importer for `src`: the Input itself, its path, or None (bytes it cannot take)."""
+    return src if takes_streams(importer) else src.path
 
 
 _pm: pluggy.PluginManager | None = None

@@ -8,38 +8,19 @@ Only ever written because the user asked for it, and readable only by its owner 
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterator
 
 import sqlite_utils
 
-from vault.store.blobs import referenced_blobs
 from vault.errors import AlreadyExists, CannotWrite
-from vault.domain.events import FIELDS, Kind
+from vault.domain.kinds import Kind
 from vault.domain.instants import iso
 from vault.paths import private_file
-from vault.state.projection import FTS_COLUMNS, live_columns
+
+from vault.state.query import table_columns
 from vault.vault import Vault
-
-def flat_row(kind: Kind, record_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    """One table row for a record: known fields as columns (lists/objects as JSON), the rest in `extra`."""
-    row: dict[str, Any] = {"id": record_id}
-    for f in FIELDS[kind]:
-        v = data.get(f)
-        row[f] = json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
-    extra = {k: v for k, v in data.items() if k not in FIELDS[kind]}
-    row["extra"] = json.dumps(extra, ensure_ascii=False) if extra else None
-    return row
-
-
-def _rows(vault: Vault, kind: Kind, seq: int, referenced: set[str]) -> Iterator[dict[str, Any]]:
-    for rid, data in vault.projection.state(kind, seq):
-        referenced.update(referenced_blobs(data))
-        yield flat_row(kind, rid, data)
-
 
 def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
     """Write the state after event `seq` to a new SQLite file; returns row counts."""
@@ -56,9 +37,10 @@ def restore_to_file(vault: Vault, seq: int, out: Path | str) -> dict[str, int]:
         db = sqlite_utils.Database(private_file(tmp))  # plaintext: the owner's alone, and so its -journal
         for kind in Kind:
             table = db.table(kind.table)
-            table.create({c: str for c in live_columns(kind) if c not in ("created_at", "updated_at")}, pk="id")
-            table.insert_all(_rows(vault, kind, seq, referenced), batch_size=1000)  # streamed, never listed
-            table.enable_fts(FTS_COLUMNS[kind], create_triggers=True)
+            table.create({c: str for c in table_columns(kind, times=False)}, pk="id")
+            table.insert_all(vault.projection.rows(kind, seq), batch_size=1000)  # streamed, never listed
+            referenced |= vault.projection.blobs_referenced(kind, seq)
+            table.enable_fts(list(kind.spec.fts), create_triggers=True)
             counts[kind.table] = table.count
         db.table("attachments").create({"blob": str, "content": bytes}, pk="blob")
         db.table("attachments").insert_all(

@@ -22,12 +22,13 @@ from vault.domain.instants import iso
 from vault.store.log import EventLog, now_us
 from vault.paths import private_dir
 from vault.store.verify import check_log
-from vault.replica import registry
+from vault.replica import push_key, registry
 from vault.replica.errors import ForeignReplica, ReplicaDamaged, UnknownReplica
 from vault.replica.manifest import Manifest
+from vault.replica.push_key import Issued
 from vault.replica.reader import (
     Opened, build_vault_file, checked_blobs, checked_rows, damaged, digest_problems, file_problems, open_replica,
-    require_manifest,
+    redundant_segments, require_manifest,
 )
 from vault.replica.targets import LocalFolder, Target, target_for
 
@@ -41,6 +42,7 @@ class ReplicaReport:
     blobs: int
     segments: int
     blind: bool
+    leftovers: int = 0  # unlisted copies of listed rows, left by an interrupted compaction (harmless)
 
 
 def _intact(opened: Opened, extras: bool = True) -> tuple[Manifest, list[str], list[str]]:
@@ -75,11 +77,12 @@ def _full_check(m: Manifest, path: Path, keys: Keys, where: str) -> int:
         conn.close()
 
 
-def verify_replica(target: Target, where: str, keys: Keys | None = None,
-                   expect: tuple[bytes, bytes] | None = None) -> ReplicaReport:
-    """Check a replica; ReplicaDamaged names every missing, extra or altered file, or the first bad event."""
-    opened = open_replica(target, where, expect)
-    m, problems, fetch = _intact(opened)
+def verify_replica(target: Target, where: str, keys: Keys | None = None, expect: tuple[bytes, bytes] | None = None,
+                   issued: Issued | None = None, *, revoked_ok: bool = False, extras: bool = True) -> ReplicaReport:
+    """Check a replica; ReplicaDamaged names every missing, extra (unless not asked) or altered file, or the first
+    bad event. `issued` is the vault's list of push keys (else the manifest's own), unless `revoked_ok`."""
+    opened = open_replica(target, where, expect, issued=issued, revoked_ok=revoked_ok)
+    m, problems, fetch = _intact(opened, extras)
     with target.local_copy(fetch) as folder:
         _check_digests(opened, m, problems, fetch, folder)
         if keys is None:
@@ -91,7 +94,7 @@ def verify_replica(target: Target, where: str, keys: Keys | None = None,
                 path = Path(tmp) / "replica.db"  # ciphertext only, like the replica itself
                 build_vault_file(path, m, folder, where)
                 n_blobs = _full_check(m, path, keys, where)
-    return ReplicaReport(where, m.head_seq, n_blobs, len(m.segments), keys is None)
+    return ReplicaReport(where, m.head_seq, n_blobs, len(m.segments), keys is None, len(redundant_segments(opened)))
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,8 @@ def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> Repli
     path = Path(vault_path)
     conn = schema.connect(path)
     try:
-        vid, identity = keyring.vault_id(conn), (keyring.vault_id(conn), keyring.verify_key(conn))
+        vid, identity, issued = keyring.vault_id(conn), (keyring.vault_id(conn), keyring.verify_key(conn)), \
+            push_key.issued(conn)
     finally:
         conn.close()
     try:
@@ -206,9 +210,9 @@ def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> Repli
         if not ("/" in name or ":" in name):
             raise
         # a folder or remote given directly: check it is a replica of this vault, remember nothing
-        return verify_replica(target_for(name), f"Replica {name}", keys, identity)
+        return verify_replica(target_for(name), f"Replica {name}", keys, identity, issued)
     try:
-        report = verify_replica(target_for(rep.target), f"Replica {name} ({rep.target})", keys, identity)
+        report = verify_replica(target_for(rep.target), f"Replica {name} ({rep.target})", keys, identity, issued)
     except ReplicaDamaged as e:
         if "segment" not in str(e):
             raise

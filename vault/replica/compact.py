@@ -128,7 +128,7 @@ def compact(vault_id: bytes, verify_key: bytes, name: str, signer: Keys | PushKe
         target = target_for(rep.target)
         where = f"Replica {rep.name} ({rep.target})"
         with lease.held(target, where, name, False) as mine:
-            return compact_held(target, where, name, (vault_id, verify_key), signer, mine, force)
+            return compact_held(target, where, name, (vault_id, verify_key), signer, mine.file, force)
 
 
 def compact_held(target: Target, where: str, name: str, identity: tuple[bytes, bytes], signer: Keys | PushKeys,

@@ -11,6 +11,7 @@
         ├── ReplicaBusy              another machine holds its lease (is pushing there)
         ├── ReplicaConflict          another push replaced the manifest while this one wrote it
         ├── ReplicaDamaged           a missing, extra, truncated or altered file, or a bad chain/signature
+        │   └── RevokedSigner        its manifest is signed by a push key the vault revoked (or no longer lists)
         └── ForeignReplica           it belongs to another vault
 """
 
@@ -65,3 +66,8 @@ class ReplicaDamaged(ReplicaError):
 
 class ForeignReplica(ReplicaError):
     pass
+
+
+class RevokedSigner(ReplicaDamaged):
+    """Its rows may be whole, but its listing is vouched for only by a revoked key; a push from the vault checks
+    the rows and signs the manifest anew."""

@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.store import keyring, schema
+from vault.store import copies, keyring, schema
 from vault.state import file as state_file
 from vault.domain.events import Event, EventType, Recorded, Source, apply_patch, diff
 from vault.domain.instants import iso
 from vault.store.log import EventLog, now_us
 from vault.vault import Transaction, Vault
 from vault.store.verify import check_log
-from vault.replica import registry
+from vault.replica import push_key, registry
 from vault.replica.compare import relation
 from vault.replica.errors import ReplicaError
 from vault.replica.reader import build_vault_file, open_replica, require_manifest
@@ -56,7 +56,8 @@ def pull_fork(vault: Vault, name: str) -> ForkResult:
     log, path = vault.log, vault.path
     rep = registry.get(log.vault_id, name)
     where = f"Replica {name} ({rep.target})"
-    opened = open_replica(target_for(rep.target), where, (log.vault_id, keyring.verify_key(log.conn)))
+    opened = open_replica(target_for(rep.target), where, (log.vault_id, keyring.verify_key(log.conn)),
+                          issued=push_key.issued(log.conn))
     m = require_manifest(opened)
     rel = relation(log, opened)
     if not rel.forked:
@@ -102,7 +103,8 @@ def _stranded(log: EventLog, name: str, fork_at: int) -> tuple[str, ...]:
         if rep.name == name:
             continue
         try:
-            opened = open_replica(target_for(rep.target), rep.name, (log.vault_id, keyring.verify_key(log.conn)))
+            opened = open_replica(target_for(rep.target), rep.name, (log.vault_id, keyring.verify_key(log.conn)),
+                                  issued=push_key.issued(log.conn))
             rel = relation(log, opened)
         except ReplicaError:
             continue  # unreachable now: push will name whatever it finds later
@@ -114,17 +116,7 @@ def _stranded(log: EventLog, name: str, fork_at: int) -> tuple[str, ...]:
 def _copy_rows(vault: Vault, tmp: Path, meta: dict[str, Any]) -> None:
     """The vault's meta rows (its passphrase and recovery wraps) and every attachment the replica lacks,
     as stored (the same key seals both histories)."""
-    conn = schema.connect(tmp)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
-        conn.executemany("INSERT OR IGNORE INTO blobs (id, payload) VALUES (?, ?)",
-                         vault.conn.execute("SELECT id, payload FROM blobs"))
-        conn.execute("COMMIT")
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        conn.close()
+    copies.add_rows(tmp, meta, vault.conn.execute("SELECT id, payload FROM blobs"))
 
 
 def _reapply(new: Vault, mine: list[Recorded], fork_at: int, name: str) -> int:
@@ -152,12 +144,12 @@ def _apply(tx: Transaction, new: Vault, e: Event, after: dict[str, Any] | None, 
     if after is None:  # deleted in the vault's history
         return 1 if status == "live" and tx.delete(rid, source, recorded_at=at) else 0
     if status == "absent":
-        tx.create(e.kind, after, source, record_id=rid, recorded_at=at)
+        tx.create(e.kind, after, source, record_id=rid, recorded_at=at, checked=False)
     elif status == "deleted":  # the vault went on changing it: bring it back as the vault had it
         tx.append([Event(EventType.REVIVED, e.kind, rid, after, source, at)])
     else:  # live in both: a patch stays a patch (fields only the replica changed are kept)
         patch = dict(e.changes) if e.type is EventType.UPDATED else diff(new.projection.record(e.kind, rid) or {}, after)
-        return 1 if tx.update(rid, patch, source, recorded_at=at) else 0
+        return 1 if tx.update(rid, patch, source, recorded_at=at, checked=False) else 0
     return 1
 
 

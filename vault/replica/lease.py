@@ -105,9 +105,9 @@ def leases(target: Target, listing: dict[str, int] | None = None) -> list[Lease]
     return [lease for lease in found if lease is not None]
 
 
-def _others_live(target: Target, mine: str | None) -> list[Lease]:
+def _others_live(target: Target, mine: str | None, listing: dict[str, int] | None = None) -> list[Lease]:
     out = []
-    listing = {n: size for n, size in (target.listing() or {}).items() if n != mine}
+    listing = {n: size for n, size in ((target.listing() if listing is None else listing) or {}).items() if n != mine}
     for lease in leases(target, listing):
         if lease.expired:
             target.remove([lease.file])  # its pusher died; the manifest checks catch one that merely stalled
@@ -121,13 +121,21 @@ def _busy(where: str, other: Lease, name: str) -> ReplicaBusy:
                        f"(if no push is running there, `lifevault replica unlock {name}` removes its lease).")
 
 
+@dataclass(frozen=True)
+class Held:
+    """A lease held: its file (None for a missing folder, which the push then refuses without writing), and the
+    replica's listing taken just after it was written, so the push need not list again to begin."""
+
+    file: str | None
+    listing: dict[str, int] | None
+
+
 @contextmanager
-def held(target: Target, where: str, name: str, first: bool) -> Iterator[str | None]:
-    """Hold the replica's lease for the block; yields the lease file name, or None for a missing folder that
-    is not this vault's `first` push to a remote (the push then refuses it without writing anything).
-    ReplicaBusy when another pusher holds it."""
+def held(target: Target, where: str, name: str, first: bool) -> Iterator[Held]:
+    """Hold the replica's lease for the block; no lease for a missing folder that is not this vault's `first`
+    push to a remote. ReplicaBusy when another pusher holds it."""
     if (isinstance(target, LocalFolder) or not first) and target.listing() is None:
-        yield None
+        yield Held(None, None)
         return
     mine = f"lock-{nacl.utils.random(8).hex()}.json"
     now = time.time()
@@ -135,32 +143,35 @@ def held(target: Target, where: str, name: str, first: bool) -> Iterator[str | N
                        "expires_at": now + lease_seconds()}).encode()
     for attempt in range(_TRIES):
         target.put_one(mine, body)  # written first, then the listing shows whether anyone else holds one
-        if not (others := _others_live(target, mine)):
+        listing = target.listing()
+        if not (others := _others_live(target, mine, listing)):
             break
         target.remove([mine])  # another holds it, or both wrote before either listed: step back, retry apart
         if attempt == _TRIES - 1 or any(o.taken_at < now for o in others):
             raise _busy(where, others[0], name)
         time.sleep(random.uniform(0.05, 0.4) * (attempt + 1))
     try:
-        yield mine
+        yield Held(mine, listing)
     finally:
         target.remove([mine])
 
 
-def still_held(target: Target, where: str, name: str, mine: str | None) -> None:
-    """Before the manifest is written: our lease is still there and no one else's is (unlock, or expiry)."""
+def still_held(target: Target, where: str, name: str, mine: str | None) -> dict[str, int] | None:
+    """Before the manifest is written: our lease is still there and no one else's is (unlock, or expiry).
+    Returns the listing it read (None without a lease), which the push reuses to see whether a manifest appeared."""
     if mine is None:
-        return
+        return None
     listing = target.listing() or {}
     if mine not in listing:
         raise ReplicaBusy(f"{where} lost this push's lease (removed by `lifevault replica unlock {name}`, or expired); "
                           "its manifest was not written, so the replica is as it was.")
-    if others := _others_live(target, mine):
+    if others := _others_live(target, mine, listing):
         # A lease newer than ours is a newcomer that steps back on seeing ours (`held`); only one no newer than
         # ours means another push may be writing.
         own = _read(target, mine)
         if earlier := [o for o in others if own is None or o.taken_at <= own.taken_at]:
             raise _busy(where, earlier[0], name)
+    return listing
 
 
 def unlock(target: Target) -> list[Lease]:

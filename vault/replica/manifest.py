@@ -19,7 +19,8 @@ from typing import Any
 
 from vault.store import crypto
 from vault.store.crypto import Keys, PushKeys
-from vault.replica.errors import ReplicaDamaged
+from vault.replica import push_key
+from vault.replica.errors import ReplicaDamaged, RevokedSigner
 from vault.replica.segments import SegmentInfo
 
 FORMAT = "lifevault-replica/1"
@@ -88,13 +89,19 @@ class Manifest:
         sig = keys.sign(_SIG_PREFIX + body)
         return json.dumps({"body": body.decode(), "sig": sig.hex(), "mac": _mac(keys, body).hex()}).encode()
 
-    def check_signatures(self, where: str) -> None:
-        """Blind checks: the manifest's and the head's Ed25519 signatures (and a push key's delegation)."""
+    def check_signatures(self, where: str, issued: push_key.Issued | None = None, revoked_ok: bool = False) -> None:
+        """Blind checks: the manifest's and the head's Ed25519 signatures, and for a push key the vault's vouching
+        and that the vault still lists it unrevoked (in `issued`, the vault's list, else the manifest's own copy),
+        unless `revoked_ok` (a push about to check the rows and sign anew)."""
         signer = self.verify_key
         if self.signer:
             if not crypto.check_signature(self.verify_key, crypto.push_delegation_message(self.verify_key, self.signer),
                                           self.delegation):
                 raise ReplicaDamaged(f"The manifest of {where} is signed by a push key this vault's key never vouched for.")
+            listed = issued if issued is not None else push_key.issued_in(self.meta)
+            if not revoked_ok and (why := push_key.refusal(listed, self.signer)):
+                raise RevokedSigner(f"The manifest of {where} is signed by {why}; a push from the vault (with the "
+                                    "passphrase or a current push credential) checks its rows and signs it anew.")
             signer = self.signer
         if not crypto.check_signature(signer, _SIG_PREFIX + self.body, self.sig):
             raise ReplicaDamaged(f"The manifest of {where} is altered: its signature does not verify.")

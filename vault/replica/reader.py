@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from vault.store import crypto, schema
+from vault.errors import TamperDetected
+from vault.store import copies, crypto
+from vault.store.log import Head
 from vault.replica.errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
-from vault.replica.segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name
+from vault.replica.push_key import Issued
+from vault.replica.segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name, segment_range
 from vault.replica.targets import LocalFolder, Target
 
 
@@ -35,9 +38,13 @@ class Opened:
     manifest: Manifest | None
 
 
-def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None = None) -> Opened:
-    """List the replica and read its manifest; ReplicaMissing when its folder is gone."""
-    listing = target.listing()
+def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None = None,
+                 listing: dict[str, int] | None = None, issued: Issued | None = None,
+                 revoked_ok: bool = False) -> Opened:
+    """List the replica (unless given a listing just taken) and read its manifest, refusing one signed by a push
+    key `issued` (the vault's list, else the manifest's own) does not list unrevoked; ReplicaMissing when its
+    folder is gone."""
+    listing = target.listing() if listing is None else listing
     if listing is None:
         hint = "is the drive mounted?" if isinstance(target, LocalFolder) else "deleted, or a wrong remote path?"
         raise ReplicaMissing(f"{where} is missing: {target.location} does not exist ({hint}).")
@@ -47,7 +54,7 @@ def open_replica(target: Target, where: str, expect: tuple[bytes, bytes] | None 
         if data is None:
             raise ReplicaMissing(f"{where} lost its manifest while being read; try again.")
         manifest = parse(data, where)
-        manifest.check_signatures(where)
+        manifest.check_signatures(where, issued, revoked_ok)
         if expect is not None and (manifest.vault_id, manifest.verify_key) != expect:
             raise ForeignReplica(f"{where} holds another vault (id {manifest.vault_id.hex()[:12]}…), not this one.")
     return Opened(where, target, listing, manifest)
@@ -59,10 +66,25 @@ def require_manifest(opened: Opened) -> Manifest:
     return opened.manifest
 
 
-def file_problems(opened: Opened, extras: bool = True) -> list[str]:
-    """Missing, extra (unless not asked), truncated or resized files, judged from the listing alone."""
+def redundant_segments(opened: Opened) -> list[str]:
+    """Unlisted event segment files inside the signed head's range: copies of rows the listed segments hold, left
+    by a compaction killed midway (its merged segments before its manifest, the replaced ones after). They change
+    nothing a reader fetches; the next push or compaction removes them."""
     m = require_manifest(opened)
-    listed = {s.name: s for s in m.segments}
+    listed = {s.name for s in m.segments}
+    out = []
+    for name in opened.listing:
+        rng = segment_range(name)
+        if name not in listed and rng and 1 <= rng[0] <= rng[1] <= m.head_seq:
+            out.append(name)
+    return sorted(out)
+
+
+def file_problems(opened: Opened, extras: bool = True) -> list[str]:
+    """Missing, extra (unless not asked; leftovers of a compaction are not), truncated or resized files, judged
+    from the listing alone."""
+    m = require_manifest(opened)
+    listed = {s.name for s in m.segments} | set(redundant_segments(opened))
     problems = []
     for seg in m.segments:
         size = opened.listing.get(seg.name)
@@ -139,20 +161,8 @@ def checked_blobs(m: Manifest, folder: Path, where: str, wanted: set[str] | None
 
 def build_vault_file(path: Path, m: Manifest, folder: Path, where: str) -> None:
     """Write a new vault file from a replica's raw parts (checked on the way); nothing is decrypted."""
-    conn = schema.connect(path, create=True)
+    head = Head(m.head_seq, m.head_hash, m.head_mac, m.head_sig) if m.head_seq else None
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", sorted(m.meta.items()))
-        for rows in checked_rows(m, folder, where):
-            conn.executemany("INSERT INTO events (seq, hash, payload) VALUES (?, ?, ?)", rows)
-        conn.executemany("INSERT INTO blobs (id, payload) VALUES (?, ?)", checked_blobs(m, folder, where))
-        if m.head_seq:
-            conn.execute("INSERT INTO head (id, seq, hash, mac, sig) VALUES (1, ?, ?, ?, ?)",
-                         (m.head_seq, m.head_hash, m.head_mac, m.head_sig))
-        conn.execute("COMMIT")
-    except sqlite3.DatabaseError as e:
+        copies.build_file(path, m.meta, checked_rows(m, folder, where), checked_blobs(m, folder, where), head)
+    except (sqlite3.DatabaseError, TamperDetected) as e:
         raise damaged(where, [f"its rows cannot be stored ({e})"]) from e
-    finally:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        conn.close()

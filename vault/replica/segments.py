@@ -95,28 +95,29 @@ def encode_events(rows: list[Row]) -> bytes:
     return b"".join(parts)
 
 
-def chunk_events(rows: Iterable[Row]) -> Iterator[tuple[SegmentInfo, bytes]]:
-    """Cut rows into segments (by count and size); the cut depends only on the rows, so a re-run
-    after an interruption produces the very same files. Encodes as it goes (the bytes of `encode_events`):
-    a separate pass over each batch cost a third of a full push."""
+def cut_events(rows: Iterable[tuple[int, bytes, bytes, bytes]]) -> Iterator[tuple[int, int, bytes]]:
+    """(first, last, bytes of `encode_events`) of each segment the rows (seq, prev, hash, payload, as the log's
+    checked_rows gives them) are cut into, by count and size. The cut depends only on the rows, so a re-run after
+    an interruption produces the very same files. Encodes as it goes: a separate pass over each batch cost a
+    third of a full push."""
     limit, pack = max_segment_events(), _EVENT_ROW.pack
     parts: list[bytes] = []
     n = size = first = last = 0
-    for seq, h, payload in rows:
+    for seq, _, h, payload in rows:
         if not n:
             first = seq
         parts += (pack(seq, len(payload)), h, payload)
         n, size, last = n + 1, size + len(payload) + 44, seq
         if n >= limit or size >= MAX_SEGMENT_BYTES:
-            yield _event_segment(first, last, parts)
+            yield first, last, b"".join([EVENTS_MAGIC, struct.pack(">QQ", first, last), *parts])
             parts, n, size = [], 0, 0
     if n:
-        yield _event_segment(first, last, parts)
+        yield first, last, b"".join([EVENTS_MAGIC, struct.pack(">QQ", first, last), *parts])
 
 
-def _event_segment(first: int, last: int, parts: list[bytes]) -> tuple[SegmentInfo, bytes]:
-    data = b"".join([EVENTS_MAGIC, struct.pack(">QQ", first, last), *parts])
-    return SegmentInfo(events_name(first, last), len(data), digest(data), first, last), data
+def event_segment(first: int, last: int, data: bytes) -> SegmentInfo:
+    """How the manifest lists an event segment of these bytes."""
+    return SegmentInfo(events_name(first, last), len(data), digest(data), first, last)
 
 
 def blob_segment(ordinal: int, blobs: list[tuple[bytes, bytes]]) -> tuple[SegmentInfo, bytes]:

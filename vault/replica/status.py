@@ -22,9 +22,9 @@ from pathlib import Path
 
 from vault.store import keyring, schema
 from vault.store.log import EventLog
-from vault.replica import registry
+from vault.replica import push_key, registry
 from vault.replica.compare import ahead_sentence, fork_sentence, relation
-from vault.replica.errors import ReplicaError, ReplicaMissing, ReplicaUnreachable
+from vault.replica.errors import ReplicaError, ReplicaMissing, ReplicaUnreachable, RevokedSigner
 from vault.replica.reader import open_replica
 from vault.replica.targets import target_for
 
@@ -83,7 +83,7 @@ def _copy_status(path: Path, rep: registry.Replica, deadline: float, verified_wi
     try:
         log = EventLog(conn, path, None)
         identity = (log.vault_id, keyring.verify_key(conn))
-        opened = open_replica(target_for(rep.target, deadline), where, identity)
+        opened = open_replica(target_for(rep.target, deadline), where, identity, issued=push_key.issued(conn))
         m = opened.manifest
         if m is None and rep.pushed_seq:
             found.append((BROKEN, f"{where} is empty although this vault pushed up to event {rep.pushed_seq} there."))
@@ -109,6 +109,8 @@ def _copy_status(path: Path, rep: registry.Replica, deadline: float, verified_wi
         text = f"{where} was never pushed; `lifevault push {rep.name}` fills it." if rep.pushed_seq is None else str(e)
         found.append((AT_RISK, text))
     except ReplicaUnreachable as e:
+        found.append((AT_RISK, str(e)))
+    except RevokedSigner as e:  # nothing known lost, but its listing is vouched for by a revoked key until a push
         found.append((AT_RISK, str(e)))
     except ReplicaError as e:  # damaged, another vault's
         found.append((BROKEN, str(e)))

@@ -5,7 +5,7 @@ Folder writes go to a hidden `.partial` file, are fsynced, then renamed, so a
 file under its final name is always complete. rclone runs as a real
 subprocess with the user's own rclone config (or RCLONE_CONFIG_* variables);
 for a remote, new files are staged in a temporary folder (ciphertext only) and
-sent with one `rclone copy`, which never deletes anything.
+sent by `rclone copy` (a few large batches), which never deletes anything.
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ import stat
 import subprocess
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
+from vault.formats.hookspecs import hookimpl
 from vault.paths import private_dir, private_file
 from vault.replica.errors import ReplicaUnreachable
+from vault.replica.target_types import TargetType, target_for as target_for  # resolved through the hook
 
 PARTIAL = ".partial"
 Put = Callable[[str, bytes], None]
@@ -32,6 +35,7 @@ _REMOTE = re.compile(r"^[^/\\]*:")  # `name:path` or rclone's `:backend:path`
 # process timeout (longer for copies, which may send gigabytes) backs it up, so a push never hangs.
 _CALL_TIMEOUT, _COPY_TIMEOUT = 120.0, 3600.0  # seconds; $LIFEVAULT_RCLONE_TIMEOUT caps both
 _RCLONE_NOT_FOUND = (3, 4)
+_SEND_BYTES = 32 << 20  # staged bytes per `rclone copy` of a push; each costs about 0.1 s to start here
 
 
 def rclone_flags() -> list[str]:
@@ -39,7 +43,9 @@ def rclone_flags() -> list[str]:
     $LIFEVAULT_RCLONE_IO_TIMEOUT (seconds without any I/O, default 30)."""
     retries = os.environ.get("LIFEVAULT_RCLONE_RETRIES") or "1"
     idle = os.environ.get("LIFEVAULT_RCLONE_IO_TIMEOUT") or "30"
-    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", retries, "--contimeout", "5s",
+    # `--retries 0` makes rclone attempt nothing and exit 0: every push would "succeed" without sending a byte
+    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", str(max(int(retries), 1)),
+            "--contimeout", "5s",
             "--timeout", f"{idle}s"]  # rclone's exit codes for "directory not found" and "file not found"
 
 
@@ -68,12 +74,19 @@ class Target(Protocol):
         """Move the whole replica to a sibling named with `suffix` (kept, never deleted); returns where it went."""
 
 
-def target_for(text: str, deadline: float | None = None) -> Target:
-    """A Target for what the user typed: `remote:path` is rclone, anything else a folder. With `deadline`
-    (time.monotonic()), no rclone call runs past it."""
-    if _REMOTE.match(text) and not re.match(r"^[A-Za-z]:[\\/]", text):
-        return RcloneRemote(text, deadline)
-    return LocalFolder(Path(text).expanduser().resolve())
+def is_remote(text: str) -> bool:
+    """`remote:path` (or rclone's `:backend:path`), and not a Windows drive letter."""
+    return bool(_REMOTE.match(text)) and not re.match(r"^[A-Za-z]:[\\/]", text)
+
+
+@hookimpl
+def register_targets(register: Callable[[TargetType], None]) -> None:
+    """The built-in targets, registered as a plugin's would be."""
+    register(TargetType("rclone", "any rclone remote, `remote:path` (the user's rclone config or RCLONE_CONFIG_*)",
+                        is_remote, RcloneRemote))
+    register(TargetType("folder", "a local folder: a mounted drive, a NAS, a synced directory",
+                        lambda text: not is_remote(text),
+                        lambda text, deadline: LocalFolder(Path(text).expanduser().resolve())))
 
 
 def _file_size(p: Path) -> list[tuple[str, int]]:
@@ -199,16 +212,34 @@ class RcloneRemote:
 
     @contextmanager
     def writer(self) -> Iterator[Put]:
-        with tempfile.TemporaryDirectory(prefix="lifevault-push-") as tmp:
-            staged: list[str] = []
+        """Files are staged in a temporary folder (ciphertext only) and sent by `rclone copy` in batches of about
+        _SEND_BYTES, each while the next is being made, so a push costs its slower half rather than both."""
+        with tempfile.TemporaryDirectory(prefix="lifevault-push-") as tmp, \
+                ThreadPoolExecutor(1, thread_name_prefix="lifevault-rclone") as pool:
+            batch: dict[str, int] = {}  # staged, not yet being sent: name -> size
+            sending: list[Future[None]] = []
+
+            def send() -> None:
+                sending.append(pool.submit(self._send, tmp, len(sending), list(batch)))
+                batch.clear()
 
             def put(name: str, data: bytes) -> None:
                 private_file(Path(tmp) / name).write_bytes(data)
-                staged.append(name)
+                batch[name] = len(data)
+                if sum(batch.values()) >= _SEND_BYTES:
+                    send()
 
             yield put
-            if staged:  # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
-                self._run("copy", "--ignore-times", "--no-traverse", tmp, self._path())
+            if batch:
+                send()
+            for f in sending:
+                f.result()  # the first failure, once every batch has ended
+
+    def _send(self, folder: str, n: int, names: list[str]) -> None:
+        listed = Path(folder) / f".send-{n}"
+        private_file(listed).write_text("".join(f"{name}\n" for name in names))
+        # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
+        self._run("copy", "--ignore-times", "--no-traverse", "--files-from", str(listed), folder, self._path())
 
     def put_one(self, name: str, data: bytes) -> None:
         self._run("rcat", self._path(name), data=data)
@@ -224,8 +255,13 @@ class RcloneRemote:
 
 
     def remove(self, names: list[str]) -> None:
-        for name in names:
-            self._run("deletefile", self._path(name), ok_missing=True)
+        if not names:  # (an empty --files-from would not mean "nothing")
+            return
+        with tempfile.TemporaryDirectory(prefix="lifevault-remove-") as tmp:
+            listed = Path(tmp) / ".files"
+            private_file(listed).write_text("".join(f"{n}\n" for n in names))
+            # One call; a name already gone is skipped (`deletefile` fails on it, with exit code 1, on a local remote).
+            self._run("delete", "--files-from", str(listed), "--no-traverse", self._path(), ok_missing=True)
 
     def set_aside(self, suffix: str) -> str:
         self._run("move", "--no-traverse", self._path(), self.location + suffix)

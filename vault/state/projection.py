@@ -6,7 +6,7 @@ every version (`contacts_fts`, …, fed by a trigger) and a view of the live
 records (`contacts`, `messages`, `notes`: the open versions, one column per
 known field, unknown fields in `extra`). The live records are not copied: the
 view reads the open versions through a partial index, so an append writes each
-version once, and "as of" is the same SQL with another seq (`state_select`). The database is the vault's
+version once, and "as of" is the same SQL with another seq (`query.table_select`). The database is the vault's
 encrypted state file (state_file.py), so plaintext never reaches disk except
 through `restore` or an export; a private in-memory one serves tests and
 reference replays.
@@ -20,19 +20,21 @@ from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from vault.store.codec import dumps, fields_json, loads, source_json
-from vault.domain.events import FIELDS, EventType, Kind, Recorded, apply_patch
+from vault.domain.events import EventType, Kind, Recorded, apply_patch
 from vault.domain.instants import iso
+from vault.state.imports import ImportQueries
+from vault.state.query import StateQuery, table_select
 
-# The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
-# records a view of the open versions); the checksum changes with the kinds' FIELDS (their columns), so a state
-# file made under other FIELDS is rebuilt rather than misread.
-PROJECTION_VERSION = (3 << 32) | zlib.crc32(repr(sorted(FIELDS.items())).encode())
-# Columns indexed for full-text search, per kind.
-FTS_COLUMNS = {
-    Kind.CONTACT: ["name", "emails", "phones", "organization", "note"],
-    Kind.MESSAGE: ["from", "to", "subject", "body"],
-    Kind.NOTE: ["title", "body", "tags"],
-}
+
+
+def projection_version() -> int:
+    """The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
+    records a view of the open versions); the checksum changes with the registered kinds (their tables, columns
+    and full-text columns), so a state file made under other kinds is rebuilt rather than misread."""
+    layout = sorted((k.table, k.fields, k.spec.fts) for k in Kind)
+    return (3 << 32) | zlib.crc32(repr(layout).encode())
+
+
 _CHUNK = 10_000  # events folded in memory between writes to SQLite
 _INSERT = "INSERT INTO {}_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _CLOSE = "UPDATE {}_history SET seq_to = ?, valid_to = ? WHERE id = ? AND seq_to IS NULL"
@@ -40,10 +42,6 @@ _CLOSE = "UPDATE {}_history SET seq_to = ?, valid_to = ? WHERE id = ? AND seq_to
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def live_columns(kind: Kind) -> list[str]:
-    return ["id", *FIELDS[kind], "extra", "created_at", "updated_at"]
 
 
 def _ddl(kind: Kind) -> str:
@@ -56,7 +54,7 @@ def _ddl(kind: Kind) -> str:
     );
     CREATE INDEX {t}_history_id ON {t}_history (id, seq_to);
     CREATE INDEX {t}_history_open ON {t}_history (seq_from) WHERE seq_to IS NULL AND deleted = 0;
-    CREATE VIEW {t} AS {state_select(kind)};
+    CREATE VIEW {t} AS {table_select(kind)};
     CREATE VIEW {t}_text AS SELECT rowid AS version, {_fts_values(kind, "data")} FROM {t}_history;
     CREATE VIRTUAL TABLE {t}_fts USING fts5({_fts_cols(kind)}, content={t}_text, content_rowid=version);
     {_fts_trigger(kind)}
@@ -64,34 +62,20 @@ def _ddl(kind: Kind) -> str:
 
 
 def _fts_cols(kind: Kind) -> str:
-    return ", ".join(_q(c) for c in FTS_COLUMNS[kind])
+    return ", ".join(_q(c) for c in kind.spec.fts)
 
 
 def _fts_values(kind: Kind, data: str) -> str:
     """The searchable fields of a version's JSON `data`, named as columns."""
-    return ", ".join(f"json_extract({data}, '$.{_q(c)}') AS {_q(c)}" for c in FTS_COLUMNS[kind])
+    return ", ".join(f"json_extract({data}, '$.{_q(c)}') AS {_q(c)}" for c in kind.spec.fts)
 
 
 def _fts_trigger(kind: Kind) -> str:
     """Every version gets indexed as it is written: one index serves now and every past instant, since a
-    version's rowid is its live row's rowid while it is the open one (see `_live_select`)."""
+    version's rowid is its live row's rowid while it is the open one (see `query.table_select`)."""
     t = kind.table
     return (f"CREATE TRIGGER {t}_fts_new AFTER INSERT ON {t}_history WHEN new.data IS NOT NULL BEGIN "
             f"INSERT INTO {t}_fts (rowid, {_fts_cols(kind)}) SELECT new.rowid, {_fts_values(kind, 'new.data')}; END;")
-
-
-def state_select(kind: Kind, seq: int | None = None) -> str:
-    """SQL for the records live after event `seq` (default: now), shaped like a table: `rowid` (the version's,
-    which the search index knows), `id`, the known fields as columns (lists and objects as JSON text), the rest
-    in `extra`, `created_at` and `updated_at`."""
-    t, fields = kind.table, FIELDS[kind]
-    extracts = ", ".join(f"json_extract(h.data, '$.{_q(f)}') AS {_q(f)}" for f in fields)
-    paths = ", ".join(f"'$.{_q(f)}'" for f in fields)
-    when = ("h.seq_to IS NULL" if seq is None
-            else f"h.seq_from <= {int(seq)} AND (h.seq_to IS NULL OR h.seq_to > {int(seq)})")
-    return (f"SELECT h.rowid AS rowid, h.id AS id, {extracts}, NULLIF(json_remove(h.data, {paths}), '{{}}') AS extra, "
-            f"(SELECT min(f.valid_from) FROM {t}_history f WHERE f.id = h.id) AS created_at, "
-            f"h.valid_from AS updated_at FROM {t}_history h WHERE {when} AND h.deleted = 0")
 
 
 def _run(conn: Any, script: str) -> None:
@@ -146,7 +130,7 @@ class _Folder:
         self.open.clear()
 
 
-class Projection:
+class Projection(StateQuery):
     """An SQLite database (the state file, or a private in-memory one) holding the state the log describes up to `seq`.
 
     Several processes may share a state file: each reads it at will, and writes
@@ -168,13 +152,13 @@ class Projection:
             self.conn.execute("ROLLBACK")
             raise
         self.seq, version = self.conn.execute("SELECT seq, version FROM _projection").fetchone()
-        if version != PROJECTION_VERSION:
-            raise sqlite3.DatabaseError(f"projection version {version}, not {PROJECTION_VERSION}")
+        if version != projection_version():
+            raise sqlite3.DatabaseError(f"projection version {version}, not {projection_version()}")
 
     def _create(self) -> None:
         _run(self.conn, "".join(_ddl(k) for k in Kind))
         self.conn.execute("CREATE TABLE _projection (seq INTEGER NOT NULL, version INTEGER NOT NULL)")
-        self.conn.execute(f"INSERT INTO _projection VALUES (0, {PROJECTION_VERSION})")
+        self.conn.execute(f"INSERT INTO _projection VALUES (0, {projection_version()})")
 
     def reset(self) -> None:
         """Empty the projection in place (it does not match the log): other processes may hold the file open."""
@@ -188,6 +172,11 @@ class Projection:
 
     def close(self) -> None:
         self.conn.close()
+
+    @property
+    def imports(self) -> ImportQueries:
+        """What imports did, for the import engine."""
+        return ImportQueries(self.conn)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -226,77 +215,3 @@ class Projection:
                 _run(self.conn, _fts_trigger(kind))
         self.conn.execute("UPDATE _projection SET seq = ?", (self.seq,))
         return n
-
-    # -- reading -------------------------------------------------------------
-    def record(self, kind: Kind, record_id: str, seq: int | None = None) -> dict[str, Any] | None:
-        """A record's fields after event `seq` (default: now), or None if it was not live."""
-        row = self._version_at(kind, record_id, self.seq if seq is None else seq)
-        return loads(row[1]) if row and not row[0] else None
-
-    def _version_at(self, kind: Kind, record_id: str, seq: int) -> tuple[int, str] | None:
-        return self.conn.execute(
-            f"SELECT deleted, data FROM {kind.table}_history WHERE id = ? AND seq_from <= ? "
-            "AND (seq_to IS NULL OR seq_to > ?)",
-            (record_id, seq, seq),
-        ).fetchone()
-
-    def has_version(self, kind: Kind, record_id: str, seq: int, valid_from: str) -> bool:
-        """Whether event `seq`, recorded at `valid_from`, made a version of this record."""
-        return self.conn.execute(
-            f"SELECT 1 FROM {kind.table}_history WHERE id = ? AND seq_from = ? AND valid_from = ?",
-            (record_id, seq, valid_from),
-        ).fetchone() is not None
-
-    def status(self, kind: Kind, record_id: str) -> str:
-        """`live`, `deleted` or `absent` (never existed), now."""
-        return self.statuses(kind, [record_id]).get(record_id, "absent")
-
-    def statuses(self, kind: Kind, ids: list[str]) -> dict[str, str]:
-        """`live` or `deleted` now for each of `ids` that ever existed (absent ones are left out)."""
-        out: dict[str, str] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            rows = self.conn.execute(
-                f"SELECT id, deleted FROM {kind.table}_history WHERE seq_to IS NULL AND id IN ({','.join('?' * len(chunk))})",
-                chunk,
-            )
-            out.update((rid, "deleted" if deleted else "live") for rid, deleted in rows)
-        return out
-
-    def versions(self, kind: Kind, record_id: str) -> list[dict[str, Any]]:
-        """Every version of a record, oldest first, with the event and source that made it."""
-        cur = self.conn.execute(
-            f"SELECT seq_from, seq_to, valid_from, valid_to, event, deleted, source, data "
-            f"FROM {kind.table}_history WHERE id = ? ORDER BY seq_from",
-            (record_id,),
-        )
-        cols = [d[0] for d in cur.description]
-        out = []
-        for row in cur:
-            v = dict(zip(cols, row, strict=True))
-            v["source"] = loads(v["source"])
-            v["data"] = loads(v["data"]) if v["data"] is not None else None
-            out.append(v)
-        return out
-
-    def state(self, kind: Kind, seq: int | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(id, fields) of every record live after event `seq` (default: now), in the order their
-        versions were written (the same for every replay of the same log)."""
-        s = self.seq if seq is None else seq
-        # A scan in rowid order is the cheapest there is; sorting by id cost a quarter of the time.
-        cur = self.conn.execute(
-            f"SELECT id, data FROM {kind.table}_history WHERE seq_from <= ? AND (seq_to IS NULL OR seq_to > ?) "
-            "AND deleted = 0 ORDER BY rowid",
-            (s, s),
-        )
-        for rid, data in cur:
-            yield rid, loads(data)
-
-    def count(self, kind: Kind) -> int:
-        return self.conn.execute(
-            f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL AND deleted = 0").fetchone()[0]
-
-    def count_deleted(self, kind: Kind) -> int:
-        # Open versions are counted from the (id, seq_to) index alone, live ones from the partial index: no row is read.
-        opened = self.conn.execute(f"SELECT count(*) FROM {kind.table}_history WHERE seq_to IS NULL").fetchone()[0]
-        return opened - self.count(kind)

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 from vault.domain.contacts import ADDRESS_PARTS
 from vault.domain.events import Kind, kind_of
 from vault.domain.instants import human_date, human_time
+from vault.state.query import display_name
 
 # How a field is named in a sentence: one item of a list field, or the field itself.
 FIELD_WORDS = {
@@ -24,8 +25,6 @@ FIELD_WORDS = {
     "bcc": "blind copy to", "reply_to": "reply-to", "message_id": "message id", "in_reply_to": "reply to message",
     "custom_fields": "custom field", "relations": "relation", "dates": "date",
 }
-# The field a record is called by: changing it is a rename.
-LABEL_FIELDS = {Kind.CONTACT: "name", Kind.NOTE: "title", Kind.MESSAGE: "subject"}
 SHORT = 80  # longer text is summarised ("text changed") in sentences; the diff shows it whole
 
 
@@ -35,8 +34,12 @@ def field_word(name: str) -> str:
 
 def record_label(record_id: str, data: Mapping[str, Any] | None) -> str:
     """What a person calls the record: a contact's name, a note's title, a message's subject, else its id."""
-    value = (data or {}).get(LABEL_FIELDS[kind_of(record_id)])
-    return value.strip() if isinstance(value, str) and value.strip() else record_id
+    return display_name(kind_of(record_id), data or {}) or record_id
+
+
+def _renames(kind: Kind, name: str) -> bool:
+    """Whether changing field `name` renames the record: it is the first of the kind's title fields."""
+    return kind.spec.title_fields[:1] == (name,)
 
 
 def item_text(value: Any) -> str:
@@ -118,7 +121,7 @@ def change_words(kind: Kind, row: Mapping[str, str]) -> str:
     """One diff row as words (without who and when): `phone +44 … added`, `renamed from A to B`."""
     name, change, before, after = row["field"], row["change"], row["before"], row["after"]
     word = field_word(name)
-    if name == LABEL_FIELDS[kind] and change == "changed":
+    if _renames(kind, name) and change == "changed":
         if _short(before) is not None and _short(after) is not None:
             return f"renamed from {before} to {after}"
         return "renamed"

@@ -13,19 +13,10 @@ import hmac
 import json
 from typing import Any
 
+from vault.store import schema
 from vault.store.crypto import blake2b
 from vault.errors import VaultError
-from vault.store.log import now_us
-from vault.vault import Vault
-
-_DDL = """
-CREATE TABLE IF NOT EXISTS api_batches (
-    key BLOB PRIMARY KEY,
-    digest BLOB NOT NULL,
-    result TEXT NOT NULL,
-    stored_at INTEGER NOT NULL
-) WITHOUT ROWID
-"""
+from vault.store.log import EventLog, now_us
 
 
 class BatchIdReused(VaultError):
@@ -40,25 +31,22 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
 
-def _key(vault: Vault) -> bytes:
-    return vault.keys.api_batch
-
-
-def _ids(vault: Vault, token_name: str, batch_id: str, body: Any) -> tuple[bytes, bytes]:
-    key = _key(vault)
+def _ids(log: EventLog, token_name: str, batch_id: str, body: Any) -> tuple[bytes, bytes]:
+    assert log.keys is not None, "batch ids are keyed with the unlocked vault's keys"
+    key = log.keys.api_batch
     row_key = blake2b(token_name.encode() + b"\0" + batch_id.encode(), key=key, person=b"lv-batch-id")
     digest = blake2b(_canonical(body), key=key, person=b"lv-batch-body")
     return row_key, digest
 
 
-def recall(vault: Vault, token_name: str, batch_id: str, body: Any) -> list[dict[str, Any]] | None:
+def recall(log: EventLog, token_name: str, batch_id: str, body: Any) -> list[dict[str, Any]] | None:
     """The results stored for this batch, None if it is new; BatchIdReused if the id came with other content.
 
-    Call inside `vault.transaction()`, so the check and the store are one transaction.
+    Call inside `Vault.transaction()` (on its `log`), so the check and the store are one transaction.
     """
-    vault.conn.execute(_DDL)
-    row_key, digest = _ids(vault, token_name, batch_id, body)
-    row = vault.conn.execute("SELECT digest, result FROM api_batches WHERE key = ?", (row_key,)).fetchone()
+    log.conn.execute(schema.BATCHES_DDL)
+    row_key, digest = _ids(log, token_name, batch_id, body)
+    row = log.conn.execute("SELECT digest, result FROM api_batches WHERE key = ?", (row_key,)).fetchone()
     if row is None:
         return None
     if not hmac.compare_digest(row[0], digest):
@@ -66,10 +54,10 @@ def recall(vault: Vault, token_name: str, batch_id: str, body: Any) -> list[dict
     return json.loads(row[1])
 
 
-def remember(vault: Vault, token_name: str, batch_id: str, body: Any, results: list[dict[str, Any]]) -> None:
-    """Store a batch's results; call inside the same `vault.transaction()` that appended its events."""
-    row_key, digest = _ids(vault, token_name, batch_id, body)
-    vault.conn.execute(
+def remember(log: EventLog, token_name: str, batch_id: str, body: Any, results: list[dict[str, Any]]) -> None:
+    """Store a batch's results; call inside the same `Vault.transaction()` that appended its events."""
+    row_key, digest = _ids(log, token_name, batch_id, body)
+    log.conn.execute(
         "INSERT INTO api_batches (key, digest, result, stored_at) VALUES (?, ?, ?, ?)",
         (row_key, digest, _canonical(results).decode(), now_us()),
     )

@@ -8,7 +8,7 @@ with its id in the AAD, so a blob cannot be swapped for another.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import nacl.exceptions
 
@@ -33,6 +33,12 @@ def put_blob(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, data: bytes)
         sealed = crypto.seal(keys.blob, codec.pack(data), _aad(vault_id, raw))
         conn.execute("INSERT INTO blobs (id, payload) VALUES (?, ?)", (raw, sealed))
     return bid
+
+
+def insert_sealed(conn: sqlite3.Connection, pairs: Iterable[tuple[bytes, bytes]]) -> None:
+    """Store attachments sealed elsewhere (a replica's, another copy of the vault's) as they are, (raw id,
+    payload) pairs; an id already here keeps its row."""
+    conn.executemany("INSERT OR IGNORE INTO blobs (id, payload) VALUES (?, ?)", pairs)
 
 
 def get_blob(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, bid: str) -> bytes:

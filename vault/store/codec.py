@@ -103,11 +103,9 @@ def unpack(blob: bytes) -> bytes:
 
 # The header: version, type, kind, recorded_at, then id and source as length-prefixed UTF-8.
 _HEADER = struct.Struct(">BBBqHH")
-# Codes are part of the stored format: never renumber, only add.
+# Codes are part of the stored format: never renumber, only add (a kind's code is in its KindSpec).
 _TYPE_CODE = {EventType.CREATED: 1, EventType.UPDATED: 2, EventType.DELETED: 3, EventType.REVIVED: 4}
-_KIND_CODE = {Kind.CONTACT: 1, Kind.MESSAGE: 2, Kind.NOTE: 3}
 _TYPES = {code: t for t, code in _TYPE_CODE.items()}
-_KINDS = {code: k for k, code in _KIND_CODE.items()}
 _sources: dict[bytes, Source] = {}  # decoded sources by their bytes: imports repeat one source many times
 _source_texts: dict[int, tuple[Source, str]] = {}  # encoded sources by object, for the same reason
 
@@ -128,7 +126,7 @@ def encode_event(event: Event, recorded_at: int) -> bytes:
         rid, src, fields = event.record_id.encode(), source_json(event.source).encode(), fields_json(event.changes).encode()
     except UnicodeEncodeError as e:
         raise InvalidRecord(f"Record {event.record_id} cannot be stored: its text holds an unpaired surrogate (not valid Unicode).") from e
-    header = _HEADER.pack(CODEC_VERSION, _TYPE_CODE[event.type], _KIND_CODE[event.kind], recorded_at, len(rid), len(src))
+    header = _HEADER.pack(CODEC_VERSION, _TYPE_CODE[event.type], event.kind.spec.code, recorded_at, len(rid), len(src))
     return pack(header + rid + src + fields, compress=False)
 
 
@@ -150,4 +148,4 @@ def event_from_parts(t: int, k: int, at: int, record_id: str, src_bytes: bytes, 
         source = Source.from_dict(json.loads(src_bytes))
         if len(_sources) < 4096:
             _sources[src_bytes] = source
-    return Event(_TYPES[t], _KINDS[k], record_id, LazyFields(changes), source, at)
+    return Event(_TYPES[t], Kind.by_code(k), record_id, LazyFields(changes), source, at)

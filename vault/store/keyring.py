@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import nacl.utils
 
@@ -38,6 +38,11 @@ def _set(conn: sqlite3.Connection, key: str, value: bytes) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
+def insert_meta(conn: sqlite3.Connection, rows: Mapping[str, Any]) -> None:
+    """Key material as another copy of the vault holds it (rows of the same name are replaced)."""
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(rows.items()))
+
+
 def _pass_aad(vault_id: bytes, kdf_json: bytes) -> bytes:
     return b"lv-wrap-pass" + vault_id + kdf_json
 
@@ -52,6 +57,20 @@ def vault_id(conn: sqlite3.Connection) -> bytes:
 
 def verify_key(conn: sqlite3.Connection) -> bytes:
     return _get(conn, "verify_key")
+
+
+PUSH_KEYS_ROW = "push_keys"  # the push keys this vault vouched for, and when each was revoked (replica/push_key.py)
+
+
+def push_key_list(conn: sqlite3.Connection) -> bytes | None:
+    """The raw list of push keys this vault issued; None for a vault that never registered one."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (PUSH_KEYS_ROW,)).fetchone()
+    return None if row is None else (row[0].encode() if isinstance(row[0], str) else row[0])
+
+
+def set_push_key_list(conn: sqlite3.Connection, value: bytes) -> None:
+    """Inside a writer that reseals "keys": the row is key material the seal covers."""
+    _set(conn, PUSH_KEYS_ROW, value)
 
 
 def create_keys(conn: sqlite3.Connection, passphrase: str, kdf_cost: str) -> tuple[Keys, str]:

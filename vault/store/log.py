@@ -17,14 +17,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import nacl.exceptions
 
-from vault.store import codec, crypto, keyring, read_ahead, schema, seal
+from vault.store import blobs, codec, crypto, keyring, read_ahead, schema, seal
 from vault.store.crypto import Keys
-from vault.errors import TamperDetected, VaultLocked
+from vault.errors import CannotWrite, TamperDetected, VaultLocked
 from vault.domain.events import Event, Recorded
+
+
+Row = tuple[int, bytes, bytes]  # (seq, hash, payload): an event row as stored
+_INSERT_ROWS = "INSERT INTO events (seq, hash, payload) VALUES (?, ?, ?)"  # the one statement that adds events
 
 
 def now_us() -> int:
@@ -195,16 +199,20 @@ class EventLog:
         try:
             head = self.head()
             self.check_head(head, *self._tail())
-            migrated = schema.migrate(self.conn)  # a format-1 file: the seal written below is its first
-            if not migrated and seal.read(self.conn) is not None:  # never seal in what was altered since
+            schema.migrate(self.conn)  # an older file: a format-1 file's first seal is the one written below
+            if seal.read(self.conn) is not None:  # never seal in what was altered since
                 seal.check(self.conn, self.vault_id, keyring.verify_key(self.conn), self.keys, head.seq, head.hash,
                            contents=() if repair else tuple(reseal), signature=False)  # the MAC is enough here
             w = Writer(self, head.seq, head.hash)
             yield w
-            if w.seq != head.seq:
-                self.write_head(w.seq, w.hash)
-            seal.write(self.conn, self.keys, self.vault_id, w.seq, w.hash, reseal)
-            self.conn.execute("COMMIT")
+            try:
+                if w.seq != head.seq:
+                    self.write_head(w.seq, w.hash)
+                seal.write(self.conn, self.keys, self.vault_id, w.seq, w.hash, reseal)
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as e:  # a full disk, an I/O error: rolled back below, so nothing is stored
+                raise CannotWrite(self.path, f"SQLite refused to commit ({str(e).splitlines()[0][:200]}); "
+                                  "nothing was stored") from e
         except BaseException:
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
@@ -240,6 +248,7 @@ class Writer:
         self.last_at = log.recorded_at(seq)
 
     def append(self, events: Sequence[Event]) -> list[Recorded]:
+        """Seal, chain and store `events` after the writer's tail."""
         keys, vid = self.log.keys, self.log.vault_id
         assert keys is not None
         rows, out, now = [], [], now_us()
@@ -253,7 +262,36 @@ class Writer:
             rows.append((seq, prev, sealed))
             out.append(Recorded(seq, at, event))
             last_at = at
-        self.log.conn.executemany("INSERT INTO events (seq, hash, payload) VALUES (?, ?, ?)", rows)
+        self.log.conn.executemany(_INSERT_ROWS, rows)
         self.seq, self.hash, self.last_at = seq, prev, last_at
         self.log._last_at = (seq, last_at)
         return out
+
+    def append_sealed(self, rows: Sequence[Row]) -> None:
+        """Store rows sealed elsewhere (a replica's), byte for byte, after checking that they continue this
+        log; the head written on commit names the last of them. The caller checks that their tags open."""
+        if not rows:
+            return
+        self.seq, self.hash = insert_rows(self.log.conn, rows, self.seq, self.hash)
+        self.last_at = self.log.recorded_at(self.seq)  # clamps what `append` adds after them
+        self.log._last_at = (self.seq, self.last_at)
+
+    def add_sealed_blobs(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
+        """Store attachments sealed elsewhere, (raw id, payload) as they were, skipping those already here."""
+        blobs.insert_sealed(self.log.conn, pairs)
+
+
+def insert_rows(conn: sqlite3.Connection, rows: Iterable[Row], seq: int, prev: bytes) -> tuple[int, bytes]:
+    """Insert already sealed rows after event `seq` whose chain hash is `prev`, checking seq continuity and
+    every chain hash first (TamperDetected, nothing inserted); returns the new tail (seq, hash)."""
+    rows = list(rows)
+    for n, stored, payload in rows:
+        if n != seq + 1:
+            raise TamperDetected(seq + 1, f"the rows to append go on at event {n}, not at the next one")
+        if type(stored) is not bytes or type(payload) is not bytes:
+            raise TamperDetected(n, "its stored hash or payload is not a byte string")
+        if crypto.chain_hash(prev, n, payload) != stored:
+            raise TamperDetected(n, "its chain hash does not match its content and predecessor")
+        seq, prev = n, stored
+    conn.executemany(_INSERT_ROWS, rows)
+    return seq, prev

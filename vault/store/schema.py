@@ -5,8 +5,10 @@ a seq would fork the chain), triggers that refuse UPDATE and DELETE on the log
 and the blob store, and a single-row head. Only ciphertext, sizes, seqs and
 chain hashes are stored.
 
-Format 2 adds the `seal` row (see seal.py); a format-1 file gets it when it is
-next opened with the passphrase. SQLite errors met while reading are turned
+Every statement that shapes the file is here: format 1, then `MIGRATIONS`, one
+per later format, keyed by SQLite's `user_version` (format 2 adds the `seal`
+row of seal.py; a format-1 file gets it when next written with the passphrase),
+and the tables made by their first write. SQLite errors met while reading are turned
 into `DamagedFile` here, so a damaged page is named as damage, never as "not
 a vault" or a traceback.
 """
@@ -14,24 +16,63 @@ a vault" or a traceback.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 from vault.errors import DamagedFile, NewerFormat, NotAVault, VaultLocked
 from vault.paths import private_file
 
-FORMAT_VERSION = 2
 APPLICATION_ID = 0x4C564C54  # "LVLT": marks the file as a lifevault vault
 BUSY_TIMEOUT_MS = 10_000
 
-SEAL_DDL = """
-CREATE TABLE IF NOT EXISTS seal (
+# Every statement that shapes the vault file lives in this module. The text of each is part of the format:
+# `check_schema` compares the SQL stored in a file with these strings, so a table's statement is never edited,
+# only superseded by a migration.
+
+# Format 1: the log, its head, the key material and the attachments, as lifevault first wrote them.
+FORMAT_1: tuple[str, ...] = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    "CREATE TABLE events (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, payload BLOB NOT NULL)",
+    """CREATE TABLE head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL, hash BLOB NOT NULL, mac BLOB NOT NULL, sig BLOB NOT NULL
+)""",
+    "CREATE TABLE blobs (id BLOB PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID",
+    """CREATE TRIGGER events_no_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+    """CREATE TRIGGER events_no_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END""",
+    """CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
+    BEGIN SELECT RAISE(ABORT, 'the blob store is append-only'); END""",
+    """CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs
+    BEGIN SELECT RAISE(ABORT, 'the blob store is append-only'); END""",
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What format `to` adds to a file of format `to - 1`; run inside the writer's transaction."""
+
+    to: int
+    why: str
+    statements: tuple[str, ...]
+
+
+# In order, one per format after the first; a file is brought up by running those past its user_version.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(2, "the seal: token rows, key material and attachments bound to the signed head (seal.py); a "
+                 "format-1 file is sealed by the first write after it is opened with the passphrase", (
+        """CREATE TABLE IF NOT EXISTS seal (
     id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash BLOB NOT NULL, counter INTEGER NOT NULL,
     tokens BLOB NOT NULL, keys BLOB NOT NULL, blob_count INTEGER NOT NULL, blob_set BLOB NOT NULL,
     mac BLOB NOT NULL, sig BLOB NOT NULL
-);
-"""
+)""",
+    )),
+)
+FORMAT_VERSION = MIGRATIONS[-1].to
+SEALED_FROM = 2  # the first format with a seal row
 
-# Made by the first token write (tokens.py): a vault without tokens has no such table.
+# Tables made by their first write, in any format: a vault without tokens (or API batches) has none.
 TOKENS_DDL = """
 CREATE TABLE IF NOT EXISTS api_tokens (
     name TEXT PRIMARY KEY,
@@ -42,24 +83,26 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     mac BLOB NOT NULL
 )
 """
-
-DDL = SEAL_DDL + """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE events (seq INTEGER PRIMARY KEY, hash BLOB NOT NULL, payload BLOB NOT NULL);
-CREATE TABLE head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL, hash BLOB NOT NULL, mac BLOB NOT NULL, sig BLOB NOT NULL
-);
-CREATE TABLE blobs (id BLOB PRIMARY KEY, payload BLOB NOT NULL) WITHOUT ROWID;
-CREATE TRIGGER events_no_update BEFORE UPDATE ON events
-    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-CREATE TRIGGER events_no_delete BEFORE DELETE ON events
-    BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;
-CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
-    BEGIN SELECT RAISE(ABORT, 'the blob store is append-only'); END;
-CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs
-    BEGIN SELECT RAISE(ABORT, 'the blob store is append-only'); END;
+BATCHES_DDL = """
+CREATE TABLE IF NOT EXISTS api_batches (
+    key BLOB PRIMARY KEY,
+    digest BLOB NOT NULL,
+    result TEXT NOT NULL,
+    stored_at INTEGER NOT NULL
+) WITHOUT ROWID
 """
+
+# On one connection only, never in the file: the blobs a write adds, for the seal (seal.track_new_blobs).
+TRACK_NEW_BLOBS: tuple[str, ...] = (
+    "CREATE TEMP TABLE IF NOT EXISTS lv_new_blobs (id BLOB)",
+    "CREATE TEMP TRIGGER IF NOT EXISTS lv_blob_added AFTER INSERT ON main.blobs "
+    "BEGIN INSERT INTO lv_new_blobs (id) VALUES (NEW.id); END",
+)
+
+
+def current_statements() -> tuple[str, ...]:
+    """The statements that make a file of this format: format 1, then every migration in order."""
+    return FORMAT_1 + tuple(st for m in MIGRATIONS for st in m.statements)
 
 
 def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
@@ -75,8 +118,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         if create:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.executescript(DDL)
-            conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+            _create(conn)
         _check_format(conn, path)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
@@ -87,6 +129,14 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
             raise damaged(path, e) from e
         raise NotAVault(path) from e
     return conn
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in current_statements():
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+    conn.execute("COMMIT")
 
 
 def _claims_to_be_a_vault(path: Path) -> bool:
@@ -139,13 +189,14 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
     them: a renamed column or a dropped append-only trigger is damage (or tampering) too."""
     reference = sqlite3.connect(":memory:")
     try:
-        reference.executescript(DDL + ";" + TOKENS_DDL)
+        for statement in (*current_statements(), TOKENS_DDL):
+            reference.execute(statement)
         expected = _schema_of(reference)
     finally:
         reference.close()
     try:
         found = _schema_of(conn)
-        sealed = conn.execute("PRAGMA user_version").fetchone()[0] >= FORMAT_VERSION
+        sealed = format_of(conn) >= SEALED_FROM
     except sqlite3.DatabaseError as e:
         raise damaged(path, e) from e
     for name, (kind, table, sql) in expected.items():
@@ -159,19 +210,27 @@ def check_schema(conn: sqlite3.Connection, path: Path) -> None:
             raise DamagedFile(path, f"its schema has a {kind} {name} on {table} that lifevault did not make")
 
 
-def migrate(conn: sqlite3.Connection) -> bool:
-    """Bring a format-1 file to this format (inside the caller's transaction); True if it changed."""
-    if conn.execute("PRAGMA user_version").fetchone()[0] >= FORMAT_VERSION:
-        return False
-    conn.execute(SEAL_DDL)
-    conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
-    return True
+def format_of(conn: sqlite3.Connection) -> int:
+    """The format a vault file is in (SQLite's user_version)."""
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring an older file to this format inside the caller's write transaction, one migration per format
+    it lacks; returns the format it was in."""
+    found = format_of(conn)
+    for m in MIGRATIONS:
+        if found < m.to:
+            for statement in m.statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {m.to}")
+    return found
 
 
 def _check_format(conn: sqlite3.Connection, path: Path) -> None:
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     if app_id != APPLICATION_ID:
         raise NotAVault(path)
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    version = format_of(conn)
     if version > FORMAT_VERSION:
         raise NewerFormat(path, version)

@@ -26,12 +26,13 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from vault.store import crypto
+from vault.store import crypto, schema
 from vault.store.crypto import Keys
 from vault.errors import TamperDetected
 
-# The meta rows that hold key material; anything else a later version stores in meta is not secret-bearing.
-KEY_ROWS = ("kdf", "vault_id", "verify_key", "wrapped_pass", "wrapped_recovery")
+# The meta rows that hold key material (and which push keys may sign manifests); anything else a later version
+# stores in meta is not secret-bearing. A row added here changes no existing seal until it is first written.
+KEY_ROWS = ("kdf", "push_keys", "vault_id", "verify_key", "wrapped_pass", "wrapped_recovery")
 TOKEN_TABLE = "api_tokens"
 
 
@@ -101,9 +102,8 @@ def blob_set(conn: sqlite3.Connection) -> tuple[int, bytes]:
 
 def track_new_blobs(conn: sqlite3.Connection) -> None:
     """List, on this connection only, the blobs a write adds (however it adds them), for `write`."""
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS lv_new_blobs (id BLOB)")
-    conn.execute("CREATE TEMP TRIGGER IF NOT EXISTS lv_blob_added AFTER INSERT ON main.blobs "
-                 "BEGIN INSERT INTO lv_new_blobs (id) VALUES (NEW.id); END")
+    for statement in schema.TRACK_NEW_BLOBS:
+        conn.execute(statement)
 
 
 def write(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, last_hash: bytes,

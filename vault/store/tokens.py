@@ -33,15 +33,10 @@ import sqlite3
 import struct
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING
-
 from vault.store import keyring, schema, seal
-from vault.store.crypto import blake2b
+from vault.store.crypto import Keys, blake2b
 from vault.errors import VaultError
-from vault.store.log import now_us
-
-if TYPE_CHECKING:
-    from vault.vault import Vault
+from vault.store.log import EventLog, now_us
 
 TOKENS = frozenset({"tokens"})  # what a token write changes beside the log (see seal.py)
 TOKEN_PREFIX = "lvt_"
@@ -87,90 +82,95 @@ class Token:
         return not self.append_only
 
 
-def _hash(vault: Vault, token: str) -> bytes:
-    return blake2b(token.encode(), key=vault.keys.token_hash, person=b"lv-api-token")
+def _keys(log: EventLog) -> Keys:
+    assert log.keys is not None, "tokens need the unlocked vault's keys"
+    return log.keys
 
 
-def _mac(vault: Vault, name: str, token_hash: bytes, created_at: int, append_only: bool) -> bytes:
+def _hash(log: EventLog, token: str) -> bytes:
+    return blake2b(token.encode(), key=_keys(log).token_hash, person=b"lv-api-token")
+
+
+def _mac(log: EventLog, name: str, token_hash: bytes, created_at: int, append_only: bool) -> bytes:
     msg = name.encode() + b"\0" + token_hash + struct.pack(">qB", created_at, int(append_only))
-    return blake2b(msg, key=vault.keys.token_mac, person=b"lv-token-row")
+    return blake2b(msg, key=_keys(log).token_mac, person=b"lv-token-row")
 
 
-def _checked(vault: Vault) -> bool:
+def _checked(log: EventLog) -> bool:
     """Whether the vault has a token table, after checking every row against the seal (TamperDetected)."""
-    head = vault.log.head()
-    seal.check(vault.conn, vault.log.vault_id, keyring.verify_key(vault.conn), vault.keys, head.seq, head.hash,
+    head = log.head()
+    seal.check(log.conn, log.vault_id, keyring.verify_key(log.conn), _keys(log), head.seq, head.hash,
                contents=("tokens",))
-    return _has_table(vault.conn)
+    return _has_table(log.conn)
 
 
 def _has_table(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'api_tokens'").fetchone() is not None
 
 
-def create_token(vault: Vault, name: str, *, append_only: bool = False) -> str:
+def create_token(log: EventLog, name: str, *, append_only: bool = False) -> str:
     """Store a new token under `name`; returns the token, which is never available again."""
     if not _NAME.match(name):
         raise BadTokenName(name)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token_hash = _hash(vault, token)
+    token_hash = _hash(log, token)
     created = now_us()
-    with vault.log.writer(TOKENS):  # BEGIN IMMEDIATE on the vault file: serialised with every other writer
-        vault.conn.execute(schema.TOKENS_DDL)
-        if vault.conn.execute("SELECT 1 FROM api_tokens WHERE name = ?", (name,)).fetchone():
+    with log.writer(TOKENS):  # BEGIN IMMEDIATE on the vault file: serialised with every other writer
+        log.conn.execute(schema.TOKENS_DDL)
+        if log.conn.execute("SELECT 1 FROM api_tokens WHERE name = ?", (name,)).fetchone():
             raise TokenNameTaken(name)
-        vault.conn.execute(
+        log.conn.execute(
             "INSERT INTO api_tokens (name, token_hash, created_at, append_only, mac) VALUES (?, ?, ?, ?, ?)",
-            (name, token_hash, created, int(append_only), _mac(vault, name, token_hash, created, append_only)),
+            (name, token_hash, created, int(append_only), _mac(log, name, token_hash, created, append_only)),
         )
     return token
 
 
-def list_tokens(vault: Vault) -> list[Token]:
+def list_tokens(log: EventLog) -> list[Token]:
     """Every token ever made, live and revoked, by name; TamperDetected if the rows are not as sealed."""
-    if not _checked(vault):
+    if not _checked(log):
         return []
-    rows = vault.conn.execute("SELECT name, created_at, append_only, revoked_at FROM api_tokens ORDER BY name")
+    rows = log.conn.execute("SELECT name, created_at, append_only, revoked_at FROM api_tokens ORDER BY name")
     return [Token(name, created, bool(append_only), revoked) for name, created, append_only, revoked in rows]
 
 
-def revoke_token(vault: Vault, name: str) -> Token:
+def revoke_token(log: EventLog, name: str) -> Token:
     """Revoke a live token at once; its name stays in the list (and in history) as revoked."""
-    with vault.log.writer(TOKENS):
-        vault.conn.execute(schema.TOKENS_DDL)
-        row = vault.conn.execute(
+    with log.writer(TOKENS):
+        log.conn.execute(schema.TOKENS_DDL)
+        row = log.conn.execute(
             "SELECT created_at, append_only FROM api_tokens WHERE name = ? AND revoked_at IS NULL", (name,)
         ).fetchone()
         if row is None:
             raise NoSuchToken(name)
         revoked = now_us()
-        vault.conn.execute("UPDATE api_tokens SET token_hash = NULL, revoked_at = ? WHERE name = ?", (revoked, name))
+        log.conn.execute("UPDATE api_tokens SET token_hash = NULL, revoked_at = ? WHERE name = ?", (revoked, name))
     return Token(name, row[0], bool(row[1]), revoked)
 
 
-def revoke_all(vault: Vault) -> int:
+def revoke_all(log: EventLog) -> int:
     """Revoke every token, whatever the rows say: the way out when they no longer match the seal
     (rows whose names were forged stay listed, revoked). Returns how many were live by the rows."""
-    with vault.log.writer(TOKENS, repair=True):
-        vault.conn.execute(schema.TOKENS_DDL)
-        live = vault.conn.execute("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL").fetchone()[0]
-        vault.conn.execute("UPDATE api_tokens SET token_hash = NULL, revoked_at = coalesce(revoked_at, ?)", (now_us(),))
+    with log.writer(TOKENS, repair=True):
+        log.conn.execute(schema.TOKENS_DDL)
+        live = log.conn.execute("SELECT count(*) FROM api_tokens WHERE revoked_at IS NULL").fetchone()[0]
+        log.conn.execute("UPDATE api_tokens SET token_hash = NULL, revoked_at = coalesce(revoked_at, ?)", (now_us(),))
     return live
 
 
-def authenticate(vault: Vault, presented: str) -> Token | None:
+def authenticate(log: EventLog, presented: str) -> Token | None:
     """The live token `presented` is, or None (malformed, unknown, revoked or a forged row);
     TamperDetected, refusing every token, if the rows are not as sealed."""
-    if not _TOKEN.match(presented) or not _checked(vault):
+    if not _TOKEN.match(presented) or not _checked(log):
         return None
-    token_hash = _hash(vault, presented)
-    row = vault.conn.execute(
+    token_hash = _hash(log, presented)
+    row = log.conn.execute(
         "SELECT name, created_at, append_only, mac FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
         (token_hash,),
     ).fetchone()
     if row is None:
         return None
     name, created, append_only, mac = row
-    if not hmac.compare_digest(mac, _mac(vault, name, token_hash, created, bool(append_only))):
+    if not hmac.compare_digest(mac, _mac(log, name, token_hash, created, bool(append_only))):
         return None
     return Token(name, created, bool(append_only))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from vault.store import blobs, keyring, rollback, schema, seal
 from vault.store.blobs import referenced_blobs
@@ -21,9 +21,6 @@ from vault.store.codec import fields_json
 from vault.store.crypto import key_fingerprint
 from vault.errors import RolledBack, TamperDetected
 from vault.store.log import EventLog
-
-if TYPE_CHECKING:
-    from vault.vault import Vault
 
 
 @dataclass(frozen=True)
@@ -63,17 +60,18 @@ def check_log(log: EventLog, *, blind: bool, progress: Callable[[int], None] | N
     return Report(last_seq, n_blobs, blind)
 
 
-def verify_vault(vault: Vault, progress: Callable[[int], None] | None = None) -> Report:
-    """Everything `lifevault verify` checks with the passphrase; the first problem is raised as one
-    sentence (DamagedFile, TamperDetected or RolledBack)."""
-    schema.check_structure(vault.conn, vault.path)
-    report = check_log(vault.log, blind=False, progress=progress)
-    head = vault.log.head()
-    seal.check(vault.conn, vault.log.vault_id, keyring.verify_key(vault.conn), vault.keys, head.seq, head.hash,
-               attachments=True)
-    schema.check_schema(vault.conn, vault.path)  # after the content checks, which name a tampered seq
-    if vault.rollback is not None:
-        raise RolledBack(vault.path, vault.rollback.reason)
+def verify_vault(log: EventLog, progress: Callable[[int], None] | None = None, *,
+                 behind: rollback.Behind | None = None) -> Report:
+    """Everything `lifevault verify` checks with the passphrase, on an unlocked log; `behind` is what opening
+    the vault found of this machine's memory of its head (`Vault.rollback`). The first problem is raised as
+    one sentence (DamagedFile, TamperDetected or RolledBack)."""
+    schema.check_structure(log.conn, log.path)
+    report = check_log(log, blind=False, progress=progress)
+    head = log.head()
+    seal.check(log.conn, log.vault_id, keyring.verify_key(log.conn), log.keys, head.seq, head.hash, attachments=True)
+    schema.check_schema(log.conn, log.path)  # after the content checks, which name a tampered seq
+    if behind is not None:
+        raise RolledBack(log.path, behind.reason)
     return report
 
 

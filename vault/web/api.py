@@ -41,7 +41,6 @@ importer's (Source("import", …)) with the token name in their detail.
 import json
 import threading
 from contextlib import AbstractContextManager
-from pathlib import Path as PathType
 from typing import Any, Callable, Coroutine, Literal, Protocol, cast
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response, Security
@@ -54,9 +53,10 @@ from starlette.types import Message, Receive
 
 from vault import __version__
 from vault.store.blobs import blob_ref
-from vault.store.codec import loads
-from vault.errors import BadInstant, IngestError, InvalidRecord, NotFound, VaultError
+from vault.errors import BadInstant, InvalidRecord, NotFound, VaultError
 from vault.domain.events import Event, EventType, Kind, Source, check_fields, kind_of, new_record_id
+from vault.domain.kinds import check_record
+from vault.formats import Input
 from vault.formats.importing import import_file
 from vault.domain.instants import Instant, iso, parse_instant
 from vault.replica.pusher import failing_replicas
@@ -65,11 +65,11 @@ from vault.store import tokens
 from vault.store import batches as api_batches
 from vault.web.api_docs import add_docs
 from vault.web.api_models import (
-    BLOB_ID_PATTERN, FIELDS_MODELS, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,
+    BLOB_ID_PATTERN, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,
     ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordFields, RecordPage, UpdateOp,
-    Version, Written,
+    Version, Written, fields_model,
 )
-from vault.web.api_upload import memory_file, safe_filename, write_body
+from vault.web.api_upload import read_upload, safe_filename
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # JSON bodies: a batch of a few thousand records
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # an uploaded export, held in memory while it is imported
@@ -112,7 +112,7 @@ def _authorize(holder: Holder, authorization: str | None, access: Access) -> tok
     if scheme.lower() != "bearer" or not presented.strip():
         raise _unauthorized("This route needs an API token: send `Authorization: Bearer <token>`.")
     with holder.lock:
-        token = tokens.authenticate(holder.vault, presented.strip())
+        token = tokens.authenticate(holder.vault.log, presented.strip())
     if token is None:
         raise _unauthorized("The bearer token is malformed, unknown or revoked.")
     if access == "read" and not token.can_read:
@@ -197,24 +197,20 @@ def _check_kind(record_id: str, kind: Kind) -> None:
 
 
 def _page(vault: Vault, kind: Kind, seq: int, after: str, limit: int) -> RecordPage:
-    # The history tables are the projection's documented "as of" SQL surface; read-only here.
-    rows = vault.projection.conn.execute(
-        f"SELECT id, data FROM {kind.table}_history WHERE seq_from <= ? AND (seq_to IS NULL OR seq_to > ?) "
-        "AND deleted = 0 AND id > ? ORDER BY id LIMIT ?",
-        (seq, seq, after, limit + 1),
-    ).fetchall()
-    records = [Record(id=rid, kind=kind, fields=loads(data), seq=seq) for rid, data in rows[:limit]]
-    return RecordPage(kind=kind, seq=seq, records=records, next_after=records[-1].id if len(rows) > limit else None)
+    page = vault.projection.page(kind, seq, after=after or None, limit=limit)
+    records = [Record(id=r.id, kind=kind, fields=r.fields, seq=seq) for r in page.records]
+    return RecordPage(kind=kind, seq=seq, records=records, next_after=page.next_after)
 
 
 AT_QUERY = Query(None, max_length=64, description="Show the state at this instant: ISO 8601 "
                  "(naive = the server's local time) or seq:N. Default: now.")
 RECORD_ID = Path(pattern=RECORD_ID_PATTERN, description="A record id like c_4k9x0m2q7r1t.")
+ALLOW_EXTRA = Query(False, description="Keep fields the kind does not know (in `extra`) instead of refusing them.")
 
 
 def _add_record_routes(add: AddRoute, holder: Holder, kind: Kind) -> None:
     """The five routes of one kind: list, get, history (read); create, patch, delete (write)."""
-    t, model = kind.table, FIELDS_MODELS[kind]
+    t, model = kind.table, fields_model(kind)
 
     def list_records(at: str | None = AT_QUERY,
                      after: str = Query("", max_length=66, description="Only ids after this one (paging)."),
@@ -243,16 +239,19 @@ def _add_record_routes(add: AddRoute, holder: Holder, kind: Kind) -> None:
     # `model` is this kind's RecordFields subclass, chosen at run time for FastAPI to validate the body with;
     # mypy cannot take a variable as a type, hence the ignore and the casts.
     def create_record(body: model, response: Response,  # type: ignore[valid-type]
+                      allow_extra: bool = ALLOW_EXTRA,
                       token: tokens.Token = Security(current_token)) -> Written | Accepted:
         with holder.lock:
-            rid = holder.vault.add(kind, cast(RecordFields, body).as_dict(), _source(token))
+            rid = holder.vault.add(kind, cast(RecordFields, body).as_dict(), _source(token), allow_extra=allow_extra)
             return _answer(token, response, Written(id=rid, seq=holder.vault.projection.seq, event="created"))
 
     def update_record(body: model, response: Response, record_id: str = RECORD_ID,  # type: ignore[valid-type]
+                      allow_extra: bool = ALLOW_EXTRA,
                       token: tokens.Token = Security(current_token)) -> Written | Accepted:
         _check_kind(record_id, kind)
         with holder.lock:
-            r = holder.vault.update(record_id, cast(RecordFields, body).as_dict(), _source(token))
+            r = holder.vault.update(record_id, cast(RecordFields, body).as_dict(), _source(token),
+                                    allow_extra=allow_extra)
         return _answer(token, response,
                        Written(id=record_id, seq=r.seq if r else None, event="updated" if r else "unchanged"))
 
@@ -299,7 +298,7 @@ class _BatchWriter:
     def apply(self, op: Any) -> None:
         if isinstance(op, UpdateOp):
             self.flush()
-            r = self.tx.update(op.id, op.fields.as_dict(), self.source)
+            r = self.tx.update(op.id, op.fields.as_dict(), self.source, allow_extra=op.allow_extra)
             self.results.append(Written(id=op.id, seq=r.seq if r else None, event="updated" if r else "unchanged"))
             return
         if isinstance(op, CreateOp):
@@ -314,6 +313,8 @@ class _BatchWriter:
             seq = self.tx.append([e])[0].seq  # the library refuses it, with its own message for this operation
             self.results.append(Written(id=e.record_id, seq=seq, event=event))
             return
+        if isinstance(op, CreateOp):  # after the id and status checks above, as for a single create
+            check_record(e.kind, e.changes, allow_extra=op.allow_extra)
         self.pending.append(e)
         self.status[e.record_id] = "live" if e.type is EventType.CREATED else "deleted"
         self.results.append(Written(id=e.record_id, seq=None, event=event))  # seq set by flush
@@ -340,7 +341,7 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
     def _batch(body: BatchIn, token: tokens.Token) -> BatchOut:
         canonical = body.model_dump(mode="json", exclude_unset=True)
         with holder.lock, holder.vault.transaction() as tx:
-            stored = api_batches.recall(holder.vault, token.name, body.batch_id, canonical)
+            stored = api_batches.recall(holder.vault.log, token.name, body.batch_id, canonical)
             if stored is not None:
                 return BatchOut(batch_id=body.batch_id, replayed=True, results=[Written.model_validate(r) for r in stored])
             writer = _BatchWriter(tx, _source(token))
@@ -351,7 +352,7 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
                         writer.flush()
                 except VaultError as e:
                     raise BatchOperationFailed(i, op, e) from e
-            api_batches.remember(holder.vault, token.name, body.batch_id, canonical,
+            api_batches.remember(holder.vault.log, token.name, body.batch_id, canonical,
                                  [r.model_dump() for r in writer.results])
         return BatchOut(batch_id=body.batch_id, replayed=False, results=writer.results)
 
@@ -375,23 +376,12 @@ def _add_sync_routes(add: AddRoute, holder: Holder) -> None:
     add("GET", "/changes", changes, "read", tags=["sync"], summary="The changes feed, for sync clients")
 
 
-class UploadRefused(VaultError):
-    """An import error, its message naming the upload rather than its in-memory path."""
-
-    def __init__(self, cause: VaultError, path: str, name: str) -> None:
-        self.http_status = cause.http_status
-        super().__init__(str(cause).replace(path, name))
-
-
-def _import_locked(holder: Holder, path: PathType, name: str, fmt: str | None, mirror: bool, strict: bool,
+def _import_locked(holder: Holder, upload: Input, fmt: str | None, mirror: bool, strict: bool,
                    token: tokens.Token) -> ImportResult:
-    try:
-        with holder.lock:
-            summary = import_file(holder.vault, path, fmt, mirror=mirror, strict=strict,
-                                  detail={"api_token": token.name})
-    except VaultError as e:
-        raise UploadRefused(e, str(path), name) from e
-    return ImportResult(**{**summary.as_dict(), "file": name})
+    with holder.lock:  # errors name the upload (an Input's name): no path to hide
+        summary = import_file(holder.vault, upload, fmt, mirror=mirror, strict=strict,
+                              detail={"api_token": token.name})
+    return ImportResult(**summary.as_dict())
 
 
 def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
@@ -408,11 +398,8 @@ def _add_import_route(add: AddRoute, holder: Holder, max_upload: int) -> None:
     ) -> ImportResult | ImportAccepted:
         """Send the file's bytes as the body; it is imported exactly as `lifevault import` would, in one
         transaction, and never written to disk here."""
-        name = safe_filename(filename)
-        with memory_file(name) as (fd, path):
-            if not await write_body(request.stream(), fd):
-                raise IngestError(name, None, "the upload is empty")
-            result = await run_in_threadpool(_import_locked, holder, path, name, format, mirror, strict, token)
+        upload = await read_upload(request.stream(), safe_filename(filename))
+        result = await run_in_threadpool(_import_locked, holder, upload, format, mirror, strict, token)
         if token.can_read:
             return result
         response.status_code = 202  # append-only: no counts ("unchanged" would confirm current values)

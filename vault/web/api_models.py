@@ -1,8 +1,9 @@
 """The API's request and response bodies (pydantic), so FastAPI validates them and documents them.
 
-Record fields are JSON values: the known fields of each kind are listed (for
-the docs), others are allowed and kept in the record's `extra`. In a patch,
-null removes a field; in a create, a null field is refused.
+Record fields are JSON values: the known fields of each kind are listed with their types (for the docs);
+the library checks them against the kind's schema (vault/domain/kinds.py), so a misspelled field or a
+wrong type gets its one sentence (422). Other fields are kept, in the record's `extra`, only when the
+caller asks with `allow_extra`. In a patch, null removes a field; in a create, a null field is refused.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from vault.domain.events import FIELDS, Kind
+from vault.domain.kinds import TYPES, Kind, KindSpec
 
 MAX_BATCH_OPERATIONS = 10_000
-RECORD_ID_PATTERN = r"^[cmn]_[a-z0-9]{1,64}$"
+RECORD_ID_PATTERN = r"^[a-z]{1,8}_[a-z0-9]{1,64}$"  # its prefix is checked against the kinds registered
 BATCH_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 BLOB_ID_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -45,12 +46,18 @@ def _check_json(value: Any) -> None:
         raise ValueError("numbers must be finite: NaN and Infinity are not JSON") from None
 
 
-def _fields_model(kind: Kind) -> type[RecordFields]:
-    known = {name: (Any, Field(default=None)) for name in FIELDS[kind]}
-    return create_model(f"{kind.value.title()}Fields", __base__=RecordFields, **known)  # type: ignore[call-overload]
+_MODELS: dict[str, tuple[KindSpec, type[RecordFields]]] = {}
 
 
-FIELDS_MODELS: dict[Kind, type[RecordFields]] = {kind: _fields_model(kind) for kind in Kind}
+def fields_model(kind: Kind) -> type[RecordFields]:
+    """The body model of one kind, made from its spec when an app is built (so a kind registered later has one)."""
+    made = _MODELS.get(kind.value)
+    if made is None or made[0] is not kind.spec:
+        known = {f.name: (Any, Field(default=None, description=f"{TYPES[f.type][1]}. {f.help}".strip()))
+                 for f in kind.spec.fields}
+        model = create_model(f"{kind.value.title()}Fields", __base__=RecordFields, **known)  # type: ignore[call-overload]
+        made = _MODELS[kind.value] = (kind.spec, model)
+    return made[1]
 
 
 class Health(BaseModel):
@@ -130,12 +137,14 @@ class CreateOp(_Op):
     fields: RecordFields
     id: str | None = Field(default=None, pattern=RECORD_ID_PATTERN,
                            description="A client-chosen id (its letter must match the kind); default: a fresh one.")
+    allow_extra: bool = Field(default=False, description="Keep fields the kind does not know (in `extra`).")
 
 
 class UpdateOp(_Op):
     op: Literal["update"]
     id: str = Field(pattern=RECORD_ID_PATTERN)
     fields: RecordFields = Field(description="A field-level patch: null removes a field.")
+    allow_extra: bool = Field(default=False, description="Keep fields the kind does not know (in `extra`).")
 
 
 class DeleteOp(_Op):

@@ -22,6 +22,7 @@ from vault.errors import VaultError
 from vault.domain.events import Kind, Source, kind_of
 from vault.domain.instants import Instant, iso, parse_instant
 from vault.replica.pusher import push_failures
+from vault.state.query import StateQuery
 from vault.state.timeline import item_text
 from vault.web.asof import TYPED_COOKIE, EventTimes, banner, seq_of, typed_cookie, typed_text
 from vault.web.forms import EDITABLE, add_links, add_view, edit_view
@@ -29,7 +30,6 @@ from vault.web.moments import moments_view
 from vault.web.rendering import (
     INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown, render_typed_values,
 )
-from vault.web.search import search
 from vault.web.timeline import bring_back_version, record_versions, revert_message
 
 if TYPE_CHECKING:
@@ -56,11 +56,6 @@ def _site(datasette: Any) -> "Site | None":
 
 async def _allowed(datasette: Any, request: Any) -> None:
     await datasette.ensure_permissions(request.actor, ["view-instance"])
-
-
-def _fts_query(text: str) -> str:
-    """User words as FTS5 phrases, so quotes and operators cannot make a syntax error."""
-    return " ".join('"' + w.replace('"', '""') + '"' for w in text.split())
 
 
 def _local_path(path: str | None) -> str:
@@ -172,8 +167,8 @@ def register_routes() -> list[tuple[str, Any]]:
     return [
         (r"^/-/as-of$", as_of_view),
         (r"^/-/search$", search_view),
-        (r"^/-/record/(?P<record_id>[cmn]_[a-z0-9]{1,64})$", record_view),
-        (r"^/-/record/(?P<record_id>[cmn]_[a-z0-9]{1,64})/revert$", revert_view),
+        (r"^/-/record/(?P<record_id>[a-z]{1,8}_[a-z0-9]{1,64})$", record_view),
+        (r"^/-/record/(?P<record_id>[a-z]{1,8}_[a-z0-9]{1,64})/revert$", revert_view),
         (r"^/-/blob/(?P<blob>[0-9a-f]{1,128})$", blob_view),
         (r"^/-/moments$", moments_view),
         (r"^/-/add/(?P<kind>contact|note)$", add_view),
@@ -221,11 +216,13 @@ async def search_view(request: Any, datasette: Any) -> Response:
         await site.as_of(seq)
     elif dbname != LIVE_DB:
         raise PageNotFound(f"No database {dbname!r}")
-    results: dict[str, list] = {}
-    if q:
-        db = datasette.get_database(route=dbname)
-        results = await db.execute_fn(lambda conn: search(conn, _fts_query(q)))
     seq = seq_of(dbname)
+    results: dict[str, list[dict[str, str]]] = {}
+    if q:
+        hits = await datasette.get_database(LIVE_DB).execute_fn(lambda conn: StateQuery(conn).search(q, seq))
+        results = {kind.table: [] for kind in Kind}
+        for hit in hits:
+            results[hit.kind.table].append({"id": hit.id, "name": hit.name, "date": hit.date, "snippet": hit.snippet})
     return Response.html(await datasette.render_template(
         "lifevault_search.html",
         {"q": q, "db": dbname, "results": results, "at": f"seq:{seq}" if seq is not None else ""},
@@ -253,15 +250,15 @@ async def record_view(request: Any, datasette: Any) -> Response:
         raise PageNotFound("Not a lifevault site")
     await _allowed(datasette, request)
     rid = request.url_vars["record_id"]
-    kind = kind_of(rid)
+    kind = Kind.by_prefix(rid.partition("_")[0])
+    if kind is None:  # the route takes any prefix; the kinds registered decide
+        raise PageNotFound(f"No record {rid!r}")
     at_text = request.args.get("at", "")
     at = int(at_text[4:]) if at_text.startswith("seq:") and at_text[4:].isdigit() else None
-    rows = (await datasette.get_database(LIVE_DB).execute(
-        f"SELECT seq_from, seq_to, valid_from, valid_to, event, deleted, source, data FROM {kind.table}_history "
-        "WHERE id = ? ORDER BY seq_from", [rid])).rows
-    if not rows:
+    found = await datasette.get_database(LIVE_DB).execute_fn(lambda conn: StateQuery(conn).versions(kind, rid))
+    if not found:
         raise PageNotFound(f"No record {rid!r}")
-    versions = record_versions(rid, [tuple(r) for r in rows], at)  # newest first
+    versions = record_versions(rid, found, at)  # newest first
     shown = next((v for v in versions if v["selected"]), versions[0])
     return Response.html(await datasette.render_template("lifevault_record.html", {
         "record_id": rid, "kind": kind.value, "table": kind.table, "versions": versions,

@@ -1,11 +1,11 @@
 """Add and edit contacts and notes in the browser: forms built from the kind's fields, every save one event.
 
-The form lists the kind's FIELDS (vault/events.py) in order; phones, emails and the other typed values
-(vault/contacts.py) get a row per value with its label, addresses a row per address, lists of words a
-comma-separated box, the rest a text box. Fields a browser cannot sensibly type (photos, attachments, an
-import's timestamps) are kept as they are. A save is `Vault.add` or `Vault.update` with Source("web", name=
-<who>), checked by the library like any other write; a refusal shows the form again with the sentence and
-everything typed. Like revert, a save is a POST that the gate (same origin) and Datasette (CSRF token) check.
+The form lists the kind's declared fields (vault/domain/kinds.py) in order, each typed as its type asks:
+phones, emails and the other typed values (vault/domain/contacts.py) a row per value with its label, addresses
+a row per address, lists of text a comma-separated box, text a box. Fields a browser cannot sensibly type
+(photos, attachments, an import's timestamps, JSON) are kept as they are. A save is `Vault.add` or
+`Vault.update` with Source("web", name=<who>), checked by the library like any other write (the kind's
+schema); a refusal shows the form again with the sentence and everything typed. Like revert, a save is a POST that the gate (same origin) and Datasette (CSRF token) check.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from typing import Any, Mapping
 from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 
-from vault.domain.contacts import ADDRESS_PARTS, TYPED_FIELDS, address, addresses, typed, typed_values
+from vault.domain.contacts import ADDRESS_PARTS, address, addresses, typed, typed_values
 from vault.errors import VaultError
-from vault.domain.events import FIELDS, Kind, Source, kind_of
+from vault.domain.events import Kind, Source, kind_of
 from vault.state.timeline import FIELD_WORDS, record_label
 from vault.web import datasette_plugin as plugin
 
 EDITABLE = (Kind.CONTACT, Kind.NOTE)
-KEPT = frozenset({"photo", "attachments", "created", "updated"})  # not typed in a browser: kept as they are
-WORD_LISTS = frozenset({"groups", "tags"})
+# How each field type (vault/domain/kinds.py) is typed in a form; the other types (attachments, an import's
+# timestamps, JSON) are not typed in a browser and are kept as they are.
+WIDGETS = {"text": "text", "date": "text", "texts": "words", "typed_values": "typed", "addresses": "addresses"}
 LONG_TEXT = frozenset({"note", "body"})
 ADDRESS_FORM_PARTS = ("street", "city", "region", "code", "country")
 SPARE_ROWS = 2  # empty rows under a list's values, to add new ones without script
@@ -33,21 +34,23 @@ TYPE_WORDS = frozenset({"home", "work", "cell", "mobile", "voice", "fax", "pager
                         "main", "other", "internet", "x400", "pref", "postal", "parcel", "dom", "intl"})
 
 
-def widget(name: str) -> str:
-    if name in TYPED_FIELDS:
-        return "typed"
-    if name == "addresses":
-        return "addresses"
-    return "words" if name in WORD_LISTS else "long" if name in LONG_TEXT else "text"
+def _types(kind: Kind) -> dict[str, str]:
+    return {f.name: f.type for f in kind.spec.fields}
+
+
+def widget(kind: Kind, name: str) -> str:
+    w = WIDGETS.get(_types(kind).get(name, ""), "")
+    return "long" if w == "text" and name in LONG_TEXT else w
 
 
 def form_fields(kind: Kind) -> list[str]:
-    return [f for f in FIELDS[kind] if f not in KEPT]
+    """The kind's fields a form shows, in the kind's order."""
+    return [f.name for f in kind.spec.fields if widget(kind, f.name)]
 
 
-def field_label(name: str) -> str:
+def field_label(kind: Kind, name: str) -> str:
     word = FIELD_WORDS.get(name, name.replace("_", " "))
-    return (word + ("es" if word.endswith("ss") else "s") if widget(name) in ("typed", "addresses", "words")
+    return (word + ("es" if word.endswith("ss") else "s") if widget(kind, name) in ("typed", "addresses", "words")
             else word).capitalize()
 
 
@@ -66,7 +69,7 @@ def rows_from_record(kind: Kind, data: Mapping[str, Any]) -> dict[str, Any]:
     """What each form field shows for a stored record."""
     out: dict[str, Any] = {}
     for name in form_fields(kind):
-        value, w = data.get(name), widget(name)
+        value, w = data.get(name), widget(kind, name)
         if w == "typed":
             items = [{"value": v["value"], "label": _label_text(v)} for v in typed_values(value)]
             out[name] = items + [{"value": "", "label": ""}] * SPARE_ROWS
@@ -94,7 +97,7 @@ def rows_from_post(kind: Kind, form: Mapping[str, str]) -> dict[str, Any]:
     """What each form field shows again after a refused save: exactly what was typed."""
     out: dict[str, Any] = {}
     for name in form_fields(kind):
-        w = widget(name)
+        w = widget(kind, name)
         if w == "typed":
             out[name] = _indexed(form, name, ("value", "label"))
         elif w == "addresses":
@@ -147,14 +150,11 @@ def _addresses_from_rows(rows: list[dict[str, str]], stored: Any) -> list[dict[s
     return out
 
 
-def unknown_field(kind: Kind, form: Mapping[str, str]) -> str | None:
-    """A sentence for a posted name the form does not have (a hand-made or stale form), else None."""
+def unknown_posted(kind: Kind, form: Mapping[str, str]) -> dict[str, str]:
+    """Posted names the form does not have (a hand-made or stale form), as fields: the library refuses them
+    in the sentence every write path gives, rather than the form dropping them unseen."""
     known = set(form_fields(kind)) | {"csrftoken", "version"}
-    for name in form:
-        if name.split(".", 1)[0] not in known:
-            return (f"{name!r} is not a field of a {kind.value} that the browser edits; its fields are "
-                    f"{', '.join(form_fields(kind))}.")
-    return None
+    return {name: value for name, value in form.items() if name.split(".", 1)[0] not in known}
 
 
 def fields_from_post(kind: Kind, form: Mapping[str, str], stored: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def fields_from_post(kind: Kind, form: Mapping[str, str], stored: Mapping[str, A
     posted = rows_from_post(kind, form)
     out: dict[str, Any] = {}
     for name in form_fields(kind):
-        w, value = widget(name), posted[name]
+        w, value = widget(kind, name), posted[name]
         if w == "typed":
             out[name] = _typed_from_rows(value, stored.get(name))
         elif w == "addresses":
@@ -193,8 +193,9 @@ def _who(request: Any) -> str:
 
 async def _page(datasette: Any, request: Any, kind: Kind, rows: dict[str, Any], *, record_id: str | None = None,
                 version: int | None = None, error: str | None = None, data: Mapping[str, Any] | None = None) -> Response:
-    fields = [{"name": n, "label": field_label(n), "widget": widget(n), "value": rows[n]} for n in form_fields(kind)]
-    kept = [field_label(n) for n in FIELDS[kind] if n in KEPT and data and n in data]
+    fields = [{"name": n, "label": field_label(kind, n), "widget": widget(kind, n), "value": rows[n]}
+              for n in form_fields(kind)]
+    kept = [field_label(kind, n) for n in kind.spec.field_names if n not in form_fields(kind) and data and n in data]
     html = await datasette.render_template("lifevault_form.html", {
         "kind": kind.value, "table": kind.table, "fields": fields, "record_id": record_id, "version": version,
         "error": error, "kept": kept, "heading": (f"Edit {record_label(record_id, data)}" if record_id
@@ -214,11 +215,8 @@ async def add_view(request: Any, datasette: Any) -> Response:
     if request.method != "POST":
         return await _page(datasette, request, kind, rows_from_record(kind, {}))
     form = await request.post_vars()
-    fields = fields_from_post(kind, form, {})
-    refusal = unknown_field(kind, form) or (None if fields else "Nothing to save: fill in at least one field.")
-    if refusal:
-        return await _page(datasette, request, kind, rows_from_post(kind, form), error=refusal)
-    try:
+    fields = {**fields_from_post(kind, form, {}), **unknown_posted(kind, form)}
+    try:  # the library refuses an empty record, an unknown field or a wrong type, in one sentence
         rid = await asyncio.to_thread(site.live.write, lambda v: v.add(kind, fields, Source("web", name=_who(request))))
     except VaultError as e:
         return await _page(datasette, request, kind, rows_from_post(kind, form), error=str(e))
@@ -249,12 +247,10 @@ async def edit_view(request: Any, datasette: Any) -> Response:
                            data=stored)
     form = await request.post_vars()
     again = rows_from_post(kind, form)
-    if (refusal := unknown_field(kind, form)) is not None:
-        return await _page(datasette, request, kind, again, record_id=rid, version=version, data=stored, error=refusal)
     if form.get("version") != str(version):
         return await _page(datasette, request, kind, again, record_id=rid, version=version, data=stored, error=(
             f"{record_label(rid, stored)} was changed since this form was opened: check the fields and save again."))
-    patch = patch_for(kind, stored, fields_from_post(kind, form, stored))
+    patch = {**patch_for(kind, stored, fields_from_post(kind, form, stored)), **unknown_posted(kind, form)}
     if not patch:
         datasette.add_message(request, "Nothing changed.", datasette.INFO)
         return Response.redirect(f"/-/record/{rid}")

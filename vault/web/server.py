@@ -29,7 +29,7 @@ from vault.web.asof import AsOfStates, database_name, seq_of
 from vault.web.gate import Gate, content_security_policy, served_names, template_script_hashes
 from vault.web.live import LiveVault
 from vault.web.login import auth_passwords_config, datasette_metadata, login_policy
-from vault.web.search import fts_table
+from vault.state.search import fts_table
 from vault.web.state_db import AsOfDatabase, StateDatabase
 
 API_PREFIX = "/api"

@@ -21,8 +21,7 @@ from typing import Any, Callable, Iterator
 import sqlcipher3.dbapi2 as sqlcipher
 from datasette.database import Database
 
-from vault.domain.events import Kind
-from vault.state.projection import state_select
+from vault.state.query import as_of_views
 from vault.state.file import PAGE_SIZE, READER_CACHE_MB, connect_reader, key_pragma
 
 _ERRORS = [(getattr(sqlcipher, n), getattr(sqlite3, n)) for n in (
@@ -141,15 +140,6 @@ class StateDatabase(Database):
         for conn in self._readers:
             conn.close()
         self._readers.clear()
-
-
-def as_of_views(seq: int, recorded_at: str | None) -> list[str]:
-    """TEMP views shaped like the live ones, showing the records live after event `seq`, and `as_of` saying
-    which instant that is."""
-    out = [f"CREATE TEMP VIEW {kind.table} AS {state_select(kind, seq)}" for kind in Kind]
-    at = "NULL" if recorded_at is None else "'" + recorded_at.replace("'", "''") + "'"
-    out.append(f"CREATE TEMP VIEW as_of AS SELECT {int(seq)} AS seq, {at} AS recorded_at")
-    return out
 
 
 class AsOfDatabase(StateDatabase):

@@ -3,22 +3,18 @@ versions a revert or bring-back button can go back to."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from vault.domain.instants import human_time
 from vault.state.timeline import describe, record_label
 
 
-def record_versions(record_id: str, rows: list[Any], at: int | None) -> list[dict[str, Any]]:
-    """The versions of a record (history rows, oldest first) with their words, newest first; the one live
-    after event `at` (else the newest) is `selected`."""
-    versions = [{"seq_from": seq_from, "seq_to": seq_to, "valid_from": valid_from, "valid_to": valid_to,
-                 "event": event, "deleted": bool(deleted), "source": json.loads(source),
-                 "data": json.loads(data) if data is not None else None}
-                for seq_from, seq_to, valid_from, valid_to, event, deleted, source, data in rows]
-    out = describe(record_id, versions)
+def record_versions(record_id: str, found: list[dict[str, Any]], at: int | None) -> list[dict[str, Any]]:
+    """The versions of a record (`StateQuery.versions`, oldest first) with their words, newest first; the one
+    live after event `at` (else the newest) is `selected`."""
+    out = describe(record_id, found)
     for v in out:
+        v["deleted"] = bool(v["deleted"])
         v["selected"] = at is not None and v["seq_from"] <= at and (v["seq_to"] is None or at < v["seq_to"])
     now = out[-1]["data"]
     for v in out:  # a button where going back would change something

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 from typing import Iterator
 
-from vault import BadRecord, IngestError, Kind, SourceRecord, hookimpl
+from vault import BadRecord, IngestError, Input, Kind, SourceRecord, hookimpl
 
 __version__ = "0.1.0"
 MAX_LINE = 64 * 1024
@@ -51,23 +50,24 @@ class TodoTxtImporter:
     name = "todotxt"
     version = __version__
     description = "todo.txt task lists (one task per line), as notes"
+    streams = True  # reads an Input: a file, or bytes (an upload) alike
 
-    def detect(self, path: Path) -> bool:
-        if not path.is_file():
+    def detect(self, source: Input) -> bool:
+        if not source.is_file():
             return False
-        if path.name.lower() in ("todo.txt", "done.txt"):
+        if source.name.lower() in ("todo.txt", "done.txt"):
             return True
-        with path.open("rb") as f:
+        with source.open() as f:
             first = f.readline(MAX_LINE).decode("utf-8", errors="replace")
         return bool(_LOOKS_LIKE_TASK.match(first))
 
-    def read(self, path: Path) -> Iterator[SourceRecord | BadRecord]:
-        if not path.is_file() or path.stat().st_size == 0:
-            raise IngestError(path, None, "not a todo.txt file (missing, a folder, or empty)")
-        with path.open("rb") as f:
+    def read(self, source: Input) -> Iterator[SourceRecord | BadRecord]:
+        if not source.is_file() or source.size() == 0:
+            raise IngestError(source, None, "not a todo.txt file (missing, a folder, or empty)")
+        with source.open() as f:
             for n, raw in enumerate(iter(lambda: f.readline(MAX_LINE + 1), b""), 1):
                 if len(raw) > MAX_LINE or b"\x00" in raw:
-                    raise IngestError(path, f"line {n}", "not a todo.txt file (binary or an absurdly long line)")
+                    raise IngestError(source, f"line {n}", "not a todo.txt file (binary or an absurdly long line)")
                 line = raw.decode("utf-8", errors="replace").strip()
                 if not line:
                     continue

@@ -1,0 +1,86 @@
+"""Rows sealed elsewhere enter a vault file one checked way (`Writer.append_sealed`, `copies.build_file`).
+
+Two copies of one vault (same keys) stand in for a vault and its replica: the rows one gained are
+appended to the other byte for byte; rows that skip a seq or break the chain are refused with the seq
+named, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vault import Kind, Source, TamperDetected, Vault
+from vault.store import copies
+from vault.store.log import Head, Row
+from vault.store.verify import check_log
+
+from conftest import PASSPHRASE
+
+SRC = Source("cli")
+
+
+def _twins(created: tuple[Path, str]) -> tuple[Path, Path, list[Row]]:
+    """The vault file, a copy of it taken at 2 events, and the rows (seq, hash, payload) the original gained
+    after the copy was taken."""
+    path = created[0]
+    with Vault.open(path, PASSPHRASE) as v:
+        v.add(Kind.CONTACT, {"name": "Ada"}, SRC)
+        v.add(Kind.NOTE, {"title": "first"}, SRC)
+    twin = path.with_name("twin.db")
+    shutil.copyfile(path, twin)
+    with Vault.open(path, PASSPHRASE) as v:
+        for i in range(5):
+            v.add(Kind.NOTE, {"title": f"later {i}"}, SRC)
+        rows = list(v.log.rows(after=2))
+    return path, twin, rows
+
+
+def test_sealed_rows_continue_the_log_byte_for_byte(created: tuple[Path, str]) -> None:
+    path, twin, rows = _twins(created)
+    with Vault.open(twin, PASSPHRASE) as v:
+        with v.log.writer() as w:
+            w.append_sealed(rows)
+        assert list(v.log.rows(after=2)) == rows
+        assert check_log(v.log, blind=False).events == 7
+        v.refresh()
+        v.add(Kind.NOTE, {"title": "after the pull"}, SRC)  # the writer's tail (seq, hash, time) moved on too
+        assert [r.event.changes.get("title") for r in v.events()][-2:] == ["later 4", "after the pull"]
+        assert check_log(v.log, blind=False).events == 8
+
+
+@pytest.mark.parametrize("damage", ["gap", "chain", "replayed"])
+def test_rows_that_do_not_continue_the_log_are_refused(created: tuple[Path, str], damage: str) -> None:
+    path, twin, rows = _twins(created)
+    if damage == "gap":
+        bad, seq = rows[:1] + rows[2:], 4
+    elif damage == "chain":
+        seq, h, payload = rows[2]
+        bad, seq = rows[:2] + [(seq, h, payload[:-1] + bytes([payload[-1] ^ 1]))] + rows[3:], 5
+    else:
+        bad, seq = rows[1:], 3  # rows that do not start right after the head
+    with Vault.open(twin, PASSPHRASE) as v:
+        with pytest.raises(TamperDetected) as e:
+            with v.log.writer() as w:
+                w.append_sealed(bad)
+        assert e.value.seq == seq
+        assert v.log.head().seq == 2 and check_log(v.log, blind=False).events == 2  # nothing stored
+
+
+def test_a_file_is_built_from_raw_rows_only_when_they_reach_the_head(created: tuple[Path, str]) -> None:
+    path, twin, rows = _twins(created)
+    with Vault.open(path, PASSPHRASE) as v:
+        meta = dict(v.conn.execute("SELECT key, value FROM meta"))
+        everything = list(v.log.rows())
+        h = v.log.head()
+    built = path.with_name("built.db")
+    copies.build_file(built, meta, [everything[:3], everything[3:]], [], Head(h.seq, h.hash, h.mac, h.sig))
+    with Vault.open(built, PASSPHRASE) as v:
+        assert list(v.log.rows()) == everything and check_log(v.log, blind=False).events == 7
+
+    short = path.with_name("short.db")
+    with pytest.raises(TamperDetected) as e:
+        copies.build_file(short, meta, [everything[:-1]], [], Head(h.seq, h.hash, h.mac, h.sig))
+    assert e.value.seq == 7
