@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from vault import Vault
-from vault.cli.core import cli
+from vault.cli import cli
 
 from helpers.webdav import WebdavServer
 

@@ -143,6 +143,15 @@ def test_only_the_store_writes_the_vault_file() -> None:
     assert not found, "\n".join(found)
 
 
+def test_events_enter_the_log_through_one_statement() -> None:
+    """Inside the store too: one INSERT into the log (store/log.py), used by the Writer and by rows sealed
+    elsewhere, which `insert_rows` checks first."""
+    into_events = re.compile(r"\bINTO\s+(?:main\.)?events\b")
+    found = [f"{path.relative_to(ROOT.parent)}:{line}" for _, path, tree in modules()
+             for line, text in _strings(tree) if into_events.search(text)]
+    assert len(found) == 1 and found[0].startswith("vault/store/log.py:"), found
+
+
 def test_the_vault_file_is_shaped_in_one_module() -> None:
     """Every CREATE, DROP or ALTER of the vault file (and its per-connection temp objects) is in
     store/schema.py, where the format and its migrations are."""

@@ -23,7 +23,7 @@ def default_vault_path() -> Path:
 # Every file lifevault creates is the owner's alone, whatever the umask: the
 # umask is left alone (the library runs inside other people's processes), so
 # each creation site makes its file or folder through these first. SQLite
-# gives -wal, -shm and -journal files the mode of their database (tests/test_file_modes.py checks it).
+# gives -wal, -shm and -journal files the mode of their database (tests/store/test_file_modes.py checks it).
 def private_dir(path: Path) -> Path:
     """Make `path` and any missing parents as 0o700 folders; folders already there are left as they are."""
     missing = []

@@ -276,7 +276,8 @@ class Vault:
     @contextmanager
     def transaction(self) -> Iterator["Transaction"]:
         """All appends inside commit together or not at all. The log commits first, then the state file
-        (still under the log's write lock): a crash between leaves the file behind the log, never ahead."""
+        (still under the log's write lock): a crash between leaves the file behind the log, never ahead, and a
+        state-file commit that fails after the log's is not a failed write (the file is caught up from the log)."""
         proj = self.projection
         stored = False
         try:

@@ -1,6 +1,6 @@
 """Append many small transactions to a vault, printing each committed event (`seq record_id`) at once.
 
-Used by tests/test_durability.py as a separate process it can SIGKILL or run
+Used by tests/store/test_durability.py as a separate process it can SIGKILL or run
 twice at the same time. Usage:
     LIFEVAULT_PASSPHRASE=... python appender.py VAULT TAG TRANSACTIONS EVENTS_PER_TRANSACTION
 It prints `ready`, waits for a line on stdin, then appends.

@@ -1,6 +1,6 @@
 """Push a vault to replicas named on stdin, one line each, printing one result line per push.
 
-Used by tests/test_replica_race.py as one of two real processes (two "machines",
+Used by tests/replica/test_replica_race.py as one of two real processes (two "machines",
 each with its own LIFEVAULT_HOME) pushing at the same moment. Usage:
     LIFEVAULT_HOME=... LIFEVAULT_PASSPHRASE=... python pusher_proc.py VAULT
 Prints `ready`, then for each replica name read: `Pushed <head hash hex>` or `Failed <one sentence>`.

@@ -13,11 +13,9 @@ from typing import Any
 import click
 
 from vault.cli.options import CLI_SOURCE, open_vault, parse_json_arg, passphrase_option, vault_option
-from vault.domain.contacts import typed
-from vault.domain.kinds import FieldSpec, Kind
+from vault.domain.kinds import TEXT_ENTERED, FieldSpec, Kind, from_texts
 
 _LISTS = ("texts", "typed_values")  # types whose flag repeats
-_FLAGGABLE = ("text", "date", "datetime", *_LISTS)  # types a command-line value can hold
 
 
 class AddGroup(click.Group):
@@ -31,14 +29,7 @@ class AddGroup(click.Group):
 
 
 def _flagged(kind: Kind) -> list[FieldSpec]:
-    return [f for f in kind.spec.fields if f.flag and f.type in _FLAGGABLE]
-
-
-def _value(f: FieldSpec, given: Any) -> Any:
-    """A flag's value as the field holds it: a repeated flag is a list; a contact's typed value is an object."""
-    if f.type == "typed_values":
-        return [typed(v) for v in given]
-    return list(given) if f.type in _LISTS else given
+    return [f for f in kind.spec.fields if f.flag and f.type in TEXT_ENTERED]
 
 
 def add_command(kind: Kind) -> click.Command:
@@ -51,7 +42,7 @@ def add_command(kind: Kind) -> click.Command:
         for f in flagged:
             given = flags[f"field_{f.name}"]
             if given not in (None, ()):
-                data[f.name] = _value(f, given)
+                data[f.name] = from_texts(f, given if f.type in _LISTS else [given])
         vault = open_vault(vault_path, passphrase_file)
         click.echo(vault.add(kind, data, CLI_SOURCE, allow_extra=allow_extra))
 

@@ -56,7 +56,7 @@ def list_records(kind: Kind, at: str | None, as_json: bool, vault_path: Path | N
     Example: lifevault list contacts --at 2024-05-01
     """
     vault = open_vault(vault_path, passphrase_file)
-    order, descending = _ORDER[kind]
+    order, descending = _ORDER.get(kind, ("title", False))
     records = vault.projection.listing(kind, _seq(vault, at), order=order, descending=descending)
     if as_json:
         echo_json([{"id": r.id, **r.fields} for r in records])

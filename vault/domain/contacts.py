@@ -1,7 +1,7 @@
 """The contact field model: typed, labelled values, as vCard 4 and Google Contacts carry them.
 
 Every importer and exporter of contacts (vCard, Google CSV, the demo, CardDAV later) reads and writes
-this one shape; it is pure data (no I/O), beside the kinds' declarations in kinds.py.
+this one shape; it is pure data (no I/O), beside the kinds' fields and types in kinds.py.
 
 A *typed value* (each item of `phones`, `emails`, `urls`, `impps`, and of the extra lists `relations`,
 `dates`, `custom_fields`) is a JSON object:

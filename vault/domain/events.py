@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-from vault.domain.kinds import Kind
+from vault.domain.kinds import FIELD_NAMES, Kind
 from vault.errors import InvalidRecord
 
 
@@ -50,7 +50,7 @@ def check_fields(fields: Mapping[str, Any], *, patch: bool = False) -> dict[str,
     if not isinstance(fields, Mapping):
         raise InvalidRecord("Fields must be a JSON object.")
     for name, value in fields.items():
-        if not isinstance(name, str) or not _FIELD_NAME.match(name) or name == "id":
+        if name not in FIELD_NAMES and (not isinstance(name, str) or not _FIELD_NAME.match(name) or name == "id"):
             raise InvalidRecord(f"{name!r} is not a usable field name (letters, digits, _; not 'id').")
         if value is None and not patch:
             raise InvalidRecord(f"Field {name!r} is null; leave it out instead.")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator, Literal, Mapping
+from typing import Any, Callable, ClassVar, Iterator, Literal, Mapping, Sequence
 
+from vault.domain.contacts import typed
 from vault.errors import InvalidRecord
 
 FieldType = Literal["text", "texts", "typed_values", "addresses", "date", "datetime", "attachment",
@@ -49,14 +50,14 @@ class KindSpec:
     date_field: str | None = None  # the field that dates a record in lists (else its version's instant)
     sort: str | None = None  # the field records are listed by
     render: Mapping[str, str] = field(default_factory=dict)  # field -> how pages show it ("markdown", "thread")
+    field_names: tuple[str, ...] = field(init=False, repr=False, compare=False)  # derived, read per row
+    by_name: Mapping[str, FieldSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.table:
             object.__setattr__(self, "table", self.name + "s")
-
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
+        object.__setattr__(self, "field_names", tuple(f.name for f in self.fields))
+        object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
 
 
 class _Registry(type):
@@ -143,6 +144,8 @@ class Kind(str, metaclass=_Registry):
 _BY_NAME: dict[str, Kind] = {}
 _BY_PREFIX: dict[str, Kind] = {}
 _BY_CODE: dict[int, Kind] = {}
+FIELD_NAMES: set[str] = set()  # every declared field name: usable as is (check_fields' fast path)
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _PREFIX = re.compile(r"^[a-z]{1,8}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -161,6 +164,9 @@ def register_kind(spec: KindSpec) -> Kind:
         for what in ("name", "prefix", "code", "table"):
             if getattr(other.spec, what) == getattr(spec, what):
                 raise ValueError(f"kind {spec.name!r}: its {what} is already kind {str(other)!r}'s")
+    bad = [f.name for f in spec.fields if not _FIELD_NAME.match(f.name) or f.name in ("id", "extra")]
+    if bad or len(set(spec.field_names)) != len(spec.fields):
+        raise ValueError(f"kind {spec.name!r}: field names must be distinct, letters, digits and _, not id or extra")
     if not spec.fts:
         raise ValueError(f"kind {spec.name!r}: at least one field must be indexed for full-text search (fts)")
     unknown = sorted({*spec.fts, *spec.render, *spec.title_fields, *filter(None, (spec.date_field, spec.sort))} - set(spec.field_names))
@@ -169,6 +175,7 @@ def register_kind(spec: KindSpec) -> Kind:
     kind = str.__new__(Kind, spec.name)
     kind.spec = spec
     _BY_NAME[spec.name] = _BY_PREFIX[spec.prefix] = _BY_CODE[spec.code] = kind
+    FIELD_NAMES.update(spec.field_names)
     return kind
 
 
@@ -228,6 +235,21 @@ TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+TEXT_ENTERED = ("text", "date", "datetime", "texts", "typed_values")  # types a form or a flag can fill with text
+
+
+def from_texts(f: FieldSpec, texts: Sequence[str]) -> Any:
+    """A field's value from what a person typed (a repeated flag, a form's inputs): one text, a list of texts,
+    or, for a contact's typed values, one typed value per text (vault/domain/contacts.py)."""
+    if f.type == "typed_values":
+        return [typed(t) for t in texts]
+    if f.type == "texts":
+        return list(texts)
+    if f.type in TEXT_ENTERED:
+        return texts[-1] if texts else None
+    raise ValueError(f"field {f.name!r} ({f.type}) is not entered as text")
+
+
 def _what(value: Any) -> str:
     for t, name in ((bool, "true/false"), (int, "a number"), (float, "a number"), (str, "text"), (list, "a list"),
                     (dict, "an object")):
@@ -245,10 +267,9 @@ def check_record(kind: Kind, fields: Mapping[str, Any], *, patch: bool = False, 
     """Refuse, in one sentence naming the kind's fields, an unknown field (unless `allow_extra`), a known field
     of the wrong type, or (outside a patch) a record with nothing in it. None in a patch removes a field."""
     spec = kind.spec
-    known = {f.name: f for f in spec.fields}
-    has = f"a {spec.name} has {', '.join(known)}"
+    has = f"a {spec.name} has {', '.join(spec.field_names)}"
     for name, value in fields.items():
-        f = known.get(name)
+        f = spec.by_name.get(name)
         if f is None:
             if not allow_extra and not (patch and value is None):
                 raise InvalidRecord(f"{spec.name.capitalize()} field {name!r} is unknown: {has} "

@@ -6,7 +6,7 @@ tables makes another, e.g. a Datasette reader): a record at T, a page of a
 kind at T, a record's versions, what changed since a seq, full-text search now
 or at T, and the records of a kind at T as table rows. No module outside
 vault/state writes SQL over the history tables or the live views
-(tests/test_state_query.py holds that rule), so their layout can change here alone.
+(tests/state/test_state_query.py holds that rule), so their layout can change here alone.
 
 "At T" is always a seq (`Vault.seq_for` turns an instant into one); None means now.
 Table rows are flattened by SQL alone (`table_select`): the browser, the
@@ -80,7 +80,7 @@ def as_of_views(seq: int, recorded_at: str | None) -> list[str]:
 
 @dataclass
 class Record:
-    """One record as a page shows it: its fields, and when its current version and first version were made."""
+    """One record as a page shows it: its fields, and the instant and event that made its version then."""
 
     kind: Kind
     id: str
