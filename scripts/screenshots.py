@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
+# A contact the demo edited and then deleted, and the event that deleted it.
+FEATURED_SQL = ("SELECT id, max(seq_from) AS deleted_at FROM contacts_history WHERE deleted = 1 AND id IN "
+                "(SELECT id FROM contacts_history WHERE event = 'updated') GROUP BY id ORDER BY 2 DESC LIMIT 1")
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,15 @@ class Shot:
     full_page: bool = False
 
 
+def time_machine(page: Any, url: str) -> None:
+    """A contact's page as it was just before it was deleted: the dated banner and the timeline in words."""
+    featured = httpx.get(url + "/vault.json", params={"sql": FEATURED_SQL, "_shape": "array"}, timeout=30).json()[0]
+    page.goto(f"{url}/-/as-of?seq={featured['deleted_at'] - 1}&next=/-/record/{featured['id']}")
+
+
 SHOTS = [
     Shot("contacts.png", "/vault/contacts"),
+    Shot("time-machine.png", "/", time_machine),
 ]
 
 

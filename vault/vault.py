@@ -16,6 +16,7 @@ import re
 import sqlite3
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -316,10 +317,15 @@ class Vault:
 
     def revert(self, record_id: str, instant: Instant, source: Source) -> list[Recorded]:
         """Append what brings a record back to how it was at `instant`; undelete is a revert. What comes back
-        was stored before, so it is not held to today's schema (a revert never strands a record's past)."""
+        was stored before, so it is not held to today's schema (a revert never strands a record's past).
+
+        The events' source says which state they go back to (`revert_to`, `revert_to_at` in its detail), so a
+        timeline can say "reverted to how it was on …" and a list of moments can find every revert."""
         kind = kind_of(record_id)
         with self.transaction() as tx:
             seq = self.seq_for(instant)
+            when = {"revert_to_at": iso(self.log.recorded_at(seq))} if seq else {}
+            source = replace(source, detail={**source.detail, "revert_to": seq, **when})
             if self.projection.status(kind, record_id) == "absent":
                 raise NotFound(record_id)
             then = self.projection.record(kind, record_id, seq)

@@ -78,4 +78,6 @@ def test_login_search_as_of_timeline_revert(tmp_path: Path, created, lifevault_h
     assert shot.stat().st_size > 1000
     with Vault.open(created[0], PASSPHRASE) as v:
         assert v.get(doomed)["name"] == "Hedy Lamarr"
-        assert v.history(doomed)[-1]["source"] == {"via": "web", "name": "owner"}
+        source = v.history(doomed)[-1]["source"]  # a revert names the state it went back to
+        created = v.history(doomed)[0]["seq_from"]  # the version brought back
+        assert (source["via"], source["name"], source["detail"]["revert_to"]) == ("web", "owner", created)

@@ -45,7 +45,8 @@ def data(vault: Vault) -> dict[str, Any]:
     before = vault.projection.seq
     vault.delete(doomed, cli)
     live = vault.add(Kind.NOTE, {"title": "Groceries"}, cli)
-    return {"doomed": doomed, "before": before, "live": live, "token": tokens.create_token(vault.log, "phone")}
+    return {"doomed": doomed, "before": before, "live": live, "live_version": vault.projection.seq,
+            "token": tokens.create_token(vault.log, "phone")}
 
 
 def _site(vault: Vault, **kw: Any) -> Site:
@@ -118,6 +119,7 @@ def _targets(data: dict[str, Any]) -> list[str]:
     """A path for every route of the site: every one must refuse a cross-site write."""
     rid, blob = data["doomed"], "ab" * 32
     return ["/-/as-of", "/-/search", f"/-/record/{rid}", f"/-/record/{rid}/revert", f"/-/blob/{blob}",
+            "/-/moments", "/-/add/contact", "/-/add/note", f"/-/record/{data['live']}/edit",
             "/-/password-tool", "/-/login", "/", "/favicon.ico", "/-/static/app.css", "/:memory:", "/-/metadata",
             "/-/versions", "/-/plugins", "/-/settings", "/-/config.json", "/-/config", "/-/threads", "/-/databases",
             "/-/actor", "/-/auth-token", "/-/logout", "/-/permissions", "/-/messages", "/-/allow-debug",
@@ -151,6 +153,8 @@ def _form(data: dict[str, Any], path: str) -> dict[str, str]:
         return {"seq": str(data["before"])}
     if path == "/-/login":
         return {"username": "owner", "password": LOGIN}
+    if path.startswith("/-/add/") or path.endswith("/edit"):  # a form that would save, were it let through
+        return {"name": "forged", "title": "forged", "version": str(data["live_version"])}
     return {"message": "hello", "message_type": "INFO", "sql": "select 1"}
 
 
@@ -307,8 +311,10 @@ def served(tmp_path: Path, created, lifevault_home: Path) -> Iterator[tuple[Serv
         before = v.projection.seq
         v.delete(doomed, cli)
         token = tokens.create_token(v.log, "phone")
+        live = v.add(Kind.NOTE, {"title": "Groceries"}, cli)
+        live_version = v.projection.seq
     server = Served(tmp_path, created[0], lifevault_home, PASSPHRASE, "--allow-host", "vault.home.arpa")
-    yield server, {"doomed": doomed, "before": before, "token": token}
+    yield server, {"doomed": doomed, "before": before, "token": token, "live": live, "live_version": live_version}
     server.stop()
 
 
@@ -412,25 +418,32 @@ def test_datasette_pages_work_under_the_csp_and_a_same_origin_revert_works(serve
     assert b.blocked == []
     server.stop()
     with Vault.open(created[0], PASSPHRASE) as v:
-        assert v.history(d["doomed"])[-1]["source"] == {"via": "web", "name": "browser"}
+        source = v.history(d["doomed"])[-1]["source"]  # a revert names the state it went back to
+        assert (source["via"], source["name"], source["detail"]["revert_to"]) == ("web", "browser", d["before"])
 
 
 @needs_chromium
-def test_another_sites_page_cannot_post_to_the_vault(served, created) -> None:
-    """A page from attacker.example (served by the test inside the browser) auto-submits a revert form."""
+@pytest.mark.parametrize("target", ["revert", "add", "edit"])
+def test_another_sites_page_cannot_post_to_the_vault(served, created, target: str) -> None:
+    """A page from attacker.example (served by the test inside the browser) auto-submits a revert, add or edit form."""
     server, d = served
-    attack = (f'<form id="f" method="post" action="{server.url}/-/record/{d["doomed"]}/revert">'
-              f'<input name="seq" value="{d["before"]}"></form><script>document.getElementById("f").submit()</script>')
+    action, fields = {"revert": (f"/-/record/{d['doomed']}/revert", {"seq": d["before"]}),
+                      "add": ("/-/add/note", {"title": "forged"}),
+                      "edit": (f"/-/record/{d['live']}/edit", {"title": "forged", "version": d["live_version"]})}[target]
+    inputs = "".join(f'<input name="{k}" value="{v}">' for k, v in fields.items())
+    attack = (f'<form id="f" method="post" action="{server.url}{action}">{inputs}</form>'
+              '<script>document.getElementById("f").submit()</script>')
     answers: list[int] = []
     with playwright_api.sync_playwright() as p:
         b = Browser(p)
         b.page.route(ATTACKER + "/**", lambda route: route.fulfill(status=200, content_type="text/html", body=attack))
-        b.page.on("response", lambda r: answers.append(r.status) if "/revert" in r.url else None)
+        b.page.on("response", lambda r: answers.append(r.status) if r.url.endswith(action) else None)
         b.page.goto(server.url + f"/-/record/{d['doomed']}")  # the owner has the site open: it has its cookies
         b.page.goto(ATTACKER + "/innocent")
-        b.page.wait_for_url(f"**/-/record/{d['doomed']}/revert")
+        b.page.wait_for_url(f"**{action}")
         b.browser.close()
     assert answers == [403], answers
     server.stop()
     with Vault.open(created[0], PASSPHRASE) as v:
         assert v.projection.status(Kind.CONTACT, d["doomed"]) == "deleted"
+        assert v.log.head().seq == d["live_version"] and v.get(d["live"]) == {"title": "Groceries"}

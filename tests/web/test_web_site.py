@@ -71,11 +71,12 @@ def test_as_of_shows_the_deleted_contact_then_its_timeline(client, data):
                    follow_redirects=False)
     assert r.status_code == 302 and r.headers["location"] == f"/asof_{data['before_delete']}/contacts"
     page = client.get(r.headers["location"]).text
-    assert "Ada Lovelace" in page and f"As of event {data['before_delete']}" in page
+    assert "Ada Lovelace" in page and "As it was on " in page  # the date and time first, the event a detail
+    assert f"event {data['before_delete']} of " in page
     assert f"/-/record/{data['ada']}?at=seq:{data['before_delete']}" in page
     timeline = client.get(f"/-/record/{data['ada']}", params={"at": f"seq:{data['before_delete']}"}).text
     assert "deleted now" in timeline
-    assert "api token phone" in timeline and "cli" in timeline  # what changed it
+    assert "through the API (token phone)" in timeline and "from the command line" in timeline  # what changed it
     assert "phones" in timeline and "+44 20 7946 0001" in timeline  # the field diff
     back = client.get("/-/as-of", params={"at": "now", "next": f"/asof_{data['before_delete']}/contacts"},
                       follow_redirects=False)

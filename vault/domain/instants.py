@@ -57,3 +57,25 @@ _EPOCH = datetime(1970, 1, 1)
 def iso(us: int) -> str:
     """Fixed-width UTC ISO text, so comparing strings compares instants."""
     return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="microseconds") + "Z"
+
+
+def local_time(at: str | int) -> datetime:
+    """An instant (ISO text as stored, or UTC microseconds) in this machine's local time, where people read it."""
+    us = at if isinstance(at, int) else to_us(datetime.fromisoformat(at.replace("Z", "+00:00")))
+    return datetime.fromtimestamp(us / 1_000_000, timezone.utc).astimezone()
+
+
+def human_date(at: str | int) -> str:
+    """`3 Mar 2025`: a day as people write it, in local time."""
+    dt = local_time(at)
+    return f"{dt.day} {dt:%b %Y}"
+
+
+def human_time(at: str | int) -> str:
+    """`3 Mar 2025, 14:05`: an instant as people write it, in local time."""
+    return f"{human_date(at)}, {local_time(at):%H:%M}"
+
+
+def typed_time(at: str | int) -> str:
+    """`2025-03-03 14:05:07`: an instant as a person would type it back into an "as of" box (local time)."""
+    return f"{local_time(at):%Y-%m-%d %H:%M:%S}"

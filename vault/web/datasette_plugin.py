@@ -19,15 +19,18 @@ from datasette.utils.asgi import Response
 from markupsafe import Markup
 
 from vault.errors import VaultError
-from vault.domain.events import Kind, Source
-from vault.domain.instants import Instant, parse_instant
+from vault.domain.events import Kind, Source, kind_of
+from vault.domain.instants import Instant, iso, parse_instant
 from vault.replica.pusher import push_failures
 from vault.state.query import StateQuery
-from vault.web.asof import seq_of
-from vault.web.cells import plain_text, thread_url
+from vault.web.asof import TYPED_COOKIE, EventTimes, banner, seq_of, typed_cookie, typed_text
+from vault.web.cells import thread_url
+from vault.web.forms import EDITABLE, add_links, add_view, edit_view
+from vault.web.moments import moments_view
 from vault.web.rendering import (
     INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown, render_typed_values,
 )
+from vault.web.timeline import bring_back_version, record_versions, revert_message
 
 if TYPE_CHECKING:
     from vault.web.server import Site
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 _SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
 LIVE_DB = "vault"
 RECORD_TABLES = {k.table for k in Kind}
+_EVENT_TIMES: "weakref.WeakKeyDictionary[Any, EventTimes]" = weakref.WeakKeyDictionary()  # per served Datasette
 ATTACHMENT_COLUMNS = {"attachments", "photo"}
 
 
@@ -82,7 +86,7 @@ def retarget(next_path: str, database: str, seq: int | None) -> str:
 
 # -- hooks ---------------------------------------------------------------------------------
 @hookimpl
-def extra_template_vars(database: str | None, request: Any, datasette: Any) -> dict[str, Any]:
+def extra_template_vars(database: str | None, request: Any, datasette: Any) -> Any:
     site = _site(datasette)
     if site is None or (site.requires_login and not (request and request.actor)):
         return {}  # no control (nor even the event count) before login
@@ -93,8 +97,19 @@ def extra_template_vars(database: str | None, request: Any, datasette: Any) -> d
     if seq is None and request is not None and request.path == "/-/search":
         seq = seq_of(request.args.get("db", ""))
     here = request.path + (f"?{request.query_string}" if request and request.query_string else "") if request else "/"
-    return {"lv_asof": {"seq": seq, "head": site.live.seq, "next": here},
-            "lv_push_failures": push_failures(site.live.vault.path)}
+    cookie = request.cookies.get(TYPED_COOKIE) if request is not None else None
+
+    async def template_vars() -> dict[str, Any]:
+        head = site.live.seq
+        shown = head if seq is None else min(seq, head)
+        typed = typed_text(cookie, shown)
+        found, at = await asyncio.to_thread(
+            _EVENT_TIMES.setdefault(datasette, EventTimes()).get, site.live.lock, shown,
+            lambda n: iso(site.live.vault.log.recorded_at(n)) if n else None)
+        return {"lv_asof": {**banner(seq, head, at, typed, known=found), "next": here},
+                "lv_push_failures": push_failures(site.live.vault.path)}
+
+    return template_vars
 
 
 @hookimpl
@@ -131,7 +146,15 @@ def forbidden(datasette: Any, request: Any) -> Any:
 def menu_links(datasette: Any) -> list[dict[str, str]] | None:
     if _site(datasette) is None:
         return None
-    return [{"href": "/-/search", "label": "Search everything"}, {"href": f"/{LIVE_DB}", "label": "Vault now"}]
+    return [{"href": "/-/search", "label": "Search everything"}, {"href": f"/{LIVE_DB}", "label": "Vault now"},
+            {"href": "/-/moments", "label": "Moments to go back to"}, *add_links()]
+
+
+@hookimpl
+def table_actions(datasette: Any, database: str, table: str) -> list[dict[str, str]] | None:
+    if _site(datasette) is None or database != LIVE_DB:
+        return None
+    return add_links(table)
 
 
 @hookimpl
@@ -142,27 +165,38 @@ def register_routes() -> list[tuple[str, Any]]:
         (r"^/-/record/(?P<record_id>[a-z]{1,8}_[a-z0-9]{1,64})$", record_view),
         (r"^/-/record/(?P<record_id>[a-z]{1,8}_[a-z0-9]{1,64})/revert$", revert_view),
         (r"^/-/blob/(?P<blob>[0-9a-f]{1,128})$", blob_view),
+        (r"^/-/moments$", moments_view),
+        (r"^/-/add/(?P<kind>contact|note)$", add_view),
+        (r"^/-/record/(?P<record_id>[cn]_[a-z0-9]{1,64})/edit$", edit_view),
     ]
 
 
 # -- routes --------------------------------------------------------------------------------
 async def as_of_view(request: Any, datasette: Any) -> Response:
-    """Move every page to the state at `at` (ISO 8601, a date, seq:N, or now)."""
+    """Move every page to the state at `at` (ISO 8601, a date, seq:N, or now), remembering the text typed so the
+    box shows it again; `seq=N` (the moments page's links) moves to event N exactly."""
     site = _site(datasette)
     if site is None:
         raise PageNotFound("Not a lifevault site")
     await _allowed(datasette, request)
     text = (request.args.get("at") or "now").strip()
     next_path = _local_path(request.args.get("next"))
+    exact = request.args.get("seq") or (request.args.get("shown_seq") if text == request.args.get("shown") else None)
     try:
-        seq = await asyncio.to_thread(site.live.read, lambda v: v.seq_for(parse_instant(text)))
+        instant = Instant(seq=int(exact)) if exact and exact.isdigit() else parse_instant(text)
+        seq = await asyncio.to_thread(site.live.read, lambda v: v.seq_for(instant))
     except VaultError as e:
         datasette.add_message(request, str(e), datasette.ERROR)
         return Response.redirect(next_path)
-    if seq >= site.live.seq:
-        return Response.redirect(retarget(next_path, LIVE_DB, None))
-    name = await site.as_of(seq)
-    return Response.redirect(retarget(next_path, name, seq))
+    if seq >= site.live.seq:  # a date since the last change: the vault now (while nothing changes)
+        response = Response.redirect(retarget(next_path, LIVE_DB, None))
+    else:
+        response = Response.redirect(retarget(next_path, await site.as_of(seq), seq))
+    if not request.args.get("seq"):  # typed (or "now", which forgets what was typed)
+        remembered = "" if text.lower() == "now" else typed_cookie(seq, text)
+        response.set_cookie(TYPED_COOKIE, remembered, path="/", httponly=True, samesite="strict",
+                            max_age=None if remembered else 0)
+    return response
 
 
 async def search_view(request: Any, datasette: Any) -> Response:
@@ -190,31 +224,6 @@ async def search_view(request: Any, datasette: Any) -> Response:
         request=request))
 
 
-def _changes(prev: dict | None, cur: dict | None) -> list[dict[str, str]]:
-    """Field-level diff between two versions: what was added, changed or removed."""
-    prev, cur = prev or {}, cur or {}
-    out = []
-    for name in sorted(set(prev) | set(cur)):
-        if prev.get(name) == cur.get(name):
-            continue
-        change = "added" if name not in prev else "removed" if name not in cur else "changed"
-        out.append({"field": name, "change": change, "before": plain_text(prev.get(name)), "after": plain_text(cur.get(name))})
-    return out
-
-
-def _timeline(found: list[dict[str, Any]], at: int | None) -> list[dict[str, Any]]:
-    versions, prev = [], None
-    for v in found:
-        cur = v["data"]
-        versions.append({
-            **v, "deleted": bool(v["deleted"]), "source": Source.from_dict(v["source"]).describe(),
-            "changes": _changes(prev, cur),
-            "selected": at is not None and v["seq_from"] <= at and (v["seq_to"] is None or at < v["seq_to"]),
-        })
-        prev = cur
-    return versions
-
-
 async def record_view(request: Any, datasette: Any) -> Response:
     """One record's timeline: every version, what made it, the field diff; revert buttons."""
     site = _site(datasette)
@@ -230,12 +239,13 @@ async def record_view(request: Any, datasette: Any) -> Response:
     found = await datasette.get_database(LIVE_DB).execute_fn(lambda conn: StateQuery(conn).versions(kind, rid))
     if not found:
         raise PageNotFound(f"No record {rid!r}")
-    versions = _timeline(found, at)
-    shown = next((v for v in versions if v["selected"]), versions[-1])
+    versions = record_versions(rid, found, at)  # newest first
+    shown = next((v for v in versions if v["selected"]), versions[0])
     return Response.html(await datasette.render_template("lifevault_record.html", {
-        "record_id": rid, "kind": kind.value, "table": kind.table, "versions": list(reversed(versions)),
+        "record_id": rid, "kind": kind.value, "table": kind.table, "versions": versions,
         "shown": shown,
-        "status": "deleted" if versions[-1]["deleted"] else "live", "at": at,
+        "status": "deleted" if versions[0]["deleted"] else "live", "at": at,
+        "bring_back": bring_back_version(versions), "editable": kind in EDITABLE and not versions[0]["deleted"],
         "thread_link": thread_url(LIVE_DB, shown["data"]["thread"])
         if kind is Kind.MESSAGE and isinstance((shown["data"] or {}).get("thread"), str) else None,
     }, request=request))
@@ -257,17 +267,21 @@ async def revert_view(request: Any, datasette: Any) -> Response:
         datasette.add_message(request, "Choose a version to revert to.", datasette.ERROR)
         return Response.redirect(back)
     who = (request.actor or {}).get("id") or "browser"
+
+    def revert(v: Any) -> tuple[list[Any], dict[str, Any] | None, int]:
+        recorded = v.revert(rid, Instant(seq=int(seq_text)), Source("web", name=who))
+        seq = v.seq_for(Instant(seq=int(seq_text)))
+        return recorded, v.projection.record(kind_of(rid), rid, seq), v.log.recorded_at(seq) if seq else 0
+
     try:
-        recorded = await asyncio.to_thread(
-            site.live.write, lambda v: v.revert(rid, Instant(seq=int(seq_text)), Source("web", name=who)))
+        recorded, then, at = await asyncio.to_thread(site.live.write, revert)
     except VaultError as e:
         datasette.add_message(request, str(e), datasette.ERROR)
         return Response.redirect(back)
-    if recorded:
-        what = ", ".join(f"{r.event.type.value} (event {r.seq})" for r in recorded)
-        datasette.add_message(request, f"Reverted {rid} to how it was after event {seq_text}: {what}.", datasette.INFO)
-    else:
-        datasette.add_message(request, f"{rid} is already as it was after event {seq_text}.", datasette.INFO)
+    message = revert_message(rid, then, at, any(r.event.type.value == "revived" for r in recorded))
+    if not recorded:
+        message = f"Nothing to do: it is already as it was then. ({message})"
+    datasette.add_message(request, message, datasette.INFO)
     return Response.redirect(back)
 
 
