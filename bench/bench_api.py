@@ -22,7 +22,7 @@ from typing import Callable
 from vault import Kind, Source, Vault
 from vault.domain.events import Event, EventType, new_record_id
 from vault.store import tokens
-from vault.web.api import VaultHolder, create_api
+from vault.web.api.routes import VaultHolder, create_api
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -160,7 +160,7 @@ def phases(path: Path) -> dict:
 
     from vault import Vault
     from vault.web import LiveVault
-    from vault.web.server import create_app
+    from vault.web.site.server import create_app
 
     out = {"import_s": time.perf_counter() - t0}
     t = time.perf_counter()

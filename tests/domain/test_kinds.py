@@ -18,7 +18,7 @@ from vault.domain.kinds import from_texts, record_id_pattern
 from vault.errors import InvalidRecord
 from vault.store import tokens
 from vault.web import LiveVault
-from vault.web.server import create_app
+from vault.web.site.server import create_app
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx2

@@ -17,7 +17,7 @@ from vault.domain.contacts import typed
 from vault.domain.instants import Instant
 from vault.errors import InvalidRecord
 from vault.store import tokens
-from vault.web.api import VaultHolder, create_api
+from vault.web.api.routes import VaultHolder, create_api
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx2

@@ -17,7 +17,7 @@ from vault.formats.exporting import export_file
 from vault.formats import SourceRecord
 from vault.formats.importing import import_file
 from vault.upgrade import upgrade_records
-from vault.web.rendering import render_typed_values
+from vault.web.browse.rendering import render_typed_values
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "google_csv"
 

@@ -23,7 +23,9 @@ from vault.replica import (
 from vault.store.verify import check_log
 
 from conftest import PASSPHRASE
-from helpers.replica import BLOB, DAMAGE, SECRET, SRC, corrupt, assert_no_plaintext, build_history, cli_run, copy_vault, rows, states
+from helpers.replica import (
+    BLOB, DAMAGE, SECRET, SRC, corrupt, assert_no_plaintext, build_history, cli_run, copy_vault, rows, states,
+)
 
 
 @pytest.fixture
@@ -314,7 +316,7 @@ def test_pusher_debounces_and_retries(history: Vault, tmp_path: Path) -> None:
 
 def test_served_vault_pushes_after_each_change(history: Vault, tmp_path: Path) -> None:
     """The hook `lifevault serve` uses: a LiveVault's on_change drives the Pusher."""
-    live_mod = pytest.importorskip("vault.web.live")
+    live_mod = pytest.importorskip("vault.web.site.live")
     add_replica(history.log.vault_id, "nas", str(tmp_path / "nas"))
     live = live_mod.LiveVault(history)
     pusher = push_on_change(live, debounce=0.05, first_backoff=0.05)

@@ -25,7 +25,7 @@ from vault.store import rollback, schema, tokens
 from vault.cli import cli
 from vault.errors import DamagedFile, RolledBack, TamperDetected
 from vault.store.verify import verify_blind, verify_vault
-from vault.web.api import VaultHolder, create_api
+from vault.web.api.routes import VaultHolder, create_api
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx2

@@ -119,7 +119,7 @@ def test_nothing_readable_on_disk_while_serving(created: tuple[Path, str], tmp_p
     from starlette.testclient import TestClient
 
     from vault.web import LiveVault
-    from vault.web.server import create_app
+    from vault.web.site.server import create_app
 
     path = created[0]
     v = Vault.open(path, PASSPHRASE)

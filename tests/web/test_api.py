@@ -19,7 +19,7 @@ from vault import Kind, Source, Vault
 from vault.errors import NotFound
 from vault.formats.importing import import_file
 from vault.store import tokens
-from vault.web.api import VaultHolder, create_api
+from vault.web.api.routes import VaultHolder, create_api
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # starlette's note about httpx2
@@ -29,7 +29,7 @@ from conftest import PASSPHRASE
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
-OPEN_ROUTES = {("GET", "/health")}  # documented in vault/web/api.py: says nothing about the vault
+OPEN_ROUTES = {("GET", "/health")}  # documented in vault/web/api/routes.py: says nothing about the vault
 
 
 def _routes() -> list[tuple[str, str]]:

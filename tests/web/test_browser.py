@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vault import Kind, Source, Vault
-from vault.web.login import set_password
+from vault.web.site.login import set_password
 
 from conftest import PASSPHRASE
 from helpers.served import Served

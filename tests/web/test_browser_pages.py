@@ -11,7 +11,7 @@ import pytest
 
 from vault import Kind, Source, Vault
 from vault.domain.contacts import typed
-from vault.web.login import set_password
+from vault.web.site.login import set_password
 
 from conftest import PASSPHRASE
 from helpers.served import CHROMIUM, CHROMIUM_ARGS, Served

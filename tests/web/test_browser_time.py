@@ -16,7 +16,7 @@ from helpers.served import CHROMIUM, CHROMIUM_ARGS, Served
 
 from vault import Kind, Vault
 from vault.formats.importing import import_file
-from vault.web.login import set_password
+from vault.web.site.login import set_password
 
 LOGIN = "a browser test password"
 DATE = re.compile(r"\b\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}\b")  # 3 Mar 2025, 14:05

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from vault import CannotWrite, Kind, Source, Vault
-from vault.web.live import LiveVault
+from vault.web.site.live import LiveVault
 
 SRC = Source("cli")
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from vault import Kind, Source, Vault
 from vault.store import tokens
-from vault.web.api import VaultHolder, create_api
+from vault.web.api.routes import VaultHolder, create_api
 
 from conftest import PASSPHRASE
 

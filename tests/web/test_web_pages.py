@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from vault import Kind, Source, Vault
 from vault.domain.contacts import address, typed
 from vault.web import LiveVault
-from vault.web.server import Site, create_app
+from vault.web.site.server import Site, create_app
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -178,7 +178,7 @@ def test_deleted_record_keeps_its_name_as_heading(client, site, data) -> None:
 
 
 def test_the_new_pages_need_login_like_the_others(vault: Vault, data) -> None:
-    from vault.web.login import set_password
+    from vault.web.site.login import set_password
 
     set_password("a long enough password")
     site = create_app(LiveVault(vault), host="192.0.2.7")
@@ -192,7 +192,7 @@ def test_the_new_pages_need_login_like_the_others(vault: Vault, data) -> None:
                                                  ("notes", "updated_at desc", "changed")])
 def test_each_list_reads_its_first_page_in_index_order_now_and_in_the_past(site, table, order, index) -> None:
     """The default sorts stay fast on large vaults: no sort of every record (projection.SORT_INDEXES)."""
-    from vault.web.state_db import AsOfDatabase
+    from vault.web.site.state_db import AsOfDatabase
 
     live = site.live
     past = AsOfDatabase(None, live.state_path, live.state_key, 3, None)._open()

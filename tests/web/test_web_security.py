@@ -27,9 +27,9 @@ from starlette.testclient import TestClient
 from vault import Kind, Source, Vault
 from vault.store import tokens
 from vault.web import LiveVault
-from vault.web.api import VaultHolder, create_api
-from vault.web.login import set_password
-from vault.web.server import Site, create_app
+from vault.web.api.routes import VaultHolder, create_api
+from vault.web.site.login import set_password
+from vault.web.site.server import Site, create_app
 
 SECRET = "Xenia Rebindova"  # a contact name no refused answer may carry
 ATTACKER = "http://attacker.example"

@@ -10,9 +10,9 @@ from starlette.testclient import TestClient
 
 from vault import Kind, Source, Vault
 from vault.web import LiveVault
-from vault.web.login import LoginRequired, set_password
-from vault.web.server import Site, create_app
-from vault.web.state_db import AsOfDatabase
+from vault.web.site.login import LoginRequired, set_password
+from vault.web.site.server import Site, create_app
+from vault.web.site.state_db import AsOfDatabase
 
 from conftest import PASSPHRASE
 
@@ -286,7 +286,7 @@ def test_serve_on_a_port_in_use_says_so(run):
     assert r.exit_code != 0 and "Cannot listen on 127.0.0.1 port" in r.output
 
 
-# -- Datasette's own behaviour over SQLCipher connections (web/state_db.py) ---------------------------
+# -- Datasette's own behaviour over SQLCipher connections (web/site/state_db.py) ---------------------------
 def test_datasette_features_work_over_the_encrypted_state_file(client, data):
     assert "Grace Hopper" in client.get("/vault/contacts", params={"_sort": "name"}).text
     faceted = client.get("/vault/contacts.json", params={"_facet": "name", "_shape": "objects"}).json()

@@ -16,8 +16,8 @@ from vault import Kind, Source, Vault
 from vault.formats.importing import import_file
 from vault.domain.instants import human_time, to_us
 from vault.web import LiveVault
-from vault.web.login import set_password
-from vault.web.server import Site, create_app
+from vault.web.site.login import set_password
+from vault.web.site.server import Site, create_app
 
 DATE_RE = re.compile(r"As it was on \d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2}")
 SAME = {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"}

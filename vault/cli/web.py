@@ -31,7 +31,7 @@ def listen(host: str, port: int) -> socket.socket:
 def serve_vault(vault: Vault, sock: socket.socket, allow_hosts: tuple[str, ...] = ()) -> None:
     """Serve an unlocked vault on a bound socket until Ctrl+C; the vault is closed after."""
     from vault.web import LiveVault
-    from vault.web.server import create_app
+    from vault.web.site.server import create_app
 
     host, port = sock.getsockname()[:2]
     started = time.monotonic()
@@ -67,7 +67,7 @@ def _exit_quietly(signum: int, frame: Any) -> None:
 
 
 def _host_names(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    from vault.web.gate import name_of
+    from vault.web.site.gate import name_of
 
     for value in values:
         if name_of(value) is None:
@@ -89,12 +89,12 @@ def serve(host: str, port: int, allow_hosts: tuple[str, ...], vault_path: Path |
 
     Example: lifevault serve --port 8001 --allow-host vault.home.arpa
     """
-    from vault.web.login import login_policy
+    from vault.web.site.login import login_policy
 
     login_policy(host)  # refuse an open non-loopback server before asking for the passphrase
     sock = listen(host, port)
     # Importing Datasette and FastAPI takes a second or two: do it while the passphrase is typed and the vault opens.
-    warm = threading.Thread(target=importlib.import_module, args=("vault.web.server",), daemon=True)
+    warm = threading.Thread(target=importlib.import_module, args=("vault.web.site.server",), daemon=True)
     warm.start()
     vault = open_vault(vault_path, passphrase_file)
     warm.join()
@@ -118,7 +118,7 @@ def password_set(username: str, password_file: Any) -> None:
 
     Example: lifevault password set
     """
-    from vault.web.login import set_password
+    from vault.web.site.login import set_password
 
     secret = read_secret(password_file, "LIFEVAULT_LOGIN_PASSWORD", "New login password", confirm=True)
     path = set_password(secret, username)

@@ -5,6 +5,6 @@ pages, its API and its refresh loop; `create_app` (server.py) composes them
 into one ASGI app. Nothing here encrypts, chains or replays: it calls the library.
 """
 
-from vault.web.live import LiveVault
+from vault.web.site.live import LiveVault
 
 __all__ = ["LiveVault"]

@@ -1,7 +1,7 @@
 """The vault a server shares: one lock, the state file its readers open, a refresh loop.
 
 The Vault's projection lives in the encrypted state file (vault/state_file.py),
-shared through SQLite's WAL: Datasette's read-only connections (web/state_db.py)
+shared through SQLite's WAL: Datasette's read-only connections (web/site/state_db.py)
 see every commit of the vault's writer connection, and of other processes
 appending, without a copy. Every use of the Vault object itself (appends,
 blobs, refresh) happens under `lock`: it owns one connection.

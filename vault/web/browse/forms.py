@@ -20,7 +20,7 @@ from vault.domain.contacts import ADDRESS_PARTS, address, addresses, typed, type
 from vault.errors import VaultError
 from vault.domain.events import Kind, Source, kind_of
 from vault.state.timeline import FIELD_WORDS, record_label
-from vault.web import datasette_plugin as plugin
+from vault.web.browse import plugin as plugin
 
 EDITABLE = (Kind.CONTACT, Kind.NOTE)
 # How each field type (vault/domain/kinds.py) is typed in a form; the other types (attachments, an import's

@@ -1,4 +1,4 @@
-"""A record page's timeline: the library's words for each version (vault/timeline.py), the diff, and which
+"""A record page's timeline: the library's words for each version (vault/state/timeline.py), the diff, and which
 versions a revert or bring-back button can go back to."""
 
 from __future__ import annotations

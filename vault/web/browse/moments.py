@@ -1,4 +1,4 @@
-"""The moments page: the points worth going back to (vault/moments.py), grouped by day, newest first.
+"""The moments page: the points worth going back to (vault/state/moments.py), grouped by day, newest first.
 
 Each links to the "as of" control with the moment's exact event, so it opens the whole vault as it was.
 """
@@ -15,7 +15,7 @@ from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 
 from vault.state.moments import Moment, Moments
-from vault.web import datasette_plugin as plugin
+from vault.web.browse import plugin as plugin
 
 OPEN_AT = "/vault"  # a moment opens the vault's page as it was then
 # Per served Datasette: the moments found so far, so a page view scans only what was written since the last.

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 
 from vault.domain.contacts import ADDRESS_PARTS, addresses, typed_values
 from vault.state.people import Directory
-from vault.web.rendering import INLINE_TYPES, blob_url, safe_url
+from vault.web.browse.rendering import INLINE_TYPES, blob_url, safe_url
 
 _TEL = re.compile(r"[^0-9+*#]")
 _ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}")

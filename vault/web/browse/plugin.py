@@ -23,17 +23,17 @@ from vault.domain.events import Kind, Source, kind_of
 from vault.domain.instants import Instant, iso, parse_instant
 from vault.replica.pusher import push_failures
 from vault.state.query import StateQuery
-from vault.web.asof import TYPED_COOKIE, EventTimes, banner, seq_of, typed_cookie, typed_text
-from vault.web.cells import thread_url
-from vault.web.forms import EDITABLE, add_links, add_view, edit_view
-from vault.web.moments import moments_view
-from vault.web.rendering import (
+from vault.web.browse.asof import TYPED_COOKIE, EventTimes, banner, seq_of, typed_cookie, typed_text
+from vault.web.browse.cells import thread_url
+from vault.web.browse.forms import EDITABLE, add_links, add_view, edit_view
+from vault.web.browse.moments import moments_view
+from vault.web.browse.rendering import (
     INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown, render_typed_values,
 )
-from vault.web.timeline import bring_back_version, record_versions, revert_message
+from vault.web.browse.timeline import bring_back_version, record_versions, revert_message
 
 if TYPE_CHECKING:
-    from vault.web.server import Site
+    from vault.web.site.server import Site
 
 _SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
 LIVE_DB = "vault"

@@ -1,7 +1,7 @@
 """Routes for the vault as it stood after event N (`asof_N`), and the few of them a server keeps open.
 
 A past state costs nothing to make (TEMP views over the state file's history,
-web/state_db.py), but Datasette keeps a connection per thread for each
+web/site/state_db.py), but Datasette keeps a connection per thread for each
 database it knows, so only the most recently used few stay registered.
 """
 

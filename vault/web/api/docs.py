@@ -18,7 +18,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
-from vault.web.gate import content_security_policy, inline_script_hashes
+from vault.web.site.gate import content_security_policy, inline_script_hashes
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs-assets"

@@ -4,7 +4,7 @@
     uvicorn.run(site, ...)            # or serve(live, host, port)
 
 Datasette reads the encrypted state file through read-only SQLCipher
-connections (web/state_db.py): the live views, and for "as of" pages views
+connections (web/site/state_db.py): the live views, and for "as of" pages views
 of the history at a past instant; nothing decrypted is written to disk. The
 site's lifespan starts the refresh loop (and replica pushes).
 """
@@ -22,16 +22,16 @@ import datasette_auth_passwords
 from datasette.app import Datasette
 
 from vault.domain.instants import iso
-from vault.web import browse, datasette_plugin
-from vault.web.datasette_plugin import LIVE_DB
-from vault.web.asof import AsOfStates, database_name, seq_of
-from vault.web.gate import Gate, content_security_policy, served_names, template_script_hashes
-from vault.web.live import LiveVault
-from vault.web.login import auth_passwords_config, datasette_metadata, login_policy
-from vault.web.state_db import AsOfDatabase, StateDatabase
+from vault.web.browse import pages as browse, plugin as datasette_plugin
+from vault.web.browse.plugin import LIVE_DB
+from vault.web.browse.asof import AsOfStates, database_name, seq_of
+from vault.web.site.gate import Gate, content_security_policy, served_names, template_script_hashes
+from vault.web.site.live import LiveVault
+from vault.web.site.login import auth_passwords_config, datasette_metadata, login_policy
+from vault.web.site.state_db import AsOfDatabase, StateDatabase
 
 API_PREFIX = "/api"
-TEMPLATES = __file__.rsplit("/", 1)[0] + "/templates"
+TEMPLATES = str(Path(__file__).parent.parent / "templates")
 
 
 class LifevaultDatasette(Datasette):
@@ -175,9 +175,9 @@ class Site:
 
 
 def _make_api(live: LiveVault) -> Any:
-    """The device API (vault/web/api.py); a health-only app if that module is not installed."""
+    """The device API (vault/web/api/routes.py); a health-only app if that module is not installed."""
     try:
-        from vault.web.api import create_api
+        from vault.web.api.routes import create_api
     except ImportError:
         from fastapi import FastAPI
 

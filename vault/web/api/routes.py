@@ -7,7 +7,7 @@ The holder is anything with `.vault` (the unlocked Vault the server keeps),
 `.lock` (a re-entrant lock held around every use of that Vault: its SQLite
 connections are shared by all requests) and `.refresh()` (catch up with other
 processes' appends; called before each read). `lifevault serve` passes its
-LiveVault (vault/web/live.py). Endpoints are plain functions, so FastAPI runs
+LiveVault (vault/web/site/live.py). Endpoints are plain functions, so FastAPI runs
 them in its thread pool and the lock serialises them.
 
 Routes (relative to the mount point; OpenAPI at /docs and /openapi.json):
@@ -63,13 +63,13 @@ from vault.replica.pusher import failing_replicas
 from vault.vault import Transaction, Vault
 from vault.store import tokens
 from vault.store import batches as api_batches
-from vault.web.api_docs import add_docs
-from vault.web.api_models import (
-    BLOB_ID_PATTERN, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change,
-    ChangesPage, CreateOp, Health, ImportAccepted, ImportResult, Record, RecordFields, RecordPage, UpdateOp,
-    Version, Written, fields_model,
+from vault.web.api.docs import add_docs
+from vault.web.api.models import (
+    BLOB_ID_PATTERN, RECORD_ID_PATTERN, Accepted, BatchAccepted, BatchIn, BatchOut, BlobRef, Change, ChangesPage,
+    CreateOp, Health, ImportAccepted, ImportResult, Record, RecordFields, RecordPage, UpdateOp, Version, Written,
+    fields_model,
 )
-from vault.web.api_upload import read_upload, safe_filename
+from vault.web.api.upload import read_upload, safe_filename
 
 MAX_BODY_BYTES = 8 * 1024 * 1024  # JSON bodies: a batch of a few thousand records
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # an uploaded export, held in memory while it is imported

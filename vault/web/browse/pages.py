@@ -26,13 +26,13 @@ from vault.domain.titles import record_title, record_when
 from vault.state.query import StateQuery
 from vault.state.people import Directory, contacts_stamp, directory
 from vault.state.threads import MAX_MESSAGES, thread_messages
-from vault.web import cells
-from vault.web.asof import seq_of
-from vault.web.rendering import render_attachments, render_markdown
+from vault.web.browse import cells
+from vault.web.browse.asof import seq_of
+from vault.web.browse.rendering import render_attachments, render_markdown
 from vault.state.search import fts_query, fts_table
 
 if TYPE_CHECKING:
-    from vault.web.server import Site
+    from vault.web.site.server import Site
 
 LIVE_DB = "vault"
 _SITES: "weakref.WeakKeyDictionary[Any, Site]" = weakref.WeakKeyDictionary()
