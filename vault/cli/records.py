@@ -10,7 +10,8 @@ import click
 from vault import Kind, parse_instant
 from vault.errors import InvalidRecord
 from vault.cli.options import echo_json, json_option, open_vault, passphrase_option, vault_option
-from vault.state.query import Order, display_name
+from vault.state.query import Order
+from vault.domain.titles import name_of
 from vault.vault import Vault
 
 _TITLE_WIDTH = 60
@@ -79,7 +80,7 @@ def list_records(kind: Kind, at: str | None, as_json: bool, vault_path: Path | N
     if as_json:
         echo_json([{"id": r.id, **r.fields} for r in records])
         return
-    lines = [f"{r.id:<18} {_when(r.date):<16}  {_short(display_name(kind, r.fields))}" for r in records]
+    lines = [f"{r.id:<18} {_when(r.date):<16}  {_short(name_of(kind, r.fields))}" for r in records]
     if lines:
         click.echo("\n".join(lines))
     else:

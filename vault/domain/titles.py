@@ -23,19 +23,24 @@ def first_line(text: Any) -> str:
     return ""
 
 
-def record_title(kind: Kind, fields: Mapping[str, Any] | None) -> str:
-    """The record's name, subject or title; failing that, the words that best stand for it."""
+def name_of(kind: Kind, fields: Mapping[str, Any] | None) -> str:
+    """The record's name, subject or title, else the words that best stand for it; '' when nothing does."""
     f = fields or {}
     if kind is Kind.CONTACT:
         parts = " ".join(str(f[k]) for k in ("given_name", "family_name") if isinstance(f.get(k), str) and f[k])
         return _text(f.get("name")) or parts or _text(f.get("organization")) or next(
-            iter(texts(_listed(f.get("emails"))) + texts(_listed(f.get("phones")))), "") or "(no name)"
+            iter(texts(_listed(f.get("emails"))) + texts(_listed(f.get("phones")))), "")
     if kind is Kind.MESSAGE:
-        return _text(f.get("subject")) or first_line(f.get("body")) or "(no subject)"
+        return _text(f.get("subject")) or first_line(f.get("body")) or _text(f.get("from"))
     if kind is Kind.NOTE:
-        return _text(f.get("title")) or first_line(f.get("body")) or "(untitled)"
+        return _text(f.get("title")) or first_line(f.get("body"))
     named = next((_text(f.get(n)) for n in kind.spec.title_fields if _text(f.get(n))), "")  # a plugin's kind
-    return named or first_line(f.get("body")) or "(untitled)"
+    return named or first_line(f.get("body"))
+
+
+def record_title(kind: Kind, fields: Mapping[str, Any] | None) -> str:
+    """What a heading shows: the record's name (`name_of`), or words saying it has none."""
+    return name_of(kind, fields) or {Kind.CONTACT: "(no name)", Kind.MESSAGE: "(no subject)"}.get(kind, "(untitled)")
 
 
 def record_when(kind: Kind, fields: Mapping[str, Any] | None) -> str | None:

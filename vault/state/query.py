@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from vault.domain.kinds import Kind
+from vault.domain.titles import name_of
 from vault.errors import InvalidRecord
 from vault.store.codec import loads
 
@@ -90,7 +91,7 @@ class Record:
 
     @property
     def title(self) -> str:
-        return display_name(self.kind, self.fields) or self.id
+        return name_of(self.kind, self.fields) or self.id
 
     @property
     def date(self) -> str:
@@ -130,17 +131,6 @@ class Hit:
     date: str
     snippet: str
     version: int = field(repr=False)  # the matched version's rowid: newest first
-
-
-def display_name(kind: Kind, fields: Mapping[str, Any]) -> str:
-    """A contact's name, a message's subject (else its sender), a note's title; '' when it has none."""
-    for name in kind.spec.title_fields:
-        value = fields.get(name)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        if isinstance(value, list) and value and isinstance(value[0], str):
-            return value[0]
-    return ""
 
 
 Order = Literal["id", "title", "date", "changed"]

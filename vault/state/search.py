@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from vault.domain.events import Kind
-from vault.state.query import Hit, Record, _path, display_name, live_at
+from vault.state.query import Hit, Record, _path, live_at
+from vault.domain.titles import name_of
 from vault.store.codec import loads
 
 
@@ -47,5 +48,5 @@ def search(conn: Any, text: str, seq: int | None = None, kinds: Sequence[Kind] |
         ).fetchall()
         for rid, at, snip, version, *values in rows:
             shown = Record(kind, rid, {n: loads(v) for n, v in zip(names, values, strict=True) if v is not None}, at, 0)
-            hits.append(Hit(kind, rid, display_name(kind, shown.fields), shown.date, snip, version))
+            hits.append(Hit(kind, rid, name_of(kind, shown.fields), shown.date, snip, version))
     return hits

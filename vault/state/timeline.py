@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 from vault.domain.contacts import ADDRESS_PARTS
 from vault.domain.events import Kind, kind_of
 from vault.domain.instants import human_date, human_time
-from vault.state.query import display_name
+from vault.domain.titles import name_of
 
 # How a field is named in a sentence: one item of a list field, or the field itself.
 FIELD_WORDS = {
@@ -34,7 +34,7 @@ def field_word(name: str) -> str:
 
 def record_label(record_id: str, data: Mapping[str, Any] | None) -> str:
     """What a person calls the record: a contact's name, a note's title, a message's subject, else its id."""
-    return display_name(kind_of(record_id), data or {}) or record_id
+    return name_of(kind_of(record_id), data or {}) or record_id
 
 
 def _renames(kind: Kind, name: str) -> bool:
