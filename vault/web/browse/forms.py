@@ -207,10 +207,7 @@ async def _page(datasette: Any, request: Any, kind: Kind, rows: dict[str, Any], 
 
 async def add_view(request: Any, datasette: Any) -> Response:
     """GET: an empty form for a new contact or note. POST: store it (one `created` event, source web)."""
-    site = plugin._site(datasette)
-    if site is None:
-        raise PageNotFound("Not a lifevault site")
-    await plugin._allowed(datasette, request)
+    site = await plugin.served_site(datasette, request)
     kind = Kind(request.url_vars["kind"])
     if request.method != "POST":
         return await _page(datasette, request, kind, rows_from_record(kind, {}))
@@ -227,10 +224,7 @@ async def add_view(request: Any, datasette: Any) -> Response:
 async def edit_view(request: Any, datasette: Any) -> Response:
     """GET: the record's form. POST: store what changed (one `updated` event, source web), unless the record
     changed since the form was opened (then the form comes back with what was typed, to be checked again)."""
-    site = plugin._site(datasette)
-    if site is None:
-        raise PageNotFound("Not a lifevault site")
-    await plugin._allowed(datasette, request)
+    site = await plugin.served_site(datasette, request)
     rid = request.url_vars["record_id"]
     kind = kind_of(rid)
 

@@ -11,7 +11,6 @@ from itertools import groupby
 from typing import Any
 from urllib.parse import urlencode
 
-from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 
 from vault.state.moments import Moment, Moments
@@ -32,10 +31,7 @@ def _entry(m: Moment) -> dict[str, Any]:
 
 async def moments_view(request: Any, datasette: Any) -> Response:
     """Every import, undo, revert and day with changes, each opening the vault as it was then."""
-    site = plugin._site(datasette)
-    if site is None:
-        raise PageNotFound("Not a lifevault site")
-    await plugin._allowed(datasette, request)
+    await plugin.served_site(datasette, request)
     lock, known = _KNOWN.setdefault(datasette, (threading.Lock(), Moments()))
 
     def current(conn: Any) -> list[Moment]:

@@ -54,8 +54,13 @@ def _site(datasette: Any) -> "Site | None":
     return _SITES.get(datasette)
 
 
-async def _allowed(datasette: Any, request: Any) -> None:
+async def served_site(datasette: Any, request: Any) -> "Site":
+    """The lifevault site behind a page route, once the request may view it (404 on a plain Datasette)."""
+    site = _site(datasette)
+    if site is None:
+        raise PageNotFound("Not a lifevault site")
     await datasette.ensure_permissions(request.actor, ["view-instance"])
+    return site
 
 
 def _local_path(path: str | None) -> str:
@@ -175,10 +180,7 @@ def register_routes() -> list[tuple[str, Any]]:
 async def as_of_view(request: Any, datasette: Any) -> Response:
     """Move every page to the state at `at` (ISO 8601, a date, seq:N, or now), remembering the text typed so the
     box shows it again; `seq=N` (the moments page's links) moves to event N exactly."""
-    site = _site(datasette)
-    if site is None:
-        raise PageNotFound("Not a lifevault site")
-    await _allowed(datasette, request)
+    site = await served_site(datasette, request)
     text = (request.args.get("at") or "now").strip()
     next_path = _local_path(request.args.get("next"))
     exact = request.args.get("seq") or (request.args.get("shown_seq") if text == request.args.get("shown") else None)
@@ -201,10 +203,7 @@ async def as_of_view(request: Any, datasette: Any) -> Response:
 
 async def search_view(request: Any, datasette: Any) -> Response:
     """Full-text search across contacts, messages and notes, now or in a past state."""
-    site = _site(datasette)
-    if site is None:
-        raise PageNotFound("Not a lifevault site")
-    await _allowed(datasette, request)
+    site = await served_site(datasette, request)
     q = (request.args.get("q") or "").strip()
     dbname = request.args.get("db") or LIVE_DB
     if dbname != LIVE_DB and (seq := seq_of(dbname)) is not None:
@@ -226,10 +225,7 @@ async def search_view(request: Any, datasette: Any) -> Response:
 
 async def record_view(request: Any, datasette: Any) -> Response:
     """One record's timeline: every version, what made it, the field diff; revert buttons."""
-    site = _site(datasette)
-    if site is None:
-        raise PageNotFound("Not a lifevault site")
-    await _allowed(datasette, request)
+    await served_site(datasette, request)
     rid = request.url_vars["record_id"]
     kind = Kind.by_prefix(rid.partition("_")[0])
     if kind is None:  # the route takes any prefix; the kinds registered decide
@@ -253,10 +249,7 @@ async def record_view(request: Any, datasette: Any) -> Response:
 
 async def revert_view(request: Any, datasette: Any) -> Response:
     """POST (CSRF-checked by Datasette): bring the record back to how it was after event `seq`."""
-    site = _site(datasette)
-    if site is None:
-        raise PageNotFound("Not a lifevault site")
-    await _allowed(datasette, request)
+    site = await served_site(datasette, request)
     rid = request.url_vars["record_id"]
     back = f"/-/record/{rid}"
     if request.method != "POST":
@@ -287,10 +280,7 @@ async def revert_view(request: Any, datasette: Any) -> Response:
 
 async def blob_view(request: Any, datasette: Any) -> Response:
     """An attachment: images shown inline, everything else downloaded; never sniffed or scripted."""
-    site = _site(datasette)
-    if site is None:
-        raise PageNotFound("Not a lifevault site")
-    await _allowed(datasette, request)
+    site = await served_site(datasette, request)
     name = request.args.get("name") or request.url_vars["blob"][:12]
     try:
         data = await asyncio.to_thread(site.live.read, lambda v: v.get_blob(request.url_vars["blob"]))
