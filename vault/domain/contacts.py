@@ -24,7 +24,7 @@ Vaults written before this model hold bare strings (`["+44 20 7946 0000"]`) and 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 TYPED_FIELDS = ("phones", "emails", "urls", "impps", "relations", "dates", "custom_fields")
 ADDRESS_PARTS = ("po_box", "extended", "street", "city", "region", "code", "country")
@@ -78,6 +78,11 @@ def addresses(items: Any) -> list[dict[str, Any]]:
             if made:
                 out.append(made)
     return out
+
+
+def address_text(a: Mapping[str, Any]) -> str:
+    """An address as one line: the lines its source wrote (`formatted`), else its parts joined by commas."""
+    return str(a.get("formatted") or ", ".join(str(a[k]) for k in ADDRESS_PARTS if a.get(k)))
 
 
 def texts(items: Any) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
-from vault.domain.contacts import ADDRESS_PARTS
+from vault.domain.contacts import ADDRESS_PARTS, address_text
 from vault.domain.events import Kind, kind_of
 from vault.domain.instants import human_date, human_time
 from vault.domain.titles import name_of
@@ -51,7 +51,7 @@ def item_text(value: Any) -> str:
         if isinstance(value.get("value"), str):
             return value["value"]
         if value.get("formatted") or any(value.get(k) for k in ADDRESS_PARTS):
-            return str(value.get("formatted") or ", ".join(str(value[k]) for k in ADDRESS_PARTS if value.get(k)))
+            return address_text(value)
         if isinstance(value.get("blob"), str):
             return str(value.get("name") or value["blob"][:12])
         return "; ".join(f"{k}: {item_text(v)}" for k, v in value.items() if v not in (None, "", [], {}))

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from markupsafe import Markup, escape
 
-from vault.domain.contacts import ADDRESS_PARTS, addresses, typed_values
+from vault.domain.contacts import ADDRESS_PARTS, address_text, addresses, typed_values
 from vault.state.people import Directory
 from vault.web.browse.rendering import INLINE_TYPES, blob_url, safe_url
 
@@ -107,8 +107,7 @@ def address_list(value: Any) -> Markup | None:
         return None
     lines = []
     for a in items:
-        text = a.get("formatted") or ", ".join(a[k] for k in ADDRESS_PARTS if a.get(k))
-        lines.append(Markup('<span class="lv-value">{}{}</span>').format(text, _kinds(a)))
+        lines.append(Markup('<span class="lv-value">{}{}</span>').format(address_text(a), _kinds(a)))
     return Markup("<br>").join(lines)
 
 
@@ -167,7 +166,7 @@ def plain_text(value: Any) -> str:
             kinds = value.get("label") or ", ".join(str(t) for t in value.get("types") or [])
             return value["value"] + (f" ({kinds})" if kinds else "")
         if any(k in value for k in ADDRESS_PARTS + ("formatted",)):
-            return value.get("formatted") or ", ".join(str(value[k]) for k in ADDRESS_PARTS if value.get(k))
+            return address_text(value)
         if isinstance(value.get("blob"), str):  # an attachment
             return str(value.get("name") or "attachment")
         return "; ".join(f"{k}: {plain_text(v)}" for k, v in value.items() if v not in (None, "", [], {}))

@@ -17,7 +17,7 @@ from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 from markupsafe import Markup
 
-from vault.domain.contacts import ADDRESS_PARTS, TYPED_FIELDS, addresses, typed_values
+from vault.domain.contacts import TYPED_FIELDS, address_text, addresses, typed_values
 
 SAFE_SCHEMES = {"http", "https", "mailto"}
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -102,7 +102,7 @@ def render_typed_values(column: str, value: Any) -> Markup | None:
         except ValueError:
             return None
     if column == "addresses":
-        items = [(a.get("formatted") or ", ".join(a[k] for k in ADDRESS_PARTS if a.get(k)), a) for a in addresses(value)]
+        items = [(address_text(a), a) for a in addresses(value)]
     else:
         items = [(v["value"], v) for v in typed_values(value)]
     if not items:
