@@ -8,7 +8,7 @@ Inside lifevault an instant is an int of UTC microseconds. Users type ISO 8601
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from vault.errors import BadInstant
 
@@ -65,15 +65,24 @@ def local_time(at: str | int) -> datetime:
     return datetime.fromtimestamp(us / 1_000_000, timezone.utc).astimezone()
 
 
+def day_words(d: date) -> str:
+    """`3 Mar 2025`: a day as people write it."""
+    return f"{d.day} {d:%b %Y}"
+
+
+def minute_words(dt: datetime) -> str:
+    """`3 Mar 2025, 14:05`: a time as people write it, to the minute."""
+    return f"{day_words(dt)}, {dt:%H:%M}"
+
+
 def human_date(at: str | int) -> str:
-    """`3 Mar 2025`: a day as people write it, in local time."""
-    dt = local_time(at)
-    return f"{dt.day} {dt:%b %Y}"
+    """`3 Mar 2025`: the day of an instant, in local time."""
+    return day_words(local_time(at))
 
 
 def human_time(at: str | int) -> str:
-    """`3 Mar 2025, 14:05`: an instant as people write it, in local time."""
-    return f"{human_date(at)}, {local_time(at):%H:%M}"
+    """`3 Mar 2025, 14:05`: an instant, in local time."""
+    return minute_words(local_time(at))
 
 
 def typed_time(at: str | int) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 
 from markupsafe import Markup, escape
 
+from vault.domain.instants import day_words, minute_words
 from vault.domain.contacts import ADDRESS_PARTS, address_text, addresses, typed_values
 from vault.state.people import Directory
 from vault.web.browse.rendering import INLINE_TYPES, blob_url, safe_url
@@ -39,14 +40,11 @@ def when_text(value: Any) -> str | None:
         return None
     try:
         if len(value) == 10:
-            d = date.fromisoformat(value)
-            return f"{d.day} {d:%b %Y}"
+            return day_words(date.fromisoformat(value))
         dt = datetime.fromisoformat(value)
     except ValueError:
         return None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone()
-    return f"{dt.day} {dt:%b %Y, %H:%M}"
+    return minute_words(dt.astimezone() if dt.tzinfo is not None else dt)
 
 
 def when(value: Any) -> Markup | None:
