@@ -142,8 +142,9 @@ def _keyed(path: Path, key: bytes, cache_mb: int, mode: str) -> Any:
 
 
 def is_damage(e: BaseException) -> bool:
-    """Whether an error came from a state file that does not read back (damaged, altered, disk full)."""
-    return isinstance(e, sqlcipher.DatabaseError)
+    """Whether an error came from a state file that does not read back (damaged, altered, disk full); a file
+    another process holds locked is busy, not damaged."""
+    return isinstance(e, sqlcipher.DatabaseError) and not _locked(e)
 
 
 def remove(path: Path) -> None:
