@@ -235,12 +235,33 @@ def floors(vault: Path) -> dict:
             "event_bytes": events, "blob_bytes": blobs}
 
 
+def build(scale: float, d: Path, env: dict[str, str], lifevault: list[str], vault: Path) -> dict:
+    """Generate the archive's exports and import them with the real CLI; time and peak memory per format."""
+    files = generate(scale, d)
+    run([*lifevault, "init", "--vault", str(vault), "--kdf-cost", "min"], env)
+    imports: dict = {}
+    for name, path in files.items():
+        fmt = "whatsapp" if name.startswith("whatsapp") else name
+        r = run([*lifevault, "import", fmt, str(path), "--silent", "--vault", str(vault)], env)
+        key = "whatsapp" if fmt == "whatsapp" else name
+        prev = imports.get(key, {"s": 0.0, "rss_mb": 0.0})
+        imports[key] = {"s": prev["s"] + r["s"], "rss_mb": max(prev["rss_mb"], r["rss_mb"])}
+    notes = round(3_000 * scale)
+    r = run([sys.executable, "-c", NOTES.format(pw=PASS), str(vault), str(notes), str(round(300 * scale))], env)
+    imports["notes_through_the_library"] = {"s": r["s"], "rss_mb": r["rss_mb"]}
+    return imports
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=0.05, help="1.0 is the lifetime archive (about 530,000 events)")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     ap.add_argument("--keep", type=Path, help="work in this folder and leave it (default: a temporary one)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: measure the archive already imported there (no generating or importing)")
     args = ap.parse_args()
+    if args.reuse and not (args.keep and (args.keep / "archive.db").exists()):
+        ap.error("--reuse needs --keep DIR holding an archive.db from an earlier run")
     _reaper()
     d = args.keep or Path(tempfile.mkdtemp(prefix="lifevault-archive-"))
     d.mkdir(parents=True, exist_ok=True)
@@ -249,21 +270,7 @@ def main() -> None:
     lifevault = [sys.executable, "-c", "from vault.cli import cli; cli()"]
     vault = d / "archive.db"
     out: dict = {"scale": args.scale, "load": os.getloadavg()}
-    t = time.perf_counter()
-    files = generate(args.scale, d)
-    out["generate_s"] = time.perf_counter() - t
-    run([*lifevault, "init", "--vault", str(vault), "--kdf-cost", "min"], env)
-    imports = {}
-    for name, path in files.items():
-        fmt = "whatsapp" if name.startswith("whatsapp") else name
-        r = run([*lifevault, "import", fmt, str(path), "--silent", "--vault", str(vault)], env)
-        key = "whatsapp" if fmt == "whatsapp" else name
-        prev = imports.get(key, {"s": 0.0, "rss_mb": 0.0})
-        imports[key] = {"s": prev["s"] + r["s"], "rss_mb": max(prev["rss_mb"], r["rss_mb"])}
-    notes = round(3_000 * args.scale)
-    r = run([sys.executable, "-c", NOTES.format(pw=PASS), str(vault), str(notes), str(round(300 * args.scale))], env)
-    imports["notes_through_the_library"] = {"s": r["s"], "rss_mb": r["rss_mb"]}
-    out["imports"] = imports
+    out["imports"] = {} if args.reuse else build(args.scale, d, env, lifevault, vault)
     r = run([*lifevault, "stats", "--json", "--vault", str(vault)], env)
     out["stats"] = {"s": r["s"], "rss_mb": r["rss_mb"], **json.loads(r["out"])}
     out["serve"] = serve(env, lifevault, vault)
