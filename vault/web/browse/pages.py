@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from datasette import hookimpl
 from datasette.plugins import pm
+from datasette.utils import to_css_class
 from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 from markupsafe import Markup
@@ -66,6 +67,7 @@ FIELD_ORDER: dict[Kind, list[tuple[str, str]]] = {
 }
 _TIME_COLUMNS = {"date", "created_at", "updated_at", "created", "updated", "birthday", "valid_from", "valid_to"}
 _TITLE_COLUMN = {"contacts": "name", "notes": "title"}  # messages link from their subject or text
+_KINDS = {"contacts": Kind.CONTACT, "messages": Kind.MESSAGE, "notes": Kind.NOTE}  # the lists of COLUMNS
 _NOT_SHOWN = {"html"}  # a mail's HTML part: kept in the vault, shown as its text instead
 
 
@@ -105,6 +107,20 @@ _directories: "weakref.WeakKeyDictionary[Any, OrderedDict[tuple[str, int], Direc
 _live_stamps: "weakref.WeakKeyDictionary[Any, tuple[int, int]]" = weakref.WeakKeyDictionary()
 
 
+def _kept_directory(datasette: Any, database: str) -> Directory | None:
+    """The address book of `database` if one is kept and still current: no query, no await (a list's
+    sender and recipient cells ask for it 150 times a page)."""
+    site = _SITES.get(datasette)
+    if site is None:
+        return None
+    stamp = seq_of(database)
+    if stamp is None:
+        live_seq, stamp = _live_stamps.get(datasette, (-1, 0))
+        if live_seq != site.live.seq:
+            return None
+    return _directories.get(datasette, {}).get((database, stamp))
+
+
 async def _directory(datasette: Any, database: str) -> Directory | None:
     site = _SITES.get(datasette)
     if site is None:
@@ -128,22 +144,34 @@ async def _directory(datasette: Any, database: str) -> Directory | None:
 
 
 # -- hooks ---------------------------------------------------------------------------------
-@hookimpl
+_SHOWN = {table: {name for name, _ in columns} for table, columns in COLUMNS.items()}
+_PEOPLE_COLUMNS = {"from", "to", "cc", "bcc", "reply_to"}
+
+
+@hookimpl(tryfirst=True)  # before plugin.py's cells: a list's cells are all answered here
 def render_cell(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
-    if datasette not in _SITES or table not in COLUMNS:
+    if table not in _SHOWN or datasette not in _SITES:
         return None
+    if column not in _SHOWN[table]:
+        # A column the list does not show (its page draws only COLUMNS): "" ends the plugins' turn and leaves
+        # the cell to Datasette's plain text, so no time goes into cells nobody sees (most of a message's).
+        return ""
+    if table == "messages" and column in _PEOPLE_COLUMNS and value is not None:
+        people = _kept_directory(datasette, database)
+        if people is None:  # the address book is read once per state (and contacts change), then kept
+            async def with_people() -> Any:
+                return cells.people(value, await _directory(datasette, database), seq_of(database))
+            return with_people
+        return cells.people(value, people, seq_of(database))
+    return _cell(row, value, column, table, database, datasette)
 
-    async def rendered() -> Any:
-        return await _cell(row, value, column, table, database, datasette)
-    return rendered
 
-
-async def _cell(row: Any, value: Any, column: str, table: str, database: str, datasette: Any) -> Any:
+def _cell(row: Any, value: Any, column: str, table: str, database: str, datasette: Any) -> Any:
     seq = seq_of(database)
-    kind = next(k for k in Kind if k.table == table)
-    rid = row["id"] if "id" in row.keys() else None
-    if rid and (column == "id" or column == _TITLE_COLUMN.get(table)):  # every row links to its record page
-        title = value if column == "id" else record_title(kind, dict(zip(row.keys(), row, strict=True)))
+    rid = row["id"]
+    if rid and column == _TITLE_COLUMN.get(table):  # every row links to its record page
+        kind = _KINDS[table]
+        title = record_title(kind, dict(zip(row.keys(), row, strict=True)))
         return cells.link(cells.record_url(rid, seq), Markup("<strong>{}</strong>").format(title))
     if value is None:
         return None
@@ -157,8 +185,6 @@ async def _cell(row: Any, value: Any, column: str, table: str, database: str, da
         if column in TYPED_FIELDS:
             return cells.typed_list(column, value)
     if table == "messages":
-        if column in ("from", "to", "cc", "bcc", "reply_to"):
-            return cells.people(value, await _directory(datasette, database), seq)
         if column == "subject" and rid:
             return cells.link(cells.record_url(rid, seq), value)
         if column == "body":
@@ -185,7 +211,7 @@ def extra_template_vars(template: str, database: str | None, table: str | None, 
         return None
     if template == "table.html" and table in COLUMNS:
         # A list, not a database object: no "(view)", no view SQL naming the tables behind it.
-        return {"lv_columns": COLUMNS[table], "is_view": False, "view_definition": None,
+        return {"lv_columns": [(name, text, to_css_class(name)) for name, text in COLUMNS[table]], "is_view": False, "view_definition": None,
                 "allow_execute_sql": False}
     if template in ("index.html", "database.html"):
         async def home() -> dict[str, Any]:
@@ -212,6 +238,7 @@ def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
     if datasette not in _SITES:
         return
     env.filters["lv_when"] = lambda value: cells.when(value) or ("" if value is None else value)
+    env.filters["lv_cells"] = lambda row: {cell["column"]: cell["value"] for cell in row}  # a list row's cells by name
     env.globals["lv_record"] = lv_record
     env.globals["lv_record_fields"] = _fields_global(datasette)
 
