@@ -118,7 +118,8 @@ def _kept_directory(datasette: Any, database: str) -> Directory | None:
         live_seq, stamp = _live_stamps.get(datasette, (-1, 0))
         if live_seq != site.live.seq:
             return None
-    return _directories.get(datasette, {}).get((database, stamp))
+    kept = _directories.get(datasette)
+    return kept.get((database, stamp)) if kept is not None else None
 
 
 async def _directory(datasette: Any, database: str) -> Directory | None:
