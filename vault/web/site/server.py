@@ -69,7 +69,8 @@ class Site:
             memory=False, auth_config=auth_passwords_config(self.login), metadata=metadata, template_dir=TEMPLATES, secret=secrets.token_hex(32),
             settings={"suggest_facets": False, "default_page_size": 50, "sql_time_limit_ms": 3000},
         )
-        self.datasette.add_database(StateDatabase(self.datasette, live.state_path, live.state_key), name=LIVE_DB)
+        self.datasette.add_database(StateDatabase(self.datasette, live.state_path, live.state_key,
+                                                  version=lambda: live.seq), name=LIVE_DB)
         self.datasette.remove_database("_memory")  # Datasette's scratch database: nothing of the owner's
         datasette_plugin.register(self)
         browse.register(self)
