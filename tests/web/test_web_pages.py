@@ -272,3 +272,12 @@ def test_every_page_of_imported_data_reads_in_words(vault: Vault) -> None:
         assert r.status_code == 200, page
         assert_plain(r.text, page)
     site.asof.close()
+
+
+def test_what_datasette_reads_of_the_schema_is_kept_until_the_schema_changes(client, site) -> None:
+    """state_db.StateDatabase keeps its introspection between pages, and forgets it when the schema version moves."""
+    assert client.get("/vault/contacts").status_code == 200
+    assert client.get("/vault/extra_list.json").status_code == 404  # "no such table" is remembered too
+    site.live.write(lambda v: v.projection.conn.execute("CREATE VIEW extra_list AS SELECT 1 AS one"))
+    r = client.get("/vault/extra_list.json", params={"_shape": "array"})
+    assert r.status_code == 200 and r.json() == [{"one": 1}]

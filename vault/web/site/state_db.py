@@ -157,8 +157,48 @@ class StateDatabase(Database):
         self.state_path, self.key, self.version = path, key, version
         self._readers: list[Any] = []
         self._counts = Counts()
+        self._schema: dict[tuple[str, tuple], Any] = {}
+        self._schema_version: int | None = None
+
+    # Datasette reads the schema several times per page, a trip to a reader thread each (21 per list page):
+    # what it reads is kept while the schema version stays the same.
+    async def _remembered(self, name: str, *args: Any) -> Any:
+        key = (name, args)
+        if key not in self._schema:
+            self._schema[key] = await getattr(super(), name)(*args)
+        found = self._schema[key]
+        return list(found) if isinstance(found, list) else found  # callers may extend what they get
+
+    async def table_columns(self, table: str) -> Any:
+        return await self._remembered("table_columns", table)
+
+    async def table_column_details(self, table: str) -> Any:
+        return await self._remembered("table_column_details", table)
+
+    async def primary_keys(self, table: str) -> Any:
+        return await self._remembered("primary_keys", table)
+
+    async def fts_table(self, table: str) -> Any:
+        return await self._remembered("fts_table", table)
+
+    async def foreign_keys_for_table(self, table: str) -> Any:
+        return await self._remembered("foreign_keys_for_table", table)
+
+    async def get_view_definition(self, view: str) -> Any:
+        return await self._remembered("get_view_definition", view)
+
+    async def get_table_definition(self, table: str, type_: str = "table") -> Any:
+        return await self._remembered("get_table_definition", table, type_)
+
+    async def table_exists(self, table: str) -> Any:
+        return await self._remembered("table_exists", table)
 
     async def execute(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if sql == "PRAGMA schema_version":  # Datasette asks before every page: the schema memo lasts until it moves
+            found = await super().execute(sql, params, *args, **kwargs)
+            if found.first()[0] != self._schema_version:
+                self._schema_version, self._schema = found.first()[0], {}
+            return found
         if self.version is None or not _COUNT.match(sql):
             return await super().execute(sql, params, *args, **kwargs)
         key = (sql, tuple(sorted(params.items())) if isinstance(params, dict) else tuple(params or ()), self.version())
