@@ -174,6 +174,8 @@ def register_routes() -> list[tuple[str, Any]]:
         (r"^/-/moments$", moments_view),
         (r"^/-/add/(?P<kind>contact|note)$", add_view),
         (r"^/-/record/(?P<record_id>[cn]_[a-z0-9]{1,64})/edit$", edit_view),
+        (rf"^/(?P<database>[a-z0-9_]+)/(?P<table>{'|'.join(sorted(RECORD_TABLES))})/(?P<rowid>[0-9]{{1,18}})$",
+         row_view),
     ]
 
 
@@ -246,6 +248,21 @@ async def record_view(request: Any, datasette: Any) -> Response:
         "thread_link": thread_url(LIVE_DB, shown["data"]["thread"])
         if kind is Kind.MESSAGE and isinstance((shown["data"] or {}).get("thread"), str) else None,
     }, request=request))
+
+
+async def row_view(request: Any, datasette: Any) -> Response:
+    """A list row's own address (Datasette's row page) leads to the record's page, at the same past state."""
+    await served_site(datasette, request)
+    database, table, rowid = (request.url_vars[k] for k in ("database", "table", "rowid"))
+    try:
+        db = datasette.get_database(route=database)
+    except KeyError:
+        raise PageNotFound(f"No database {database!r}") from None
+    found = (await db.execute(f"SELECT id FROM {table} WHERE rowid = ?", [int(rowid)])).first()
+    if found is None:
+        raise PageNotFound(f"No row {rowid} in {table}")
+    seq = seq_of(database)
+    return Response.redirect(f"/-/record/{found[0]}" + (f"?at=seq:{seq}" if seq is not None else ""))
 
 
 async def revert_view(request: Any, datasette: Any) -> Response:

@@ -193,6 +193,13 @@ class StateDatabase(Database):
     async def table_exists(self, table: str) -> Any:
         return await self._remembered("table_exists", table)
 
+    async def get_all_foreign_keys(self) -> Any:
+        """SQLite knows relations of tables only; Datasette's row page looks its table up here, so the record
+        views are listed with none (a view's row page answered 500 with a KeyError)."""
+        views = await self._remembered("view_names")
+        return {**{view: {"incoming": [], "outgoing": []} for view in views},
+                **await self._remembered("get_all_foreign_keys")}
+
     async def execute(self, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
         if sql == "PRAGMA schema_version":  # Datasette asks before every page: the schema memo lasts until it moves
             found = await super().execute(sql, params, *args, **kwargs)
