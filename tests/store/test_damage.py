@@ -192,7 +192,7 @@ def test_rowid_order_corruption_is_reported_by_verify(tmp_path: Path) -> None:
     path = tmp_path / "vault.db"
     with Vault.create(path, PASSPHRASE, kdf_cost="min")[0] as v:
         with v.transaction() as tx:
-            for i in range(120):
+            for i in range(400):  # three leaf pages or more, at the 32 KB pages of a new file
                 tx.create(Kind.NOTE, {"title": f"note {i}", "body": "x" * 300}, SRC)
     checkpoint(path)
     swap_two_leaf_pages(path, "events")
