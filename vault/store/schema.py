@@ -28,6 +28,7 @@ BUSY_TIMEOUT_MS = 10_000
 # (bench_archive, scale 0.02; sizes as dbstat counts them): a row that does not fit the rightmost leaf
 # starts a new page, and e-mail rows of 1-20 KB left 14% of 4 KB event pages empty, 7% of 32 KB ones.
 PAGE_SIZE = 32768
+WAL_BYTES = 4 << 20  # checkpoint when the WAL holds this much: SQLite's default 1,000 pages, in 4 KB pages
 
 # Every statement that shapes the vault file lives in this module. The text of each is part of the format:
 # `check_schema` compares the SQL stored in a file with these strings, so a table's statement is never edited,
@@ -127,6 +128,8 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         _check_format(conn, path)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        conn.execute(f"PRAGMA wal_autocheckpoint = {max(1, WAL_BYTES // page_size)}")
     except sqlite3.DatabaseError as e:
         if "locked" in str(e):
             raise VaultLocked(path) from e
