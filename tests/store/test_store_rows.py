@@ -8,13 +8,14 @@ named, and nothing is stored.
 from __future__ import annotations
 
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from vault import Kind, Source, TamperDetected, Vault
-from vault.store import copies
-from vault.store.log import Head, Row
+from vault.store import blobs, copies, keyring, schema
+from vault.store.log import EventLog, Head, Row
 from vault.store.verify import check_log
 
 from conftest import PASSPHRASE
@@ -84,3 +85,21 @@ def test_a_file_is_built_from_raw_rows_only_when_they_reach_the_head(created: tu
     with pytest.raises(TamperDetected) as e:
         copies.build_file(short, meta, [everything[:-1]], [], Head(h.seq, h.hash, h.mac, h.sig))
     assert e.value.seq == 7
+
+
+def test_a_copy_of_an_older_file_stores_the_same_sealed_attachments_in_parts(tmp_path: Path) -> None:
+    """A clone of a format-2 vault (64 KB pages, attachments in parts) holds its attachments byte for byte: the
+    same sealed bytes, so the seal and a replica's blob segments agree between the two."""
+    old = tmp_path / "old.vault"
+    shutil.copyfile(Path(__file__).parent.parent / "fixtures" / "vaults" / "format-2.vault", old)
+    with closing(schema.connect(old)) as conn:
+        log = EventLog(conn, old, None)
+        meta, rows, head = dict(conn.execute("SELECT key, value FROM meta")), list(log.rows()), log.head()
+        whole = list(blobs.sealed_rows(conn))
+    built = tmp_path / "built.vault"
+    copies.build_file(built, meta, [rows], whole, head)
+    with closing(schema.connect(built)) as conn:
+        assert list(blobs.sealed_rows(conn)) == whole and conn.execute("SELECT count(*) FROM blob_parts").fetchone()[0]
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == schema.PAGE_SIZE
+        keys = keyring.unlock(conn, PASSPHRASE)
+        assert check_log(EventLog(conn, built, keys), blind=False).events == 3
