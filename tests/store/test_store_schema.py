@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from vault import Kind, Vault
+from vault import Kind, Source, Vault
 from vault.store import blobs, schema, tokens
 from vault.store.verify import verify_blind, verify_vault
 
 from conftest import PASSPHRASE
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "vaults"
+SRC = Source("cli")
 
 
 def _copy(name: str, tmp_path: Path) -> Path:
@@ -139,3 +140,15 @@ def test_a_format_2_file_keeps_its_pages_and_whole_attachments_and_adds_parts(tm
     new.close()
     assert {r for r in _schema(old) if r[2] == "blob_parts"} == {r for r in _schema(tmp_path / "new.vault")
                                                                  if r[2] == "blob_parts"} != set()
+
+
+def test_the_wal_of_an_open_vault_shrinks_back_after_a_large_write(tmp_path: Path) -> None:
+    """A long-open vault (serve) does not keep the WAL of its largest write: checkpointed at WAL_BYTES, then
+    cut back to that size."""
+    path = tmp_path / "vault.db"
+    with Vault.create(path, PASSPHRASE, kdf_cost="min")[0] as v:
+        v.put_blob(os.urandom(3 * schema.WAL_BYTES))  # one transaction: the WAL cannot be checkpointed meanwhile
+        grown = path.with_name("vault.db-wal").stat().st_size
+        for i in range(3):
+            v.add(Kind.NOTE, {"title": f"later {i}"}, SRC)
+        assert grown > 3 * schema.WAL_BYTES >= schema.WAL_BYTES >= path.with_name("vault.db-wal").stat().st_size

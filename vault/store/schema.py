@@ -142,6 +142,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = FULL")
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         conn.execute(f"PRAGMA wal_autocheckpoint = {max(1, WAL_BYTES // page_size)}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_BYTES}")  # a long-open vault's WAL shrinks after an import
     except sqlite3.DatabaseError as e:
         if "locked" in str(e):
             raise VaultLocked(path) from e
