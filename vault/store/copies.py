@@ -86,14 +86,14 @@ def _build(path: Path, meta: Mapping[str, Any], row_batches: Iterable[Iterable[R
 def _copy_side_tables(source: sqlite3.Connection, conn: sqlite3.Connection) -> None:
     """The seal, token and batch rows of `source`, as they are (the same DDL made both tables)."""
     present = {n for (n,) in source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    for table, ddl in _SIDE_TABLES.items():
-        if table not in present:
+    for name, ddl in _SIDE_TABLES.items():
+        if name not in present:
             continue
         if ddl is not None:
             conn.execute(ddl)
-        rows = source.execute(f"SELECT * FROM {table}").fetchall()
+        rows = source.execute(f"SELECT * FROM {name}").fetchall()
         if rows:
-            conn.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
+            conn.executemany(f"INSERT INTO {name} VALUES ({','.join('?' * len(rows[0]))})", rows)
 
 
 def add_rows(path: Path, meta: Mapping[str, Any], blob_rows: Iterable[tuple[bytes, bytes]]) -> None:
