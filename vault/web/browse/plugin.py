@@ -27,6 +27,7 @@ from vault.web.browse.asof import TYPED_COOKIE, EventTimes, banner, seq_of, type
 from vault.web.browse.cells import thread_url
 from vault.web.browse.forms import EDITABLE, add_links, add_view, edit_view
 from vault.web.browse.moments import moments_view
+from vault.web.browse.pages import COLUMNS as LISTS
 from vault.web.browse.rendering import (
     INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown, render_typed_values,
 )
@@ -119,8 +120,8 @@ def extra_template_vars(database: str | None, request: Any, datasette: Any) -> A
 
 @hookimpl
 def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
-    if _site(datasette) is None or table is None or value is None:
-        return None
+    if table is None or value is None or table in LISTS or _site(datasette) is None:
+        return None  # the lists' cells are pages.py's (pluggy runs every plugin's hook for each cell even so)
     base = table.removesuffix("_history")
     if base not in RECORD_TABLES:
         return None
