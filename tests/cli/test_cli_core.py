@@ -504,3 +504,16 @@ def test_a_blob_key_that_is_not_a_stored_attachment(run, vault_file: Path, tmp_p
     assert r.exit_code == 0, r.output
     r = run("restore", "--at", "now", "--out", str(tmp_path / "state.db"))
     assert r.exit_code == 0, r.output
+
+
+# -- compact -------------------------------------------------------------------------------
+def test_compact_writes_a_verified_copy_and_never_overwrites(run, vault_file: Path, cid: str, tmp_path: Path) -> None:
+    out = tmp_path / "compact.db"
+    r = run("compact", str(out))
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith(f"Wrote {out}: 1 events, 0 blobs, ") and "verifies as the same vault" in r.output
+    r = run("show", cid, "--vault", str(out))
+    assert r.exit_code == 0 and "Ada Lovelace" in r.output, r.output
+    fails(run, out, ["compact", str(out)], f"{out} already exists; refusing to overwrite it.")
+    missing = tmp_path / "no" / "such" / "compact.db"
+    fails(run, missing, ["compact", str(missing)], f"Cannot write {missing}: the folder {missing.parent} does not exist.")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from vault import Kind, Source, Vault
 from vault.cli import cli
-from vault.store import schema
+from vault.store import blobs, schema
 
 SECRET = "Quetzalcoatl7731"  # appears in every record; must never appear in a replica
 
@@ -51,7 +51,7 @@ def rows(path: Path) -> list[tuple]:
     try:
         return [conn.execute("SELECT seq, hash, payload FROM events ORDER BY seq").fetchall(),
                 conn.execute("SELECT seq, hash, mac, sig FROM head").fetchall(),
-                conn.execute("SELECT id, payload FROM blobs ORDER BY id").fetchall()]
+                sorted(blobs.sealed_rows(conn))]  # the sealed bytes, whether stored whole or in parts
     finally:
         conn.close()
 

@@ -60,7 +60,8 @@ def checkpoint(path: Path) -> None:
 
 def attacker(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
-    for name in ("events_no_update", "events_no_delete", "blobs_no_update", "blobs_no_delete"):
+    for name in ("events_no_update", "events_no_delete", "blobs_no_update", "blobs_no_delete", "blob_parts_no_update",
+                 "blob_parts_no_delete"):
         conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     return conn
 
@@ -192,7 +193,7 @@ def test_rowid_order_corruption_is_reported_by_verify(tmp_path: Path) -> None:
     path = tmp_path / "vault.db"
     with Vault.create(path, PASSPHRASE, kdf_cost="min")[0] as v:
         with v.transaction() as tx:
-            for i in range(120):
+            for i in range(400):  # three leaf pages or more, at the 32 KB pages of a new file
                 tx.create(Kind.NOTE, {"title": f"note {i}", "body": "x" * 300}, SRC)
     checkpoint(path)
     swap_two_leaf_pages(path, "events")
@@ -210,10 +211,11 @@ def test_rowid_order_corruption_is_reported_by_verify(tmp_path: Path) -> None:
 def test_blind_verify_reports_a_flipped_attachment_byte(small) -> None:
     path, made = small
     with closing(attacker(path)) as conn:
-        raw, payload = conn.execute("SELECT id, payload FROM blobs").fetchone()
-        payload = bytearray(payload)
-        payload[len(payload) // 2] ^= 0x04
-        conn.execute("UPDATE blobs SET payload = ? WHERE id = ?", (bytes(payload), raw))
+        raw = conn.execute("SELECT id FROM blobs").fetchone()[0]
+        n, part = conn.execute("SELECT n, part FROM blob_parts WHERE id = ?", (raw,)).fetchone()  # format 3: in parts
+        part = bytearray(part)
+        part[len(part) // 2] ^= 0x04
+        conn.execute("UPDATE blob_parts SET part = ? WHERE n = ?", (bytes(part), n))
     assert "an attachment's ciphertext differs from what its seal records" in \
         failure(path, "verify", "--blind", passphrase=None)
     assert f"blob {raw.hex()[:16]}" in failure(path, "verify")  # with the key, the blob is named

@@ -8,14 +8,16 @@ named, and nothing is stored.
 from __future__ import annotations
 
 import shutil
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from vault import Kind, Source, TamperDetected, Vault
-from vault.store import copies
-from vault.store.log import Head, Row
-from vault.store.verify import check_log
+from vault.store import blobs, copies, keyring, schema
+from vault.store.log import EventLog, Head, Row
+from vault.store.tokens import list_tokens
+from vault.store.verify import check_log, verify_blind, verify_vault
 
 from conftest import PASSPHRASE
 
@@ -84,3 +86,45 @@ def test_a_file_is_built_from_raw_rows_only_when_they_reach_the_head(created: tu
     with pytest.raises(TamperDetected) as e:
         copies.build_file(short, meta, [everything[:-1]], [], Head(h.seq, h.hash, h.mac, h.sig))
     assert e.value.seq == 7
+
+
+def test_a_copy_of_an_older_file_stores_the_same_sealed_attachments_in_parts(tmp_path: Path) -> None:
+    """A clone of a format-2 vault (64 KB pages, attachments in parts) holds its attachments byte for byte: the
+    same sealed bytes, so the seal and a replica's blob segments agree between the two."""
+    old = tmp_path / "old.vault"
+    shutil.copyfile(Path(__file__).parent.parent / "fixtures" / "vaults" / "format-2.vault", old)
+    with closing(schema.connect(old)) as conn:
+        log = EventLog(conn, old, None)
+        meta, rows, head = dict(conn.execute("SELECT key, value FROM meta")), list(log.rows()), log.head()
+        whole = list(blobs.sealed_rows(conn))
+    built = tmp_path / "built.vault"
+    copies.build_file(built, meta, [rows], whole, head)
+    with closing(schema.connect(built)) as conn:
+        assert list(blobs.sealed_rows(conn)) == whole and conn.execute("SELECT count(*) FROM blob_parts").fetchone()[0]
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == schema.PAGE_SIZE
+        keys = keyring.unlock(conn, PASSPHRASE)
+        assert check_log(EventLog(conn, built, keys), blind=False).events == 3
+
+
+@pytest.mark.parametrize("name", ["format-1.vault", "format-2.vault"])
+def test_an_older_file_written_anew_is_the_same_vault_in_this_layout(name: str, tmp_path: Path) -> None:
+    """`lifevault compact`: the same rows (tokens, batches and seal too) at this format's page size, attachments
+    in parts, format 1's snapshot caches left out; the vault itself is not touched."""
+    old = tmp_path / name
+    shutil.copyfile(Path(__file__).parent.parent / "fixtures" / "vaults" / name, old)
+    with Vault.open(old, PASSPHRASE) as v:  # a format-1 file is sealed when opened with the passphrase
+        tokens = [t.name for t in list_tokens(v.log)]
+    before = old.read_bytes()
+    out = tmp_path / "anew.vault"
+    copies.write_anew(old, out)
+    assert old.read_bytes() == before and not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    with closing(schema.connect(out)) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == schema.PAGE_SIZE
+        assert schema.format_of(conn) == schema.FORMAT_VERSION and conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'snapshots'").fetchone()[0] == 0
+        assert conn.execute("SELECT payload FROM blobs").fetchall() == [(b"",)]  # the attachment is in parts
+    assert verify_blind(out).events == 3
+    with Vault.open(out, PASSPHRASE) as v:
+        assert verify_vault(v.log).blobs == 1 and [t.name for t in list_tokens(v.log)] == tokens
+        note = next(r.event.record_id for r in v.events() if r.event.kind is Kind.NOTE)
+        assert v.get_blob(v.get(note)["attachments"][0]["blob"]) == b"a scan of a letter"

@@ -3,11 +3,13 @@
 Tested on real files written by older lifevaults (tests/fixtures/vaults/README.md): a format-1 file is
 migrated and sealed when opened with the passphrase and then has exactly the schema of a new file; a
 format-2 file written before the schema moved still passes every check; a migration rolled back leaves
-the file as it was.
+the file as it was. A new file has 64 KB pages and stores attachments in parts (format 3); an older file
+keeps its pages and its whole attachments, and stores new ones in parts once migrated.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from contextlib import closing
@@ -15,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from vault import Kind, Vault
-from vault.store import schema, tokens
+from vault import Kind, Source, Vault
+from vault.store import blobs, schema, tokens
 from vault.store.verify import verify_blind, verify_vault
 
 from conftest import PASSPHRASE
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "vaults"
+SRC = Source("cli")
 
 
 def _copy(name: str, tmp_path: Path) -> Path:
@@ -95,3 +98,57 @@ def test_the_fixtures_are_what_their_readme_says(name: str) -> None:
     with closing(sqlite3.connect(f"file:{FIXTURES / name}?immutable=1", uri=True)) as conn:  # leaves no -wal
         assert schema.format_of(conn) == int(name[7])
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+
+
+def _layout(path: Path) -> tuple[int, dict[bytes, int]]:
+    """The file's page size, and each attachment's number of parts (0: stored whole in its row)."""
+    with closing(sqlite3.connect(path)) as conn:
+        parts = {raw: 0 if payload else conn.execute("SELECT count(*) FROM blob_parts WHERE id = ?", (raw,)).fetchone()[0]
+                 for raw, payload in conn.execute("SELECT id, payload FROM blobs").fetchall()}
+        return conn.execute("PRAGMA page_size").fetchone()[0], parts
+
+
+def test_a_new_file_has_large_pages_and_stores_attachments_in_parts(tmp_path: Path) -> None:
+    big = os.urandom(3 * blobs.PART_BYTES + 10)  # sealed: four parts, the last one short
+    with Vault.create(tmp_path / "new.vault", PASSPHRASE, kdf_cost="min")[0] as v:
+        bid = v.put_blob(big)
+        small = v.put_blob(b"a short note")
+        assert v.get_blob(bid) == big and v.get_blob(small) == b"a short note"
+        sealed = blobs.sealed_payloads(v.conn, [bytes.fromhex(bid)])[bytes.fromhex(bid)]
+        parts = [p for (p,) in v.conn.execute("SELECT part FROM blob_parts WHERE id = ? ORDER BY n",
+                                                (bytes.fromhex(bid),))]
+        assert schema.format_of(v.conn) == schema.FORMAT_VERSION
+    assert b"".join(parts) == sealed and {len(p) for p in parts[:-1]} == {blobs.PART_BYTES} and len(parts) == 4
+    assert _layout(tmp_path / "new.vault") == (schema.PAGE_SIZE, {bytes.fromhex(bid): 4, bytes.fromhex(small): 1})
+    assert verify_blind(tmp_path / "new.vault").blobs == 2
+
+
+def test_a_format_2_file_keeps_its_pages_and_whole_attachments_and_adds_parts(tmp_path: Path) -> None:
+    old = _copy("format-2.vault", tmp_path)
+    page_size, before = _layout(old)
+    assert page_size == 4096 and list(before.values()) == [0]
+    later = os.urandom(2 * blobs.PART_BYTES + 10)  # an attachment stored after the migration: three parts
+    with Vault.open(old, PASSPHRASE) as v:
+        added = v.put_blob(later)
+        _, _, scan = _contents(v)
+        assert v.get_blob(added) == later
+        assert verify_vault(v.log, behind=v.rollback).blobs == 2
+    assert scan == b"a scan of a letter"
+    assert _layout(old) == (4096, {**before, bytes.fromhex(added): 3})
+    assert verify_blind(old).blobs == 2
+    new, _ = Vault.create(tmp_path / "new.vault", PASSPHRASE, kdf_cost="min")
+    new.close()
+    assert {r for r in _schema(old) if r[2] == "blob_parts"} == {r for r in _schema(tmp_path / "new.vault")
+                                                                 if r[2] == "blob_parts"} != set()
+
+
+def test_the_wal_of_an_open_vault_shrinks_back_after_a_large_write(tmp_path: Path) -> None:
+    """A long-open vault (serve) does not keep the WAL of its largest write: checkpointed at WAL_BYTES, then
+    cut back to that size."""
+    path = tmp_path / "vault.db"
+    with Vault.create(path, PASSPHRASE, kdf_cost="min")[0] as v:
+        v.put_blob(os.urandom(3 * schema.WAL_BYTES))  # one transaction: the WAL cannot be checkpointed meanwhile
+        grown = path.with_name("vault.db-wal").stat().st_size
+        for i in range(3):
+            v.add(Kind.NOTE, {"title": f"later {i}"}, SRC)
+        assert grown > 3 * schema.WAL_BYTES >= schema.WAL_BYTES >= path.with_name("vault.db-wal").stat().st_size

@@ -332,15 +332,16 @@ def with_blob(target: Path) -> Path:
 
 def blob_attacker(path: Path) -> sqlite3.Connection:
     conn = attacker(path)
-    conn.execute("DROP TRIGGER IF EXISTS blobs_no_update")
-    conn.execute("DROP TRIGGER IF EXISTS blobs_no_delete")
+    for table in ("blobs", "blob_parts"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
+        conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
     return conn
 
 
 def test_flipped_blob_byte_is_detected(with_blob: Path) -> None:
     with closing(blob_attacker(with_blob)) as conn:
-        raw, payload = conn.execute("SELECT id, payload FROM blobs").fetchone()
-        conn.execute("UPDATE blobs SET payload = ? WHERE id = ?", (flip(payload, 30), raw))
+        raw, n, part = conn.execute("SELECT id, n, part FROM blob_parts").fetchone()  # format 3: the bytes are in parts
+        conn.execute("UPDATE blob_parts SET part = ? WHERE n = ?", (flip(part, 30), n))
     out = cli_verify(with_blob)
     assert f"Tampering detected at the vault: blob {raw.hex()[:16]}" in out, out
 
@@ -349,10 +350,16 @@ def test_blob_swapped_for_another_is_detected(with_blob: Path, other: Path) -> N
     with Vault.open(other, PASSPHRASE) as v:
         v.put_blob(b"another picture")
     with closing(sqlite3.connect(other)) as conn:
-        _, theirs = conn.execute("SELECT id, payload FROM blobs").fetchone()
+        theirs = conn.execute("SELECT part FROM blob_parts").fetchone()[0]
     with closing(blob_attacker(with_blob)) as conn:
-        conn.execute("UPDATE blobs SET payload = ?", (theirs,))
+        conn.execute("UPDATE blob_parts SET part = ?", (theirs,))
     assert "Tampering detected" in cli_verify(with_blob)
+
+
+def test_parts_of_no_attachment_are_detected(with_blob: Path) -> None:
+    with closing(blob_attacker(with_blob)) as conn:
+        conn.execute("INSERT INTO blob_parts (id, part) VALUES (?, ?)", (bytes(32), b"smuggled"))
+    assert "parts that belong to no attachment" in cli_verify(with_blob, "--blind")
 
 
 def test_deleted_blob_is_detected(with_blob: Path) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vault.store import copies, keyring, schema
+from vault.store import blobs, copies, keyring, schema
 from vault.state import file as state_file
 from vault.domain.events import Event, EventType, Recorded, Source, apply_patch, diff
 from vault.domain.instants import iso
@@ -116,7 +116,7 @@ def _stranded(log: EventLog, name: str, fork_at: int) -> tuple[str, ...]:
 def _copy_rows(vault: Vault, tmp: Path, meta: dict[str, Any]) -> None:
     """The vault's meta rows (its passphrase and recovery wraps) and every attachment the replica lacks,
     as stored (the same key seals both histories)."""
-    copies.add_rows(tmp, meta, vault.conn.execute("SELECT id, payload FROM blobs"))
+    copies.add_rows(tmp, meta, blobs.sealed_rows(vault.conn))
 
 
 def _reapply(new: Vault, mine: list[Recorded], fork_at: int, name: str) -> int:

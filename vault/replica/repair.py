@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vault.store import blobs
 from vault.store.log import EventLog
 from vault.replica.errors import ReplicaDamaged
 from vault.replica.manifest import Manifest
@@ -69,7 +70,7 @@ def rebuilt(log: EventLog, seg: SegmentInfo, where: str) -> bytes:
     """The segment's bytes made again from the vault; ReplicaDamaged when the vault cannot give the same bytes."""
     if seg.blob_ids:
         ids = [bytes.fromhex(b) for b in seg.blob_ids]
-        found = dict(log.conn.execute(f"SELECT id, payload FROM blobs WHERE id IN ({','.join('?' * len(ids))})", ids))
+        found = blobs.sealed_payloads(log.conn, ids)
         data = blob_segment(blob_ordinal(seg.name) or 0, list(found.items()))[1] if len(found) == len(ids) else b""
     else:
         rows = list(log.rows(seg.first - 1, seg.last))

@@ -19,7 +19,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from vault.store import keyring
+from vault.store import blobs, keyring
 from vault.store.crypto import Keys, PushKeys
 from vault.errors import TamperDetected, VaultError
 from vault.domain.instants import iso
@@ -232,7 +232,7 @@ def _blob_segments(log: EventLog, m: Manifest | None):
     ordinal = len(m.blobs) if m else 0
     batch, size = [], 0
     for bid in sorted(missing):
-        (payload,) = log.conn.execute("SELECT payload FROM blobs WHERE id = ?", (bid,)).fetchone()
+        payload = blobs.sealed_payloads(log.conn, [bid])[bid]
         batch.append((bid, payload))
         size += len(payload)
         if size >= MAX_SEGMENT_BYTES:

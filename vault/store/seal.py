@@ -26,7 +26,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from vault.store import crypto, schema
+from vault.store import blobs, crypto, schema
 from vault.store.crypto import Keys
 from vault.errors import TamperDetected
 
@@ -91,9 +91,7 @@ def key_material_digest(conn: sqlite3.Connection) -> bytes:
 def blob_set(conn: sqlite3.Connection) -> tuple[int, bytes]:
     """(count, multiset hash) of every stored attachment, read in full."""
     count, total, batch = 0, crypto.EMPTY_BLOB_SET, []
-    for bid, payload in conn.execute("SELECT id, payload FROM blobs"):
-        if type(bid) is not bytes or type(payload) is not bytes:
-            raise TamperDetected(None, "a blob row holds values that are not byte strings")
+    for bid, payload in blobs.sealed_rows(conn):
         batch.append((bid, payload))
         if len(batch) == 256:
             total, count, batch = crypto.blob_set_add(total, batch), count + len(batch), []
@@ -117,7 +115,8 @@ def write(conn: sqlite3.Connection, keys: Keys, vault_id: bytes, seq: int, last_
         count, bset = blob_set(conn)
         counter, tokens, key_material = 1, tokens_digest(conn), key_material_digest(conn)
     else:
-        added = conn.execute("SELECT b.id, b.payload FROM lv_new_blobs n JOIN blobs b ON b.id = n.id").fetchall()
+        new_ids = [bid for (bid,) in conn.execute("SELECT DISTINCT id FROM lv_new_blobs").fetchall()]
+        added = list(blobs.sealed_payloads(conn, new_ids).items())
         count, bset, counter = old.blob_count + len(added), crypto.blob_set_add(old.blob_set, added), old.counter + 1
         tokens = tokens_digest(conn) if "tokens" in reseal else old.tokens
         key_material = key_material_digest(conn) if "keys" in reseal else old.keys
@@ -178,4 +177,7 @@ def check(conn: sqlite3.Connection, vault_id: bytes, verify_key: bytes, keys: Ke
         if bset != seal.blob_set:
             raise TamperDetected(None, "an attachment's ciphertext differs from what its seal records (a blob altered "
                                        "or swapped)")
+        if stray := blobs.stray_parts(conn):
+            raise TamperDetected(None, f"its blob store holds {stray} parts that belong to no attachment (added, or "
+                                       "left by a deleted blob row)")
     return seal
