@@ -14,6 +14,7 @@ import hmac
 import json
 import struct
 from dataclasses import dataclass
+from typing import Iterable
 
 import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
@@ -245,6 +246,23 @@ def chain_hash(prev: bytes, seq: int, sealed: bytes) -> bytes:
     h.update(_SEQ(seq))
     h.update(sealed)
     return h.digest()
+
+
+def first_broken_link(prev: bytes, rows: Iterable[tuple[int, bytes, bytes]]) -> int | None:
+    """The index of the first row (seq, hash, sealed) whose hash is not `chain_hash` of its predecessor's (`prev`
+    for the first), seq and content; None when every link holds. The same hash as `chain_hash` in one loop without
+    a call per row: a full push or verify hashes every row of the log, and the calls cost a fifth of it here.
+    TypeError when a value is not bytes."""
+    copy, seq_bytes = _CHAIN.copy, _SEQ
+    for i, (seq, stored, sealed) in enumerate(rows):
+        h = copy()
+        h.update(prev)
+        h.update(seq_bytes(seq))
+        h.update(sealed)
+        if h.digest() != stored:
+            return i
+        prev = stored
+    return None
 
 
 def event_aad(vault_id: bytes, seq: int, prev: bytes) -> bytes:
