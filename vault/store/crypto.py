@@ -21,6 +21,7 @@ import nacl.pwhash.argon2id as argon2id
 from nacl import _sodium
 import nacl.signing
 import nacl.utils
+from nacl.bindings import crypto_generichash_blake2b_salt_personal
 
 from vault.errors import InvalidRecord, WrongSecret
 
@@ -38,11 +39,18 @@ KDF_COSTS: dict[str, tuple[int, int]] = {
 DEFAULT_KDF_COST = "moderate"
 
 
+_LONG_INPUT = 1 << 16  # bytes
+
+
 def blake2b(data: bytes, *, person: bytes, key: bytes = b"", size: int = HASH_BYTES) -> bytes:
     """BLAKE2b with a personalisation string (at most 16 bytes) naming its purpose.
 
     hashlib's BLAKE2b is the same function as libsodium's generichash (salt and
-    personal included) and about seven times faster to call from Python."""
+    personal included) and about seven times faster to call from Python; on long
+    inputs (segments, blobs) libsodium's vectorised code hashes a third faster per
+    byte (an 8 MiB segment: 11.8 ms against 17.5 ms here), without the GIL."""
+    if len(data) >= _LONG_INPUT and type(data) is bytes:
+        return crypto_generichash_blake2b_salt_personal(data, digest_size=size, key=key, person=person)
     return hashlib.blake2b(data, digest_size=size, key=key, person=person).digest()
 
 
