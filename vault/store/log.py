@@ -105,7 +105,7 @@ class EventLog:
 
     def checked_batches(self, after: int = 0, upto: int | None = None, chunk: int = 5000) -> Iterator[list[Row]]:
         """Raw rows in seq order, a fetched chunk at a time, each chunk checked whole (seq continuity, the chain)
-        before it is given. A full push reads the log this way: no generator step per row."""
+        before it is given: a full push reads the log this way, with no generator step per row."""
         prev, expected = self.hash_at(after), after + 1
         for batch in self._chunks(after, upto, chunk):
             try:
