@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import stat
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from vault.replica import (
     ForeignReplica, Pusher, push_on_change, ReplicaDamaged, ReplicaForked, ReplicaRolledBack, add_replica, clone,
     get_replica, pull, push, registry_path, status, target_for, verify, verify_replica,
 )
+from vault.errors import TamperDetected
+from vault.replica.manifest import MANIFEST_NAME
 from vault.store.verify import check_log
 
 from conftest import PASSPHRASE
@@ -364,3 +367,28 @@ def test_clone_command_with_the_recovery_key(history: Vault, usb: Path, tmp_path
     assert "Cloned 40 events and 1 blobs" in r.output
     r = cli_run("clone", "--recovery", str(usb), str(tmp_path / "x.db"), env={"LIFEVAULT_RECOVERY_KEY": "AAAAAA-BBBBBB"})
     assert r.exit_code == 1 and "Wrong recovery key" in r.output and not (tmp_path / "x.db").exists()
+
+
+@pytest.mark.parametrize("damage, seq", [("payload", 20), ("retyped", 20), ("gap", 20), ("first", 1)])
+def test_a_push_sends_no_history_whose_chain_is_broken(history: Vault, usb: Path, created, monkeypatch,
+                                                       damage: str, seq: int) -> None:
+    """The log is checked a chunk at a time on the way to the replica: a row altered, retyped or missing stops
+    the push with the sentence naming that row, before any manifest lists it."""
+    monkeypatch.setenv("LIFEVAULT_SEGMENT_EVENTS", "7")  # the damage lies in the third chunk, or the first
+    history.close()
+    conn = sqlite3.connect(created[0])
+    with conn:
+        conn.execute("DROP TRIGGER events_no_update")
+        conn.execute("DROP TRIGGER events_no_delete")
+        if damage == "gap":
+            conn.execute("DELETE FROM events WHERE seq = ?", (seq,))
+        elif damage == "retyped":
+            conn.execute("UPDATE events SET hash = hex(hash) WHERE seq = ?", (seq,))
+        else:
+            (payload,) = conn.execute("SELECT payload FROM events WHERE seq = ?", (seq,)).fetchone()
+            conn.execute("UPDATE events SET payload = ? WHERE seq = ?", (payload[:-1] + bytes([payload[-1] ^ 1]), seq))
+    conn.close()
+    with Vault.open(created[0], PASSPHRASE) as v, pytest.raises(TamperDetected) as e:
+        push(v.log, "usb")
+    assert e.value.seq == seq
+    assert not (usb / MANIFEST_NAME).exists()

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
@@ -167,3 +168,18 @@ def test_rclone_settings_come_from_the_environment(monkeypatch) -> None:
     monkeypatch.setenv("LIFEVAULT_RCLONE_IO_TIMEOUT", "7")
     flags = rclone_flags()
     assert flags[flags.index("--retries") + 1] == "4" and flags[flags.index("--timeout") + 1] == "7s"
+
+
+def test_a_damaged_push_key_list_is_one_sentence(healthy: Vault, env: dict, created) -> None:
+    """The vault's list of push keys is read once, before any replica is asked: damage there is named in one
+    sentence with a broken exit code, never a failure inside a replica's thread."""
+    healthy.close()
+    conn = sqlite3.connect(created[0])
+    with conn:
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('push_keys', ?)", (b"[{not json",))
+    conn.close()
+    for args in ((), ("--json",)):
+        r = cli_run("status", *args, env=env)
+        assert r.exit_code == 2, r.output
+        assert "list of push keys" in r.output and str(created[0]) in r.output and "Traceback" not in r.output
+        assert "did not answer" not in r.output

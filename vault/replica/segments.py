@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 import re
 import struct
+from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import accumulate, chain, islice
+from operator import itemgetter
 from typing import Iterable, Iterator
 
 from vault.store import crypto
@@ -89,30 +92,39 @@ def is_segment_name(name: str) -> bool:
 
 
 def encode_events(rows: list[Row]) -> bytes:
-    parts = [EVENTS_MAGIC, struct.pack(">QQ", rows[0][0], rows[-1][0])]
-    for seq, h, payload in rows:
-        parts += (_EVENT_ROW.pack(seq, len(payload)), h, payload)
-    return b"".join(parts)
+    """The bytes of an event segment of these rows, framed by C-level maps and one join (no Python step per row:
+    a full push frames every row of the log)."""
+    payloads = list(map(itemgetter(2), rows))
+    heads = map(_EVENT_ROW.pack, map(itemgetter(0), rows), map(len, payloads))
+    return b"".join(chain((EVENTS_MAGIC, struct.pack(">QQ", rows[0][0], rows[-1][0])),
+                          chain.from_iterable(zip(heads, map(itemgetter(1), rows), payloads, strict=True))))
 
 
-def cut_events(rows: Iterable[tuple[int, bytes, bytes, bytes]]) -> Iterator[tuple[int, int, bytes]]:
-    """(first, last, bytes of `encode_events`) of each segment the rows (seq, prev, hash, payload, as the log's
-    checked_rows gives them) are cut into, by count and size. The cut depends only on the rows, so a re-run after
-    an interruption produces the very same files. Encodes as it goes: a separate pass over each batch cost a
-    third of a full push."""
-    limit, pack = max_segment_events(), _EVENT_ROW.pack
-    parts: list[bytes] = []
-    n = size = first = last = 0
-    for seq, _, h, payload in rows:
-        if not n:
-            first = seq
-        parts += (pack(seq, len(payload)), h, payload)
-        n, size, last = n + 1, size + len(payload) + 44, seq
-        if n >= limit or size >= MAX_SEGMENT_BYTES:
-            yield first, last, b"".join([EVENTS_MAGIC, struct.pack(">QQ", first, last), *parts])
-            parts, n, size = [], 0, 0
-    if n:
-        yield first, last, b"".join([EVENTS_MAGIC, struct.pack(">QQ", first, last), *parts])
+def _segment_length(rows: list[Row], limit: int) -> int | None:
+    """How many of `rows` the next segment takes: up to `limit` rows, ending early at the row that brings its
+    framed size (44 bytes a row beside the payload) to MAX_SEGMENT_BYTES; None when `rows` may end before the
+    segment does."""
+    sizes = list(accumulate(map(len, map(itemgetter(2), islice(rows, limit)))))
+    full = bisect_left(range(len(sizes)), MAX_SEGMENT_BYTES, key=lambda i: sizes[i] + 44 * (i + 1))
+    if full < len(sizes):
+        return full + 1
+    return limit if len(rows) >= limit else None
+
+
+def cut_events(batches: Iterable[list[Row]]) -> Iterator[tuple[int, int, bytes]]:
+    """(first, last, bytes of `encode_events`) of each segment the rows, checked batches of (seq, hash, payload)
+    as the log's checked_batches gives them, are cut into, by count and size. The cut depends only on the rows,
+    so a re-run after an interruption produces the very same files."""
+    limit, rows = max_segment_events(), []
+    for batch in batches:
+        rows += batch
+        while (n := _segment_length(rows, limit)) is not None:
+            yield rows[0][0], rows[n - 1][0], encode_events(rows[:n])
+            del rows[:n]
+    while rows:
+        n = _segment_length(rows, limit) or len(rows)
+        yield rows[0][0], rows[n - 1][0], encode_events(rows[:n])
+        del rows[:n]
 
 
 def event_segment(first: int, last: int, data: bytes) -> SegmentInfo:

@@ -75,7 +75,8 @@ def _age_days(stamp: str) -> float:
     return (datetime.now(timezone.utc) - then).total_seconds() / 86400
 
 
-def _copy_status(path: Path, rep: registry.Replica, deadline: float, verified_within: float) -> CopyStatus:
+def _copy_status(path: Path, rep: registry.Replica, deadline: float, verified_within: float,
+                 issued: push_key.Issued | None) -> CopyStatus:
     """One replica's state; every failure becomes a sentence and a level, never an exception."""
     where = f"Replica {rep.name} ({rep.target})"
     rel, found = None, []  # (level, sentence)
@@ -83,7 +84,7 @@ def _copy_status(path: Path, rep: registry.Replica, deadline: float, verified_wi
     try:
         log = EventLog(conn, path, None)
         identity = (log.vault_id, keyring.verify_key(conn))
-        opened = open_replica(target_for(rep.target, deadline), where, identity, issued=push_key.issued(conn))
+        opened = open_replica(target_for(rep.target, deadline), where, identity, issued=issued)
         m = opened.manifest
         if m is None and rep.pushed_seq:
             found.append((BROKEN, f"{where} is empty although this vault pushed up to event {rep.pushed_seq} there."))
@@ -131,13 +132,13 @@ def _unanswered(rep: registry.Replica, limit: float) -> CopyStatus:
                       AT_RISK, (f"{where} did not answer within {limit:.0f} s (a frozen drive or server?).",))
 
 
-def _checked_in_parallel(path: Path, reps: list[registry.Replica], limit: float,
-                         verified_within: float) -> list[CopyStatus]:
+def _checked_in_parallel(path: Path, reps: list[registry.Replica], limit: float, verified_within: float,
+                         issued: push_key.Issued | None) -> list[CopyStatus]:
     deadline = time.monotonic() + limit
     results: dict[str, CopyStatus] = {}
 
     def check(rep: registry.Replica) -> None:
-        results[rep.name] = _copy_status(path, rep, deadline, verified_within)
+        results[rep.name] = _copy_status(path, rep, deadline, verified_within, issued)
 
     threads = [threading.Thread(target=check, args=(r,), daemon=True, name=f"lifevault-status-{r.name}") for r in reps]
     for t in threads:
@@ -179,8 +180,15 @@ def status(vault_path: Path | str, *, time_limit: float = TIME_LIMIT,
     try:
         log = EventLog(conn, path, None)
         head_seq, reps = log.head().seq, registry.replicas(log.vault_id)
+        try:  # read once, here: a replica's thread only reports on its replica
+            issued = push_key.issued(conn)
+        except push_key.BadPushKey as e:
+            why = type(e.__cause__).__name__ if e.__cause__ else "unreadable"
+            return Status(str(path), head_seq, [], f"BROKEN: The vault file {path} is damaged: its list of push keys "
+                          f"cannot be read ({why}); `lifevault verify` names what was altered (no replica was "
+                          "judged against it).", BROKEN)
     finally:
         conn.close()
-    copies = _checked_in_parallel(path, reps, time_limit, verified_within)
+    copies = _checked_in_parallel(path, reps, time_limit, verified_within, issued)
     verdict, level = _verdict(copies)
     return Status(str(path), head_seq, copies, verdict, level)

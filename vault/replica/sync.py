@@ -36,7 +36,7 @@ from vault.replica.errors import (
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
 from vault.replica.reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from vault.replica.segments import (
-    MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, cut_events, event_segment, is_segment_name,
+    MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, cut_events, event_segment, is_segment_name, max_segment_events,
 )
 from vault.replica.targets import LocalFolder, Put, Target, target_for
 
@@ -152,7 +152,7 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
     with target.writer() as put:
         for seg, _, data in fixes:
             put(seg.name, data)
-        new_events = _send_events(put, cut_events(log.checked_rows(start, head.seq)))
+        new_events = _send_events(put, cut_events(log.checked_batches(start, head.seq, max_segment_events())))
         for seg, data in _blob_segments(log, m):
             put(seg.name, data)
             new_blobs.append(seg)

@@ -14,12 +14,14 @@ import hmac
 import json
 import struct
 from dataclasses import dataclass
+from typing import Iterable
 
 import nacl.exceptions
 import nacl.pwhash.argon2id as argon2id
 from nacl import _sodium
 import nacl.signing
 import nacl.utils
+from nacl.bindings import crypto_generichash_blake2b_salt_personal
 
 from vault.errors import InvalidRecord, WrongSecret
 
@@ -37,11 +39,18 @@ KDF_COSTS: dict[str, tuple[int, int]] = {
 DEFAULT_KDF_COST = "moderate"
 
 
+_LONG_INPUT = 1 << 16  # bytes
+
+
 def blake2b(data: bytes, *, person: bytes, key: bytes = b"", size: int = HASH_BYTES) -> bytes:
     """BLAKE2b with a personalisation string (at most 16 bytes) naming its purpose.
 
     hashlib's BLAKE2b is the same function as libsodium's generichash (salt and
-    personal included) and about seven times faster to call from Python."""
+    personal included) and about seven times faster to call from Python; long
+    inputs (segments, blobs) go to libsodium, whose vectorised code is faster per
+    byte (an 8 MiB segment: 11.8 ms against 17.5 ms here, medians of 15)."""
+    if len(data) >= _LONG_INPUT and type(data) is bytes:
+        return crypto_generichash_blake2b_salt_personal(data, digest_size=size, key=key, person=person)
     return hashlib.blake2b(data, digest_size=size, key=key, person=person).digest()
 
 
@@ -245,6 +254,22 @@ def chain_hash(prev: bytes, seq: int, sealed: bytes) -> bytes:
     h.update(_SEQ(seq))
     h.update(sealed)
     return h.digest()
+
+
+def first_broken_link(prev: bytes, rows: Iterable[tuple[int, bytes, bytes]]) -> int | None:
+    """The index of the first row (seq, hash, sealed) whose hash is not `chain_hash` of its predecessor's (`prev`
+    for the first), seq and content; None when every link holds; TypeError when a value is not bytes. The same
+    hash as `chain_hash`, in one loop over a chunk (a full push hashes every row of the log this way)."""
+    copy, seq_bytes = _CHAIN.copy, _SEQ
+    for i, (seq, stored, sealed) in enumerate(rows):
+        h = copy()
+        h.update(prev)
+        h.update(seq_bytes(seq))
+        h.update(sealed)
+        if h.digest() != stored:
+            return i
+        prev = stored
+    return None
 
 
 def event_aad(vault_id: bytes, seq: int, prev: bytes) -> bytes:

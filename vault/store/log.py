@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import struct
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -80,6 +82,10 @@ class EventLog:
 
     def rows(self, after: int = 0, upto: int | None = None, chunk: int = 5000) -> Iterator[tuple[int, bytes, bytes]]:
         """Raw (seq, hash, payload) rows in seq order, fetched in chunks."""
+        for batch in self._chunks(after, upto, chunk):
+            yield from batch
+
+    def _chunks(self, after: int, upto: int | None, chunk: int) -> Iterator[list[Row]]:
         last = after
         while True:
             limit = chunk if upto is None else min(chunk, upto - last)
@@ -91,23 +97,35 @@ class EventLog:
                 ).fetchall()
             except sqlite3.DatabaseError as e:
                 raise schema.damaged(self.path, e) from e
-            yield from batch
+            if batch:
+                yield batch
             if len(batch) < limit:
                 return
             last = batch[-1][0]
 
+    def checked_batches(self, after: int = 0, upto: int | None = None, chunk: int = 5000) -> Iterator[list[Row]]:
+        """Raw rows in seq order, a fetched chunk at a time, each chunk checked whole (seq continuity, the chain)
+        before it is given: a full push reads the log this way, with no generator step per row."""
+        prev, expected = self.hash_at(after), after + 1
+        for batch in self._chunks(after, upto, chunk):
+            try:
+                intact = (list(map(itemgetter(0), batch)) == list(range(expected, expected + len(batch)))
+                          and crypto.first_broken_link(prev, batch) is None)
+            except (TypeError, struct.error):  # a retyped column: named below
+                intact = False
+            if not intact:
+                for _ in _checked(batch, prev, expected):  # raises naming the first bad row
+                    pass
+                raise AssertionError("a chunk that failed its check passed it row by row")
+            yield batch
+            prev, expected = batch[-1][1], batch[-1][0] + 1
+
     def checked_rows(self, after: int = 0, upto: int | None = None) -> Iterator[tuple[int, bytes, bytes, bytes]]:
         """Rows as (seq, prev_hash, hash, payload), checking seq continuity and the chain."""
         prev, expected = self.hash_at(after), after + 1
-        for seq, stored, payload in self.rows(after, upto):
-            if seq != expected:
-                raise TamperDetected(expected, "the event is missing")
-            if type(stored) is not bytes or type(payload) is not bytes:  # a damaged record header can retype a column
-                raise TamperDetected(seq, "its stored hash or payload is not a byte string")
-            if crypto.chain_hash(prev, seq, payload) != stored:
-                raise TamperDetected(seq, "its chain hash does not match its content and predecessor")
-            yield seq, prev, stored, payload
-            prev, expected = stored, seq + 1
+        for batch in self._chunks(after, upto, 5000):  # row by row: a replay gets every event before a damaged one
+            yield from _checked(batch, prev, expected)
+            prev, expected = batch[-1][1], batch[-1][0] + 1
 
     def decrypt(self, seq: int, prev: bytes, payload: bytes) -> Recorded:
         """Open one sealed event; TamperDetected if its tag, AAD or content is wrong."""
@@ -220,6 +238,20 @@ class EventLog:
             raise
         if self.on_commit is not None:
             self.on_commit()
+
+
+def _checked(rows: list[Row], prev: bytes, expected: int) -> Iterator[tuple[int, bytes, bytes, bytes]]:
+    """Rows as (seq, prev_hash, hash, payload), each checked before it is given: TamperDetected names the first
+    that is missing, retyped or off the chain."""
+    for seq, stored, payload in rows:
+        if seq != expected:
+            raise TamperDetected(expected, "the event is missing")
+        if type(stored) is not bytes or type(payload) is not bytes:  # a damaged record header can retype a column
+            raise TamperDetected(seq, "its stored hash or payload is not a byte string")
+        if crypto.chain_hash(prev, seq, payload) != stored:
+            raise TamperDetected(seq, "its chain hash does not match its content and predecessor")
+        yield seq, prev, stored, payload
+        prev, expected = stored, seq + 1
 
 
 def open_event(event_key: bytes, vault_id: bytes, seq: int, prev: bytes, payload: bytes) -> tuple:
