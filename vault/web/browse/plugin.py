@@ -258,11 +258,12 @@ async def row_view(request: Any, datasette: Any) -> Response:
         db = datasette.get_database(route=database)
     except KeyError:
         raise PageNotFound(f"No database {database!r}") from None
-    found = (await db.execute(f"SELECT id FROM {table} WHERE rowid = ?", [int(rowid)])).first()
+    kind = next(k for k in Kind if k.table == table)
+    found = await db.execute_fn(lambda conn: StateQuery(conn).record_of_version(kind, int(rowid)))
     if found is None:
         raise PageNotFound(f"No row {rowid} in {table}")
     seq = seq_of(database)
-    return Response.redirect(f"/-/record/{found[0]}" + (f"?at=seq:{seq}" if seq is not None else ""))
+    return Response.redirect(f"/-/record/{found}" + (f"?at=seq:{seq}" if seq is not None else ""))
 
 
 async def revert_view(request: Any, datasette: Any) -> Response:
