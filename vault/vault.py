@@ -32,7 +32,7 @@ from vault.domain.instants import Instant, iso
 from vault.store.log import EventLog, Writer
 from vault.store.passphrase import check_strength
 from vault.paths import private_dir
-from vault.state.projection import Projection
+from vault.state.projection import Folded, Projection, folded_parts
 from vault.state.provenance import trace
 from vault.store.verify import check_log
 
@@ -240,22 +240,22 @@ class Vault:
         if long:  # long replays allocate many short-lived objects; keep the collector off old ones
             gc.collect()
             gc.freeze()
-        events = self.log.read(proj.seq, upto)
+        events = folded_parts(self.log.read_parts(proj.seq, upto))
         if upto - proj.seq >= PROGRESS_EVERY:
             events = self._reporting(events, proj.seq, upto)
         try:
-            proj.apply(events)
+            proj.apply_folded(events)
         finally:
             if long:
                 gc.unfreeze()
 
-    def _reporting(self, events: Iterator[Recorded], start: int, upto: int) -> Iterator[Recorded]:
+    def _reporting(self, events: Iterator[Folded], start: int, upto: int) -> Iterator[Folded]:
         """`events`, telling `notify` how far a long replay is."""
         self.notify(f"Building the state file {self.state_path} from {upto - start:,} events…")
-        for r in events:
-            if (r.seq - start) % PROGRESS_EVERY == 0:
-                self.notify(f"… {r.seq - start:,} of {upto - start:,} events")
-            yield r
+        for e in events:
+            if (e[0] - start) % PROGRESS_EVERY == 0:
+                self.notify(f"… {e[0] - start:,} of {upto - start:,} events")
+            yield e
 
     def refresh(self) -> int:
         """Catch up with events other processes appended; returns how many were applied."""

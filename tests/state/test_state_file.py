@@ -58,8 +58,8 @@ def told(v: Vault) -> list[str]:
 def test_same_state_as_a_replay_and_reopened_without_replaying(filled, monkeypatch: pytest.MonkeyPatch) -> None:
     path, ids = filled
     assert state_file.path_for(path).exists()
-    reads, original = [], EventLog.read_here
-    monkeypatch.setattr(EventLog, "read_here", lambda log, a=0, u=None: reads.append((a, u)) or original(log, a, u))
+    reads, original = [], EventLog.read_parts_here
+    monkeypatch.setattr(EventLog, "read_parts_here", lambda log, a=0, u=None: reads.append((a, u)) or original(log, a, u))
     with Vault.open(path, PASSPHRASE) as v:
         sentences = told(v)
         assert tables(v.projection.conn) == tables(v.replay_from_zero().conn)
