@@ -230,10 +230,11 @@ def test_a_long_rebuild_says_how_far_it_is(filled, monkeypatch: pytest.MonkeyPat
     from vault import vault as vault_module
 
     path, _ = filled
-    monkeypatch.setattr(vault_module, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(vault_module, "PROGRESS_FROM", 2)
+    monkeypatch.setattr(vault_module, "PROGRESS_EVERY_S", 0)  # every event: a slow machine, in effect
     state_file.remove(state_file.path_for(path))
     with Vault.open(path, PASSPHRASE) as v:
         sentences = told(v)
         assert v.projection.seq == 5
     assert sentences == [f"Building the state file {state_file.path_for(path)} from 5 events…",
-                         "… 2 of 5 events", "… 4 of 5 events"]
+                         *(f"… {n} of 5 events" for n in range(1, 6)), "… building the search indexes"]
