@@ -16,8 +16,8 @@ from vault.state.query import cell_text
 from vault.store.verify import count_events, verify_blind, verify_vault
 
 from vault.cli.options import (
-    CLI_SOURCE, VaultGroup, echo_json, json_option, kdf_option, open_vault, parse_json_arg, passphrase_option,
-    read_secret, resolve_path, vault_option, warn_if_behind, weak_ok_option, _VAULT_FILE,
+    CLI_SOURCE, VaultGroup, echo_json, json_option, kdf_option, new_passphrase_option, open_vault, parse_json_arg, passphrase_option,
+    read_new_passphrase, read_secret, resolve_path, vault_option, warn_if_behind, weak_ok_option, _VAULT_FILE,
 )
 
 
@@ -253,8 +253,7 @@ def verify(blind: bool, expected_key: str | None, silent: bool, vault_path: Path
 @vault_option
 @passphrase_option
 @kdf_option
-@click.option("--new-passphrase-file", type=click.File("r"), default=None,
-              help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else a prompt).")
+@new_passphrase_option
 @weak_ok_option
 def passwd(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, new_passphrase_file: Any, weak_ok: bool) -> None:
     """Change the passphrase (events are not re-encrypted).
@@ -262,7 +261,7 @@ def passwd(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, new_pas
     Example: lifevault passwd
     """
     vault = open_vault(vault_path, passphrase_file)
-    new = read_secret(new_passphrase_file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
+    new = read_new_passphrase(new_passphrase_file)
     vault.change_passphrase(new, kdf_cost, weak_ok=weak_ok)
     click.echo("Passphrase changed.", err=True)
 
@@ -272,8 +271,7 @@ def passwd(vault_path: Path | None, passphrase_file: Any, kdf_cost: str, new_pas
 @kdf_option
 @click.option("--recovery-key-file", type=click.File("r"), default=None,
               help="Read the recovery key from this file (else $LIFEVAULT_RECOVERY_KEY, else a prompt).")
-@click.option("--new-passphrase-file", type=click.File("r"), default=None,
-              help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else a prompt).")
+@new_passphrase_option
 @weak_ok_option
 def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_passphrase_file: Any, weak_ok: bool) -> None:
     """Set a new passphrase using the recovery key printed at init.
@@ -286,7 +284,7 @@ def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_
     vault = Vault.open_with_recovery(path, key)
     click.get_current_context().call_on_close(vault.close)
     warn_if_behind(vault)
-    new = read_secret(new_passphrase_file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
+    new = read_new_passphrase(new_passphrase_file)
     vault.change_passphrase(new, kdf_cost, weak_ok=weak_ok)
     click.echo("Passphrase set; the old one no longer opens the vault.", err=True)
 

@@ -102,6 +102,16 @@ weak_ok_option = click.option("--weak-passphrase-ok", "weak_ok", is_flag=True,
                               help="Accept a new passphrase that is easy to guess (refused otherwise).")
 
 
+new_passphrase_option = click.option(
+    "--new-passphrase-file", type=click.File("r"), default=None,
+    help="Read the new passphrase from this file (else $LIFEVAULT_NEW_PASSPHRASE, else a prompt).")
+
+
+def read_new_passphrase(file: Any) -> str:
+    """The passphrase that replaces the old one, asked twice when prompted (passwd and recover)."""
+    return read_secret(file, "LIFEVAULT_NEW_PASSPHRASE", "New passphrase", confirm=True)
+
+
 def read_secret(file: Any, env: str, prompt: str, *, confirm: bool = False) -> str:
     """A secret from a file, an environment variable, or a hidden prompt; never echoed."""
     if file is not None:
