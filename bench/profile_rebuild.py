@@ -46,7 +46,7 @@ class _Timed:
             spent[1] += time.process_time() - cpu
 
     def execute(self, sql: str, *args: Any) -> Any:
-        phase = ("search_indexes" if "_fts" in sql and "rebuild" in sql else "sort_indexes" if "CREATE INDEX" in sql
+        phase = ("search_indexes" if "_fts" in sql and "INSERT" in sql else "sort_indexes" if "CREATE INDEX" in sql
                  else "commit" if sql == "COMMIT" else "lookups_and_setup")
         return self._timed(phase, self.conn.execute, sql, *args)
 
