@@ -10,8 +10,6 @@ names, keyboard patterns, dates, l33t and repeats would need, and scores them
 
 from __future__ import annotations
 
-from zxcvbn import zxcvbn
-
 from vault.errors import VaultError
 
 MIN_SCORE = 3  # zxcvbn's 3: at least 10^8 guesses, i.e. years of Argon2id at the default cost on one machine
@@ -33,6 +31,8 @@ class WeakPassphrase(VaultError):
 
 def check_strength(passphrase: str) -> None:
     """Raise WeakPassphrase, with zxcvbn's warning and suggestions, if `passphrase` is weak."""
+    from zxcvbn import zxcvbn  # it builds its dictionaries when imported: only commands setting a passphrase pay
+
     result = zxcvbn(passphrase[:ZXCVBN_MAX_CHARS], user_inputs=OWN_WORDS)
     if result["score"] < MIN_SCORE:
         feedback = result["feedback"]
