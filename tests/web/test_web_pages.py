@@ -162,6 +162,47 @@ def test_a_list_search_matches_the_start_of_words(client, data) -> None:
     assert "1 row" in client.get("/vault/contacts", params={"_search": 'zed "'}).text  # a stray quote: no error
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["few matches", "many matches"])
+def test_a_list_search_finds_the_same_rows_in_the_same_order_however_many_match(client, site, data, monkeypatch,
+                                                                              many) -> None:
+    """Few matches are looked up one by one, many walk the list's own order (state/search.list_search_where):
+    the answer is the same, now and in the past, by any column."""
+    from vault.state import search
+
+    monkeypatch.setattr(search, "LOOKUP_MATCHES", 0 if many else 10_000)
+    site.live.write(lambda v: v.add(Kind.MESSAGE, {"kind": "email", "subject": "Engines again", "body": "later",
+                                                   "date": "2025-03-05T10:00:00+00:00"}, Source("cli")))
+
+    def found(path: str, **params: str) -> list[str]:
+        r = client.get(path, params={**params, "_shape": "objects"})
+        assert r.status_code == 200, r.text
+        return [row["subject"] for row in r.json()["rows"]]
+
+    assert found("/vault/messages.json", _search="engines") == ["Engines again", "Re: Engines", "Engines"]
+    assert found("/vault/messages.json", _search="engines", _sort="subject") == ["Engines", "Engines again", "Re: Engines"]
+    assert found("/vault/messages.json", _search_subject="re") == ["Re: Engines"]
+    assert found("/vault/messages.json", _search="card") == ["Re: Engines"]  # in the body
+    assert found("/vault/messages.json", _search="zeppelin") == []
+    assert client.get("/vault/messages.json", params={"_search_nope": "x"}).status_code == 400
+    before = site.live.seq - 1  # before "Engines again"
+    assert found(f"/asof_{before}/messages.json", _search="engines") == ["Re: Engines", "Engines"]
+    assert found(f"/asof_{before}/messages.json", _search_subject="again") == []
+    html = client.get("/vault/messages", params={"_search": "engines"}).text
+    assert "3 rows" in html and 'value="engines"' in html  # the list's own search box, filled in
+
+
+def test_a_list_count_follows_every_change(client, site, data) -> None:
+    """Counts are kept for the state they were made in (state_db.Counts): a change shows at once."""
+    def count() -> int:
+        return client.get("/vault/notes.json").json()["filtered_table_rows_count"]
+
+    assert count() == count() == 2
+    site.live.write(lambda v: v.add(Kind.NOTE, {"title": "Third", "body": "x"}, Source("cli")))
+    assert count() == 3
+    site.live.write(lambda v: v.delete(data["old"], Source("cli")))
+    assert count() == 2
+
+
 def test_search_hits_name_the_record_and_its_date(client, data) -> None:
     html = client.get("/-/search", params={"q": "lovel"}).text  # part of a name
     assert f'<a href="/-/record/{data["ada"]}"><strong>Ada Lovelace</strong></a>' in html
@@ -175,6 +216,25 @@ def test_deleted_record_keeps_its_name_as_heading(client, site, data) -> None:
     site.live.write(lambda v: v.delete(data["zed"], Source("cli")))
     html = client.get(f"/-/record/{data['zed']}").text
     assert '<h1 class="lv-record-title">Zed A. Shaw <small>' in html and "deleted now" in html
+
+
+def test_a_rows_own_address_leads_to_its_record_page_now_and_in_the_past(client, site, data) -> None:
+    """Datasette gives every list row an address (/vault/contacts/7): a record's leads to its page, at the
+    state the list showed; the row's JSON stays Datasette's (it answered 500 for the lists' views)."""
+    def rowid(db: str, table: str, key: str) -> int:
+        return client.get(f"/{db}/{table}.json", params={"_shape": "array", "id": data[key]}).json()[0]["rowid"]
+
+    for key, table in (("ada", "contacts"), ("first", "messages"), ("old", "notes")):
+        r = client.get(f"/vault/{table}/{rowid('vault', table, key)}", follow_redirects=False)
+        assert r.status_code == 302 and r.headers["location"] == f"/-/record/{data[key]}", table
+        row = client.get(f"/vault/{table}/{rowid('vault', table, key)}.json", params={"_shape": "array"})
+        assert row.status_code == 200 and row.json()[0]["id"] == data[key]
+    before = site.live.seq
+    site.live.write(lambda v: v.update(data["ada"], {"name": "Ada King"}, Source("cli")))
+    r = client.get(f"/asof_{before}/contacts/{rowid(f'asof_{before}', 'contacts', 'ada')}", follow_redirects=False)
+    assert r.status_code == 302 and r.headers["location"] == f"/-/record/{data['ada']}?at=seq:{before}"
+    assert client.get("/vault/contacts/987654", follow_redirects=False).status_code == 404
+    assert client.get("/nowhere/contacts/1", follow_redirects=False).status_code == 404
 
 
 def test_the_new_pages_need_login_like_the_others(vault: Vault, data) -> None:
@@ -231,3 +291,12 @@ def test_every_page_of_imported_data_reads_in_words(vault: Vault) -> None:
         assert r.status_code == 200, page
         assert_plain(r.text, page)
     site.asof.close()
+
+
+def test_what_datasette_reads_of_the_schema_is_kept_until_the_schema_changes(client, site) -> None:
+    """state_db.StateDatabase keeps its introspection between pages, and forgets it when the schema version moves."""
+    assert client.get("/vault/contacts").status_code == 200
+    assert client.get("/vault/extra_list.json").status_code == 404  # "no such table" is remembered too
+    site.live.write(lambda v: v.projection.conn.execute("CREATE VIEW extra_list AS SELECT 1 AS one"))
+    r = client.get("/vault/extra_list.json", params={"_shape": "array"})
+    assert r.status_code == 200 and r.json() == [{"one": 1}]

@@ -123,7 +123,8 @@ def _targets(data: dict[str, Any]) -> list[str]:
             "/-/password-tool", "/-/login", "/", "/favicon.ico", "/-/static/app.css", "/:memory:", "/-/metadata",
             "/-/versions", "/-/plugins", "/-/settings", "/-/config.json", "/-/config", "/-/threads", "/-/databases",
             "/-/actor", "/-/auth-token", "/-/logout", "/-/permissions", "/-/messages", "/-/allow-debug",
-            "/-/patterns", "/vault.db", "/vault", "/vault/contacts", f"/vault/contacts/{rid}", "/-/thread"]
+            "/-/patterns", "/vault.db", "/vault", "/vault/contacts", f"/vault/contacts/{rid}", "/vault/contacts/1",
+            "/-/thread"]
 
 
 def _api_writes(data: dict[str, Any]) -> list[tuple[str, str]]:

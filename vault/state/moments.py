@@ -100,23 +100,30 @@ class Moments:
             _extend(m, first, last, at, day)
             for name, n in (("added", added), ("changed", changed), ("removed", removed)):
                 m.counts[name] += n  # a record counts in each table it is in, and tables hold different kinds
-        for seq, at, rid, source, day, data in conn.execute(
-                f"SELECT h.seq_from, h.valid_from, h.id, h.source, date(h.valid_from, 'localtime'), "
-                f"coalesce(h.data, (SELECT p.data FROM {t} p WHERE p.id = h.id AND p.seq_from < h.seq_from "
-                "AND p.data IS NOT NULL ORDER BY p.seq_from DESC LIMIT 1)) "
-                f"FROM {t} h WHERE h.seq_from > ? AND h.seq_from <= ? AND h.source LIKE '%\"revert_to\"%' "
-                "AND json_extract(h.source, '$.detail.revert_to') IS NOT NULL", span):
-            label = record_label(rid, loads(data) if data else None)
-            self._reverts.append(Moment("revert", seq, seq - 1, at, day,
-                                        f"Revert of {label} {source_words(loads(source), revert=False)}",
-                                        record_id=rid))
-        for day, first, last, at, n in conn.execute(
-                "SELECT date(valid_from, 'localtime') AS d, min(seq_from), max(seq_from), max(valid_from), count(*) "
-                f"FROM {t} WHERE seq_from > ? AND seq_from <= ? GROUP BY d", span):
+        # Days and reverts in one scan of the table (a scan reads every version's whole row: 3 s for 100,000
+        # mails at load 6); each revert is its own group, keyed by its row, whose details are read after.
+        reverts = []
+        for day, revert, first, last, at, n in conn.execute(
+                "SELECT date(valid_from, 'localtime') AS d, CASE WHEN source LIKE '%\"revert_to\"%' AND "
+                "json_extract(source, '$.detail.revert_to') IS NOT NULL THEN rowid END AS r, "
+                f"min(seq_from), max(seq_from), max(valid_from), count(*) FROM {t} "
+                "WHERE seq_from > ? AND seq_from <= ? GROUP BY d, r", span):
             m = self._days.setdefault(day, Moment("day", last, first - 1, at, day, f"Changes on {human_date(at)}",
                                                   {"events": 0}))
             _extend(m, first, last, at, day)
             m.counts["events"] += n
+            if revert is not None:
+                reverts.append(revert)
+        for rowid in reverts:
+            seq, at, rid, source, day, data = conn.execute(
+                f"SELECT h.seq_from, h.valid_from, h.id, h.source, date(h.valid_from, 'localtime'), "
+                f"coalesce(h.data, (SELECT p.data FROM {t} p WHERE p.id = h.id AND p.seq_from < h.seq_from "
+                f"AND p.data IS NOT NULL ORDER BY p.seq_from DESC LIMIT 1)) FROM {t} h WHERE h.rowid = ?",
+                (rowid,)).fetchone()
+            label = record_label(rid, loads(data) if data else None)
+            self._reverts.append(Moment("revert", seq, seq - 1, at, day,
+                                        f"Revert of {label} {source_words(loads(source), revert=False)}",
+                                        record_id=rid))
 
 
 def _extend(m: Moment, first: int, last: int, at: str, day: str) -> None:

@@ -156,6 +156,11 @@ class StateQuery:
             (record_id, seq, valid_from),
         ).fetchone() is not None
 
+    def record_of_version(self, kind: Kind, version: int) -> str | None:
+        """The id of the record a version belongs to (a list row's rowid is its version's), or None."""
+        row = self.conn.execute(f"SELECT id FROM {kind.table}_history WHERE rowid = ?", (version,)).fetchone()
+        return row[0] if row else None
+
     def status(self, kind: Kind, record_id: str) -> str:
         """`live`, `deleted` or `absent` (never existed), now."""
         return self.statuses(kind, [record_id]).get(record_id, "absent")

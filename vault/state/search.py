@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from vault.domain.events import Kind
-from vault.state.query import Hit, Record, _path, live_at
+from vault.state.query import Hit, Record, _path, _q, live_at
 from vault.domain.titles import name_of
 from vault.store.codec import loads
 
@@ -18,6 +18,30 @@ from vault.store.codec import loads
 def fts_table(kind: Kind) -> str:
     """The FTS5 table indexing every version of a kind (its rowids are the versions')."""
     return f"{kind.table}_fts"
+
+
+LOOKUP_MATCHES = 2_000  # a list search's matches looked up one by one; beyond this the list's order is walked
+
+
+def list_matches(kind: Kind, param: str, column: str | None = None, raw: bool = False) -> str:
+    """SQL for the versions of `kind` whose text (or `column`'s) matches the words in `:param`: FTS5
+    syntax as given when `raw`, else through `escape_fts` (the connection's `fts_query`)."""
+    fts = fts_table(kind)
+    return (f"SELECT rowid FROM {fts} WHERE {_q(column) if column else fts} MATCH "
+            f"{':' + param if raw else f'escape_fts(:{param})'}")
+
+
+def matches_upto(kind: Kind, param: str, column: str | None = None, raw: bool = False) -> str:
+    """SQL counting the matching versions, stopping past LOOKUP_MATCHES (all list_search_where needs)."""
+    return f"SELECT count(*) FROM ({list_matches(kind, param, column, raw)} LIMIT {LOOKUP_MATCHES + 1})"
+
+
+def list_search_where(kind: Kind, param: str, matches: int, column: str | None = None, raw: bool = False) -> str:
+    """A WHERE term keeping the rows of a list (a live or past view of `kind`) that match, for a search with
+    `matches` matching versions. Few: each is looked up by rowid. Many (`lunch` in 37,000 of 100,000 mails):
+    looking each up to check it is open, then sorting them all by date, took 3 s; `+rowid` lets SQLite walk
+    the list's own index (by date, or the open versions to count) and test each row against the matches."""
+    return f"{'+' if matches > LOOKUP_MATCHES else ''}rowid IN ({list_matches(kind, param, column, raw)})"
 
 
 def fts_query(text: str) -> str:

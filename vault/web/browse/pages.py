@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from datasette import hookimpl
 from datasette.plugins import pm
+from datasette.filters import FilterArguments
+from datasette.utils import to_css_class
+from datasette.utils.asgi import BadRequest
 from datasette.utils.asgi import NotFound as PageNotFound
 from datasette.utils.asgi import Response
 from markupsafe import Markup
@@ -29,7 +32,7 @@ from vault.state.threads import MAX_MESSAGES, thread_messages
 from vault.web.browse import cells
 from vault.web.browse.asof import seq_of
 from vault.web.browse.rendering import render_attachments, render_markdown
-from vault.state.search import fts_query, fts_table
+from vault.state.search import fts_query, fts_table, list_search_where, matches_upto
 
 if TYPE_CHECKING:
     from vault.web.site.server import Site
@@ -66,6 +69,7 @@ FIELD_ORDER: dict[Kind, list[tuple[str, str]]] = {
 }
 _TIME_COLUMNS = {"date", "created_at", "updated_at", "created", "updated", "birthday", "valid_from", "valid_to"}
 _TITLE_COLUMN = {"contacts": "name", "notes": "title"}  # messages link from their subject or text
+_KINDS = {"contacts": Kind.CONTACT, "messages": Kind.MESSAGE, "notes": Kind.NOTE}  # the lists of COLUMNS
 _NOT_SHOWN = {"html"}  # a mail's HTML part: kept in the vault, shown as its text instead
 
 
@@ -79,12 +83,14 @@ def register(site: "Site") -> None:
 
 def table_metadata() -> dict[str, Any]:
     """Datasette metadata for the live views and past states: labels, sorts, facets, search; internals hidden."""
-    sorts: dict[str, dict[str, Any]] = {"contacts": {"sort": "name"}, "messages": {"sort_desc": "date", "facets": ["kind"]},
+    # No facet on messages by default: counting 100,000 messages by kind outruns Datasette's facet time limit
+    # on every page (200 ms of work, then no facet shown); `_facet=kind` still asks for it.
+    sorts: dict[str, dict[str, Any]] = {"contacts": {"sort": "name"}, "messages": {"sort_desc": "date"},
              "notes": {"sort_desc": "updated_at", "facets": [{"array": "tags"}]}}
     out: dict[str, Any] = {}
     for kind in Kind:
         shape = sorts.get(kind.table) or ({"sort": kind.spec.sort} if kind.spec.sort else {})
-        out[kind.table] = {"title": label(kind), "fts_table": fts_table(kind), "fts_pk": "rowid", **shape}
+        out[kind.table] = {"title": label(kind), **shape}  # searched by filters_from_request below, not Datasette
         for internal in (f"{kind.table}_history", f"{kind.table}_text", fts_table(kind)):
             out[internal] = {"hidden": True}
     out["_projection"] = {"hidden": True}
@@ -103,6 +109,21 @@ def _route(datasette: Any, database: str) -> str:
 # until a contact changes), and the live state's contacts stamp at the seq it was read at.
 _directories: "weakref.WeakKeyDictionary[Any, OrderedDict[tuple[str, int], Directory]]" = weakref.WeakKeyDictionary()
 _live_stamps: "weakref.WeakKeyDictionary[Any, tuple[int, int]]" = weakref.WeakKeyDictionary()
+
+
+def _kept_directory(datasette: Any, database: str) -> Directory | None:
+    """The address book of `database` if one is kept and still current: no query, no await (a list's
+    sender and recipient cells ask for it 150 times a page)."""
+    site = _SITES.get(datasette)
+    if site is None:
+        return None
+    stamp = seq_of(database)
+    if stamp is None:
+        live_seq, stamp = _live_stamps.get(datasette, (-1, 0))
+        if live_seq != site.live.seq:
+            return None
+    kept = _directories.get(datasette)
+    return kept.get((database, stamp)) if kept is not None else None
 
 
 async def _directory(datasette: Any, database: str) -> Directory | None:
@@ -128,22 +149,34 @@ async def _directory(datasette: Any, database: str) -> Directory | None:
 
 
 # -- hooks ---------------------------------------------------------------------------------
-@hookimpl
+_SHOWN = {table: {name for name, _ in columns} for table, columns in COLUMNS.items()}
+_PEOPLE_COLUMNS = {"from", "to", "cc", "bcc", "reply_to"}
+
+
+@hookimpl(tryfirst=True)  # before plugin.py's cells: a list's cells are all answered here
 def render_cell(row: Any, value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
-    if datasette not in _SITES or table not in COLUMNS:
+    if table not in _SHOWN or datasette not in _SITES:
         return None
+    if column not in _SHOWN[table]:
+        # A column the list does not show (its page draws only COLUMNS): "" ends the plugins' turn and leaves
+        # the cell to Datasette's plain text, so no time goes into cells nobody sees (most of a message's).
+        return ""
+    if table == "messages" and column in _PEOPLE_COLUMNS and value is not None:
+        people = _kept_directory(datasette, database)
+        if people is None:  # the address book is read once per state (and contacts change), then kept
+            async def with_people() -> Any:
+                return cells.people(value, await _directory(datasette, database), seq_of(database))
+            return with_people
+        return cells.people(value, people, seq_of(database))
+    return _cell(row, value, column, table, database, datasette)
 
-    async def rendered() -> Any:
-        return await _cell(row, value, column, table, database, datasette)
-    return rendered
 
-
-async def _cell(row: Any, value: Any, column: str, table: str, database: str, datasette: Any) -> Any:
+def _cell(row: Any, value: Any, column: str, table: str, database: str, datasette: Any) -> Any:
     seq = seq_of(database)
-    kind = next(k for k in Kind if k.table == table)
-    rid = row["id"] if "id" in row.keys() else None
-    if rid and (column == "id" or column == _TITLE_COLUMN.get(table)):  # every row links to its record page
-        title = value if column == "id" else record_title(kind, dict(zip(row.keys(), row, strict=True)))
+    rid = row["id"]
+    if rid and column == _TITLE_COLUMN.get(table):  # every row links to its record page
+        kind = _KINDS[table]
+        title = record_title(kind, dict(zip(row.keys(), row, strict=True)))
         return cells.link(cells.record_url(rid, seq), Markup("<strong>{}</strong>").format(title))
     if value is None:
         return None
@@ -157,8 +190,6 @@ async def _cell(row: Any, value: Any, column: str, table: str, database: str, da
         if column in TYPED_FIELDS:
             return cells.typed_list(column, value)
     if table == "messages":
-        if column in ("from", "to", "cc", "bcc", "reply_to"):
-            return cells.people(value, await _directory(datasette, database), seq)
         if column == "subject" and rid:
             return cells.link(cells.record_url(rid, seq), value)
         if column == "body":
@@ -185,7 +216,7 @@ def extra_template_vars(template: str, database: str | None, table: str | None, 
         return None
     if template == "table.html" and table in COLUMNS:
         # A list, not a database object: no "(view)", no view SQL naming the tables behind it.
-        return {"lv_columns": COLUMNS[table], "is_view": False, "view_definition": None,
+        return {"lv_columns": [(name, text, to_css_class(name)) for name, text in COLUMNS[table]], "is_view": False, "view_definition": None,
                 "allow_execute_sql": False}
     if template in ("index.html", "database.html"):
         async def home() -> dict[str, Any]:
@@ -212,6 +243,7 @@ def prepare_jinja2_environment(env: Any, datasette: Any) -> None:
     if datasette not in _SITES:
         return
     env.filters["lv_when"] = lambda value: cells.when(value) or ("" if value is None else value)
+    env.filters["lv_cells"] = lambda row: {cell["column"]: cell["value"] for cell in row}  # a list row's cells by name
     env.globals["lv_record"] = lv_record
     env.globals["lv_record_fields"] = _fields_global(datasette)
 
@@ -268,6 +300,35 @@ def menu_links(datasette: Any) -> list[dict[str, str]] | None:
     if datasette not in _SITES:
         return None
     return [{"href": f"/{LIVE_DB}/{k.table}", "label": label(k)} for k in Kind]
+
+
+@hookimpl(trylast=True)  # after Datasette's own search filter: its "no search here" (no fts_table) is replaced
+def filters_from_request(request: Any, database: str, table: str, datasette: Any) -> Any:
+    """A list's search box (`_search`, `_search_COLUMN`, `_searchmode=raw`), as Datasette's own but planned
+    for the size of the answer (vault/state/search.py's list_search_where)."""
+    kind = next((k for k in Kind if k.table == table), None)
+    if kind is None or datasette not in _SITES:
+        return None
+
+    async def inner() -> FilterArguments:
+        raw = request.args.get("_searchmode") == "raw"
+        db, wheres, params, words = datasette.get_database(database), [], {}, []
+        searches = [(key, request.args[key]) for key in request.args if key.startswith("_search") and key != "_searchmode"]
+        for i, (key, text) in enumerate(searches):
+            column = key.removeprefix("_search_") if key != "_search" else None
+            if column is not None and column not in kind.spec.fts:
+                raise BadRequest("Cannot search by that column")
+            if not text.strip():
+                continue
+            param = f"search_{i}"
+            params[param] = text
+            matches = (await db.execute(matches_upto(kind, param, column, raw), params)).single_value()
+            wheres.append(list_search_where(kind, param, matches, column, raw))
+            words.append(f'search {f"column {column!r} " if column else ""}matches "{text}"')
+        shown = request.args.get("_search") or next((text for _, text in searches), "")
+        return FilterArguments(wheres, params, words, {"supports_search": True, "search": shown})
+
+    return inner
 
 
 @hookimpl(trylast=True)  # after Datasette's own `escape_fts`, which this one replaces

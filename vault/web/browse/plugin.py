@@ -27,6 +27,7 @@ from vault.web.browse.asof import TYPED_COOKIE, EventTimes, banner, seq_of, type
 from vault.web.browse.cells import thread_url
 from vault.web.browse.forms import EDITABLE, add_links, add_view, edit_view
 from vault.web.browse.moments import moments_view
+from vault.web.browse.pages import COLUMNS as LISTS
 from vault.web.browse.rendering import (
     INLINE_TYPES, TYPED_COLUMNS, content_type, render_attachments, render_markdown, render_typed_values,
 )
@@ -119,8 +120,8 @@ def extra_template_vars(database: str | None, request: Any, datasette: Any) -> A
 
 @hookimpl
 def render_cell(value: Any, column: str, table: str | None, database: str, datasette: Any) -> Any:
-    if _site(datasette) is None or table is None or value is None:
-        return None
+    if table is None or value is None or table in LISTS or _site(datasette) is None:
+        return None  # the lists' cells are pages.py's (pluggy runs every plugin's hook for each cell even so)
     base = table.removesuffix("_history")
     if base not in RECORD_TABLES:
         return None
@@ -173,6 +174,8 @@ def register_routes() -> list[tuple[str, Any]]:
         (r"^/-/moments$", moments_view),
         (r"^/-/add/(?P<kind>contact|note)$", add_view),
         (r"^/-/record/(?P<record_id>[cn]_[a-z0-9]{1,64})/edit$", edit_view),
+        (rf"^/(?P<database>[a-z0-9_]+)/(?P<table>{'|'.join(sorted(RECORD_TABLES))})/(?P<rowid>[0-9]{{1,18}})$",
+         row_view),
     ]
 
 
@@ -245,6 +248,22 @@ async def record_view(request: Any, datasette: Any) -> Response:
         "thread_link": thread_url(LIVE_DB, shown["data"]["thread"])
         if kind is Kind.MESSAGE and isinstance((shown["data"] or {}).get("thread"), str) else None,
     }, request=request))
+
+
+async def row_view(request: Any, datasette: Any) -> Response:
+    """A list row's own address (Datasette's row page) leads to the record's page, at the same past state."""
+    await served_site(datasette, request)
+    database, table, rowid = (request.url_vars[k] for k in ("database", "table", "rowid"))
+    try:
+        db = datasette.get_database(route=database)
+    except KeyError:
+        raise PageNotFound(f"No database {database!r}") from None
+    kind = next(k for k in Kind if k.table == table)
+    found = await db.execute_fn(lambda conn: StateQuery(conn).record_of_version(kind, int(rowid)))
+    if found is None:
+        raise PageNotFound(f"No row {rowid} in {table}")
+    seq = seq_of(database)
+    return Response.redirect(f"/-/record/{found}" + (f"?at=seq:{seq}" if seq is not None else ""))
 
 
 async def revert_view(request: Any, datasette: Any) -> Response:

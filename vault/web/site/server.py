@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -69,11 +70,12 @@ class Site:
             memory=False, auth_config=auth_passwords_config(self.login), metadata=metadata, template_dir=TEMPLATES, secret=secrets.token_hex(32),
             settings={"suggest_facets": False, "default_page_size": 50, "sql_time_limit_ms": 3000},
         )
-        self.datasette.add_database(StateDatabase(self.datasette, live.state_path, live.state_key), name=LIVE_DB)
+        self.datasette.add_database(StateDatabase(self.datasette, live.state_path, live.state_key,
+                                                  version=lambda: live.seq), name=LIVE_DB)
         self.datasette.remove_database("_memory")  # Datasette's scratch database: nothing of the owner's
         datasette_plugin.register(self)
         browse.register(self)
-        self.api = api if api is not None else _make_api(live)
+        self.api = api if api is not None else LazyApi(live)
         self._datasette_app = self.datasette.app()
         self.gate = Gate(self._route, names=served_names(host, allow_hosts),
                          csp=content_security_policy(datasette_script_hashes()), api_prefix=API_PREFIX)
@@ -172,6 +174,25 @@ class Site:
                 await asyncio.to_thread(self.stop)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class LazyApi:
+    """The device API, built on its first request: importing FastAPI and building its models takes about a
+    second of CPU, which the first page of `serve` need not wait for."""
+
+    def __init__(self, live: LiveVault) -> None:
+        self.live, self._lock = live, threading.Lock()
+        self._app: Any = None
+
+    def app(self) -> Any:
+        with self._lock:  # two first requests at once build it once
+            if self._app is None:
+                self._app = _make_api(self.live)
+            return self._app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        app = self._app or await asyncio.to_thread(self.app)
+        await app(scope, receive, send)
 
 
 def _make_api(live: LiveVault) -> Any:
