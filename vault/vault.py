@@ -32,7 +32,7 @@ from vault.domain.instants import Instant, iso
 from vault.store.log import EventLog, Writer
 from vault.store.passphrase import check_strength
 from vault.paths import private_dir
-from vault.state.projection import Projection
+from vault.state.projection import Folded, Projection, folded_parts
 from vault.state.provenance import trace
 from vault.store.verify import check_log
 
@@ -40,7 +40,8 @@ logger = logging.getLogger("lifevault")
 _BLOB_ID = re.compile(r"^[0-9a-f]{64}$")
 # A full collection costs tens of milliseconds in a large process: worth it before a long replay, not a short one.
 GC_FREEZE_FROM = 5000
-PROGRESS_EVERY = 50_000  # a replay this long says how far it is, every this many events (`notify`)
+PROGRESS_FROM = 20_000  # events: a replay this long (a second or more) says how far it is (`notify`)…
+PROGRESS_EVERY_S = 2.0  # …every this many seconds
 REMEMBER_EVERY_S = 1.0  # how often a run of writes raises this machine's memory of the head (rollback.py)
 
 # Which state a record must be in for each event type.
@@ -240,22 +241,26 @@ class Vault:
         if long:  # long replays allocate many short-lived objects; keep the collector off old ones
             gc.collect()
             gc.freeze()
-        events = self.log.read(proj.seq, upto)
-        if upto - proj.seq >= PROGRESS_EVERY:
+        events = folded_parts(self.log.read_parts(proj.seq, upto))
+        if upto - proj.seq >= PROGRESS_FROM:
             events = self._reporting(events, proj.seq, upto)
         try:
-            proj.apply(events)
+            proj.apply_folded(events)
         finally:
             if long:
                 gc.unfreeze()
 
-    def _reporting(self, events: Iterator[Recorded], start: int, upto: int) -> Iterator[Recorded]:
-        """`events`, telling `notify` how far a long replay is."""
+    def _reporting(self, events: Iterator[Folded], start: int, upto: int) -> Iterator[Folded]:
+        """`events`, telling `notify` how far a long replay is, then that a first build indexes them."""
         self.notify(f"Building the state file {self.state_path} from {upto - start:,} events…")
-        for r in events:
-            if (r.seq - start) % PROGRESS_EVERY == 0:
-                self.notify(f"… {r.seq - start:,} of {upto - start:,} events")
-            yield r
+        due = time.monotonic() + PROGRESS_EVERY_S
+        for e in events:
+            yield e
+            if time.monotonic() >= due:
+                self.notify(f"… {e[0] - start:,} of {upto - start:,} events")
+                due = time.monotonic() + PROGRESS_EVERY_S
+        if start == 0:  # a first build indexes every version at the end (`Projection.apply_folded`)
+            self.notify("… building the search indexes")
 
     def refresh(self) -> int:
         """Catch up with events other processes appended; returns how many were applied."""

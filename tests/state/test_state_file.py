@@ -58,8 +58,8 @@ def told(v: Vault) -> list[str]:
 def test_same_state_as_a_replay_and_reopened_without_replaying(filled, monkeypatch: pytest.MonkeyPatch) -> None:
     path, ids = filled
     assert state_file.path_for(path).exists()
-    reads, original = [], EventLog.read_here
-    monkeypatch.setattr(EventLog, "read_here", lambda log, a=0, u=None: reads.append((a, u)) or original(log, a, u))
+    reads, original = [], EventLog.read_parts_here
+    monkeypatch.setattr(EventLog, "read_parts_here", lambda log, a=0, u=None: reads.append((a, u)) or original(log, a, u))
     with Vault.open(path, PASSPHRASE) as v:
         sentences = told(v)
         assert tables(v.projection.conn) == tables(v.replay_from_zero().conn)
@@ -230,10 +230,11 @@ def test_a_long_rebuild_says_how_far_it_is(filled, monkeypatch: pytest.MonkeyPat
     from vault import vault as vault_module
 
     path, _ = filled
-    monkeypatch.setattr(vault_module, "PROGRESS_EVERY", 2)
+    monkeypatch.setattr(vault_module, "PROGRESS_FROM", 2)
+    monkeypatch.setattr(vault_module, "PROGRESS_EVERY_S", 0)  # every event: a slow machine, in effect
     state_file.remove(state_file.path_for(path))
     with Vault.open(path, PASSPHRASE) as v:
         sentences = told(v)
         assert v.projection.seq == 5
     assert sentences == [f"Building the state file {state_file.path_for(path)} from 5 events…",
-                         "… 2 of 5 events", "… 4 of 5 events"]
+                         *(f"… {n} of 5 events" for n in range(1, 6)), "… building the search indexes"]

@@ -46,13 +46,13 @@ def read_here_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | No
     """Every stretch this process read itself; the child is used from 100 events on."""
     monkeypatch.setattr(read_ahead, "READ_AHEAD_FROM", 100)
     calls: list[tuple[int, int | None]] = []
-    original = EventLog.read_here
+    original = EventLog.read_parts_here
 
     def recorded(self: EventLog, after: int = 0, upto: int | None = None):
         calls.append((after, upto))
         return original(self, after, upto)
 
-    monkeypatch.setattr(EventLog, "read_here", recorded)
+    monkeypatch.setattr(EventLog, "read_parts_here", recorded)
     return calls
 
 

@@ -1,6 +1,6 @@
 """The decrypted state's one home: an encrypted SQLite file beside the vault (`<vault>.state`).
 
-An SQLCipher 4 database (AES-256, an HMAC-SHA512 per 16 KB page) under a raw
+An SQLCipher 4 database (AES-256, an HMAC-SHA256 per 16 KB page) under a raw
 key derived from the data key, so the file and its WAL hold nothing readable.
 Memory stays bounded by SQLite's page cache whatever the size of the vault,
 there is no ceiling below the disk, and reopening loads nothing.
@@ -32,6 +32,10 @@ from vault.state.projection import Projection
 CACHE_MB = 64  # SQLite's page cache: what bounds memory, whatever the size of the state
 READER_CACHE_MB = 16  # the page cache of each read-only connection (a server holds several)
 PAGE_SIZE = 16384  # one HMAC per 16 KB page, not per 4 KB
+# SHA-256 rather than SQLCipher 4's default SHA-512: with the SHA extensions of today's x86 and ARM CPUs
+# (OpenSSL uses them) it takes 18 us per 16 KB page here instead of 40, and a rebuild reads and writes every
+# page at least once (a whole rebuild: ~10 us per event less). Still a 256-bit MAC per page.
+HMAC = "HMAC_SHA256"
 WAIT_S = 600  # how long a writer waits for another process's write (a rebuild of a lifetime archive included)
 Error = (sqlcipher.DatabaseError, sqlite3.DatabaseError)  # what a file that does not read back raises
 
@@ -131,6 +135,7 @@ def _keyed(path: Path, key: bytes, cache_mb: int, mode: str) -> Any:
         conn.execute("PRAGMA cipher_log_level = NONE")  # errors reach the caller, not stderr
         conn.execute(f"PRAGMA key = {key_pragma(key)}")
         conn.execute(f"PRAGMA cipher_page_size = {PAGE_SIZE}")
+        conn.execute(f"PRAGMA cipher_hmac_algorithm = {HMAC}")
         conn.execute("PRAGMA cipher_memory_security = OFF")  # wiping every freed buffer costs much time
         conn.execute(f"PRAGMA cache_size = -{cache_mb * 1024}")
         conn.execute("PRAGMA temp_store = MEMORY")  # sorts never spill plaintext to a temp file

@@ -141,6 +141,11 @@ def decode_parts(blob: bytes) -> tuple[int, int, int, str, bytes, str]:
     return t, k, at, raw[i : i + n_id].decode(), raw[i + n_id : i + n_id + n_src], raw[i + n_id + n_src :].decode()
 
 
+def event_types() -> dict[int, EventType]:
+    """The event types by the code the stored format gives them."""
+    return dict(_TYPES)
+
+
 def event_from_parts(t: int, k: int, at: int, record_id: str, src_bytes: bytes, changes: str) -> Event:
     """The Event `decode_parts` took apart."""
     source = _sources.get(src_bytes)

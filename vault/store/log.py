@@ -137,17 +137,28 @@ class EventLog:
 
         A long stretch of committed events is decrypted by a second process (`read_ahead`); events
         appended in a transaction still open here are read here, since no other process sees them."""
+        return (recorded(p[0], p[1:]) for p in self.read_parts(after, upto))
+
+    def read_parts(self, after: int = 0, upto: int | None = None) -> Iterator[tuple]:
+        """`read` without making objects: per event (seq, *`codec.decode_parts`), checked the same way but
+        with its codes not yet looked up, for a replay that folds plain values (`recorded` checks them)."""
         if upto is not None and upto - after >= read_ahead.READ_AHEAD_FROM:
             committed = min(upto, self.head().seq) if self.conn.in_transaction else upto
             if committed - after >= read_ahead.READ_AHEAD_FROM:
-                rest = self.read_here(committed, upto) if committed < upto else ()
+                rest = self.read_parts_here(committed, upto) if committed < upto else ()
                 return itertools.chain(read_ahead.read_ahead(self, after, committed), rest)
-        return self.read_here(after, upto)
+        return self.read_parts_here(after, upto)
+
+    def read_parts_here(self, after: int = 0, upto: int | None = None) -> Iterator[tuple]:
+        """`read_parts`, always in this process."""
+        assert self.keys is not None, "a blind log cannot decrypt"
+        key, vault_id = self.keys.event, self.vault_id
+        for seq, prev, _, payload in self.checked_rows(after, upto):
+            yield (seq, *open_event(key, vault_id, seq, prev, payload))
 
     def read_here(self, after: int = 0, upto: int | None = None) -> Iterator[Recorded]:
         """`read`, always in this process."""
-        for seq, prev, _, payload in self.checked_rows(after, upto):
-            yield self.decrypt(seq, prev, payload)
+        return (recorded(p[0], p[1:]) for p in self.read_parts_here(after, upto))
 
     def event(self, seq: int) -> Recorded:
         """One decrypted event."""

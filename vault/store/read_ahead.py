@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Iterator
 
 from vault.errors import TamperDetected
-from vault.domain.events import Recorded
 
 if TYPE_CHECKING:
     from vault.store.log import EventLog
@@ -32,10 +31,8 @@ _LENGTH = struct.Struct(">I")
 _EVENTS, _TAMPER = 0, 1
 
 
-def read_ahead(log: "EventLog", after: int, upto: int) -> Iterator[Recorded]:
-    """The committed events after seq `after` up to `upto`, as `log.read` gives them, decrypted by a child."""
-    from vault.store.log import recorded  # log imports this module
-
+def read_ahead(log: "EventLog", after: int, upto: int) -> Iterator[tuple]:
+    """The committed events after seq `after` up to `upto`, as `log.read_parts` gives them, decrypted by a child."""
     assert log.keys is not None, "a blind log cannot decrypt"
     seq, child = after, _start()
     if child is not None:
@@ -46,14 +43,14 @@ def read_ahead(log: "EventLog", after: int, upto: int) -> Iterator[Recorded]:
             for kind, body in _messages(child.stdout):
                 if kind == _TAMPER:
                     raise TamperDetected(*body)
-                for seq, *parts in body:
-                    yield recorded(seq, tuple(parts))
+                yield from body
+                seq = body[-1][0] if body else seq
         except (OSError, EOFError, ValueError):
             pass  # the child failed: what it did not deliver is read below
         finally:
             child.kill()
             child.wait()
-    yield from log.read_here(seq, upto) if seq < upto else ()
+    yield from log.read_parts_here(seq, upto) if seq < upto else ()
 
 
 def _start() -> subprocess.Popen | None:

@@ -25,7 +25,7 @@ import sqlcipher3.dbapi2 as sqlcipher
 from datasette.database import Database
 
 from vault.state.query import as_of_views
-from vault.state.file import PAGE_SIZE, READER_CACHE_MB, connect_reader, key_pragma
+from vault.state.file import HMAC, PAGE_SIZE, READER_CACHE_MB, connect_reader, key_pragma
 
 _ERRORS = [(getattr(sqlcipher, n), getattr(sqlite3, n)) for n in (
     "IntegrityError", "ProgrammingError", "OperationalError", "NotSupportedError", "DataError", "InternalError",
@@ -244,6 +244,7 @@ class AsOfDatabase(StateDatabase):
         try:
             conn.execute("PRAGMA cipher_log_level = NONE")
             conn.execute(f"PRAGMA cipher_default_page_size = {PAGE_SIZE}")  # what ATTACH reads the file with
+            conn.execute(f"PRAGMA cipher_default_hmac_algorithm = {HMAC}")
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute(f"ATTACH DATABASE ? AS state KEY {key_pragma(self.key)}", (str(self.state_path),))
             conn.execute(f"PRAGMA state.cache_size = -{READER_CACHE_MB * 1024}")
