@@ -39,6 +39,10 @@ from ingest.mail_charsets import MessageCharsets, label_of, raw_bytes
 MAX_MIME_DEPTH = 40
 # How messages are written out.
 _OUT_POLICY = email.policy.default.clone(linesep="\n", cte_type="7bit", max_line_length=78)
+# Python's folder may fold a name between two encoded words where the name had a space, which RFC 2047 readers
+# (ours) then drop; such a message's headers are written unfolded, as long as RFC 5322 allows.
+_UNFOLDED_POLICY = _OUT_POLICY.clone(max_line_length=998)
+_ADDRESS_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To")
 # How a forwarded message is serialized on reading: compat32 writes its headers and parts back as they came
 # (no refolding, no added quotes), so the attachment holds the message's own bytes.
 _VERBATIM = email.policy.compat32.clone(linesep="\n", max_line_length=0)
@@ -556,7 +560,17 @@ def write_message(fields: dict[str, Any], files: list[tuple[bytes, str | None, s
         else:
             msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=filename)
     _fix_boundaries(msg)
-    return _verbatim_headers(fields.get("headers")) + msg.as_bytes(policy=_OUT_POLICY)
+    return _verbatim_headers(fields.get("headers")) + msg.as_bytes(policy=_out_policy(msg))
+
+
+def _out_policy(msg: EmailMessage) -> email.policy.EmailPolicy[EmailMessage]:
+    """The usual 78-character folding, unless it would change an address as a reader decodes it."""
+    for name in _ADDRESS_HEADERS:
+        for value in msg.get_all(name) or ():
+            folded, unfolded = (p.fold(name, value).split(":", 1)[1] for p in (_OUT_POLICY, _UNFOLDED_POLICY))
+            if addresses(folded) != addresses(unfolded):
+                return _UNFOLDED_POLICY
+    return _OUT_POLICY
 
 
 def _fix_boundaries(msg: EmailMessage) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ingest import mail
@@ -243,6 +243,7 @@ _TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), ma
 
 
 @settings(max_examples=60, deadline=None)
+@example(subject="", body="", name="0" + "\u0800" * 14 + " :", cc=[])  # folded between encoded words at the space
 @given(subject=_TEXT, body=st.text(st.characters(blacklist_categories=("Cs",)), max_size=300), name=_TEXT,
        cc=st.lists(st.from_regex(r"[a-z]{1,8}@[a-z]{1,8}\.org", fullmatch=True), max_size=3))
 def test_written_messages_read_back_the_same(subject: str, body: str, name: str, cc: list[str]) -> None:
