@@ -203,6 +203,30 @@ def test_a_list_count_follows_every_change(client, site, data) -> None:
     assert count() == 2
 
 
+def test_clients_asking_the_same_count_at_once_share_one_counting(site, data, monkeypatch) -> None:
+    """Ten visitors opening the same list search at once count its matches once, and all get the count."""
+    import asyncio
+
+    from datasette.database import Database
+
+    counted: list[str] = []
+    run = Database.execute
+
+    async def execute(self, sql, *args, **kwargs):  # the real query, noted
+        if sql.lower().startswith("select count(*)"):
+            counted.append(sql)
+        return await run(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(Database, "execute", execute)
+    db = site.datasette.get_database("vault")
+
+    async def ten() -> list[int]:
+        found = await asyncio.gather(*(db.execute("select count(*) from messages") for _ in range(10)))
+        return [r.first()[0] for r in found]
+
+    assert asyncio.run(ten()) == [3] * 10 and len(counted) == 1
+
+
 def test_search_hits_name_the_record_and_its_date(client, data) -> None:
     html = client.get("/-/search", params={"q": "lovel"}).text  # part of a name
     assert f'<a href="/-/record/{data["ada"]}"><strong>Ada Lovelace</strong></a>' in html
