@@ -16,8 +16,9 @@ from vault.state.query import cell_text
 from vault.store.verify import count_events, verify_blind, verify_vault
 
 from vault.cli.options import (
-    CLI_SOURCE, VaultGroup, echo_json, json_option, kdf_option, new_passphrase_option, open_vault, parse_json_arg, passphrase_option,
-    read_new_passphrase, read_secret, resolve_path, vault_option, warn_if_behind, weak_ok_option, _VAULT_FILE,
+    CLI_SOURCE, VaultGroup, echo_json, json_option, kdf_option, new_passphrase_option, open_vault, opened_for_command,
+    parse_json_arg, passphrase_option, read_new_passphrase, read_secret, resolve_path, vault_option, weak_ok_option,
+    _VAULT_FILE,
 )
 
 
@@ -301,9 +302,7 @@ def recover(vault_path: Path | None, kdf_cost: str, recovery_key_file: Any, new_
     path = resolve_path(vault_path)
     click.get_current_context().meta[_VAULT_FILE] = path
     key = read_secret(recovery_key_file, "LIFEVAULT_RECOVERY_KEY", "Recovery key")
-    vault = Vault.open_with_recovery(path, key)
-    click.get_current_context().call_on_close(vault.close)
-    warn_if_behind(vault)
+    vault = opened_for_command(Vault.open_with_recovery(path, key))
     new = read_new_passphrase(new_passphrase_file)
     vault.change_passphrase(new, kdf_cost, weak_ok=weak_ok)
     click.echo("Passphrase set; the old one no longer opens the vault.", err=True)

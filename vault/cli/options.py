@@ -137,7 +137,12 @@ def open_vault(vault_path: Path | None, passphrase_file: Any) -> Vault:
     click.get_current_context().meta[_VAULT_FILE] = path
     connect(path).close()
     secret = read_secret(passphrase_file, "LIFEVAULT_PASSPHRASE", "Passphrase")
-    vault = Vault.open(path, secret)
+    return opened_for_command(Vault.open(path, secret))
+
+
+def opened_for_command(vault: Vault) -> Vault:
+    """A vault unlocked by a passphrase or the recovery key, made the command's: its rebuild sentences and
+    the rollback warning go to stderr, a damaged state file is named, and it is closed when the command ends."""
     vault.notify = lambda sentence: click.echo(sentence, err=True)
     warn_if_behind(vault)
     click.get_current_context().meta[_STATE_FILE] = vault.state_path
