@@ -258,15 +258,10 @@ def chain_hash(prev: bytes, seq: int, sealed: bytes) -> bytes:
 
 def first_broken_link(prev: bytes, rows: Iterable[tuple[int, bytes, bytes]]) -> int | None:
     """The index of the first row (seq, hash, sealed) whose hash is not `chain_hash` of its predecessor's (`prev`
-    for the first), seq and content; None when every link holds; TypeError when a value is not bytes. The same
-    hash as `chain_hash`, in one loop over a chunk (a full push hashes every row of the log this way)."""
-    copy, seq_bytes = _CHAIN.copy, _SEQ
+    for the first), seq and content; None when every link holds; TypeError when a value is not bytes. One loop
+    over a fetched chunk: a full push checks every row of the log this way."""
     for i, (seq, stored, sealed) in enumerate(rows):
-        h = copy()
-        h.update(prev)
-        h.update(seq_bytes(seq))
-        h.update(sealed)
-        if h.digest() != stored:
+        if chain_hash(prev, seq, sealed) != stored:
             return i
         prev = stored
     return None
