@@ -1,15 +1,19 @@
-"""Shared fixtures: real vault files in tmp_path, a temp LIFEVAULT_HOME, the CLI runner, a WebDAV rclone remote."""
+"""Shared fixtures: real vault files in tmp_path, a temp LIFEVAULT_HOME, the CLI runner, a WebDAV rclone remote,
+the web site of a test's vault in process."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 from click.testing import CliRunner
+from starlette.testclient import TestClient
 
 from vault import Vault
 from vault.cli import cli
+from vault.web import LiveVault
+from vault.web.site.server import Site, create_app
 
 from helpers.webdav import WebdavServer
 
@@ -97,3 +101,17 @@ def webdav(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebdavSe
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def site(vault: Vault, data: Any) -> Iterator[Site]:
+    """The site, in process, once the test module's `data` fixture has written its records."""
+    site = create_app(LiveVault(vault))
+    yield site
+    site.asof.close()
+
+
+@pytest.fixture
+def client(site: Site) -> TestClient:
+    # Addressed and posting as a browser on the site's own page would: the gate refuses other Hosts and origins.
+    return TestClient(site, base_url="http://127.0.0.1", headers={"Origin": "http://127.0.0.1"})

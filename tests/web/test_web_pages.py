@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -11,7 +10,7 @@ from starlette.testclient import TestClient
 from vault import Kind, Source, Vault
 from vault.domain.contacts import address, typed
 from vault.web import LiveVault
-from vault.web.site.server import Site, create_app
+from vault.web.site.server import create_app
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
        b"\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82")
@@ -45,18 +44,6 @@ def data(vault: Vault) -> dict[str, str]:
     new = vault.add(Kind.NOTE, {"body": "# Shopping\n\n- cards", "tags": ["home"]}, cli)
     return {"ada": ada, "zed": zed, "grace": grace, "first": first, "reply": reply, "old": old, "new": new,
             "photo": photo}
-
-
-@pytest.fixture
-def site(vault: Vault, data: dict[str, str]) -> Iterator[Site]:
-    site = create_app(LiveVault(vault))
-    yield site
-    site.asof.close()
-
-
-@pytest.fixture
-def client(site: Site) -> TestClient:
-    return TestClient(site, base_url="http://127.0.0.1", headers={"Origin": "http://127.0.0.1"})
 
 
 def shown(html: str) -> str:

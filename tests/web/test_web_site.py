@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Iterator
 
 import pytest
 from starlette.testclient import TestClient
@@ -11,7 +10,7 @@ from starlette.testclient import TestClient
 from vault import Kind, Source, Vault
 from vault.web import LiveVault
 from vault.web.site.login import LoginRequired, set_password
-from vault.web.site.server import Site, create_app
+from vault.web.site.server import create_app
 from vault.web.site.state_db import AsOfDatabase
 
 from conftest import PASSPHRASE
@@ -36,20 +35,6 @@ def data(vault: Vault) -> dict[str, str]:
     before_delete = vault.projection.seq
     vault.delete(ada, cli)
     return {"ada": ada, "grace": grace, "msg": msg, "note": note, "blob": blob, "before_delete": str(before_delete)}
-
-
-@pytest.fixture
-def site(vault: Vault, data: dict[str, str]) -> Iterator[Site]:
-    live = LiveVault(vault)
-    site = create_app(live)
-    yield site
-    site.asof.close()
-
-
-@pytest.fixture
-def client(site: Site) -> TestClient:
-    # Addressed and posting as a browser on the site's own page would: the gate refuses other Hosts and origins.
-    return TestClient(site, base_url="http://127.0.0.1", headers={"Origin": "http://127.0.0.1"})
 
 
 def csrf(client: TestClient, page: str) -> str:

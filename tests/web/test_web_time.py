@@ -7,7 +7,7 @@ import html
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -40,13 +40,6 @@ def data(vault: Vault, tmp_path: Path) -> dict[str, Any]:
     vault.update(ada, {"name": "Ada King"}, Source("cli"))
     vault.delete(ada, Source("cli"))
     return {"note": note, "ada": ada, "import": imported, "imported_at": vault.projection.seq - 2}
-
-
-@pytest.fixture
-def site(vault: Vault, data: dict[str, Any]) -> Iterator[Site]:
-    site = create_app(LiveVault(vault))
-    yield site
-    site.asof.close()
 
 
 @pytest.fixture
