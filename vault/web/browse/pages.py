@@ -32,7 +32,7 @@ from vault.state.threads import MAX_MESSAGES, thread_messages
 from vault.web.browse import cells
 from vault.web.browse.asof import seq_of
 from vault.web.browse.rendering import render_attachments, render_markdown
-from vault.state.search import fts_query, fts_table, list_search_where, matches_upto
+from vault.state.search import fts_query, fts_table, list_search_param, list_search_where, matched_function
 
 if TYPE_CHECKING:
     from vault.web.site.server import Site
@@ -321,9 +321,10 @@ def filters_from_request(request: Any, database: str, table: str, datasette: Any
             if not text.strip():
                 continue
             param = f"search_{i}"
-            params[param] = text
-            matches = (await db.execute(matches_upto(kind, param, column, raw), params)).single_value()
-            wheres.append(list_search_where(kind, param, matches, column, raw))
+            matches, token = await db.search_matches(kind, text, column, raw)
+            request.scope.setdefault("lifevault.matches", []).append(matches)  # kept until the page's SQL ran
+            params[param] = list_search_param(matches, token)
+            wheres.append(list_search_where(matches, param))
             words.append(f'search {f"column {column!r} " if column else ""}matches "{text}"')
         shown = request.args.get("_search") or next((text for _, text in searches), "")
         return FilterArguments(wheres, params, words, {"supports_search": True, "search": shown})
@@ -336,6 +337,9 @@ def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
     """A list's search box (Datasette's `_search`) matches the start of words too, like the search page."""
     if datasette in _SITES:
         conn.create_function("escape_fts", 1, fts_query)
+        db = datasette.get_database(database)
+        if hasattr(db, "matches_named"):  # a lifevault database: its list searches' matches
+            conn.create_function("lv_matched", 2, matched_function(db.matches_named), deterministic=True)
 
 
 @hookimpl

@@ -15,15 +15,21 @@ lists only `sqlite_master`, so that database lists its TEMP views itself.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import sqlite3
 import threading
+import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Awaitable, Callable, Hashable, Iterator
 
 import sqlcipher3.dbapi2 as sqlcipher
-from datasette.database import Database
+from datasette.database import Database, QueryInterrupted
+from datasette.utils import sqlite_timelimit
+
+from vault.domain.events import Kind
+from vault.state.search import MatchCache, Matches, matching_versions
 
 from vault.state.query import as_of_views
 from vault.state.file import HMAC, PAGE_SIZE, READER_CACHE_MB, connect_reader, key_pragma
@@ -69,6 +75,14 @@ class _Cursor:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
+
+    @property
+    def row_factory(self) -> Any:
+        return self._cursor.row_factory
+
+    @row_factory.setter
+    def row_factory(self, factory: Any) -> None:
+        self._cursor.row_factory = factory
 
     def __iter__(self) -> Iterator[Any]:
         return self._call(iter, self._cursor)
@@ -158,7 +172,11 @@ class StateDatabase(Database):
         self.state_path, self.key, self.version = path, key, version
         self._readers: list[Any] = []
         self._counts = Counts()
-        self._counting: dict[tuple[str, tuple, int], asyncio.Future] = {}
+        self._pending: dict[Hashable, asyncio.Future] = {}
+        self._matches = MatchCache()
+        self._in_use: weakref.WeakValueDictionary[str, Matches] = weakref.WeakValueDictionary()
+        self._tokens: weakref.WeakKeyDictionary[Matches, str] = weakref.WeakKeyDictionary()
+        self._token_numbers = itertools.count(1)
         self._schema: dict[tuple[str, tuple], Any] = {}
         self._schema_version: int | None = None
 
@@ -214,12 +232,50 @@ class StateDatabase(Database):
         found = self._counts.get(key)
         if found is None:
             # Clients asking the same count at once (a list search, 0.3 s at 500,000 mails) share one counting.
-            counting = self._counting.get(key)
-            if counting is None:
-                counting = self._counting[key] = asyncio.ensure_future(super().execute(sql, params, *args, **kwargs))
-                counting.add_done_callback(lambda _: self._counting.pop(key, None))
-            found = await asyncio.shield(counting)
+            found = await self._shared(key, lambda: super(StateDatabase, self).execute(sql, params, *args, **kwargs))
             self._counts.put(key, found)  # under the version read before counting: a later state misses it
+        return found
+
+    async def _shared(self, key: Hashable, work: Callable[[], Awaitable[Any]]) -> Any:
+        """`work()`'s answer, run once for every caller asking under `key` while it runs."""
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = asyncio.ensure_future(work())
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def search_matches(self, kind: Kind, text: str, column: str | None, raw: bool) -> tuple[Matches, str]:
+        """The versions of `kind` matching a list search, and the token `lv_matched` finds them by: evaluated
+        once per state (`version()`), so paging through a search and counting it reuse one evaluation.
+        Whoever runs SQL naming the token keeps the Matches referenced until it has run."""
+        key = ("matches", kind.table, column, raw, text, self.version() if self.version else None)
+        found = self._matches.get(key) if self.version else None
+        if found is None:
+            sql = f"list search of {kind.table} for {text!r}"  # what the "interrupted" page shows
+
+            def evaluate(conn: Any) -> Matches:
+                with sqlite_timelimit(conn, self.ds.sql_time_limit_ms):
+                    try:
+                        return matching_versions(conn, kind, text, column, raw)
+                    except sqlite3.OperationalError as e:
+                        if e.args == ("interrupted",):
+                            raise QueryInterrupted(e, sql, {}) from e
+                        raise
+
+            found = await self._shared(key, lambda: self.execute_fn(evaluate))
+            if self.version:
+                self._matches.put(key, found)
+        token = self._tokens.get(found)
+        if token is None:
+            token = self._tokens[found] = f"m{next(self._token_numbers)}"
+            self._in_use[token] = found
+        return found, token
+
+    def matches_named(self, token: str) -> Matches:
+        """The matches `search_matches` gave `token` (for `lv_matched`)."""
+        found = self._in_use.get(token)
+        if found is None:
+            raise LookupError("These search results are no longer kept; load the page again.")
         return found
 
     def connect(self, write: bool = False) -> Any:
