@@ -47,6 +47,8 @@ def _translated(e: Exception) -> Exception:
 
 
 _COUNT = re.compile(r"select count\(\*\) from ", re.IGNORECASE)  # Datasette's count of a list's rows
+# Datasette's facets (by column, date, or array items): counted over the whole list on every page of it.
+_FACET = re.compile(r"\s*(with inner as \(|select .{1,300}? as value, count\(\*\) as count from \()", re.IGNORECASE | re.DOTALL)
 
 
 class Row(tuple):
@@ -139,9 +141,9 @@ class Connection:
 
 
 class Counts:
-    """Row counts answered before, for the state they were counted in: Datasette counts a list's rows on
-    every page (`select count(*) from messages`, 36 ms at 100,000 messages), and a count cannot change until
-    the state does."""
+    """Row and facet counts answered before, for the state they were counted in: Datasette counts a list's
+    rows and facets on every page (`select count(*) from messages`, 36 ms at 100,000 messages; the notes'
+    tags facet 24 ms at 18,000 versions), and a count cannot change until the state does."""
 
     KEEP = 64
 
@@ -226,7 +228,8 @@ class StateDatabase(Database):
             if found.first()[0] != self._schema_version:
                 self._schema_version, self._schema = found.first()[0], {}
             return found
-        if self.version is None or not _COUNT.match(sql):
+        facet = _FACET.match(sql) is not None and kwargs.get("custom_time_limit") is not None
+        if self.version is None or not (_COUNT.match(sql) or facet):
             return await super().execute(sql, params, *args, **kwargs)
         key = (sql, tuple(sorted(params.items())) if isinstance(params, dict) else tuple(params or ()), self.version())
         found = self._counts.get(key)
