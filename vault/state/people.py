@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 _NOT_DIGITS = re.compile(r"\D")
 _LETTERS = re.compile(r"[^\W\d_]")
+_SPECIALS = r'\s"<>()\[\]\\,;:@'  # RFC 5322's specials, and spaces
+_NAME_ADDR = re.compile(rf'[^{_SPECIALS[2:]}]*<([^{_SPECIALS}]+@[^{_SPECIALS}]+)>\s*\Z')
 _PHONE_TAIL = 9  # digits compared when the country code may be missing ("020 7946…" vs "+44 20 7946…")
 
 
@@ -28,6 +30,9 @@ def mail_address(text: str) -> str | None:
     if "<" not in text and "," not in text and '"' not in text:  # a bare address: parseaddr is slow
         addr = text.strip().removeprefix("mailto:")
         return addr.lower() if "@" in addr and " " not in addr else None
+    plain = _NAME_ADDR.match(text)
+    if plain:  # `Name <addr>` with nothing special in it, the usual shape: parseaddr takes 35 us a sender
+        return plain.group(1).lower()
     addr = email.utils.parseaddr(text)[1]
     return addr.lower() if "@" in addr else None
 

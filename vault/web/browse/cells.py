@@ -10,7 +10,7 @@ import json
 import re
 from datetime import date, datetime
 from typing import Any, Callable
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
 from markupsafe import Markup, escape
 
@@ -22,6 +22,7 @@ from vault.web.browse.rendering import INLINE_TYPES, blob_url, safe_url
 _TEL = re.compile(r"[^0-9+*#]")
 _ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
 _SNIPPET = 120  # characters of a body shown in a list
+_MARKS = re.compile(r"[*_`]+")
 
 
 def parsed(value: Any) -> Any:
@@ -52,7 +53,8 @@ def when(value: Any) -> Markup | None:
     text = when_text(value)
     if text is None:
         return None
-    return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(value, text)
+    stamp = escape(value)  # built by hand: Markup.format costs three times as much, on every date of a list
+    return Markup(f'<time datetime="{stamp}" title="{stamp}">{escape(text)}</time>')
 
 
 def record_url(record_id: str, seq: int | None = None) -> str:
@@ -61,18 +63,19 @@ def record_url(record_id: str, seq: int | None = None) -> str:
 
 def thread_url(database: str, thread: str) -> str:
     """A conversation: its messages in date order (the thread page)."""
-    return "/-/thread?" + urlencode({"db": database, "key": thread})
+    return f"/-/thread?db={quote_plus(database)}&key={quote_plus(thread)}"  # as urlencode spells it
 
 
 def link(href: str, text: Any) -> Markup:
-    return Markup('<a href="{}">{}</a>').format(href, text)
+    """`text` (escaped unless it is Markup) linking to `href`."""
+    return Markup(f'<a href="{escape(href)}">{escape(text)}</a>')
 
 
 def _kinds(v: dict[str, Any]) -> Markup:
     words = v.get("label") or ", ".join(v.get("types") or [])
     if v.get("pref") == 1:
         words = f"{words}, preferred" if words else "preferred"
-    return Markup(' <span class="lv-kind">{}</span>').format(words) if words else Markup("")
+    return Markup(f' <span class="lv-kind">{escape(words)}</span>') if words else Markup("")
 
 
 def tel_href(value: str) -> str:
@@ -95,7 +98,7 @@ def typed_list(column: str, value: Any) -> Markup | None:
             shown = link(text, text)
         else:
             shown = escape(text)
-        lines.append(Markup('<span class="lv-value">{}{}</span>').format(shown, _kinds(v)))
+        lines.append(Markup(f'<span class="lv-value">{shown}{_kinds(v)}</span>'))
     return Markup("<br>").join(lines)
 
 
@@ -105,7 +108,7 @@ def address_list(value: Any) -> Markup | None:
         return None
     lines = []
     for a in items:
-        lines.append(Markup('<span class="lv-value">{}{}</span>').format(address_text(a), _kinds(a)))
+        lines.append(Markup(f'<span class="lv-value">{escape(address_text(a))}{_kinds(a)}</span>'))
     return Markup("<br>").join(lines)
 
 
@@ -132,7 +135,8 @@ def people(value: Any, directory: Directory | None, seq: int | None = None) -> M
             continue
         person = directory.lookup(item) if directory else None
         if person and person.name:
-            shown.append(Markup('<a href="{}" title="{}">{}</a>').format(record_url(person.id, seq), item, person.name))
+            shown.append(Markup(f'<a href="{escape(record_url(person.id, seq))}" title="{escape(item)}">'
+                                f'{escape(person.name)}</a>'))
         else:
             shown.append(escape(item))
     return Markup(", ").join(shown) if shown else None
@@ -149,8 +153,17 @@ def tags(value: Any, filter_url: Callable[[str], str] | None = None) -> Markup |
 
 def snippet(text: Any) -> str:
     """A body as one short line of plain words (Markdown marks and line breaks dropped)."""
-    words = " ".join(line.strip().lstrip("#>-*").strip() for line in str(text or "").splitlines() if line.strip())
-    words = re.sub(r"[*_`]+", "", words)
+    text = str(text or "")
+    head = 4 * _SNIPPET
+    while True:
+        # Only the start of a body is shown: its first lines are enough (a 20 KB mail took 270 us whole). The
+        # last line of a cut is left out, so what is kept reads as it would in the whole text.
+        cut = len(text) > head
+        lines = text[:head].splitlines()[:-1] if cut else text.splitlines()
+        words = _MARKS.sub("", " ".join(line.strip().lstrip("#>-*").strip() for line in lines if line.strip()))
+        if len(words) > _SNIPPET or not cut:
+            break
+        head *= 4
     return words if len(words) <= _SNIPPET else words[:_SNIPPET - 1].rstrip() + "…"
 
 
