@@ -165,3 +165,44 @@ def test_counts_now_and_then(vault: Vault, people: dict) -> None:
     q = vault.projection
     assert (q.count(Kind.CONTACT), q.count(Kind.CONTACT, people["then"]), q.count_deleted(Kind.CONTACT)) == (2, 2, 1)
     assert q.count(Kind.CONTACT, 1) == 1 and q.count(Kind.NOTE) == 0
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["few matches", "many matches"])
+def test_a_searchs_matches_are_its_versions_and_a_list_keeps_the_open_ones(vault: Vault, people: dict,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          many: bool) -> None:
+    """`matching_versions` holds every matching version (an edit's old one too); the WHERE term built from it
+    keeps the rows of a list that match, whether the matches are looked up or tested row by row."""
+    from vault.state import search
+
+    monkeypatch.setattr(search, "LOOKUP_MATCHES", 0 if many else 10_000)
+    conn = vault.projection.conn
+    found = search.matching_versions(conn, Kind.CONTACT, "analytical")
+    ada = [r for (r,) in conn.execute("SELECT rowid FROM contacts_history WHERE id = ? ORDER BY rowid",
+                                      (people["ada"],))]
+    assert found.count == 1 and ada[1] in found and ada[0] not in found and -1 not in found
+    assert (found.few is None) == many
+    assert search.matching_versions(conn, Kind.CONTACT, "zq").count == 0
+    conn.create_function("lv_matched", 2, search.matched_function({"t": found}.__getitem__))
+    where = search.list_search_where(found, "p")
+    rows = conn.execute(f"SELECT name FROM contacts WHERE {where}",
+                        {"p": search.list_search_param(found, "t")}).fetchall()
+    assert rows == [("Ada King",)]
+    old = search.matching_versions(conn, Kind.CONTACT, "lovel")  # only Ada's first version, no longer open
+    assert old.count == 1 and ada[0] in old
+    conn.create_function("lv_matched", 2, search.matched_function({"t": old}.__getitem__))
+    assert conn.execute(f"SELECT name FROM contacts WHERE {search.list_search_where(old, 'p')}",
+                        {"p": search.list_search_param(old, "t")}).fetchall() == []
+
+
+def test_kept_matches_are_bounded_by_the_bytes_they_hold(vault: Vault, people: dict) -> None:
+    from vault.state.search import MatchCache, matching_versions
+
+    found = [matching_versions(vault.projection.conn, Kind.CONTACT, word) for word in ("ada", "alan", "engine", "x")]
+    cache = MatchCache(keep_bytes=sum(m.size for m in found[1:]))
+    for i, matches in enumerate(found):
+        cache.put(i, matches)
+    assert cache.get(0) is None and [cache.get(i) for i in (1, 2, 3)] == found[1:]  # the oldest went first
+    cache.get(1)  # used again: kept over the one asked for least recently
+    cache.put(4, found[0])
+    assert cache.get(1) is found[1] and cache.get(2) is None

@@ -214,6 +214,88 @@ def test_clients_asking_the_same_count_at_once_share_one_counting(site, data, mo
     assert asyncio.run(ten()) == [3] * 10 and len(counted) == 1
 
 
+@pytest.fixture
+def evaluated(monkeypatch) -> list[str]:
+    """The words of every list search evaluated against the index (state_db.StateDatabase.search_matches)."""
+    from vault.web.site import state_db
+
+    words: list[str] = []
+    real = state_db.matching_versions
+
+    def noted(conn, kind, text, *args):
+        words.append(text)
+        return real(conn, kind, text, *args)
+
+    monkeypatch.setattr(state_db, "matching_versions", noted)
+    return words
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["few matches", "many matches"])
+def test_paging_through_a_list_search_evaluates_it_once_per_state(client, site, data, monkeypatch, evaluated,
+                                                                  many) -> None:
+    """Every page and the count of a list search reuse its matches while the vault stays the same; an append,
+    an edit or a delete is searched again at once, and the count follows."""
+    from vault.state import search
+
+    monkeypatch.setattr(search, "LOOKUP_MATCHES", 0 if many else 10_000)
+
+    def page(**params: str) -> tuple[list[str], int, str | None]:
+        r = client.get("/vault/messages.json", params={"_search": "engines", "_shape": "objects", **params})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return [row["subject"] for row in body["rows"]], body["filtered_table_rows_count"], body["next"]
+
+    assert page() == (["Re: Engines", "Engines"], 2, None)
+    first, count, after = page(_size="1")
+    assert (first, count) == (["Re: Engines"], 2) and after is not None
+    assert page(_size="1", _next=after)[:2] == (["Engines"], 2)
+    assert evaluated == ["engines"]  # three pages and their count: one evaluation
+    site.live.write(lambda v: v.add(Kind.MESSAGE, {"kind": "email", "subject": "Engines again", "body": "later",
+                                                   "date": "2025-03-05T10:00:00+00:00"}, Source("cli")))
+    assert page() == (["Engines again", "Re: Engines", "Engines"], 3, None)
+    site.live.write(lambda v: v.update(data["first"], {"subject": "Looms"}, Source("cli")))
+    assert page() == (["Engines again", "Re: Engines"], 2, None)
+    site.live.write(lambda v: v.delete(data["reply"], Source("cli")))
+    assert page() == (["Engines again"], 1, None)
+    assert evaluated == ["engines"] * 4
+
+
+def test_visitors_searching_a_list_at_once_share_one_evaluation(site, data, evaluated) -> None:
+    import asyncio
+
+    db = site.datasette.get_database("vault")
+
+    async def ten() -> list:
+        return await asyncio.gather(*(db.search_matches(Kind.MESSAGE, "engines", None, False) for _ in range(10)))
+
+    found = asyncio.run(ten())
+    assert evaluated == ["engines"] and {id(m) for m, _ in found} == {id(found[0][0])} and found[0][0].count == 2
+
+
+def test_a_list_search_past_the_time_limit_gets_datasettes_interrupted_page(client, site, data,
+                                                                          monkeypatch) -> None:
+    from vault.web.site import state_db
+
+    def slow(conn, *args):  # an index too large to search in time, made with SQL that never ends
+        conn.execute("with recursive n(i) as (select 1 union all select i + 1 from n) select count(*) from n")
+
+    monkeypatch.setattr(state_db, "matching_versions", slow)
+    site.datasette._settings["sql_time_limit_ms"] = 50
+    r = client.get("/vault/messages", params={"_search": "engines"})
+    assert r.status_code == 400 and "SQL query took too long" in r.text
+
+
+def test_a_lists_facet_counts_follow_every_change(client, site, data) -> None:
+    """Facet counts are kept per state like row counts (state_db.Counts)."""
+    def tags() -> dict[str, int]:
+        facet = client.get("/vault/notes.json").json()["facet_results"]["tags"]["results"]
+        return {f["value"]: f["count"] for f in facet}
+
+    assert tags() == tags() == {"home": 2, "garden": 1}
+    site.live.write(lambda v: v.add(Kind.NOTE, {"title": "Roses", "body": "x", "tags": ["garden"]}, Source("cli")))
+    assert tags() == {"home": 2, "garden": 2}
+
+
 def test_search_hits_name_the_record_and_its_date(client, data) -> None:
     html = client.get("/-/search", params={"q": "lovel"}).text  # part of a name
     assert f'<a href="/-/record/{data["ada"]}"><strong>Ada Lovelace</strong></a>' in html
