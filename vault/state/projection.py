@@ -31,11 +31,12 @@ from vault.state.query import StateQuery, table_select
 def projection_version() -> int:
     """The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
     records a view of the open versions; 4: the lists' sort indexes; 5: replays keep the stored text of sources
-    and changes, search indexes gather 8 MB before writing, HMAC-SHA256 pages); the checksum changes with the
+    and changes, search indexes gather 8 MB before writing, HMAC-SHA256 pages; 6: sort indexes say which
+    versions are open); the checksum changes with the
     registered kinds (their tables, columns and full-text columns), so a state file made under other kinds is
     rebuilt rather than misread."""
     layout = sorted((k.table, k.fields, k.spec.fts) for k in Kind)
-    return (5 << 32) | zlib.crc32(repr(layout).encode())
+    return (6 << 32) | zlib.crc32(repr(layout).encode())
 
 
 _CHUNK = 10_000  # events folded in memory between writes to SQLite
@@ -73,9 +74,13 @@ def _ddl(kind: Kind) -> str:
 def _sort_index(kind: Kind) -> str:
     """An index over every version in the order a kind is listed in (its sort field; `*_history_changed` is the
     order of last change). The live view and a past state alike then read a list's first page in index order instead of
-    sorting every record (100,000 messages by date: 9 ms instead of 4.7 s at a load of 9)."""
+    sorting every record (100,000 messages by date: 9 ms instead of 4.7 s at a load of 9). It also holds what says
+    whether a version is open (now or at a past seq), so a later page skips the rows before it in the index alone:
+    Datasette pages a view by OFFSET, and looking each skipped version up took 27 ms at offset 1,000 of 500,000
+    messages (2 ms so), 10 times that at offset 10,000."""
     t, field = kind.table, kind.spec.sort
-    return f"CREATE INDEX {t}_history_sort ON {t}_history (json_extract(data, '$.{_q(field)}'));" if field else ""
+    return (f"CREATE INDEX {t}_history_sort ON {t}_history (json_extract(data, '$.{_q(field)}'), seq_to, deleted, "
+            "seq_from);") if field else ""
 
 
 def _fts_cols(kind: Kind) -> str:
