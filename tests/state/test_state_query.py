@@ -183,14 +183,14 @@ def test_a_searchs_matches_are_its_versions_and_a_list_keeps_the_open_ones(vault
     assert found.count == 1 and ada[1] in found and ada[0] not in found and -1 not in found
     assert (found.few is None) == many
     assert search.matching_versions(conn, Kind.CONTACT, "zq").count == 0
-    conn.create_function("lv_matched", 2, search.matched_function({"t": found}.__getitem__))
+    conn.create_function("lv_matches", 1, search.matches_function({"t": found}.__getitem__))
     where = search.list_search_where(found, "p")
     rows = conn.execute(f"SELECT name FROM contacts WHERE {where}",
                         {"p": search.list_search_param(found, "t")}).fetchall()
     assert rows == [("Ada King",)]
     old = search.matching_versions(conn, Kind.CONTACT, "lovel")  # only Ada's first version, no longer open
     assert old.count == 1 and ada[0] in old
-    conn.create_function("lv_matched", 2, search.matched_function({"t": old}.__getitem__))
+    conn.create_function("lv_matches", 1, search.matches_function({"t": old}.__getitem__))
     assert conn.execute(f"SELECT name FROM contacts WHERE {search.list_search_where(old, 'p')}",
                         {"p": search.list_search_param(old, "t")}).fetchall() == []
 

@@ -32,7 +32,7 @@ from vault.state.threads import MAX_MESSAGES, thread_messages
 from vault.web.browse import cells
 from vault.web.browse.asof import seq_of
 from vault.web.browse.rendering import render_attachments, render_markdown
-from vault.state.search import fts_query, fts_table, list_search_param, list_search_where, matched_function
+from vault.state.search import fts_query, fts_table, list_search_param, list_search_where, matches_function
 
 if TYPE_CHECKING:
     from vault.web.site.server import Site
@@ -339,7 +339,7 @@ def prepare_connection(conn: Any, database: str, datasette: Any) -> None:
         conn.create_function("escape_fts", 1, fts_query)
         db = datasette.get_database(database)
         if hasattr(db, "matches_named"):  # a lifevault database: its list searches' matches
-            conn.create_function("lv_matched", 2, matched_function(db.matches_named), deterministic=True)
+            conn.create_function("lv_matches", 1, matches_function(db.matches_named), deterministic=True)
 
 
 @hookimpl

@@ -248,7 +248,7 @@ class StateDatabase(Database):
         return await asyncio.shield(pending)
 
     async def search_matches(self, kind: Kind, text: str, column: str | None, raw: bool) -> tuple[Matches, str]:
-        """The versions of `kind` matching a list search, and the token `lv_matched` finds them by: evaluated
+        """The versions of `kind` matching a list search, and the token `lv_matches` finds them by: evaluated
         once per state (`version()`), so paging through a search and counting it reuse one evaluation.
         Whoever runs SQL naming the token keeps the Matches referenced until it has run."""
         key = ("matches", kind.table, column, raw, text, self.version() if self.version else None)
@@ -275,7 +275,7 @@ class StateDatabase(Database):
         return found, token
 
     def matches_named(self, token: str) -> Matches:
-        """The matches `search_matches` gave `token` (for `lv_matched`)."""
+        """The matches `search_matches` gave `token` (for `lv_matches`)."""
         found = self._in_use.get(token)
         if found is None:
             raise LookupError("These search results are no longer kept; load the page again.")
