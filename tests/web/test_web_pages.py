@@ -249,7 +249,9 @@ def test_paging_through_a_list_search_evaluates_it_once_per_state(client, site, 
     first, count, after = page(_size="1")
     assert (first, count) == (["Re: Engines"], 2) and after is not None
     assert page(_size="1", _next=after)[:2] == (["Engines"], 2)
-    assert evaluated == ["engines"]  # three pages and their count: one evaluation
+    csv = client.get("/vault/messages.csv", params={"_search": "engines", "_stream": "1", "_size": "1"}).text
+    assert csv.count("Engines") == 2 and csv.startswith("rowid,id,")  # every row, a page at a time
+    assert evaluated == ["engines"]  # four pages (and a CSV of them all) and their count: one evaluation
     site.live.write(lambda v: v.add(Kind.MESSAGE, {"kind": "email", "subject": "Engines again", "body": "later",
                                                    "date": "2025-03-05T10:00:00+00:00"}, Source("cli")))
     assert page() == (["Engines again", "Re: Engines", "Engines"], 3, None)

@@ -322,7 +322,7 @@ def filters_from_request(request: Any, database: str, table: str, datasette: Any
                 continue
             param = f"search_{i}"
             matches, token = await db.search_matches(kind, text, column, raw)
-            request.scope.setdefault("lifevault.matches", []).append(matches)  # kept until the page's SQL ran
+            request.scope.setdefault("lifevault.matches", {})[token] = matches  # kept while the request runs
             params[param] = list_search_param(matches, token)
             wheres.append(list_search_where(matches, param))
             words.append(f'search {f"column {column!r} " if column else ""}matches "{text}"')
