@@ -62,11 +62,11 @@ def matching_versions(conn: Any, kind: Kind, text: str, column: str | None = Non
     """Every version of `kind` whose text (or `column`'s) matches `text`: FTS5 syntax as given when `raw`,
     else its words as prefixes (`fts_query`)."""
     fts = fts_table(kind)
-    # One row of text rather than a row per match: each row fetched hands the GIL back and forth, and under
+    # One row of JSON rather than a row per match: each row fetched hands the GIL back and forth, and under
     # load every handover may wait for another thread (187,690 of them for `lunch report`).
-    found = conn.execute(f"SELECT group_concat(rowid) FROM {fts} WHERE {_q(column) if column else fts} MATCH ?",
+    found = conn.execute(f"SELECT json_group_array(rowid) FROM {fts} WHERE {_q(column) if column else fts} MATCH ?",
                          (text if raw else fts_query(text),)).fetchone()[0]
-    return Matches([int(r) for r in found.split(",")] if found else [])
+    return Matches(json.loads(found))
 
 
 def list_search_where(matches: Matches, param: str) -> str:
