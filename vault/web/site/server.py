@@ -29,6 +29,7 @@ from vault.web.browse.asof import AsOfStates, database_name, seq_of
 from vault.web.site.gate import Gate, content_security_policy, served_names, template_script_hashes
 from vault.web.site.live import LiveVault
 from vault.web.site.login import auth_passwords_config, datasette_metadata, login_policy
+from vault.state.search import MatchCache
 from vault.web.site.state_db import AsOfDatabase, StateDatabase
 
 API_PREFIX = "/api"
@@ -70,8 +71,9 @@ class Site:
             memory=False, auth_config=auth_passwords_config(self.login), metadata=metadata, template_dir=TEMPLATES, secret=secrets.token_hex(32),
             settings={"suggest_facets": False, "default_page_size": 50, "sql_time_limit_ms": 3000},
         )
+        self.matches = MatchCache()  # list searches' matches, now and in past states, bounded together
         self.datasette.add_database(StateDatabase(self.datasette, live.state_path, live.state_key,
-                                                  version=lambda: live.seq), name=LIVE_DB)
+                                                  version=lambda: live.seq, matches=self.matches), name=LIVE_DB)
         self.datasette.remove_database("_memory")  # Datasette's scratch database: nothing of the owner's
         datasette_plugin.register(self)
         browse.register(self)
@@ -99,7 +101,7 @@ class Site:
                 name = f"{route}_b{self.asof.registrations}"
                 self.datasette._metadata_local["databases"][name] = self._metadata  # searched like the live views
                 self.datasette.add_database(AsOfDatabase(self.datasette, self.live.state_path, self.live.state_key,
-                                                         seq, recorded_at), name=name, route=route)
+                                                         seq, recorded_at, self.matches), name=name, route=route)
         return route
 
     def _database(self, route: str) -> "StateDatabase | None":

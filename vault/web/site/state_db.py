@@ -163,13 +163,14 @@ class StateDatabase(Database):
     """The live views of the state file, read-only, through SQLCipher connections. `version()` names the
     state the readers see (the head seq): row counts are kept until it changes."""
 
-    def __init__(self, ds: Any, path: Path, key: bytes, version: Callable[[], int] | None = None) -> None:
+    def __init__(self, ds: Any, path: Path, key: bytes, version: Callable[[], int] | None = None,
+                 matches: MatchCache | None = None) -> None:
         super().__init__(ds, is_mutable=True, is_memory=True)
         self.state_path, self.key, self.version = path, key, version
         self._readers: list[Any] = []
         self._counts = Counts()
         self._pending: dict[Hashable, asyncio.Future] = {}
-        self._matches = MatchCache()
+        self._matches = matches if matches is not None else MatchCache()  # a site's databases share one
         self._in_use: weakref.WeakValueDictionary[str, Matches] = weakref.WeakValueDictionary()
         self._tokens: weakref.WeakKeyDictionary[Matches, str] = weakref.WeakKeyDictionary()
         self._token_numbers = itertools.count(1)
@@ -247,7 +248,7 @@ class StateDatabase(Database):
         """The versions of `kind` matching a list search, and the token `lv_matches` finds them by: evaluated
         once per state (`version()`), so paging through a search and counting it reuse one evaluation.
         Whoever runs SQL naming the token keeps the Matches referenced until it has run."""
-        key = ("matches", kind.table, column, raw, text, self.version() if self.version else None)
+        key = (self.name, kind.table, column, raw, text, self.version() if self.version else None)
         found = self._matches.get(key) if self.version else None
         if found is None:
             sql = f"list search of {kind.table} for {text!r}"  # what the "interrupted" page shows
@@ -297,8 +298,9 @@ class StateDatabase(Database):
 class AsOfDatabase(StateDatabase):
     """The vault as it stood after event `seq`: TEMP views over the attached state file's history."""
 
-    def __init__(self, ds: Any, path: Path, key: bytes, seq: int, recorded_at: str | None) -> None:
-        super().__init__(ds, path, key, version=lambda: seq)  # a past state never changes
+    def __init__(self, ds: Any, path: Path, key: bytes, seq: int, recorded_at: str | None,
+                 matches: MatchCache | None = None) -> None:
+        super().__init__(ds, path, key, version=lambda: seq, matches=matches)  # a past state never changes
         self.seq, self._views = seq, as_of_views(seq, recorded_at)
 
     def _open(self) -> Any:
