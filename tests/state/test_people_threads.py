@@ -63,3 +63,16 @@ def test_a_long_chat_shows_its_newest_messages(vault: Vault) -> None:
                                      "body": f"day {day}"}, CLI)
     got = thread_messages(vault.projection.conn, "family", limit=3)
     assert [m["body"] for m in got] == ["day 5", "day 6", "day 7"]
+
+
+def test_an_address_is_read_as_the_mail_library_reads_it_in_every_shape() -> None:
+    """`Name <addr>` is read directly (the usual shape, parseaddr is slow); every other shape by parseaddr,
+    and both agree."""
+    import email.utils
+
+    shapes = ["Ada Lovelace <ADA@Example.org>", "<a@b.org>", "Dr. Ada <a@b.c>", " Ada\t<a@b>  ", "Ada (work) <a@b>",
+              "Ada: <a@b>", "ada@x <ada@x>", "Ada <a b@c>", "Ada <>", "Ada <a@b> <c@d>", "Ada <a@b;c@d>",
+              "Ada <mailto:a@b>", "Ada;Bob <a@b>", "Ada@Bob <a@b>", '"Lovelace, Ada" <ada@x.org>', "Zoë <zoë@exämple.org>"]
+    for text in shapes:
+        addr = email.utils.parseaddr(text)[1]
+        assert mail_address(text) == (addr.lower() if "@" in addr else None), text

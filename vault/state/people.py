@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 
 _NOT_DIGITS = re.compile(r"\D")
 _LETTERS = re.compile(r"[^\W\d_]")
-_SPECIALS = r'\s"<>()\[\]\\,;:@'  # RFC 5322's specials, and spaces
-_NAME_ADDR = re.compile(rf'[^{_SPECIALS[2:]}]*<([^{_SPECIALS}]+@[^{_SPECIALS}]+)>\s*\Z')
+# `Name <local@domain>` with none of RFC 5322's specials in the name, nor those or spaces in the address.
+_NAME_ADDR = re.compile(r'[^"<>()\[\]\\,;:@]*<([^\s"<>()\[\]\\,;:@]+@[^\s"<>()\[\]\\,;:@]+)>\s*\Z')
 _PHONE_TAIL = 9  # digits compared when the country code may be missing ("020 7946…" vs "+44 20 7946…")
 
 

@@ -31,10 +31,9 @@ from vault.state.query import StateQuery, table_select
 def projection_version() -> int:
     """The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
     records a view of the open versions; 4: the lists' sort indexes; 5: replays keep the stored text of sources
-    and changes, search indexes gather 8 MB before writing, HMAC-SHA256 pages; 6: sort indexes say which
-    versions are open); the checksum changes with the
-    registered kinds (their tables, columns and full-text columns), so a state file made under other kinds is
-    rebuilt rather than misread."""
+    and changes, search indexes gather 8 MB before writing, HMAC-SHA256 pages; 6: the sort indexes say which
+    versions are open); the checksum changes with the registered kinds (their tables, columns and full-text
+    columns), so a state file made under other kinds is rebuilt rather than misread."""
     layout = sorted((k.table, k.fields, k.spec.fts) for k in Kind)
     return (6 << 32) | zlib.crc32(repr(layout).encode())
 

@@ -29,10 +29,9 @@ from datasette.database import Database, QueryInterrupted
 from datasette.utils import sqlite_timelimit
 
 from vault.domain.events import Kind
-from vault.state.search import MatchCache, Matches, matching_versions
-
-from vault.state.query import as_of_views
 from vault.state.file import HMAC, PAGE_SIZE, READER_CACHE_MB, connect_reader, key_pragma
+from vault.state.query import as_of_views
+from vault.state.search import MatchCache, Matches, matching_versions
 
 _ERRORS = [(getattr(sqlcipher, n), getattr(sqlite3, n)) for n in (
     "IntegrityError", "ProgrammingError", "OperationalError", "NotSupportedError", "DataError", "InternalError",
