@@ -246,6 +246,8 @@ def test_paging_through_a_list_search_evaluates_it_once_per_state(client, site, 
         return [row["subject"] for row in body["rows"]], body["filtered_table_rows_count"], body["next"]
 
     assert page() == (["Re: Engines", "Engines"], 2, None)
+    asked = client.get("/vault/messages.json", params={"_search": "engines"}).json()["query"]["params"]
+    assert asked["search_0"] == "engines"  # the JSON still says what was searched for
     first, count, after = page(_size="1")
     assert (first, count) == (["Re: Engines"], 2) and after is not None
     assert page(_size="1", _next=after)[:2] == (["Engines"], 2)

@@ -323,8 +323,9 @@ def filters_from_request(request: Any, database: str, table: str, datasette: Any
             param = f"search_{i}"
             matches, token = await db.search_matches(kind, text, column, raw)
             request.scope.setdefault("lifevault.matches", {})[token] = matches  # kept while the request runs
-            params[param] = list_search_param(matches, token)
-            wheres.append(list_search_where(matches, param))
+            params[param] = text  # unused by the SQL, kept for what Datasette's JSON says was asked
+            params[f"{param}_matches"] = list_search_param(matches, token)
+            wheres.append(list_search_where(matches, f"{param}_matches"))
             words.append(f'search {f"column {column!r} " if column else ""}matches "{text}"')
         shown = request.args.get("_search") or next((text for _, text in searches), "")
         return FilterArguments(wheres, params, words, {"supports_search": True, "search": shown})
