@@ -32,8 +32,10 @@ def projection_version() -> int:
     """The tables' layout: the hand-kept number changes with how events fold (3: full-text indexes inside, live
     records a view of the open versions; 4: the lists' sort indexes; 5: replays keep the stored text of sources
     and changes, search indexes gather 8 MB before writing, HMAC-SHA256 pages; 6: the sort indexes say which
-    versions are open); the checksum changes with the registered kinds (their tables, columns and full-text
-    columns), so a state file made under other kinds is rebuilt rather than misread."""
+    versions are open, and the index of open versions holds what it is filtered by, so counting the live
+    records reads it alone rather than the sort index); the checksum changes with the registered kinds (their
+    tables, columns and full-text columns), so a state file made under other kinds is rebuilt rather than
+    misread."""
     layout = sorted((k.table, k.fields, k.spec.fts) for k in Kind)
     return (6 << 32) | zlib.crc32(repr(layout).encode())
 
@@ -59,7 +61,7 @@ def _ddl(kind: Kind) -> str:
         deleted INTEGER NOT NULL, source TEXT NOT NULL, data TEXT
     );
     CREATE INDEX {t}_history_id ON {t}_history (id, seq_to);
-    CREATE INDEX {t}_history_open ON {t}_history (seq_from) WHERE seq_to IS NULL AND deleted = 0;
+    CREATE INDEX {t}_history_open ON {t}_history (seq_from, seq_to, deleted) WHERE seq_to IS NULL AND deleted = 0;
     CREATE INDEX {t}_history_changed ON {t}_history (valid_from);
     {_sort_index(kind)}
     CREATE VIEW {t} AS {table_select(kind)};
