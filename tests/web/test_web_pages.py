@@ -300,6 +300,40 @@ def test_a_lists_facet_counts_follow_every_change(client, site, data) -> None:
     assert tags() == {"home": 2, "garden": 2}
 
 
+def test_a_count_that_outran_its_few_ms_is_not_tried_again_in_the_same_state(site, data, monkeypatch) -> None:
+    """Datasette gives a table's count on the database page (and a facet) a few ms; one that outran them is
+    remembered for the state (state_db.StateDatabase.execute), and tried again once the state changes."""
+    import asyncio
+
+    from datasette.database import Database, QueryInterrupted
+
+    ran: list[str] = []
+    run = Database.execute
+
+    async def execute(self, sql, *args, **kwargs):  # the real query, noted
+        ran.append(sql)
+        return await run(self, sql, *args, **kwargs)
+
+    monkeypatch.setattr(Database, "execute", execute)
+    db = site.datasette.get_database("vault")
+    slow = "select count(*) from (with recursive n(i) as (select 1 union all select i + 1 from n) select i from n)"
+
+    def outran() -> bool:
+        try:
+            asyncio.run(db.execute(slow, custom_time_limit=1))
+        except QueryInterrupted:
+            return True
+        return False
+
+    assert outran() and outran() and ran.count(slow) == 1
+    site.live.write(lambda v: v.add(Kind.NOTE, {"title": "Later", "body": "x"}, Source("cli")))
+    assert outran() and ran.count(slow) == 2
+    site.datasette._settings["sql_time_limit_ms"] = 50
+    with pytest.raises(QueryInterrupted):  # a list's own count (no custom limit) is never answered from memory
+        asyncio.run(db.execute(slow.replace("select 1", "select 2"), custom_time_limit=None))
+    assert db.size == site.live.state_path.stat().st_size  # a large state: Datasette's home page counts nothing
+
+
 def test_search_hits_name_the_record_and_its_date(client, data) -> None:
     html = client.get("/-/search", params={"q": "lovel"}).text  # part of a name
     assert f'<a href="/-/record/{data["ada"]}"><strong>Ada Lovelace</strong></a>' in html
