@@ -96,7 +96,7 @@ def corrupt(p: Path) -> None:
 
 
 DAMAGE = {
-    "corrupted": (corrupt, "is altered"),
+    "corrupted": (corrupt, "breaks the hash chain"),  # a payload byte: the framing digest holds, the chain does not
     "truncated": (lambda p: p.write_bytes(p.read_bytes()[:-7]), "is truncated"),
     "missing": (lambda p: p.unlink(), "is missing"),
     "extra": (lambda p: shutil.copy(p, p.with_name("events-000000000041-000000000041.seg")), "extra segment"),

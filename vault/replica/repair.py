@@ -4,7 +4,9 @@ A segment is a pure function of vault rows (event segments: the rows of its
 seq range; blob segments: its blobs, sorted), so a vault whose history the
 replica's continues holds every byte of it. A rebuilt segment is sent only if
 its digest equals the one the signed manifest records: the repair puts back
-exactly what was pushed, never something else.
+exactly what was pushed, never something else. An event segment whose digest
+covers only its framing is found damaged by its chain too, from the vault's
+hash before its first row.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from vault.store.log import EventLog
 from vault.replica.errors import ReplicaDamaged
 from vault.replica.manifest import Manifest
 from vault.replica.reader import Opened
-from vault.replica.segments import SegmentInfo, blob_ordinal, blob_segment, digest, encode_events
+from vault.replica.segments import SegmentInfo, blob_ordinal, blob_segment, encode_events, matches
 from vault.replica.targets import LocalFolder
 
 
-def altered(opened: Opened, m: Manifest, deep: bool) -> list[tuple[SegmentInfo, str]]:
+def altered(log: EventLog, opened: Opened, m: Manifest, deep: bool) -> list[tuple[SegmentInfo, str]]:
     """(segment, what is wrong) for every listed segment that is missing, of the wrong size or, where its
     bytes are cheap to read (a local folder, or `deep`), whose digest differs from the manifest's."""
     out, rehash = [], []
@@ -34,15 +36,20 @@ def altered(opened: Opened, m: Manifest, deep: bool) -> list[tuple[SegmentInfo, 
             rehash.append(seg)
     local = isinstance(opened.target, LocalFolder)
     if local or deep:
-        matches = _matches if local else _hash_matches  # a remote's fetched copies are new files every time
+        same = _matches if local else _hash_matches  # a remote's fetched copies are new files every time
         with opened.target.local_copy([] if local else [s.name for s in rehash]) as folder:
-            out += [(s, "no longer matched its digest") for s in rehash if not matches(folder / s.name, s.digest)]
+            out += [(s, "no longer matched its digest") for s in rehash if not same(log, folder / s.name, s)]
     return out
 
 
-def _hash_matches(path: Path, expected: str) -> bool:
+def _before(log: EventLog, seg: SegmentInfo) -> bytes | None:
+    """The vault's chain hash before the segment's first row, for a segment whose rows the chain checks."""
+    return log.hash_at(seg.first - 1) if seg.covers != "file" else None
+
+
+def _hash_matches(log: EventLog, path: Path, seg: SegmentInfo) -> bool:
     try:
-        return digest(path.read_bytes()) == expected
+        return matches(seg, path.read_bytes(), _before(log, seg))
     except FileNotFoundError:  # removed since the listing
         return False
 
@@ -52,15 +59,15 @@ def _hash_matches(path: Path, expected: str) -> bool:
 _intact: dict[tuple[str, str], tuple[int, int, int]] = {}
 
 
-def _matches(path: Path, expected: str) -> bool:
+def _matches(log: EventLog, path: Path, seg: SegmentInfo) -> bool:
     try:
         st = path.stat()
     except FileNotFoundError:
         return False
-    stamp, key = (st.st_ino, st.st_size, st.st_mtime_ns), (str(path), expected)
+    stamp, key = (st.st_ino, st.st_size, st.st_mtime_ns), (str(path), seg.digest)
     if _intact.get(key) == stamp:
         return True
-    ok = _hash_matches(path, expected)
+    ok = _hash_matches(log, path, seg)
     if ok:
         _intact[key] = stamp
     return ok
@@ -74,8 +81,8 @@ def rebuilt(log: EventLog, seg: SegmentInfo, where: str) -> bytes:
         data = blob_segment(blob_ordinal(seg.name) or 0, list(found.items()))[1] if len(found) == len(ids) else b""
     else:
         rows = list(log.rows(seg.first - 1, seg.last))
-        data = encode_events(rows) if rows else b""
-    if digest(data) != seg.digest:
+        data = encode_events(rows)[1] if rows else b""
+    if not matches(seg, data, _before(log, seg)):
         raise ReplicaDamaged(f"{where} is damaged: segment {seg.name} no longer matches the manifest and this vault "
                              "cannot make it again (it lacks its rows); push from a vault that holds them, or "
                              "clone another replica.")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Iterable
 
 from vault.store import blobs, keyring
 from vault.store.crypto import Keys, PushKeys
@@ -36,7 +37,7 @@ from vault.replica.errors import (
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
 from vault.replica.reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from vault.replica.segments import (
-    MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, cut_events, event_segment, is_segment_name, max_segment_events,
+    MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, cut_events, is_segment_name, max_segment_events,
 )
 from vault.replica.targets import LocalFolder, Put, Target, target_for
 
@@ -145,7 +146,7 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
     resign = m is not None and bool(m.signer) and push_key.refusal(push_key.issued(log.conn), m.signer) is not None
     if rel.ahead:
         raise ReplicaAhead(f"{ahead_sentence(opened.where, rel, name)}. Nothing was sent.")
-    broken = repair.altered(opened, m, deep) if m else []
+    broken = repair.altered(log, opened, m, deep) if m else []
     fixes = [(seg, why, repair.rebuilt(log, seg, opened.where)) for seg, why in broken]  # all or none
     start = m.head_seq if m else 0
     new_blobs: list[SegmentInfo] = []
@@ -180,21 +181,19 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
                       sum(s.size for s in new_events + new_blobs), written, repairs), new if written else None
 
 
-def _send_events(put: Put, cut) -> list[SegmentInfo]:
-    """Digest and write each segment in a second thread while the next one is read, checked and cut: hashing
-    a segment and writing it release the GIL, and overlapped they cost a full push a third less here. At most
-    two segments wait, so memory stays bounded at any size."""
-    def send(first: int, last: int, data: bytes) -> SegmentInfo:
-        seg = event_segment(first, last, data)
+def _send_events(put: Put, cut: Iterable[tuple[SegmentInfo, bytes]]) -> list[SegmentInfo]:
+    """Write each segment in a second thread while the next one is read, checked and cut (writing releases the
+    GIL). At most two segments wait, so memory stays bounded at any size."""
+    def send(seg: SegmentInfo, data: bytes) -> SegmentInfo:
         put(seg.name, data)
         return seg
 
     sent: list[Future[SegmentInfo]] = []
     with ThreadPoolExecutor(1, thread_name_prefix="lifevault-push") as pool:
-        for first, last, data in cut:
+        for seg, data in cut:
             if len(sent) >= 2:
                 sent[-2].result()  # raises the first failure, and bounds what waits
-            sent.append(pool.submit(send, first, last, data))
+            sent.append(pool.submit(send, seg, data))
         return [f.result() for f in sent]
 
 
