@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -117,7 +118,7 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
     with registry.push_lock(log.vault_id, name):
         rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
         target = target_for(rep.target)
-        with lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
+        with session(target), lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
             result, manifest = _push(log, rep, target, deep, mine, key)
             if manifest is not None and 0 < compact_threshold() < small_segments(manifest):
                 identity = (log.vault_id, keyring.verify_key(log.conn))
@@ -126,6 +127,12 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
                 except VaultError as e:  # the push itself took effect; the next one tries again
                     logger.warning("compacting %s after a push failed: %s", name, e)
             return result
+
+
+def session(target: Target) -> AbstractContextManager[object]:
+    """The target's session for a run of calls (an rclone remote's one `rclone rcd`), if its kind has one."""
+    start = getattr(target, "session", None)  # optional: a plugin's target kind need not offer one
+    return start() if start is not None else nullcontext()
 
 
 def _usable(log: EventLog, key: Keys | PushKeys) -> None:
@@ -259,7 +266,7 @@ def reseed(log: EventLog, name: str, *, signer: PushKeys | None = None) -> tuple
         record = {"at": now, "seq": rep.pushed_seq, "hash": rep.pushed_hash, "set_aside": aside}
         registry.update(log.vault_id, name, pushed_seq=None, pushed_hash=None, reseeds=(*rep.reseeds, record))
         rep = registry.get(log.vault_id, name)
-        with lease.held(target, _where(rep), name, True) as mine:
+        with session(target), lease.held(target, _where(rep), name, True) as mine:
             return aside, _push(log, rep, target, False, mine, key)[0]
 
 
