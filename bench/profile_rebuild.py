@@ -8,6 +8,10 @@ decrypt, take apart, in this process), folding in Python, inserting history rows
 lists' sort indexes, committing (SQLCipher encrypts every page written) and checkpointing. Each phase is
 given in wall-clock and CPU microseconds per event: on a shared machine the CPU figures are the steadier
 ones. The vault itself is not touched.
+
+Two floors follow, measured in the same process on the same events: the plain reference replay a rebuild is
+compared with (issue 10), and indexing the same searchable text into a plain FTS5 table in memory, with no
+encryption and nothing else written. The second is the least any state that can be searched at once pays.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -23,7 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vault import Vault  # noqa: E402
+from bench_core import reference_replay  # noqa: E402
+
+from vault import Kind, Vault  # noqa: E402
 from vault.state import file as state_file, projection  # noqa: E402
 
 
@@ -75,13 +82,34 @@ def profile(path: Path, passphrase: str) -> dict[str, list[float]]:
         phases["fold_python"] = [t - sum(p[i] for k, p in phases.items() if k not in ("events", "read_in_this_process"))
                                  for i, t in enumerate(total)]
         proj.conn._timed("checkpoint", proj.conn.conn.execute, "PRAGMA wal_checkpoint(TRUNCATE)")
+        floors = {"reference_replay": n / reference_replay(v.log, Path(d) / "reference.db"),
+                  "search_text_alone": _plain_search_index(proj.conn.conn)}
         proj.close()
         v.close()
-        return phases
+        return phases, floors
+
+
+def _plain_search_index(state: Any) -> float:
+    """CPU seconds FTS5 takes to index every version's searchable text in a plain in-memory table."""
+    plain = sqlite3.connect(":memory:", isolation_level=None)
+    spent = 0.0
+    for kind in Kind:
+        cols = ", ".join(f'"{c}"' for c in kind.spec.fts)
+        rows = state.execute(f"SELECT version, {cols} FROM {kind.table}_text").fetchall()
+        plain.execute(f"CREATE VIRTUAL TABLE {kind.table} USING fts5({cols})")
+        plain.execute(f"INSERT INTO {kind.table} ({kind.table}, rank) VALUES ('hashsize', {projection._FTS_PENDING})")
+        cpu = time.process_time()
+        plain.execute("BEGIN")
+        plain.executemany(f"INSERT INTO {kind.table} (rowid, {cols}) VALUES ({', '.join('?' * (len(kind.spec.fts) + 1))})",
+                          rows)
+        plain.execute("COMMIT")
+        spent += time.process_time() - cpu
+    plain.close()
+    return spent
 
 
 def main() -> None:
-    phases = profile(Path(sys.argv[1]), os.environ["LIFEVAULT_PASSPHRASE"])
+    phases, floors = profile(Path(sys.argv[1]), os.environ["LIFEVAULT_PASSPHRASE"])
     n = phases.pop("events")[0]
     wall, cpu = (sum(p[i] for p in phases.values()) for i in (0, 1))
     print(f"{'phase':22s} {'wall s':>7s} {'us/event':>9s} {'cpu us/event':>13s}")
@@ -89,6 +117,10 @@ def main() -> None:
         print(f"{phase:22s} {w:7.2f} {w / n * 1e6:9.1f} {c / n * 1e6:13.1f}")
     print(f"total {wall:.2f} s ({cpu:.2f} s CPU) for {n:,.0f} events: {n / wall:,.0f} events/s, "
           f"{n / cpu:,.0f} per CPU second (load {os.getloadavg()[0]:.1f})")
+    ref = floors["reference_replay"]
+    print(f"floors, same events: the plain reference replay {ref / n * 1e6:.1f} us/event (wall); indexing their "
+          f"searchable text alone in a plain in-memory FTS5 table {floors['search_text_alone'] / n * 1e6:.1f} us/event "
+          f"(CPU), {floors['search_text_alone'] / ref:.2f}x the whole reference")
 
 
 if __name__ == "__main__":
