@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vault import Vault
-from vault.replica import ReplicaDamaged, add_replica, clone, compact, push, verify_replica
+from vault.replica import ReplicaDamaged, add_replica, clone, compact, push, repair, verify, verify_replica
 from vault.replica.manifest import parse
 from vault.replica.segments import FRAMING, decode_events
 from vault.replica.targets import target_for
@@ -121,9 +121,10 @@ def test_a_format_1_replica_verifies_clones_and_takes_pushes(v1: Path, tmp_path:
         assert rows(tmp_path / "again.db") == rows(tmp_path / "clone.db")
 
 
-def test_a_push_repairs_a_flipped_payload_byte_in_a_framed_segment(vault: Vault, tmp_path: Path,
-                                                                   monkeypatch) -> None:
-    """The repair check follows the chain from the vault's hash before the segment, so a payload byte counts."""
+def test_push_deep_repairs_a_flipped_payload_byte_in_a_framed_segment(vault: Vault, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    """Every push checks a segment's framing digest; --deep (what verify suggests) follows the chain from the
+    vault's hash before the segment too, so a payload byte counts."""
     monkeypatch.setenv("LIFEVAULT_SEGMENT_EVENTS", "15")
     build_history(vault, n=40)
     usb = tmp_path / "usb"
@@ -132,7 +133,11 @@ def test_a_push_repairs_a_flipped_payload_byte_in_a_framed_segment(vault: Vault,
     seg = usb / "events-000000000001-000000000015.seg"
     sound = seg.read_bytes()
     _flip_payload_byte(seg, 1)  # the first row: only the vault's genesis hash shows it
-    from vault.replica import repair
     repair._intact.clear()  # as a new process
-    assert [x["segment"] for x in push(vault.log, "usb").repaired] == [seg.name]
+    assert push(vault.log, "usb").repaired == ()
+    with pytest.raises(ReplicaDamaged, match=r"event 1 in segment events-000000000001-000000000015\.seg breaks the "
+                                             r"hash chain; `lifevault push --deep usb` re-sends damaged segments"):
+        verify(vault.path, "usb")
+    assert [x["segment"] for x in push(vault.log, "usb", deep=True).repaired] == [seg.name]
     assert seg.read_bytes() == sound
+    assert verify(vault.path, "usb").events == 40

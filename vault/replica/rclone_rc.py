@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import ctypes
+import http.client
 import json
 import os
 import re
@@ -110,13 +111,15 @@ class RcSession:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.read()
         except urllib.error.HTTPError as e:
-            raise RcFailed(e.code, _error_of(e.read())) from None
+            raise RcFailed(e.code, _error_of(e)) from None
         except (TimeoutError, socket.timeout) as e:
             raise RcTimeout(str(e)) from None
         except urllib.error.URLError as e:
             if isinstance(e.reason, (TimeoutError, socket.timeout)):
                 raise RcTimeout(str(e.reason)) from None
             raise RcFailed(0, f"rclone rcd stopped answering ({e.reason})") from None
+        except (http.client.HTTPException, OSError) as e:  # e.g. a file removed while being served: cut short
+            raise RcFailed(0, f"rclone's answer was cut short ({type(e).__name__})") from None
 
     def close(self) -> None:
         _stop(self._proc)
@@ -131,11 +134,12 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _error_of(body: bytes) -> str:
+def _error_of(answer: urllib.error.HTTPError) -> str:
+    """rclone's message in an error answer (whose body may be cut short: a file removed while being served)."""
     try:
-        return str(json.loads(body)["error"])
-    except (ValueError, KeyError, TypeError):
-        return body.decode(errors="replace").strip() or "rclone failed without a message"
+        return str(json.loads(answer.read())["error"])
+    except (ValueError, KeyError, TypeError, http.client.HTTPException, OSError):
+        return f"rclone answered {answer.code} {answer.reason}"
 
 
 def _last_line(log: bytes) -> str:

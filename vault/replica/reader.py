@@ -20,7 +20,7 @@ from vault.replica.errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
 from vault.replica.push_key import Issued
 from vault.replica.segments import (
-    Row, SegmentInfo, decode_blobs, decode_events, framed_rows, holds_digest, is_segment_name, segment_range,
+    Row, SegmentInfo, decode_blobs, decode_events, holds_digest, is_segment_name, segment_range,
 )
 from vault.replica.targets import LocalFolder, Target
 
@@ -120,26 +120,13 @@ def segment_bytes(folder: Path, seg: SegmentInfo, where: str) -> bytes:
     except FileNotFoundError:
         raise damaged(where, [f"segment {seg.name} is missing"]) from None
     if len(data) != seg.size or not holds_digest(seg, data):
-        raise _altered(where, seg)
+        raise damaged(where, [f"segment {seg.name} is altered or truncated (its digest differs from the manifest's)"])
     return data
-
-
-def _altered(where: str, seg: SegmentInfo) -> ReplicaDamaged:
-    return damaged(where, [f"segment {seg.name} is altered or truncated (its digest differs from the manifest's)"])
 
 
 def segment_rows(folder: Path, seg: SegmentInfo, where: str) -> list[Row]:
     """An event segment's rows, its size and digest checked (not yet its chain: the caller follows it)."""
-    if seg.covers == "file":
-        return decode_events(seg.name, segment_bytes(folder, seg, where))
-    try:
-        data = (folder / seg.name).read_bytes()
-    except FileNotFoundError:
-        raise damaged(where, [f"segment {seg.name} is missing"]) from None
-    rows = framed_rows(seg, data) if len(data) == seg.size else None
-    if rows is None:
-        raise _altered(where, seg)
-    return rows
+    return decode_events(seg.name, segment_bytes(folder, seg, where))
 
 
 def needed_segments(m: Manifest, after: int) -> list[SegmentInfo]:

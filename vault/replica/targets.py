@@ -239,7 +239,8 @@ class RcloneRemote:
         """One call to the session's daemon, its failures as _run's: None for a missing file or folder when
         `ok_missing`; a copy is tried again as rclone's own --retries would (rc calls are tried once)."""
         rc = self._rc
-        assert rc is not None
+        if rc is None:  # stopped meanwhile, by a call on another thread that got no answer
+            raise ReplicaUnreachable(f"{self.location} is unreachable: an earlier rclone call got no answer.")
         timeout = self._timeout(copy)
         for attempt in range(_retries() if copy else 1):
             try:
