@@ -79,7 +79,9 @@ class RcSession:
         log = private_file(scratch / "rcd.log")
         env = dict(os.environ, RCLONE_RC_USER=user, RCLONE_RC_PASS=password)
         with open(log, "wb") as out:
-            proc = subprocess.Popen(["rclone", "rcd", "--rc-addr", "127.0.0.1:0", "--rc-serve", *flags], env=env,
+            # --log-level: the line naming its port is a NOTICE, whatever RCLONE_LOG_LEVEL the user has set
+            proc = subprocess.Popen(["rclone", "rcd", "--rc-addr", "127.0.0.1:0", "--rc-serve", "--log-level", "NOTICE",
+                                     *flags], env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
                                     umask=0o077, preexec_fn=_dies_with_parent())  # what it fetches is private
         auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()

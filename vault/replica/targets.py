@@ -54,6 +54,9 @@ def rclone_flags() -> list[str]:
 
 
 class Target(Protocol):
+    """What a replica's place offers. A kind may also offer `session()`, a context around a push's calls that
+    makes them cheaper (RcloneRemote's one `rclone rcd`); sync.session enters it when there is one."""
+
     location: str
 
     def listing(self) -> dict[str, int] | None:
