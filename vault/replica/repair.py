@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vault.store import blobs
+from vault.errors import TamperDetected
 from vault.store.log import EventLog
 from vault.replica.errors import ReplicaDamaged
 from vault.replica.manifest import Manifest
@@ -46,8 +47,14 @@ def altered(log: EventLog, opened: Opened, m: Manifest, deep: bool) -> list[tupl
 
 
 def _before(log: EventLog, seg: SegmentInfo) -> bytes | None:
-    """The vault's chain hash before the segment's first row, for a segment whose rows the chain checks."""
-    return log.hash_at(seg.first - 1) if seg.covers != "file" else None
+    """The vault's chain hash before the segment's first row, for a segment whose rows the chain checks (None
+    when the vault lacks it: the rows' links to each other are still followed)."""
+    if seg.covers == "file":
+        return None
+    try:
+        return log.hash_at(seg.first - 1)
+    except TamperDetected:
+        return None
 
 
 def _hash_matches(log: EventLog, path: Path, seg: SegmentInfo, deep: bool) -> bool:

@@ -13,10 +13,10 @@ The manifest records a BLAKE2b digest of each segment. For an event segment
 written since manifest format 2 it covers the segment's framing (its header
 and every row's seq, length and chain hash: the file without its payloads),
 not every byte: each chain hash already commits to its row's sealed bytes,
-and every reader that trusts a row (verify, clone, pull, compaction, a push's
-repair) checks it against the chain up to the signed head. A push then hashes
-each byte once (the chain check) rather than twice. Blob segments, and event
-segments listed by older manifests, keep a digest of the whole file.
+and every reader that trusts a row (verify, clone, pull, compaction, a repair
+by `push --deep`) checks it against the chain up to the signed head. A push
+then hashes each byte once (the chain check) rather than twice. Blob segments,
+and event segments listed by older manifests, keep a digest of the whole file.
 """
 
 from __future__ import annotations

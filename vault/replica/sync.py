@@ -118,7 +118,8 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
     with registry.push_lock(log.vault_id, name):
         rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
         target = target_for(rep.target)
-        with session(target), lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
+        # one pusher per replica across machines; an rclone remote's calls all go to one `rclone rcd`
+        with session(target), lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:
             result, manifest = _push(log, rep, target, deep, mine, key)
             if manifest is not None and 0 < compact_threshold() < small_segments(manifest):
                 identity = (log.vault_id, keyring.verify_key(log.conn))
