@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from vault import Vault
-from vault.replica import ReplicaUnreachable, add_replica, push, verify_replica
+from vault.replica import ReplicaUnreachable, add_replica, clone, push, verify_replica
 from vault.replica.targets import target_for
 
 from conftest import PASSPHRASE
-from helpers.replica import build_history
+from helpers.replica import build_history, rows
 from helpers.webdav import WebdavServer
 
 pytestmark = pytest.mark.skipif(shutil.which("rclone") is None, reason="rclone is not installed (.ci/run installs it)")
@@ -122,3 +122,20 @@ def test_the_daemon_dies_with_a_pusher_killed_by_sigkill(vault: Vault, webdav: W
             time.sleep(0.02)
     finally:
         os.kill(webdav.proc.pid, signal.SIGCONT)
+
+
+def test_a_push_that_compacts_a_remote_does_it_through_the_same_daemon(vault: Vault, webdav: WebdavServer,
+                                                                        started, monkeypatch, tmp_path: Path) -> None:
+    """Past the threshold a push fetches, merges and removes segments on the remote: still one rclone process."""
+    monkeypatch.setenv("LIFEVAULT_SEGMENT_EVENTS", "4")
+    monkeypatch.setenv("LIFEVAULT_COMPACT_SEGMENTS", "6")
+    add_replica(vault.log.vault_id, "cloud", "lvtest:v")
+    build_history(vault, n=32)
+    started.clear()
+    push(vault.log, "cloud")  # 8 small segments, past the threshold: merged into one
+    assert [args[1] for args in started if args[0] == "rclone"] == ["rcd"]
+    names = sorted(p.name for p in (webdav.root / "v").iterdir())
+    assert names == ["blobs-000001.seg", "events-000000000001-000000000032.seg", "manifest.json"]
+    assert verify_replica(target_for("lvtest:v"), "cloud", keys=vault.keys).events == 32
+    clone("lvtest:v", tmp_path / "clone.db", PASSPHRASE)
+    assert rows(tmp_path / "clone.db") == rows(vault.path)
