@@ -88,15 +88,21 @@ def cli_run(*args: str, env: dict | None = None):
 
 
 
-def corrupt(p: Path) -> None:
+def corrupt(p: Path, at: int | None = None) -> None:
+    """Flip one bit: in the middle (inside a sealed payload, for an event segment), or at byte `at`."""
     data = bytearray(p.read_bytes())
-    data[len(data) // 2] ^= 0x01
+    data[len(data) // 2 if at is None else at] ^= 0x01
     p.write_bytes(bytes(data))
+
+
+def corrupt_framing(p: Path) -> None:
+    """Flip a bit of an event segment's first chain hash, which its framing digest covers."""
+    corrupt(p, at=24 + 12 + 5)
 
 
 
 DAMAGE = {
-    "corrupted": (corrupt, "is altered"),
+    "corrupted": (corrupt, "breaks the hash chain"),  # a payload byte: the framing digest holds, the chain does not
     "truncated": (lambda p: p.write_bytes(p.read_bytes()[:-7]), "is truncated"),
     "missing": (lambda p: p.unlink(), "is missing"),
     "extra": (lambda p: shutil.copy(p, p.with_name("events-000000000041-000000000041.seg")), "extra segment"),

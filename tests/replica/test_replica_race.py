@@ -65,7 +65,8 @@ def _race(machines: list[tuple[Path, Path]], targets: list[str]) -> list[tuple[s
                 p.stdin.write(name + "\n")
                 p.stdin.flush()
             results.append(tuple(p.stdout.readline().strip() for p in procs))
-            assert all(results[-1]), [p.stderr.read() for p in procs if p.poll() is not None]
+            dead = [p for p, line in zip(procs, results[-1], strict=True) if not line]
+            assert not dead, [(p.wait(30), p.stderr.read()) for p in dead]  # what a pusher that died said
         return results
     finally:
         for p in procs:

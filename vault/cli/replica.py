@@ -301,7 +301,8 @@ def _pushing_log(vault_path: Path | None, passphrase_file: Any) -> tuple[EventLo
 @click.command()
 @click.argument("name", required=False)
 @click.option("--deep", is_flag=True,
-              help="Also fetch and re-hash a remote's segments (a folder's are always re-hashed) to repair them.")
+              help="Also follow each segment's chain, fetching a remote's (a folder's digests are always "
+                   "checked), to repair them.")
 @vault_option
 @passphrase_option
 def push(name: str | None, deep: bool, vault_path: Path | None, passphrase_file: Any) -> None:

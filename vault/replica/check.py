@@ -216,7 +216,9 @@ def verify(vault_path: Path | str, name: str, keys: Keys | None = None) -> Repli
     except ReplicaDamaged as e:
         if "segment" not in str(e):
             raise
-        deep = "" if isinstance(target_for(rep.target), LocalFolder) else " --deep"
+        # a remote's bytes are fetched only with --deep; a folder's chain is followed only with --deep
+        local = isinstance(target_for(rep.target), LocalFolder)
+        deep = "" if local and "breaks the hash chain" not in str(e) else " --deep"
         raise ReplicaDamaged(f"{str(e).rstrip('.')}; `lifevault push{deep} {name}` re-sends damaged segments from "
                              "this vault when it holds their rows.") from e
     registry.update(vid, name, verified_at=iso(now_us()), verified_seq=report.events)

@@ -27,12 +27,9 @@ from vault.replica.manifest import MANIFEST_NAME, Manifest
 from vault.replica.errors import ReplicaConflict
 from vault.replica.manifest import parse
 from vault.replica.reader import (
-    Opened, damaged, digest_problems, file_problems, open_replica, require_manifest, segment_bytes,
+    Opened, damaged, digest_problems, file_problems, open_replica, require_manifest, segment_rows,
 )
-from vault.replica.segments import (
-    MAX_SEGMENT_BYTES, SegmentInfo, decode_events, digest, encode_events, events_name, is_segment_name,
-    segment_range,
-)
+from vault.replica.segments import MAX_SEGMENT_BYTES, SegmentInfo, encode_events, is_segment_name, segment_range
 from vault.replica.targets import Target, target_for
 
 
@@ -81,11 +78,7 @@ def _merged(rows: list, limit: int = MAX_SEGMENT_BYTES) -> list[tuple[SegmentInf
             batch, size = [], 0
     if batch:
         out.append(batch)
-    segs = []
-    for b in out:
-        data = encode_events(b)
-        segs.append((SegmentInfo(events_name(b[0][0], b[-1][0]), len(data), digest(data), b[0][0], b[-1][0]), data))
-    return segs
+    return [encode_events(b) for b in out]
 
 
 def _run_rows(run: list[SegmentInfo], folder, where: str) -> list:
@@ -93,7 +86,7 @@ def _run_rows(run: list[SegmentInfo], folder, where: str) -> list:
     unbroken across the run."""
     rows = []
     for seg in run:
-        rows += decode_events(seg.name, segment_bytes(folder, seg, where))
+        rows += segment_rows(folder, seg, where)
     for (seq0, h0, _), (seq, h, payload) in pairwise(rows):
         if seq != seq0 + 1 or crypto.chain_hash(h0, seq, payload) != h:
             raise damaged(where, [f"event {seq} breaks the hash chain (nothing was compacted)"])
@@ -117,7 +110,7 @@ def _check_new(target: Target, where: str, expected: bytes, fresh: list[str]) ->
         if problems:
             raise damaged(where, problems)
         for seg in (s for s in m.events if s.name in fresh):
-            decode_events(seg.name, segment_bytes(folder, seg, where))
+            segment_rows(folder, seg, where)
     return m
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vault.store.log import EventLog
-from vault.replica.reader import Opened, segment_bytes
-from vault.replica.segments import SegmentInfo, decode_events
+from vault.replica.reader import Opened, segment_rows
+from vault.replica.segments import SegmentInfo
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def _fork_point(log: EventLog, opened: Opened, shared: int) -> int | None:
 
 def _last_shared(log: EventLog, opened: Opened, seg: SegmentInfo, folder: Path, shared: int) -> int | None:
     """The last seq up to `shared` in this segment at which both histories hold the same event."""
-    rows = decode_events(seg.name, segment_bytes(folder, seg, opened.where))
+    rows = segment_rows(folder, seg, opened.where)
     mine = dict(log.conn.execute("SELECT seq, hash FROM events WHERE seq BETWEEN ? AND ?", (seg.first, shared)))
     return next((seq for seq, h, _ in reversed(rows) if seq <= shared and mine.get(seq) == h), None)
 

@@ -23,7 +23,8 @@ from vault.replica import push_key
 from vault.replica.errors import ReplicaDamaged, RevokedSigner
 from vault.replica.segments import SegmentInfo
 
-FORMAT = "lifevault-replica/1"
+FORMAT = "lifevault-replica/2"  # 2: an event segment's digest may cover its framing (segments.py)
+_READS = (FORMAT, "lifevault-replica/1")  # a format-1 replica is read, verified, cloned and pushed to as it is
 MANIFEST_NAME = "manifest.json"
 _SIG_PREFIX = b"lv-manifest"
 
@@ -124,7 +125,7 @@ def parse(data: bytes, where: str) -> Manifest:
         outer = json.loads(data)
         body = outer["body"].encode()
         d = json.loads(body)
-        if d.get("format") != FORMAT:
+        if d.get("format") not in _READS:
             raise ReplicaDamaged(f"The manifest of {where} has an unknown format {d.get('format')!r}.")
         h = d["head"]
         return Manifest(

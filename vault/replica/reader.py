@@ -19,7 +19,9 @@ from vault.store.log import Head
 from vault.replica.errors import ForeignReplica, ReplicaDamaged, ReplicaMissing
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
 from vault.replica.push_key import Issued
-from vault.replica.segments import Row, SegmentInfo, decode_blobs, decode_events, digest, is_segment_name, segment_range
+from vault.replica.segments import (
+    Row, SegmentInfo, decode_blobs, decode_events, holds_digest, is_segment_name, segment_range,
+)
 from vault.replica.targets import LocalFolder, Target
 
 
@@ -104,7 +106,7 @@ def file_problems(opened: Opened, extras: bool = True) -> list[str]:
 def digest_problems(m: Manifest, folder: Path, present: set[str]) -> list[str]:
     """Segments whose bytes differ from the digest the manifest records."""
     return [f"segment {s.name} is altered (its digest differs from the manifest's)"
-            for s in m.segments if s.name in present and digest((folder / s.name).read_bytes()) != s.digest]
+            for s in m.segments if s.name in present and not holds_digest(s, (folder / s.name).read_bytes())]
 
 
 def damaged(where: str, problems: list[str]) -> ReplicaDamaged:
@@ -112,13 +114,19 @@ def damaged(where: str, problems: list[str]) -> ReplicaDamaged:
 
 
 def segment_bytes(folder: Path, seg: SegmentInfo, where: str) -> bytes:
+    """A segment's bytes, checked against the manifest's size and digest."""
     try:
         data = (folder / seg.name).read_bytes()
     except FileNotFoundError:
         raise damaged(where, [f"segment {seg.name} is missing"]) from None
-    if len(data) != seg.size or digest(data) != seg.digest:
+    if len(data) != seg.size or not holds_digest(seg, data):
         raise damaged(where, [f"segment {seg.name} is altered or truncated (its digest differs from the manifest's)"])
     return data
+
+
+def segment_rows(folder: Path, seg: SegmentInfo, where: str) -> list[Row]:
+    """An event segment's rows, its size and digest checked (not yet its chain: the caller follows it)."""
+    return decode_events(seg.name, segment_bytes(folder, seg, where))
 
 
 def needed_segments(m: Manifest, after: int) -> list[SegmentInfo]:
@@ -134,7 +142,7 @@ def checked_rows(m: Manifest, folder: Path, where: str, after: int = 0, prev: by
         if seg.first > expected:
             raise damaged(where, [f"events {expected} to {seg.first - 1} are in no segment (before {seg.name})"])
         rows = []
-        for seq, stored, payload in decode_events(seg.name, segment_bytes(folder, seg, where)):
+        for seq, stored, payload in segment_rows(folder, seg, where):
             if seq < expected:
                 continue  # already held (a pull from the middle of a segment)
             if seq != expected:

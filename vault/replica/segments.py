@@ -8,6 +8,15 @@ nothing else. Layout, big-endian:
 
     event segment: b"LVREPEV1" first:u64 last:u64, then per row  seq:u64 len:u32 hash[32] payload[len]
     blob segment:  b"LVREPBL1" count:u64,          then per blob id[32] len:u32 payload[len]
+
+The manifest records a BLAKE2b digest of each segment. For an event segment
+written since manifest format 2 it covers the segment's framing (its header
+and every row's seq, length and chain hash: the file without its payloads),
+not every byte: each chain hash already commits to its row's sealed bytes,
+and every reader that trusts a row (verify, clone, pull, compaction, a repair
+by `push --deep`) checks it against the chain up to the signed head. A push
+then hashes each byte once (the chain check) rather than twice. Blob segments,
+and event segments listed by older manifests, keep a digest of the whole file.
 """
 
 from __future__ import annotations
@@ -46,10 +55,11 @@ class SegmentInfo:
 
     name: str
     size: int
-    digest: str  # hex BLAKE2b of the whole file
+    digest: str  # hex BLAKE2b of the whole file, or of its framing (`covers`)
     first: int = 0  # event segments: the seq range
     last: int = 0
     blob_ids: tuple[str, ...] = ()  # blob segments: keyed ids (opaque without the key)
+    covers: str = "file"  # FRAMING: the digest covers the event segment's framing (see the module's docstring)
 
     def as_dict(self) -> dict:
         d = {"name": self.name, "size": self.size, "digest": self.digest}
@@ -57,15 +67,44 @@ class SegmentInfo:
             d["blob_ids"] = list(self.blob_ids)
         else:
             d.update(first=self.first, last=self.last)
+        if self.covers != "file":
+            d["covers"] = self.covers
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SegmentInfo":
-        return cls(d["name"], d["size"], d["digest"], d.get("first", 0), d.get("last", 0), tuple(d.get("blob_ids", ())))
+        covers = d.get("covers", "file")
+        if covers not in ("file", FRAMING):
+            raise ValueError(f"segment {d['name']} has a digest of an unknown kind {covers!r}")
+        return cls(d["name"], d["size"], d["digest"], d.get("first", 0), d.get("last", 0), tuple(d.get("blob_ids", ())),
+                   covers)
+
+
+FRAMING = "framing"
+_FRAMING_PERSON = b"lv-seg-framing"
 
 
 def digest(data: bytes) -> str:
+    """The digest of a whole file (blob segments; event segments of format-1 manifests)."""
     return crypto.blake2b(data, person=b"lv-segment").hex()
+
+
+def _framing_digest(first: int, last: int, heads: Iterable[bytes], hashes: Iterable[bytes]) -> str:
+    rows = chain.from_iterable(zip(heads, hashes, strict=True))
+    framing = b"".join(chain((EVENTS_MAGIC, struct.pack(">QQ", first, last)), rows))
+    return crypto.blake2b(framing, person=_FRAMING_PERSON).hex()
+
+
+def broken_link(rows: list[Row], prev: bytes | None) -> int | None:
+    """The seq of the first row that does not follow the one before it (seq + 1, chain hash), starting from the
+    chain hash `prev` (None: the first row is taken as it stands); None when every link holds."""
+    if prev is None:
+        prev, rows = rows[0][1], rows[1:]
+    expected = rows[0][0] if rows else 0
+    if rows and list(map(itemgetter(0), rows)) != list(range(expected, expected + len(rows))):
+        return next(seq for i, (seq, _, _) in enumerate(rows) if seq != expected + i)
+    i = crypto.first_broken_link(prev, rows)
+    return None if i is None else rows[i][0]
 
 
 def events_name(first: int, last: int) -> str:
@@ -91,13 +130,17 @@ def is_segment_name(name: str) -> bool:
     return bool(_EVENTS_NAME.match(name) or _BLOBS_NAME.match(name))
 
 
-def encode_events(rows: list[Row]) -> bytes:
-    """The bytes of an event segment of these rows, framed by C-level maps and one join (no Python step per row:
-    a full push frames every row of the log)."""
+def encode_events(rows: list[Row]) -> tuple[SegmentInfo, bytes]:
+    """An event segment of these rows as the manifest lists it (framing digest), and its bytes, framed by C-level
+    maps and joins (no Python step per row: a full push frames every row of the log)."""
     payloads = list(map(itemgetter(2), rows))
-    heads = map(_EVENT_ROW.pack, map(itemgetter(0), rows), map(len, payloads))
-    return b"".join(chain((EVENTS_MAGIC, struct.pack(">QQ", rows[0][0], rows[-1][0])),
-                          chain.from_iterable(zip(heads, map(itemgetter(1), rows), payloads, strict=True))))
+    hashes = list(map(itemgetter(1), rows))
+    heads = list(map(_EVENT_ROW.pack, map(itemgetter(0), rows), map(len, payloads)))
+    first, last = rows[0][0], rows[-1][0]
+    data = b"".join(chain((EVENTS_MAGIC, struct.pack(">QQ", first, last)),
+                          chain.from_iterable(zip(heads, hashes, payloads, strict=True))))
+    return SegmentInfo(events_name(first, last), len(data), _framing_digest(first, last, heads, hashes), first, last,
+                       covers=FRAMING), data
 
 
 def _segment_length(rows: list[Row], limit: int) -> int | None:
@@ -111,25 +154,51 @@ def _segment_length(rows: list[Row], limit: int) -> int | None:
     return limit if len(rows) >= limit else None
 
 
-def cut_events(batches: Iterable[list[Row]]) -> Iterator[tuple[int, int, bytes]]:
-    """(first, last, bytes of `encode_events`) of each segment the rows, checked batches of (seq, hash, payload)
-    as the log's checked_batches gives them, are cut into, by count and size. The cut depends only on the rows,
-    so a re-run after an interruption produces the very same files."""
+def cut_events(batches: Iterable[list[Row]]) -> Iterator[tuple[SegmentInfo, bytes]]:
+    """`encode_events` of each segment the rows, checked batches of (seq, hash, payload) as the log's
+    checked_batches gives them, are cut into, by count and size. The cut depends only on the rows, so a re-run
+    after an interruption produces the very same files."""
     limit, rows = max_segment_events(), []
     for batch in batches:
         rows += batch
         while (n := _segment_length(rows, limit)) is not None:
-            yield rows[0][0], rows[n - 1][0], encode_events(rows[:n])
+            yield encode_events(rows[:n])
             del rows[:n]
     while rows:
         n = _segment_length(rows, limit) or len(rows)
-        yield rows[0][0], rows[n - 1][0], encode_events(rows[:n])
+        yield encode_events(rows[:n])
         del rows[:n]
 
 
-def event_segment(first: int, last: int, data: bytes) -> SegmentInfo:
-    """How the manifest lists an event segment of these bytes."""
-    return SegmentInfo(events_name(first, last), len(data), digest(data), first, last)
+def _framing_of(data: bytes) -> bytes | None:
+    """An event segment's framing taken from its bytes by walking the row lengths (a slice of each row's first 44
+    bytes, no payload copied: a third of the cost of hashing the whole file); None if they are not whole rows."""
+    if data[:8] != EVENTS_MAGIC or len(data) < 24:
+        return None
+    parts, pos, end, unpack = [data[:24]], 24, len(data), _EVENT_ROW.unpack_from
+    while pos < end:
+        if pos + _EVENT_ROW.size + HASH > end:
+            return None
+        parts.append(data[pos : pos + _EVENT_ROW.size + HASH])
+        pos += _EVENT_ROW.size + HASH + unpack(data, pos)[1]
+    return b"".join(parts) if pos == end else None
+
+
+def holds_digest(seg: SegmentInfo, data: bytes) -> bool:
+    """These bytes have the digest the manifest lists: of the whole file, or of its framing (which leaves a
+    payload's bytes to the chain: `matches`)."""
+    if seg.covers == "file":
+        return digest(data) == seg.digest
+    framing = _framing_of(data)
+    return framing is not None and crypto.blake2b(framing, person=_FRAMING_PERSON).hex() == seg.digest
+
+
+def matches(seg: SegmentInfo, data: bytes, prev: bytes | None = None) -> bool:
+    """These bytes are the segment the manifest lists: its digest and, for a framing digest, every row's link in
+    the chain (from `prev`, the hash before its first row, when known)."""
+    if not holds_digest(seg, data):
+        return False
+    return seg.covers == "file" or broken_link(decode_events(seg.name, data), prev) is None
 
 
 def blob_segment(ordinal: int, blobs: list[tuple[bytes, bytes]]) -> tuple[SegmentInfo, bytes]:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Iterable
 
 from vault.store import blobs, keyring
 from vault.store.crypto import Keys, PushKeys
@@ -36,7 +38,7 @@ from vault.replica.errors import (
 from vault.replica.manifest import MANIFEST_NAME, Manifest, parse
 from vault.replica.reader import Opened, checked_blobs, checked_rows, needed_segments, open_replica, require_manifest
 from vault.replica.segments import (
-    MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, cut_events, event_segment, is_segment_name, max_segment_events,
+    MAX_SEGMENT_BYTES, SegmentInfo, blob_segment, cut_events, is_segment_name, max_segment_events,
 )
 from vault.replica.targets import LocalFolder, Put, Target, target_for
 
@@ -116,7 +118,8 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
     with registry.push_lock(log.vault_id, name):
         rep = registry.get(log.vault_id, name)  # read under the lock: the last push is current
         target = target_for(rep.target)
-        with lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:  # and one pusher per replica across machines
+        # one pusher per replica across machines; an rclone remote's calls all go to one `rclone rcd`
+        with session(target), lease.held(target, _where(rep), name, rep.pushed_seq is None) as mine:
             result, manifest = _push(log, rep, target, deep, mine, key)
             if manifest is not None and 0 < compact_threshold() < small_segments(manifest):
                 identity = (log.vault_id, keyring.verify_key(log.conn))
@@ -125,6 +128,12 @@ def push(log: EventLog, name: str, *, deep: bool = False, signer: PushKeys | Non
                 except VaultError as e:  # the push itself took effect; the next one tries again
                     logger.warning("compacting %s after a push failed: %s", name, e)
             return result
+
+
+def session(target: Target) -> AbstractContextManager[object]:
+    """The target's session for a run of calls (an rclone remote's one `rclone rcd`), if its kind has one."""
+    start = getattr(target, "session", None)  # optional: a plugin's target kind need not offer one
+    return start() if start is not None else nullcontext()
 
 
 def _usable(log: EventLog, key: Keys | PushKeys) -> None:
@@ -145,7 +154,7 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
     resign = m is not None and bool(m.signer) and push_key.refusal(push_key.issued(log.conn), m.signer) is not None
     if rel.ahead:
         raise ReplicaAhead(f"{ahead_sentence(opened.where, rel, name)}. Nothing was sent.")
-    broken = repair.altered(opened, m, deep) if m else []
+    broken = repair.altered(log, opened, m, deep) if m else []
     fixes = [(seg, why, repair.rebuilt(log, seg, opened.where)) for seg, why in broken]  # all or none
     start = m.head_seq if m else 0
     new_blobs: list[SegmentInfo] = []
@@ -180,21 +189,19 @@ def _push(log: EventLog, rep: registry.Replica, target: Target, deep: bool, mine
                       sum(s.size for s in new_events + new_blobs), written, repairs), new if written else None
 
 
-def _send_events(put: Put, cut) -> list[SegmentInfo]:
-    """Digest and write each segment in a second thread while the next one is read, checked and cut: hashing
-    a segment and writing it release the GIL, and overlapped they cost a full push a third less here. At most
-    two segments wait, so memory stays bounded at any size."""
-    def send(first: int, last: int, data: bytes) -> SegmentInfo:
-        seg = event_segment(first, last, data)
+def _send_events(put: Put, cut: Iterable[tuple[SegmentInfo, bytes]]) -> list[SegmentInfo]:
+    """Write each segment in a second thread while the next one is read, checked and cut (writing releases the
+    GIL). At most two segments wait, so memory stays bounded at any size."""
+    def send(seg: SegmentInfo, data: bytes) -> SegmentInfo:
         put(seg.name, data)
         return seg
 
     sent: list[Future[SegmentInfo]] = []
     with ThreadPoolExecutor(1, thread_name_prefix="lifevault-push") as pool:
-        for first, last, data in cut:
+        for seg, data in cut:
             if len(sent) >= 2:
                 sent[-2].result()  # raises the first failure, and bounds what waits
-            sent.append(pool.submit(send, first, last, data))
+            sent.append(pool.submit(send, seg, data))
         return [f.result() for f in sent]
 
 
@@ -260,7 +267,7 @@ def reseed(log: EventLog, name: str, *, signer: PushKeys | None = None) -> tuple
         record = {"at": now, "seq": rep.pushed_seq, "hash": rep.pushed_hash, "set_aside": aside}
         registry.update(log.vault_id, name, pushed_seq=None, pushed_hash=None, reseeds=(*rep.reseeds, record))
         rep = registry.get(log.vault_id, name)
-        with lease.held(target, _where(rep), name, True) as mine:
+        with session(target), lease.held(target, _where(rep), name, True) as mine:
             return aside, _push(log, rep, target, False, mine, key)[0]
 
 

@@ -3,9 +3,11 @@
 A target knows nothing about vaults; it lists, reads and writes whole files.
 Folder writes go to a hidden `.partial` file, are fsynced, then renamed, so a
 file under its final name is always complete. rclone runs as a real
-subprocess with the user's own rclone config (or RCLONE_CONFIG_* variables);
-for a remote, new files are staged in a temporary folder (ciphertext only) and
-sent by `rclone copy` (a few large batches), which never deletes anything.
+subprocess with the user's own rclone config (or RCLONE_CONFIG_* variables),
+one process per call or, during a push, one `rclone rcd` answering them all
+(rclone_rc.py); for a remote, new files are staged in a temporary folder
+(ciphertext only) and sent by `rclone copy` (a few large batches), which never
+deletes anything.
 """
 
 from __future__ import annotations
@@ -20,16 +22,19 @@ import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator, Protocol, TypeVar
 
 from vault.formats.hookspecs import hookimpl
 from vault.paths import private_dir, private_file
 from vault.replica.errors import ReplicaUnreachable
+from vault.replica.rclone_rc import RcFailed, RcSession, RcTimeout
 from vault.replica.target_types import TargetType, target_for as target_for  # resolved through the hook
 
 PARTIAL = ".partial"
 Put = Callable[[str, bytes], None]
+_T = TypeVar("_T")
 _REMOTE = re.compile(r"^[^/\\]*:")  # `name:path` or rclone's `:backend:path`
 # A frozen server accepts the connection and then says nothing: --timeout (idle I/O) ends that, and a
 # process timeout (longer for copies, which may send gigabytes) backs it up, so a push never hangs.
@@ -41,15 +46,17 @@ _SEND_BYTES = 32 << 20  # staged bytes per `rclone copy` of a push; each costs a
 def rclone_flags() -> list[str]:
     """rclone's own retry and idle-timeout settings: $LIFEVAULT_RCLONE_RETRIES (default 1) and
     $LIFEVAULT_RCLONE_IO_TIMEOUT (seconds without any I/O, default 30)."""
-    retries = os.environ.get("LIFEVAULT_RCLONE_RETRIES") or "1"
     idle = os.environ.get("LIFEVAULT_RCLONE_IO_TIMEOUT") or "30"
     # `--retries 0` makes rclone attempt nothing and exit 0: every push would "succeed" without sending a byte
-    return ["--low-level-retries", str(max(int(retries), 1) + 1), "--retries", str(max(int(retries), 1)),
+    return ["--low-level-retries", str(_retries() + 1), "--retries", str(_retries()),
             "--contimeout", "5s",
             "--timeout", f"{idle}s"]  # rclone's exit codes for "directory not found" and "file not found"
 
 
 class Target(Protocol):
+    """What a replica's place offers. A kind may also offer `session()`, a context around a push's calls that
+    makes them cheaper (RcloneRemote's one `rclone rcd`); sync.session enters it when there is one."""
+
     location: str
 
     def listing(self) -> dict[str, int] | None:
@@ -171,42 +178,102 @@ class LocalFolder:
 
 
 class RcloneRemote:
-    """Any rclone remote; each operation is one `rclone` process."""
+    """Any rclone remote: each operation is one `rclone` process or, inside `session()`, one call to a shared
+    `rclone rcd` (rclone_rc.py)."""
 
     def __init__(self, spec: str, deadline: float | None = None) -> None:
         self.location, self.deadline = spec.rstrip("/"), deadline
+        self._rc: RcSession | None = None
+        self._scratch = Path()
 
     def _path(self, name: str = "") -> str:
         sep = "" if self.location.endswith(":") else "/"
         return f"{self.location}{sep}{name}" if name else self.location
 
-    def _run(self, *args: str, ok_missing: bool = False, data: bytes | None = None) -> subprocess.CompletedProcess | None:
-        if shutil.which("rclone") is None:
-            raise ReplicaUnreachable(f"Cannot reach {self.location}: rclone is not installed.")
-        timeout = min(_COPY_TIMEOUT if args[0] == "copy" else _CALL_TIMEOUT,
+    def _timeout(self, copy: bool) -> float:
+        timeout = min(_COPY_TIMEOUT if copy else _CALL_TIMEOUT,
                       float(os.environ.get("LIFEVAULT_RCLONE_TIMEOUT") or _COPY_TIMEOUT))
         if self.deadline is not None:
             timeout = max(min(timeout, self.deadline - time.monotonic()), 0.1)
+        return timeout
+
+    def _no_answer(self, doing: str, timeout: float) -> ReplicaUnreachable:
+        return ReplicaUnreachable(f"{self.location} is unreachable: rclone {doing} got no answer within "
+                                  f"{timeout:.0f} s (a frozen server?).")
+
+    def _run(self, *args: str, ok_missing: bool = False, data: bytes | None = None) -> subprocess.CompletedProcess | None:
+        if shutil.which("rclone") is None:
+            raise ReplicaUnreachable(f"Cannot reach {self.location}: rclone is not installed.")
+        timeout = self._timeout(args[0] == "copy")
         try:  # on a timeout, subprocess.run kills rclone before raising
             # umask for rclone alone: what it writes locally (fetched segments, a local remote) is private
             proc = subprocess.run(["rclone", *args, *rclone_flags()], capture_output=True, timeout=timeout,
                                   umask=0o077, input=data)
         except subprocess.TimeoutExpired:
-            raise ReplicaUnreachable(f"{self.location} is unreachable: rclone {args[0]} got no answer within "
-                                     f"{timeout:.0f} s (a frozen server?).") from None
+            raise self._no_answer(args[0], timeout) from None
         if proc.returncode == 0:
             return proc
         if ok_missing and proc.returncode in _RCLONE_NOT_FOUND:
             return None
         raise ReplicaUnreachable(f"{self.location} is unreachable: {_reason(proc.stderr)}.")
 
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Within the block, every call goes to one `rclone rcd`, stopped when it ends (a push makes about eight;
+        each process costs ~0.1 s to start here). Should the daemon not start, calls start processes as before."""
+        if self._rc is not None or shutil.which("rclone") is None:
+            yield
+            return
+        with tempfile.TemporaryDirectory(prefix="lifevault-rc-") as tmp:
+            try:
+                rc: RcSession | None = RcSession.start(rclone_flags(), Path(tmp), self.deadline)
+            except (OSError, RcFailed):
+                rc = None
+            self._rc, self._scratch = rc, Path(tmp)
+            try:
+                yield
+            finally:
+                self._rc = None
+                if rc is not None:
+                    rc.close()
+
+    def _rc_call(self, doing: str, call: Callable[[RcSession, float], _T], *, copy: bool = False,
+                 ok_missing: bool = False) -> _T | None:
+        """One call to the session's daemon, its failures as _run's: None for a missing file or folder when
+        `ok_missing`; a copy is tried again as rclone's own --retries would (rc calls are tried once)."""
+        rc = self._rc
+        if rc is None:  # stopped meanwhile, by a call on another thread that got no answer
+            raise ReplicaUnreachable(f"{self.location} is unreachable: an earlier rclone call got no answer.")
+        timeout = self._timeout(copy)
+        for attempt in range(_retries() if copy else 1):
+            try:
+                return call(rc, timeout)
+            except RcTimeout:
+                self._rc = None  # the daemon may hang on with the frozen server: stop it; later calls use processes
+                rc.close()
+                raise self._no_answer(doing, timeout) from None
+            except RcFailed as e:
+                if ok_missing and e.status == 404:
+                    return None
+                if attempt + 1 >= (_retries() if copy else 1):
+                    raise ReplicaUnreachable(f"{self.location} is unreachable: {e.reason.rstrip('.')}.") from None
+        raise AssertionError("unreachable")
+
     def listing(self) -> dict[str, int] | None:
-        proc = self._run("lsjson", "--files-only", self._path(), ok_missing=True)
-        if proc is None:
+        if self._rc is not None:
+            out = self._rc_call("lsjson", lambda rc, t: rc.call("operations/list", t, fs=self.location, remote="",
+                                                                  opt={"filesOnly": True}), ok_missing=True)
+            entries = None if out is None else out["list"]
+        else:
+            proc = self._run("lsjson", "--files-only", self._path(), ok_missing=True)
+            entries = None if proc is None else json.loads(proc.stdout)
+        if entries is None:
             return None
-        return {e["Name"]: e["Size"] for e in json.loads(proc.stdout) if not e["Name"].endswith(PARTIAL)}
+        return {e["Name"]: e["Size"] for e in entries if not e["Name"].endswith(PARTIAL)}
 
     def read(self, name: str) -> bytes | None:
+        if self._rc is not None:
+            return self._rc_call("cat", lambda rc, t: rc.fetch(self.location, name, t), ok_missing=True)
         proc = self._run("cat", self._path(name), ok_missing=True)
         return None if proc is None else proc.stdout
 
@@ -239,10 +306,23 @@ class RcloneRemote:
         listed = Path(folder) / f".send-{n}"
         private_file(listed).write_text("".join(f"{name}\n" for name in names))
         # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
+        if self._rc is not None:
+            self._rc_call("copy", lambda rc, t: rc.call("sync/copy", t, srcFs=folder, dstFs=self.location,
+                                                        _filter={"FilesFrom": [str(listed)]},
+                                                        _config={"IgnoreTimes": True, "NoTraverse": True}), copy=True)
+            return
         self._run("copy", "--ignore-times", "--no-traverse", "--files-from", str(listed), folder, self._path())
 
     def put_one(self, name: str, data: bytes) -> None:
-        self._run("rcat", self._path(name), data=data)
+        if self._rc is None:
+            self._run("rcat", self._path(name), data=data)
+            return
+        private_file(self._scratch / name).write_bytes(data)
+        try:
+            self._rc_call("rcat", lambda rc, t: rc.call("operations/copyfile", t, srcFs=str(self._scratch),
+                                                        srcRemote=name, dstFs=self.location, dstRemote=name))
+        finally:
+            (self._scratch / name).unlink()
 
     @contextmanager
     def local_copy(self, names: list[str]) -> Iterator[Path]:
@@ -250,12 +330,20 @@ class RcloneRemote:
             if names:
                 listed = Path(tmp) / ".files"
                 private_file(listed).write_text("".join(f"{n}\n" for n in names))
-                self._run("copy", "--files-from", str(listed), "--no-traverse", self._path(), tmp)
+                if self._rc is not None:
+                    self._rc_call("copy", lambda rc, t: rc.call("sync/copy", t, srcFs=self.location, dstFs=tmp,
+                                                                _filter={"FilesFrom": [str(listed)]},
+                                                                _config={"NoTraverse": True}), copy=True)
+                else:
+                    self._run("copy", "--files-from", str(listed), "--no-traverse", self._path(), tmp)
             yield Path(tmp)
-
 
     def remove(self, names: list[str]) -> None:
         if not names:  # (an empty --files-from would not mean "nothing")
+            return
+        if self._rc is not None:
+            for name in names:  # a name already gone is skipped
+                self._rc_call("delete", partial(_delete_file, self.location, name), ok_missing=True)
             return
         with tempfile.TemporaryDirectory(prefix="lifevault-remove-") as tmp:
             listed = Path(tmp) / ".files"
@@ -266,6 +354,14 @@ class RcloneRemote:
     def set_aside(self, suffix: str) -> str:
         self._run("move", "--no-traverse", self._path(), self.location + suffix)
         return self.location + suffix
+
+
+def _delete_file(fs: str, name: str, rc: RcSession, timeout: float) -> dict:
+    return rc.call("operations/deletefile", timeout, fs=fs, remote=name)
+
+
+def _retries() -> int:
+    return max(int(os.environ.get("LIFEVAULT_RCLONE_RETRIES") or "1"), 1)
 
 
 def _reason(stderr: bytes) -> str:
