@@ -48,6 +48,11 @@ def _alive(pid: int) -> bool:
     return state[state.rindex(")") + 2] != "Z"
 
 
+def _rclone(started: list[list[str]]) -> list[list[str]]:
+    """The rclone commands among `started`, from `rclone` on (the daemon is run through `setpriv`)."""
+    return [args[args.index("rclone"):] for args in started if "rclone" in args[:6]]
+
+
 @pytest.fixture
 def started(monkeypatch) -> list[list[str]]:
     """The argument list of every process this test starts (the real processes, only recorded)."""
@@ -68,7 +73,7 @@ def test_a_push_starts_one_rclone_process_and_stops_it(vault: Vault, webdav: Web
     add_replica(vault.log.vault_id, "cloud", "lvtest:v")  # (checks that the remote answers)
     started.clear()
     push(vault.log, "cloud")  # lease, listings, the two-writer checks, segments, manifest
-    rclone = [args for args in started if args[0] == "rclone"]
+    rclone = _rclone(started)
     assert [args[1] for args in rclone] == ["rcd"]
     assert not any(a.startswith("--rc-pass") or a.startswith("--rc-user") for a in rclone[0])  # in its environment
     assert [args for args in _children(os.getpid()).values() if args[:2] == ["rclone", "rcd"]] == []
@@ -133,7 +138,7 @@ def test_a_push_that_compacts_a_remote_does_it_through_the_same_daemon(vault: Va
     build_history(vault, n=32)
     started.clear()
     push(vault.log, "cloud")  # 8 small segments, past the threshold: merged into one
-    assert [args[1] for args in started if args[0] == "rclone"] == ["rcd"]
+    assert [args[1] for args in _rclone(started)] == ["rcd"]
     names = sorted(p.name for p in (webdav.root / "v").iterdir())
     assert names == ["blobs-000001.seg", "events-000000000001-000000000032.seg", "manifest.json"]
     assert verify_replica(target_for("lvtest:v"), "cloud", keys=vault.keys).events == 32

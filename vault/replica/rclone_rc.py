@@ -8,20 +8,19 @@ passed through its environment (never its command line), and serves files
 (`--rc-serve`) for reads. It runs with rclone's own retry and idle-timeout
 flags; each call still has its own time limit (a frozen server is answered
 within it, and the daemon is then stopped). It dies with the thread that
-started it (PR_SET_PDEATHSIG), so a pusher killed with SIGKILL leaves no daemon
+started it (PR_SET_PDEATHSIG, through util-linux's `setpriv`), so a pusher killed with SIGKILL leaves no daemon
 behind; otherwise it is stopped when the push ends.
 """
 
 from __future__ import annotations
 
 import base64
-import ctypes
 import http.client
 import json
 import os
 import re
 import secrets
-import signal
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -30,13 +29,12 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from vault.paths import private_file
 
 _START_TIMEOUT = 10.0  # seconds for the daemon to listen
 _LISTENING = re.compile(rb"Serving remote control on http://127\.0\.0\.1:(\d+)/")
-_PR_SET_PDEATHSIG = 1
 
 
 class RcFailed(Exception):
@@ -51,19 +49,12 @@ class RcTimeout(Exception):
     """A call got no answer within its time limit."""
 
 
-def _dies_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGKILL the child when the thread that started it ends; None elsewhere."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:  # between fork and exec: nothing here may take a lock
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the request took effect
-            os._exit(1)
-    return preexec
+def _dies_with_parent() -> list[str]:
+    """A prefix for the daemon's command: util-linux's `setpriv` asks Linux to SIGKILL it when the thread that
+    started it ends (PR_SET_PDEATHSIG), then runs it. A preexec_fn could do the same, but Python code between
+    fork and exec may deadlock in a threaded server (`serve` pushes from a thread). [] where there is none."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 class RcSession:
@@ -80,10 +71,10 @@ class RcSession:
         env = dict(os.environ, RCLONE_RC_USER=user, RCLONE_RC_PASS=password)
         with open(log, "wb") as out:
             # --log-level: the line naming its port is a NOTICE, whatever RCLONE_LOG_LEVEL the user has set
-            proc = subprocess.Popen(["rclone", "rcd", "--rc-addr", "127.0.0.1:0", "--rc-serve", "--log-level", "NOTICE",
-                                     *flags], env=env,
+            proc = subprocess.Popen([*_dies_with_parent(), "rclone", "rcd", "--rc-addr", "127.0.0.1:0", "--rc-serve",
+                                     "--log-level", "NOTICE", *flags], env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=out,
-                                    umask=0o077, preexec_fn=_dies_with_parent())  # what it fetches is private
+                                    umask=0o077)  # what it fetches is private
         auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         limit = time.monotonic() + _START_TIMEOUT
         if deadline is not None:
