@@ -14,6 +14,7 @@ import pytest
 
 from vault import Vault
 from vault.replica import ReplicaUnreachable, add_replica, clone, push, verify_replica
+from vault.replica import targets
 from vault.replica.targets import target_for
 
 from conftest import PASSPHRASE
@@ -142,5 +143,23 @@ def test_a_push_that_compacts_a_remote_does_it_through_the_same_daemon(vault: Va
     names = sorted(p.name for p in (webdav.root / "v").iterdir())
     assert names == ["blobs-000001.seg", "events-000000000001-000000000032.seg", "manifest.json"]
     assert verify_replica(target_for("lvtest:v"), "cloud", keys=vault.keys).events == 32
+    clone("lvtest:v", tmp_path / "clone.db", PASSPHRASE)
+    assert rows(tmp_path / "clone.db") == rows(vault.path)
+
+
+def test_a_push_sent_in_many_batches_two_at_a_time_arrives_whole(vault: Vault, webdav: WebdavServer, started,
+                                                                  monkeypatch, tmp_path: Path) -> None:
+    """Through the daemon each staged segment may go in its own copy, two copies at once: all arrive before
+    the manifest names them, by the one daemon."""
+    monkeypatch.setattr(targets, "_SEND_BYTES_RC", 1)  # every segment its own batch
+    monkeypatch.setenv("LIFEVAULT_SEGMENT_EVENTS", "4")
+    monkeypatch.setenv("LIFEVAULT_COMPACT_SEGMENTS", "1000")
+    add_replica(vault.log.vault_id, "cloud", "lvtest:v")
+    build_history(vault, n=40)
+    started.clear()
+    push(vault.log, "cloud")
+    assert [args[1] for args in _rclone(started)] == ["rcd"]
+    assert len([p for p in (webdav.root / "v").iterdir() if p.name.startswith("events-")]) == 10
+    assert verify_replica(target_for("lvtest:v"), "cloud", keys=vault.keys).events == 40
     clone("lvtest:v", tmp_path / "clone.db", PASSPHRASE)
     assert rows(tmp_path / "clone.db") == rows(vault.path)
