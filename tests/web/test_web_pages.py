@@ -179,7 +179,7 @@ def test_a_list_search_finds_the_same_rows_in_the_same_order_however_many_match(
 
 
 def test_a_list_count_follows_every_change(client, site, data) -> None:
-    """Counts are kept for the state they were made in (state_db.Counts): a change shows at once."""
+    """Counts are kept for the state they were made in (StateDatabase._counts): a change shows at once."""
     def count() -> int:
         return client.get("/vault/notes.json").json()["filtered_table_rows_count"]
 
@@ -290,7 +290,7 @@ def test_a_list_search_past_the_time_limit_gets_datasettes_interrupted_page(clie
 
 
 def test_a_lists_facet_counts_follow_every_change(client, site, data) -> None:
-    """Facet counts are kept per state like row counts (state_db.Counts)."""
+    """Facet counts are kept per state like row counts (StateDatabase._counts)."""
     def tags() -> dict[str, int]:
         facet = client.get("/vault/notes.json").json()["facet_results"]["tags"]["results"]
         return {f["value"]: f["count"] for f in facet}

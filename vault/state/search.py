@@ -8,11 +8,10 @@ same index: a match counts where its version was the open one then.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any, Callable, Sequence
 
 from vault.domain.events import Kind
+from vault.state.kept import Kept
 from vault.state.query import Hit, Record, _path, _q, live_at
 from vault.domain.titles import name_of
 from vault.store.codec import loads
@@ -92,31 +91,12 @@ def matches_function(find: Callable[[str], Matches]) -> Callable[[str], bytes]:
     return lambda token: find(token).map
 
 
-class MatchCache:
-    """The searches answered last, each under a key naming the state it was evaluated in (a later state
-    misses them), bounded by the bytes they hold."""
+class MatchCache(Kept):
+    """The list searches answered last, under keys naming the state they were evaluated in, bounded by the
+    bytes their matches hold."""
 
     def __init__(self, keep_bytes: int = 32 << 20) -> None:
-        self.keep_bytes = keep_bytes
-        self._kept: OrderedDict[Hashable, Matches] = OrderedDict()
-        self._bytes = 0
-        self._guard = threading.Lock()
-
-    def get(self, key: Hashable) -> Matches | None:
-        with self._guard:
-            found = self._kept.get(key)
-            if found is not None:
-                self._kept.move_to_end(key)
-            return found
-
-    def put(self, key: Hashable, matches: Matches) -> None:
-        with self._guard:
-            if key in self._kept:
-                self._bytes -= self._kept.pop(key).size
-            self._kept[key] = matches
-            self._bytes += matches.size
-            while self._bytes > self.keep_bytes and len(self._kept) > 1:
-                self._bytes -= self._kept.popitem(last=False)[1].size
+        super().__init__(keep_bytes, weigh=lambda matches: matches.size)
 
 
 def fts_query(text: str) -> str:
