@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from itertools import pairwise
 
-from vault.store import crypto
 from vault.store.crypto import Keys, PushKeys
 from vault.domain.instants import iso
 from vault.store.log import now_us
@@ -29,7 +27,9 @@ from vault.replica.manifest import parse
 from vault.replica.reader import (
     Opened, damaged, digest_problems, file_problems, open_replica, require_manifest, segment_rows,
 )
-from vault.replica.segments import MAX_SEGMENT_BYTES, SegmentInfo, encode_events, is_segment_name, segment_range
+from vault.replica.segments import (
+    MAX_SEGMENT_BYTES, SegmentInfo, broken_link, encode_events, is_segment_name, segment_range,
+)
 from vault.replica.targets import Target, target_for
 
 
@@ -87,9 +87,8 @@ def _run_rows(run: list[SegmentInfo], folder, where: str) -> list:
     rows = []
     for seg in run:
         rows += segment_rows(folder, seg, where)
-    for (seq0, h0, _), (seq, h, payload) in pairwise(rows):
-        if seq != seq0 + 1 or crypto.chain_hash(h0, seq, payload) != h:
-            raise damaged(where, [f"event {seq} breaks the hash chain (nothing was compacted)"])
+    if (seq := broken_link(rows, None)) is not None:
+        raise damaged(where, [f"event {seq} breaks the hash chain (nothing was compacted)"])
     return rows
 
 

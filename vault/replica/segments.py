@@ -98,12 +98,14 @@ def _framing_digest(first: int, last: int, heads: Iterable[bytes], hashes: Itera
 def broken_link(rows: list[Row], prev: bytes | None) -> int | None:
     """The seq of the first row that does not follow the one before it (seq + 1, chain hash), starting from the
     chain hash `prev` (None: the first row is taken as it stands); None when every link holds."""
+    if not rows:
+        return None
+    start = rows[0][0]
     if prev is None:
-        prev, rows = rows[0][1], rows[1:]
-    expected = rows[0][0] if rows else 0
-    if rows and list(map(itemgetter(0), rows)) != list(range(expected, expected + len(rows))):
-        return next(seq for i, (seq, _, _) in enumerate(rows) if seq != expected + i)
-    i = crypto.first_broken_link(prev, rows)
+        prev, rows, start = rows[0][1], rows[1:], start + 1
+    gap = next((i for i, seq in enumerate(map(itemgetter(0), rows)) if seq != start + i), None)
+    link = crypto.first_broken_link(prev, rows if gap is None else rows[:gap])
+    i = link if link is not None else gap
     return None if i is None else rows[i][0]
 
 
