@@ -89,9 +89,8 @@ def digest(data: bytes) -> str:
     return crypto.blake2b(data, person=b"lv-segment").hex()
 
 
-def _framing_digest(first: int, last: int, heads: Iterable[bytes], hashes: Iterable[bytes]) -> str:
-    rows = chain.from_iterable(zip(heads, hashes, strict=True))
-    framing = b"".join(chain((EVENTS_MAGIC, struct.pack(">QQ", first, last)), rows))
+def _framing_digest(framing: bytes) -> str:
+    """The digest of an event segment's framing: its header and each row's seq, length and chain hash."""
     return crypto.blake2b(framing, person=_FRAMING_PERSON).hex()
 
 
@@ -141,7 +140,9 @@ def encode_events(rows: list[Row]) -> tuple[SegmentInfo, bytes]:
     first, last = rows[0][0], rows[-1][0]
     data = b"".join(chain((EVENTS_MAGIC, struct.pack(">QQ", first, last)),
                           chain.from_iterable(zip(heads, hashes, payloads, strict=True))))
-    return SegmentInfo(events_name(first, last), len(data), _framing_digest(first, last, heads, hashes), first, last,
+    framing = b"".join(chain((EVENTS_MAGIC, struct.pack(">QQ", first, last)),
+                             chain.from_iterable(zip(heads, hashes, strict=True))))
+    return SegmentInfo(events_name(first, last), len(data), _framing_digest(framing), first, last,
                        covers=FRAMING), data
 
 
@@ -192,7 +193,7 @@ def holds_digest(seg: SegmentInfo, data: bytes) -> bool:
     if seg.covers == "file":
         return digest(data) == seg.digest
     framing = _framing_of(data)
-    return framing is not None and crypto.blake2b(framing, person=_FRAMING_PERSON).hex() == seg.digest
+    return framing is not None and _framing_digest(framing) == seg.digest
 
 
 def matches(seg: SegmentInfo, data: bytes, prev: bytes | None = None) -> bool:
