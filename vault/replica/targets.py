@@ -308,15 +308,19 @@ class RcloneRemote:
                 f.result()  # the first failure, once every batch has ended
 
     def _send(self, folder: str, n: int, names: list[str]) -> None:
-        listed = Path(folder) / f".send-{n}"
-        private_file(listed).write_text("".join(f"{name}\n" for name in names))
-        # --ignore-times: always send, so a half-sent file from an interrupted push is replaced
+        # always: send even what looks the same, so a half-sent file from an interrupted push is replaced
+        self._copy(names, Path(folder) / f".send-{n}", folder, self.location, always=True)
+
+    def _copy(self, names: list[str], listed: Path, src: str, dst: str, *, always: bool = False) -> None:
+        """Copy the files `names` from `src` to `dst` (their list written to `listed`); `always`: whatever the
+        other side holds (--ignore-times)."""
+        _write_list(listed, names)
         if self._rc is not None:
-            self._rc_call("copy", lambda rc, t: rc.call("sync/copy", t, srcFs=folder, dstFs=self.location,
-                                                        _filter={"FilesFrom": [str(listed)]},
-                                                        _config={"IgnoreTimes": True, "NoTraverse": True}), copy=True)
+            config = {"NoTraverse": True, **({"IgnoreTimes": True} if always else {})}
+            self._rc_call("copy", lambda rc, t: rc.call("sync/copy", t, srcFs=src, dstFs=dst,
+                                                        _filter={"FilesFrom": [str(listed)]}, _config=config), copy=True)
             return
-        self._run("copy", "--ignore-times", "--no-traverse", "--files-from", str(listed), folder, self._path())
+        self._run("copy", *(["--ignore-times"] if always else []), "--no-traverse", "--files-from", str(listed), src, dst)
 
     def put_one(self, name: str, data: bytes) -> None:
         if self._rc is None:
@@ -333,14 +337,7 @@ class RcloneRemote:
     def local_copy(self, names: list[str]) -> Iterator[Path]:
         with tempfile.TemporaryDirectory(prefix="lifevault-fetch-") as tmp:
             if names:
-                listed = Path(tmp) / ".files"
-                private_file(listed).write_text("".join(f"{n}\n" for n in names))
-                if self._rc is not None:
-                    self._rc_call("copy", lambda rc, t: rc.call("sync/copy", t, srcFs=self.location, dstFs=tmp,
-                                                                _filter={"FilesFrom": [str(listed)]},
-                                                                _config={"NoTraverse": True}), copy=True)
-                else:
-                    self._run("copy", "--files-from", str(listed), "--no-traverse", self._path(), tmp)
+                self._copy(names, Path(tmp) / ".files", self.location, tmp)
             yield Path(tmp)
 
     def remove(self, names: list[str]) -> None:
@@ -351,14 +348,19 @@ class RcloneRemote:
                 self._rc_call("delete", partial(_delete_file, self.location, name), ok_missing=True)
             return
         with tempfile.TemporaryDirectory(prefix="lifevault-remove-") as tmp:
-            listed = Path(tmp) / ".files"
-            private_file(listed).write_text("".join(f"{n}\n" for n in names))
+            listed = _write_list(Path(tmp) / ".files", names)
             # One call; a name already gone is skipped (`deletefile` fails on it, with exit code 1, on a local remote).
             self._run("delete", "--files-from", str(listed), "--no-traverse", self._path(), ok_missing=True)
 
     def set_aside(self, suffix: str) -> str:
         self._run("move", "--no-traverse", self._path(), self.location + suffix)
         return self.location + suffix
+
+
+def _write_list(path: Path, names: list[str]) -> Path:
+    """A private file naming `names`, one a line (rclone's --files-from)."""
+    private_file(path).write_text("".join(f"{n}\n" for n in names))
+    return path
 
 
 def _delete_file(fs: str, name: str, rc: RcSession, timeout: float) -> dict:
